@@ -1,0 +1,54 @@
+"""python manage.py import_trajectories PATH --project SLUG [--format ...] [--skip-invalid]"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from annotate.forms import IMPORT_FORMATS
+from annotate.importing import parse_file
+from annotate.services import get_or_create_project, import_parsed
+
+
+class Command(BaseCommand):
+    help = "Import annotated conversations into a project (created with the default taxonomy if missing)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("path", type=Path)
+        parser.add_argument("--project", required=True, help="Project slug")
+        parser.add_argument("--format", default="auto", choices=[f for f, _ in IMPORT_FORMATS])
+        parser.add_argument("--answers", type=Path, help="BFCL possible-answer file (gold reference)")
+        parser.add_argument("--skip-invalid", action="store_true",
+                            help="Import the valid records and report the rest (default: all or nothing)")
+
+    def handle(self, *args, path: Path, project: str, format: str, answers: Path | None, skip_invalid: bool, **o):
+        if not path.is_file():
+            raise CommandError(f"{path}: no such file")
+        size = path.stat().st_size
+        if size > settings.IMPORT_MAX_BYTES:
+            raise CommandError(f"{path}: {size:,} bytes is over the limit of {settings.IMPORT_MAX_BYTES:,} "
+                               "bytes (IMPORT_MAX_BYTES)")
+        if answers is not None and not answers.is_file():
+            raise CommandError(f"{answers}: no such file")
+        result = parse_file(path.read_bytes(), path.name, fmt=format, max_bytes=settings.IMPORT_MAX_BYTES,
+                            skip_invalid=skip_invalid, answers=answers.read_bytes() if answers else None)
+        proj, created = get_or_create_project(project)
+        if created:
+            self.stdout.write(f"Created project '{proj.slug}' with the default error-label taxonomy.")
+        outcome = import_parsed(proj, result, filename=path.name, fmt=format)
+        for e in outcome.errors[:50]:
+            line = e.get("line")
+            where = f"{e.get('file', path.name)}" + (f":{line}" if line else "")
+            field = f" [{e['field']}]" if e.get("field") else ""
+            self.stderr.write(f"{where}{field}: {e.get('message')}")
+        if len(outcome.errors) > 50:
+            self.stderr.write(f"... and {len(outcome.errors) - 50} more problems")
+        if outcome.errors and not outcome.imported:
+            raise CommandError(f"nothing imported from {path.name}: {len(outcome.errors)} problem(s)"
+                               + ("" if skip_invalid else "; use --skip-invalid to import the valid records"))
+        self.stdout.write(self.style.SUCCESS(
+            f"Imported {outcome.imported} trajectories into '{proj.slug}'"
+            + (f", skipped {outcome.skipped} invalid record(s)" if outcome.skipped else "")))

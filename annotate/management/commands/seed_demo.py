@@ -1,0 +1,58 @@
+"""Create the demo users, project, trajectories and tiny model. Safe to run again."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from annotate.demo import TOOLS, demo_trajectories
+from annotate.models import Membership, Project, Tool
+from annotate.services import write_trajectories
+
+DEMO_USERS = [
+    # username, password, superuser, role in the demo project
+    ("admin", "admin-demo", True, None),
+    ("lead", "lead-demo", False, Membership.LEAD),
+    ("annotator", "annotator-demo", False, Membership.ANNOTATOR),
+]
+
+
+class Command(BaseCommand):
+    help = "Seed the demo project, users (admin / lead / annotator) and the tiny local model."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--no-model", action="store_true", help="Skip building the tiny model.")
+
+    def handle(self, *args, no_model=False, **opts):
+        User = get_user_model()
+        project, created = Project.objects.get_or_create(
+            slug="demo", defaults={
+                "name": "Demo: travel assistant",
+                "description": "Every case type a tool-calling dataset must cover, ready to curate, render and train.",
+                "guidelines": "Call a tool only when it is needed; ask when a required argument is missing; "
+                              "say so when the tools cannot help; ground answers in tool results.",
+                "target_template": "qwen3",
+                "target_tokenizer": str(settings.DEMO_MODEL_DIR),
+            })
+        for spec in TOOLS:
+            Tool.objects.get_or_create(project=project, name=spec["name"], defaults={
+                "description": spec["description"], "parameters": spec["parameters"]})
+        if not project.trajectories.exists():
+            write_trajectories(project, demo_trajectories())
+        for username, password, superuser, role in DEMO_USERS:
+            user, made = User.objects.get_or_create(username=username, defaults={
+                "is_superuser": superuser, "is_staff": superuser})
+            if made:
+                user.set_password(password)
+                user.save()
+            if role:
+                Membership.objects.get_or_create(project=project, user=user, defaults={"role": role})
+        if not no_model:
+            from training.tiny_model import build_tiny_model
+
+            build_tiny_model(settings.DEMO_MODEL_DIR)
+        self.stdout.write(self.style.SUCCESS(
+            f"Demo project '{project.slug}' with {project.trajectories.count()} trajectories; "
+            f"tiny model at {settings.DEMO_MODEL_DIR}"))
+        self.stdout.write("Log in as: " + ", ".join(f"{u} / {p}" for u, p, _, _ in DEMO_USERS))

@@ -1,0 +1,265 @@
+"""Projects, tools, trajectories with their turns and steps, labels, revisions, memberships.
+
+The canonical document (``annotate.trajectory.Trajectory``) is stored normalised: a Trajectory
+row, its Turn rows (user message) and Step rows (think / tool_call / tool_result / answer),
+with labels as StepLabel rows so the queue can filter by label. ``Trajectory.to_canonical()``
+rebuilds the document; ``Revision`` keeps a full snapshot of it per save.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from annotate.trajectory import CASE_TYPES, DEFAULT_ERROR_LABELS, Meta, Step as CanonicalStep
+from annotate.trajectory import Trajectory as CanonicalTrajectory
+from annotate.trajectory import Turn as CanonicalTurn
+
+
+def default_error_labels() -> list[dict]:
+    return [{"name": n, "description": d} for n, d in DEFAULT_ERROR_LABELS]
+
+
+def default_required_case_types() -> list[str]:
+    return list(CASE_TYPES)
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    guidelines = models.TextField(blank=True)
+    # The error-label taxonomy annotators pick from: [{"name", "description"}].
+    error_labels = models.JSONField(default=default_error_labels)
+    # Case types the guidelines require; the dashboard warns when one is missing or thin.
+    required_case_types = models.JSONField(default=default_required_case_types)
+    target_template = models.CharField(max_length=500, blank=True, default="qwen3",
+                                       help_text="Chat template family, model folder or template file")
+    target_tokenizer = models.CharField(max_length=500, blank=True,
+                                        help_text="Local tokenizer folder (empty: the demo's tiny one)")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("annotate:project-detail", args=[self.slug])
+
+    def label_names(self) -> list[str]:
+        return [lab["name"] for lab in self.error_labels]
+
+    def tool_specs(self) -> list[dict]:
+        return [t.spec() for t in self.tools.order_by("name")]
+
+
+class Membership(models.Model):
+    LEAD = "lead"
+    ANNOTATOR = "annotator"
+    ROLE_CHOICES = [(LEAD, "Lead"), (ANNOTATOR, "Annotator")]
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=ROLE_CHOICES, default=ANNOTATOR)
+
+    class Meta:
+        # Serves the permission check "role of user U in project P" (every request).
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role} of {self.project}"
+
+
+class Tool(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tools")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    parameters = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="unique_tool_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def spec(self) -> dict:
+        return {"name": self.name, "description": self.description, "parameters": self.parameters}
+
+
+class TrajectoryQuerySet(models.QuerySet):
+    def for_user(self, user):
+        from annotate.permissions import projects_for
+
+        return self.filter(project__in=projects_for(user))
+
+    def with_case_type(self, case_type: str):
+        return self.filter(case_types_index__contains=f"|{case_type}|")
+
+
+class Trajectory(models.Model):
+    DRAFT, SUBMITTED, APPROVED, REJECTED = "draft", "submitted", "approved", "rejected"
+    STATUS_CHOICES = [(DRAFT, "Draft"), (SUBMITTED, "Submitted"), (APPROVED, "Approved"), (REJECTED, "Rejected")]
+    SPLIT_CHOICES = [("train", "train"), ("eval", "eval"), ("test", "test")]
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="trajectories")
+    title = models.CharField(max_length=300, blank=True)
+    external_id = models.CharField(max_length=300, blank=True)
+    source = models.CharField(max_length=300, blank=True)
+    system = models.TextField(blank=True)
+    # Tool specs as the trajectory saw them (usually the project catalog at import time).
+    tools = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=20, choices=STATUS_CHOICES, default=DRAFT)
+    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                 on_delete=models.SET_NULL, related_name="assigned_trajectories")
+    reviewer_comment = models.TextField(blank=True)
+    # Optimistic locking: every save must name the version it was based on.
+    version = models.PositiveIntegerField(default=1)
+    case_types = models.JSONField(default=list, blank=True)
+    # "|tool_required|multi_turn|": a portable LIKE filter for case types (JSON contains is
+    # not available on SQLite).
+    case_types_index = models.CharField(max_length=300, blank=True, default="")
+    split = models.CharField(max_length=10, choices=SPLIT_CHOICES, default="train")
+    tags = models.JSONField(default=list, blank=True)
+    reference = models.JSONField(null=True, blank=True)
+    extra = models.JSONField(default=dict, blank=True)
+    step_count = models.PositiveIntegerField(default=0)
+    finding_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = TrajectoryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # Queue: a project's trajectories filtered by status, newest edits first.
+            models.Index(fields=["project", "status", "updated_at"], name="traj_queue_status"),
+            # "Next in my queue": an annotator's open trajectories in a project.
+            models.Index(fields=["project", "assignee", "status"], name="traj_queue_assignee"),
+            # Queue filter by split.
+            models.Index(fields=["project", "split"], name="traj_project_split"),
+            # Queue filter by source.
+            models.Index(fields=["project", "source"], name="traj_project_source"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or f"Trajectory {self.pk}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("annotate:trajectory-detail", args=[self.pk])
+
+    def set_case_types(self, case_types: list[str]) -> None:
+        self.case_types = sorted(set(case_types))
+        self.case_types_index = "|" + "|".join(self.case_types) + "|" if self.case_types else ""
+
+    def to_canonical(self) -> CanonicalTrajectory:
+        turns = list(self.turns.order_by("index"))
+        steps = list(Step.objects.filter(trajectory=self).order_by("turn_index", "position")
+                     .prefetch_related("labels"))
+        by_turn: dict[int, list[CanonicalStep]] = {}
+        for s in steps:
+            by_turn.setdefault(s.turn_index, []).append(s.to_canonical())
+        return CanonicalTrajectory(
+            system=self.system,
+            tools=list(self.tools),
+            turns=[CanonicalTurn(user=t.user, steps=by_turn.get(t.index, [])) for t in turns],
+            meta=Meta(source=self.source, external_id=self.external_id, case_types=list(self.case_types),
+                      split=self.split, tags=list(self.tags), reference=self.reference,
+                      extra=dict(self.extra)),
+        )
+
+
+class Turn(models.Model):
+    trajectory = models.ForeignKey(Trajectory, on_delete=models.CASCADE, related_name="turns")
+    index = models.PositiveIntegerField()
+    user = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["index"]
+        # Serves loading a trajectory's turns in order (editor, render, export).
+        constraints = [models.UniqueConstraint(fields=["trajectory", "index"], name="unique_turn_index")]
+
+
+class Step(models.Model):
+    KIND_CHOICES = [("think", "Think"), ("tool_call", "Tool call"), ("tool_result", "Tool result"),
+                    ("answer", "Answer")]
+
+    trajectory = models.ForeignKey(Trajectory, on_delete=models.CASCADE, related_name="steps")
+    turn_index = models.PositiveIntegerField()
+    position = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20, choices=KIND_CHOICES)
+    text = models.TextField(blank=True)
+    name = models.CharField(max_length=200, blank=True)
+    arguments = models.JSONField(null=True, blank=True)
+    call_id = models.CharField(max_length=200, blank=True)
+    ok = models.BooleanField(default=True)
+    note = models.TextField(blank=True)
+    train = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["turn_index", "position"]
+        indexes = [
+            # Loading a trajectory's steps in order (editor, render, export).
+            models.Index(fields=["trajectory", "turn_index", "position"], name="step_order"),
+        ]
+
+    def to_canonical(self) -> CanonicalStep:
+        return CanonicalStep(kind=self.kind, text=self.text, name=self.name,
+                             arguments=self.arguments if self.kind == "tool_call" else None,
+                             call_id=self.call_id, ok=self.ok,
+                             labels=[lab.label for lab in self.labels.all()],
+                             note=self.note, train=self.train)
+
+
+class StepLabel(models.Model):
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="labels")
+    # Denormalised so the queue can filter "trajectories with label L" without joining steps.
+    trajectory = models.ForeignKey(Trajectory, on_delete=models.CASCADE, related_name="step_labels")
+    label = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["label"]
+        indexes = [
+            # Queue filter and dashboard counts: trajectories carrying error label L.
+            models.Index(fields=["label", "trajectory"], name="steplabel_label"),
+        ]
+        constraints = [models.UniqueConstraint(fields=["step", "label"], name="unique_step_label")]
+
+
+class Revision(models.Model):
+    """A full snapshot of the canonical trajectory after each save."""
+
+    trajectory = models.ForeignKey(Trajectory, on_delete=models.CASCADE, related_name="revisions")
+    version = models.PositiveIntegerField()
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    summary = models.CharField(max_length=300, blank=True)
+    document = models.JSONField()
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            # Serves the history page and "document at version V" (snapshots pin revisions).
+            models.UniqueConstraint(fields=["trajectory", "version"], name="unique_revision_version"),
+        ]
+
+
+class ImportBatch(models.Model):
+    """One uploaded file (UI, API or CLI) and what became of it."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="imports")
+    filename = models.CharField(max_length=500)
+    fmt = models.CharField(max_length=30)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    imported = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
