@@ -1,0 +1,146 @@
+"""Snapshots (immutable, content-hashed dataset selections + render settings) and training jobs.
+
+Jobs of every kind (export, train, eval) share the ``JobFields`` mechanics: the row is the single
+source of truth the UI reads; a task claims it with a conditional UPDATE; progress and heartbeats
+are written to it; a periodic sweep fails rows whose heartbeat went stale.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class JobFields(models.Model):
+    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    progress = models.FloatField(default=0.0, help_text="0..1")
+    message = models.CharField(max_length=500, blank=True, help_text="What the job is doing now")
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    worker_pid = models.IntegerField(null=True, blank=True, help_text="Process group of the running subprocess")
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def is_finished(self) -> bool:
+        return not self.is_active
+
+
+class Snapshot(JobFields):
+    """An immutable selection of trajectory revisions (or pairs) plus render settings.
+
+    Created queued; the export task renders it, writes the files and the audit, and fills in
+    ``content_hash``. Identical inputs give the same hash and byte-identical files.
+    """
+
+    KIND_CHOICES = [("sft", "SFT"), ("dpo", "DPO"), ("prompt", "Prompt (evaluation / GRPO)")]
+
+    name = models.CharField(max_length=200, blank=True)
+    project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="snapshots")
+    kind = models.CharField(max_length=10, choices=KIND_CHOICES, default="sft")
+    filters = models.JSONField(default=dict, blank=True)
+    render_settings = models.JSONField(default=dict, blank=True)
+    content_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    out_dir = models.CharField(max_length=1000, blank=True)
+    item_count = models.PositiveIntegerField(default=0)
+    sample_count = models.PositiveIntegerField(default=0)
+    audit = models.JSONField(null=True, blank=True)
+    audit_errors = models.PositiveIntegerField(default=0)
+    override_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    override_reason = models.TextField(blank=True)
+    override_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # The project's snapshot list, newest first.
+            models.Index(fields=["project", "created_at"], name="snapshot_project"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or f"Snapshot {self.pk} ({self.kind})"
+
+    @property
+    def blocked(self) -> bool:
+        """Audit errors block training unless a lead overrode them."""
+        return self.audit_errors > 0 and self.override_by_id is None
+
+
+class SnapshotItem(models.Model):
+    """A trajectory revision pinned into a snapshot."""
+
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="items")
+    trajectory = models.ForeignKey("annotate.Trajectory", on_delete=models.CASCADE, related_name="+")
+    revision = models.ForeignKey("annotate.Revision", on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        # Serves "the pinned revisions of snapshot S" in export order.
+        constraints = [models.UniqueConstraint(fields=["snapshot", "trajectory"], name="unique_snapshot_item")]
+
+
+class TrainingJob(JobFields):
+    KIND_CHOICES = [("sft", "SFT"), ("dpo", "DPO")]
+
+    project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="training_jobs")
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.PROTECT, related_name="training_jobs")
+    kind = models.CharField(max_length=10, choices=KIND_CHOICES, default="sft")
+    base_model = models.CharField(max_length=1000)
+    config = models.JSONField(default=dict, blank=True)
+    output_dir = models.CharField(max_length=1000, blank=True)
+    resumed_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    total_steps = models.PositiveIntegerField(default=0)
+    current_step = models.PositiveIntegerField(default=0)
+    log_tail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # Runs page: a project's runs, newest first, filtered by status.
+            models.Index(fields=["project", "status", "created_at"], name="trainjob_project_status"),
+            # The stale-heartbeat sweep: running jobs by heartbeat.
+            models.Index(fields=["status", "heartbeat_at"], name="trainjob_sweep"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} run {self.pk}"
+
+
+class MetricPoint(models.Model):
+    """One logged step of a training job: loss, eval loss, lr, grad norm, tokens/s, rewards..."""
+
+    job = models.ForeignKey(TrainingJob, on_delete=models.CASCADE, related_name="metrics")
+    step = models.PositiveIntegerField()
+    epoch = models.FloatField(null=True, blank=True)
+    values = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["step", "id"]
+        indexes = [
+            # The job page's charts: a job's points in step order (polled while it runs).
+            models.Index(fields=["job", "step"], name="metric_job_step"),
+        ]
