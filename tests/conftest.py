@@ -41,3 +41,66 @@ def tiny_tokenizer(tiny_model_dir):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+# Users and a project with each role: the shared base for permission and page tests. -------
+PASSWORD = "pw-for-tests-1"
+
+
+@pytest.fixture
+def project(db):
+    from annotate.models import Project
+
+    return Project.objects.create(name="Weather bot", slug="weather")
+
+
+@pytest.fixture
+def make_user(db):
+    from django.contrib.auth import get_user_model
+
+    def make(username: str, role: str | None = None, project=None, superuser: bool = False):
+        from annotate.models import Membership
+
+        user = get_user_model().objects.create_user(username, password=PASSWORD, is_superuser=superuser,
+                                                    is_staff=superuser)
+        if role and project is not None:
+            Membership.objects.create(user=user, project=project, role=role)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def admin_user_(make_user):
+    return make_user("root", superuser=True)
+
+
+@pytest.fixture
+def lead(make_user, project):
+    return make_user("lena", "lead", project)
+
+
+@pytest.fixture
+def annotator(make_user, project):
+    return make_user("ann", "annotator", project)
+
+
+@pytest.fixture
+def outsider(make_user, project):
+    from annotate.models import Project
+
+    other = Project.objects.create(name="Other", slug="other")
+    return make_user("otto", "lead", other)
+
+
+@pytest.fixture
+def demo_trajectories(project):
+    """The demo trajectories (every case type) written into ``project``."""
+    from annotate.demo import TOOLS, demo_trajectories
+    from annotate.models import Tool
+    from annotate.services import write_trajectories
+
+    for spec in TOOLS:
+        Tool.objects.create(project=project, name=spec["name"], description=spec["description"],
+                            parameters=spec["parameters"])
+    return write_trajectories(project, demo_trajectories())
