@@ -1,0 +1,144 @@
+"""The scaled-out shape: the same settings against a real PostgreSQL and a real Redis.
+
+Starts Debian's PostgreSQL (initdb as the postgres user into a temp dir) and redis-server on free
+loopback ports, then drives manage.py and a Celery worker as separate processes, the way
+docker-compose.yml runs them. Skips with a clear message where the servers are not installed.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.xdist_group("servers")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 20) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listening on {port}")
+
+
+@pytest.fixture(scope="module")
+def postgres_url(tmp_path_factory):
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    if not bins:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql); `make test` installs it")
+    bindir = Path(bins[-1])
+    data = tmp_path_factory.mktemp("pg") / "data"
+    run_as = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        shutil.chown(data.parent, "postgres")
+        run_as = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    subprocess.run(run_as + [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "studio"],
+                   check=True, capture_output=True)
+    proc = subprocess.Popen(run_as + [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1",
+                                      "-k", str(data)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        for _ in range(50):
+            r = subprocess.run(run_as + [str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "studio",
+                                         "-d", "postgres", "-c", "CREATE DATABASE studio"], capture_output=True)
+            if r.returncode == 0:
+                break
+            time.sleep(0.2)
+        yield f"postgres://studio@127.0.0.1:{port}/studio"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    exe = shutil.which("redis-server")
+    if not exe:
+        pytest.skip("redis-server is not installed (apt-get install redis-server); `make test` installs it")
+    port = free_port()
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path_factory.mktemp("redis"))], stdout=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def manage(env, *args, timeout=300):
+    r = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=timeout)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def test_compose_file_wires_web_worker_redis_and_postgres_through_the_environment():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"web", "worker", "redis", "postgres"} <= set(services)
+    for name in ("web", "worker"):
+        env = services[name]["environment"]
+        assert env["DATABASE_URL"].startswith("postgres://") and env["CELERY_BROKER_URL"].startswith("redis://")
+
+
+def test_import_and_background_work_run_on_postgres_and_redis(postgres_url, redis_url, tmp_path):
+    env = {**os.environ, "DATABASE_URL": postgres_url, "CELERY_BROKER_URL": redis_url,
+           "STUDIO_DATA_DIR": str(tmp_path / "data"), "DJANGO_SETTINGS_MODULE": "studio.settings"}
+    manage(env, "migrate", "--noinput")
+    manage(env, "seed_demo", "--no-model")
+    records = [{"turns": [{"user": f"weather {i}?", "assistant_tool": {"name": "get_weather",
+                                                                       "arguments": {"city": f"C{i}"}},
+                           "tool_result": "sunny", "assistant_answer": "Sunny."}]} for i in range(5)]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = manage(env, "import_trajectories", str(src), "--project", "demo")
+    assert "Imported 5 trajectories" in out
+    # Spoil the stored finding counts, then let a worker on the Redis broker recompute them.
+    code = ("from annotate.models import Trajectory as T, Project as P; "
+            "T.objects.update(finding_count=999); "
+            "from annotate.tasks import recount_findings; recount_findings.delay(P.objects.get(slug='demo').pk)")
+    manage(env, "shell", "-c", code)
+    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "studio", "worker", "-Q", "default",
+                               "--pool", "solo", "--loglevel", "WARNING"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        check = "from annotate.models import Trajectory as T; print(T.objects.filter(finding_count=999).count())"
+        deadline = time.time() + 90
+        left = None
+        while time.time() < deadline:
+            left = manage(env, "shell", "-c", check).strip()
+            if left == "0":
+                break
+            time.sleep(1)
+        assert left == "0", "the worker did not process the task over Redis"
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+    exported = tmp_path / "out.jsonl"
+    manage(env, "export_trajectories", str(exported), "--project", "demo", "--format", "messages")
+    assert len(exported.read_text().splitlines()) == 5 + 10  # our 5 plus the 10 demo trajectories
