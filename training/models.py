@@ -144,3 +144,6 @@ class MetricPoint(models.Model):
             # The job page's charts: a job's points in step order (polled while it runs).
             models.Index(fields=["job", "step"], name="metric_job_step"),
         ]
+
+
+from training.snapshot_models import *  # noqa: E402,F401,F403  (pinned pairs, render cache)
