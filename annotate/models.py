@@ -263,3 +263,6 @@ class ImportBatch(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+
+from annotate.pair_models import *  # noqa: E402,F401,F403  (preference pairs)
