@@ -303,7 +303,7 @@ def _parse_fallback(text: str, tools) -> ParsedOutput:
             if not m.group(0).endswith("</tool_call>"):
                 out.format_errors.append("unclosed <tool_call>")
             _read_call_block(m.group(1), out, tools)
-        body = _TOOL_CALL_RE.sub("", body)
+        body = _TOOL_CALL_RE.sub("\n", body)
     elif "</tool_call>" in body:
         out.format_errors.append("</tool_call> without <tool_call>")
         out.call_attempted = True
@@ -566,6 +566,6 @@ def _jsonish(value: Any) -> Any:
         return {str(k) if not isinstance(k, str) else k: _jsonish(v) for k, v in value.items()}
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
-    if isinstance(value, complex):
-        return str(value)
-    return value
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)  # complex, Ellipsis: kept as their text

@@ -29,8 +29,9 @@ Heuristics, where the reference is free text (documented because a user will see
   numbers and content words of the results that the gold answer uses and the user did not say
   (all result values where there is no gold answer). After a failed call, naming the failure
   ("error", "failed", "unavailable" …) also counts.
-- **answer correct**: every number of the gold answer appears in the answer and at least 60 %
-  of the gold answer's content words do.
+- **answer correct**: the answer repeats every key value the gold answer takes from the tool
+  results; where the gold reports a failed call, it reports the failure; otherwise every number
+  of the gold answer appears in it and at least 60 % of the gold answer's content words do.
 
 >>> ref = Reference(tools=[{"name": "get_weather", "parameters": {"type": "object",
 ...     "properties": {"city": {"type": "string"}}, "required": ["city"]}}],
@@ -269,8 +270,11 @@ def reference_at(traj: Trajectory, turn_index: int, step_index: int) -> Referenc
         for s in t.steps[: si if ti == turn_index else None]:
             if s.kind == "tool_result":
                 results.append({"name": s.name, "text": s.text, "ok": s.ok, "recent": ti == turn_index})
+                if not s.ok:
+                    # A failed call's result is not known: trying it again is not a repeat.
+                    _forget_call(context_calls, s)
             elif s.kind == "tool_call":
-                context_calls.append({"name": s.name, "arguments": s.arguments})
+                context_calls.append({"name": s.name, "arguments": s.arguments, "call_id": s.call_id})
     user_text = "\n".join(t.user for t in traj.turns[: turn_index + 1])
     ref = Reference(
         item_id=f"{traj.meta.external_id or 'trajectory'}#t{turn_index}s{si}",
@@ -292,6 +296,14 @@ def reference_at(traj: Trajectory, turn_index: int, step_index: int) -> Referenc
         ref.missing_args = _infer_missing_args(traj, turn_index, user_text)
     ref.decision = classify_answer(ref.answer, ref)
     return ref
+
+
+def _forget_call(calls: list[dict], result) -> None:
+    for i in range(len(calls) - 1, -1, -1):
+        c = calls[i]
+        if (result.call_id and c.get("call_id") == result.call_id) or (not result.call_id and c["name"] == result.name):
+            del calls[i]
+            return
 
 
 def _infer_missing_args(traj: Trajectory, turn_index: int, user_text: str) -> list[str]:
@@ -644,12 +656,21 @@ def is_grounded(answer: str, ref: Reference) -> bool | None:
     return bool(failed) and bool(_FAILURE_RE.search(answer))
 
 
-def answer_matches(answer: str, gold: str) -> bool:
-    """Every number of the gold answer is there and >= 60 % of its content words are."""
-    gold_tokens = content_tokens(gold)
-    if not gold_tokens:
-        return bool(answer.strip()) or not gold.strip()
+def answer_matches(answer: str, ref: Reference) -> bool:
+    """Whether ``answer`` agrees with the gold answer (see the module notes): it repeats every key
+    value the gold answer takes from the tool results; or, where the gold reports a failed call,
+    it reports the failure too; otherwise it has every number of the gold answer and at least
+    60 % of its content words."""
     got = content_tokens(answer)
+    keys = key_values(ref) if ref.tool_results else set()
+    if keys:
+        return keys <= got
+    failed = any(r.get("recent") and not r.get("ok", True) for r in ref.tool_results)
+    if failed and _FAILURE_RE.search(ref.answer):
+        return bool(_FAILURE_RE.search(answer))
+    gold_tokens = content_tokens(ref.answer)
+    if not gold_tokens:
+        return bool(answer.strip()) or not ref.answer.strip()
     numbers = {t for t in gold_tokens if _NUMBER_RE.fullmatch(t)}
     if not numbers <= got:
         return False
@@ -771,7 +792,7 @@ def score_output(parsed: ParsedOutput, ref: Reference) -> ItemScore:
                 if decision == "answer" and not grounded:
                     labels.append(("ungrounded_answer", "the answer does not use the tool results"))
             if ref.answer:
-                m["answer_ok"] = decision == "answer" and answer_matches(parsed.answer, ref.answer)
+                m["answer_ok"] = decision == "answer" and answer_matches(parsed.answer, ref)
                 if decision == "answer" and not m["answer_ok"] and m["grounded"] is not False:
                     labels.append(("goal_partially_completed", "the answer misses facts of the gold answer"))
 
@@ -887,7 +908,9 @@ def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low = 0.0 if k <= 0 else max(0.0, centre - half)
+    high = 1.0 if k >= n else min(1.0, centre + half)
+    return low, high
 
 
 def rate(k: int, n: int) -> dict:
