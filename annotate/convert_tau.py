@@ -1,0 +1,54 @@
+"""tau-bench historical trajectories -> canonical trajectories (pure; no Django).
+
+A record is ``{"task_id", "trial", "reward", "info": {"task": {"user_id", "instruction",
+"actions", "outputs"}}, "traj": [OpenAI messages]}``. The messages go through the OpenAI
+converter; the task's reward, expected actions and outputs are kept as the gold ``meta.reference``
+(and the reward as a ``reward:<r>`` tag), the user simulator's instruction in ``meta.extra``. The
+files carry no tool schemas: pass the domain's tools (``airline_tools.json``) as ``tools``.
+
+>>> t = to_trajectory({"task_id": 3, "trial": 0, "reward": 1.0, "info": {"task": {"actions": []}},
+...     "traj": [{"role": "system", "content": "policy"}, {"role": "user", "content": "hi"},
+...              {"role": "assistant", "content": "Hello!"}]})
+>>> t.meta.external_id, t.meta.reference["reward"], t.meta.tags
+('3/trial0', 1.0, ['reward:1'])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from annotate.case_types import infer_case_types
+from annotate.convert_common import make_meta, meta_field, require_dict, require_list, tools_field, type_name
+from annotate.convert_messages import messages_to_trajectory
+from annotate.trajectory import SchemaError, Trajectory
+
+
+def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = None) -> Trajectory:
+    """Convert one tau-bench result; ``tools`` (the domain's tool list) is used when it has none."""
+    record = require_dict(record, "record")
+    if "traj" not in record:
+        raise SchemaError("a tau-bench record needs 'traj' (the message list)", "traj")
+    traj = messages_to_trajectory(require_list(record["traj"], "traj"), "traj")
+    traj.tools = tools_field(record["tools"], "tools") if record.get("tools") else (list(tools) if tools else [])
+    info = record.get("info") or {}
+    if type(info) is not dict:
+        raise SchemaError(f"must be an object, got {type_name(info)}", "info")
+    task = info.get("task") or {}
+    if type(task) is not dict:
+        raise SchemaError(f"must be an object, got {type_name(task)}", "info.task")
+    reward = record.get("reward")
+    if reward is not None and (isinstance(reward, bool) or not isinstance(reward, (int, float))):
+        raise SchemaError(f"must be a number, got {type_name(reward)}", "reward")
+    reference: dict[str, Any] = {"reward": reward, "actions": task.get("actions") or [],
+                                 "outputs": task.get("outputs") or []}
+    extra = {k: v for k, v in (("task_id", record.get("task_id")), ("trial", record.get("trial")),
+                               ("user_id", task.get("user_id")), ("instruction", task.get("instruction")))
+             if v is not None}
+    task_id, trial = record.get("task_id"), record.get("trial")
+    external_id = None if task_id is None else f"{task_id}" + (f"/trial{trial}" if trial is not None else "")
+    given = meta_field(record.get("meta"), "meta")
+    traj.meta = make_meta(given, "meta", source=source, external_id=external_id, reference=reference,
+                          tags=[f"reward:{reward:g}"] if reward is not None else None, extra=extra)
+    if "case_types" not in given:
+        traj.meta.case_types = infer_case_types(traj)
+    return traj

@@ -1,0 +1,360 @@
+"""Reading and writing trajectory files (pure; no Django).
+
+:func:`parse_file` turns the bytes of an uploaded file (a JSON array or JSON Lines, in any of the
+:data:`FORMATS`) into canonical trajectories, or into a list of problems that each name the file,
+the line and the field. It never raises on user data. Import is all-or-nothing: when any record
+is bad, no trajectory comes back, unless ``skip_invalid`` asks for the good ones (the bad ones are
+then reported, one problem per skipped record).
+
+>>> r = parse_file(b'{"turns": [{"user": "hi", "assistant_answer": "hello"}]}\\n{"turns": 3}\\n', "a.jsonl")
+>>> r.ok, r.trajectories, [str(e) for e in r.errors]
+(False, [], ['a.jsonl:2: turns: must be a list, got a number'])
+>>> r = parse_file(b'{"turns": [{"user": "hi", "assistant_answer": "hello"}]}\\n{"turns": 3}\\n', "a.jsonl",
+...                skip_invalid=True)
+>>> [(line, t.turns[0].steps[0].text) for line, t in r.trajectories]
+[(1, 'hello')]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import IO, Any
+
+from annotate import convert_bfcl, convert_messages, convert_raw, convert_sharegpt, convert_tau, convert_toolrl
+from annotate.convert_common import tool_memo, tools_field
+from annotate.trajectory import MAX_NESTING, SchemaError, Trajectory
+
+FORMATS = ("raw", "messages", "sharegpt", "bfcl", "tau_bench", "toolrl")
+EXPORT_FORMATS = ("raw", "messages")
+# Other names people use for the same formats.
+FORMAT_ALIASES = {"openai": "messages", "trl": "messages", "tau": "tau_bench", "hermes": "toolrl"}
+DEFAULT_MAX_BYTES = 200 * 1024 * 1024
+
+_CONVERTERS = {
+    "raw": convert_raw.to_trajectory,
+    "messages": convert_messages.to_trajectory,
+    "sharegpt": convert_sharegpt.to_trajectory,
+    "tau_bench": convert_tau.to_trajectory,
+    "toolrl": convert_toolrl.to_trajectory,
+}
+_EXPORTERS = {"raw": convert_raw.from_trajectory, "messages": convert_messages.from_trajectory}
+_WS = re.compile(r"[ \t\r\n]*")
+_DECODER = json.JSONDecoder()
+
+
+@dataclass(frozen=True)
+class ImportIssue:
+    """One problem: ``line`` is 1-based (the record's first line), None for the whole file."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file + (f":{self.line}" if self.line else "")
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ImportResult:
+    file: str
+    format: str = ""  # the format read ("raw", ...; several comma-separated when auto found a mix)
+    trajectories: list[tuple[int, Trajectory]] = field(default_factory=list)
+    errors: list[ImportIssue] = field(default_factory=list)
+    records: int = 0  # records seen, good and bad
+
+    @property
+    def ok(self) -> bool:
+        """Every record imported (with ``skip_invalid`` the good ones still come back when False)."""
+        return not self.errors
+
+
+def detect_format(record: Any) -> str:
+    """The format a record is written in, from its keys; SchemaError when none fits.
+
+    >>> detect_format({"messages": [{"role": "user", "content": "hi"}]})
+    'messages'
+    >>> detect_format({"messages": [{"role": "assistant_think", "content": "hmm"}]})
+    'raw'
+    >>> detect_format({"conversations": [{"from": "human", "value": "hi"}]})
+    'sharegpt'
+    """
+    if type(record) is not dict:
+        raise SchemaError("a record must be a JSON object", "")
+    if "turns" in record:
+        return "raw"
+    if "traj" in record:
+        return "tau_bench"
+    if "question" in record and "function" in record:
+        return "bfcl"
+    if "output" in record and ("instruction" in record or "input" in record) or "example" in record:
+        return "toolrl"
+    for key in ("messages", "conversations"):
+        msgs = record.get(key)
+        if isinstance(msgs, list):
+            first = next((m for m in msgs if type(m) is dict), None)
+            if first is not None and "from" in first:
+                return "sharegpt"
+            if key == "messages" and convert_raw.is_raw_messages(record):
+                return "raw"
+            return "messages"
+    raise SchemaError("cannot tell the format: expected 'turns' or 'messages' (raw / messages), 'conversations' "
+                      "(ShareGPT), 'question' + 'function' (BFCL), 'traj' (tau-bench) or 'output' (ToolRL)", "")
+
+
+def parse_file(data: bytes, filename: str, fmt: str = "auto", max_bytes: int = DEFAULT_MAX_BYTES,
+               skip_invalid: bool = False, answers: bytes | None = None, *, answers_filename: str = "",
+               tools: bytes | None = None, tools_filename: str = "") -> ImportResult:
+    """Parse and convert a file of trajectories. Never raises on user data.
+
+    ``answers`` is a BFCL possible-answer file (its entries become the gold ``meta.reference``);
+    ``tools`` a JSON list of tool specs for records that carry none (tau-bench's domain tools).
+    """
+    result = ImportResult(filename)
+    fail = lambda line, fld, msg: result.errors.append(ImportIssue(filename, line, fld, msg))  # noqa: E731
+    fmt = FORMAT_ALIASES.get(fmt, fmt)
+    if fmt != "auto" and fmt not in FORMATS:
+        fail(None, "format", f"unknown format {fmt!r}; expected auto, {', '.join(FORMATS)}")
+        return result
+    if len(data) > max_bytes:
+        fail(None, "", f"the file is {len(data):,} bytes, over the limit of {max_bytes:,} bytes")
+        return result
+    text = _decode(data, filename, result.errors, skip_invalid)
+    if text is None:
+        return result
+    if not text or text.isspace():
+        if not result.errors:
+            fail(None, "", "the file is empty")
+        return _finish(result, skip_invalid)
+
+    answer_map = None
+    if answers is not None:
+        answer_map = _answers(answers, answers_filename or f"{filename} (answers)", max_bytes, result.errors)
+    default_tools = None
+    if tools is not None:
+        default_tools = _tools(tools, tools_filename or f"{filename} (tools)", result.errors)
+    if result.errors and not skip_invalid:
+        return result
+
+    with tool_memo(), _gc_paused():
+        _convert_all(result, text, filename, fmt, answer_map, default_tools)
+    if not result.trajectories and not result.errors:
+        fail(None, "", "the file holds no records")
+    return _finish(result, skip_invalid)
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause the cyclic garbage collector while building many objects that are all kept.
+
+    Each collection walks every object made so far, so on a large file the collector's passes
+    cost about as much as the parsing itself; the trajectories hold no reference cycles.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _convert_all(result: ImportResult, text: str, filename: str, fmt: str, answer_map: dict | None,
+                 default_tools: list[dict] | None) -> None:
+    fail = lambda line, fld, msg: result.errors.append(ImportIssue(filename, line, fld, msg))  # noqa: E731
+    seen_formats: dict[str, None] = {}
+    out = result.trajectories
+    for line, rec in _records(text, filename):
+        if isinstance(rec, ImportIssue):
+            result.errors.append(rec)
+            continue
+        result.records += 1
+        try:
+            f = fmt if fmt != "auto" else detect_format(rec)
+            if type(rec) is not dict:
+                raise SchemaError(f"a record must be a JSON object, got {_kind(rec)}", "")
+            source = f"{f}:{filename}"
+            if f == "bfcl":
+                answer = None
+                if answer_map is not None:
+                    answer = answer_map.get(rec.get("id"))
+                    if answer is None and "irrelevance" not in str(rec.get("id", "")):
+                        raise SchemaError(f"no possible answer with id {rec.get('id')!r} in the answers file", "id")
+                traj = convert_bfcl.to_trajectory(rec, answer=answer, source=source, tools=default_tools)
+            else:
+                traj = _CONVERTERS[f](rec, source=source, tools=default_tools)
+        except SchemaError as e:
+            result.errors.append(ImportIssue(filename, line, e.field, e.message))
+            continue
+        except RecursionError:
+            fail(line, "", f"nested deeper than {MAX_NESTING} levels")
+            continue
+        except Exception as e:  # a converter bug must not lose the report for the other records
+            fail(line, "", f"could not convert this record ({type(e).__name__}: {e}); please report it")
+            continue
+        seen_formats[f] = None
+        out.append((line, traj))
+    result.format = ", ".join(seen_formats) or (fmt if fmt != "auto" else "")
+
+
+def _finish(result: ImportResult, skip_invalid: bool) -> ImportResult:
+    if result.errors and not skip_invalid:
+        result.trajectories = []
+    return result
+
+
+def _kind(v: Any) -> str:
+    return {list: "a list", str: "a string", dict: "an object", bool: "a boolean", type(None): "null"}.get(
+        type(v), "a number")
+
+
+def _decode(data: bytes, filename: str, errors: list[ImportIssue], skip_invalid: bool) -> str | None:
+    """UTF-8 text; a line with bytes that are not UTF-8 is reported (and blanked under skip_invalid)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        lines = data.split(b"\n")
+        offset = 0
+        for i, raw in enumerate(lines):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                errors.append(ImportIssue(filename, i + 1, "", f"not UTF-8: byte 0x{raw[e.start]:02x} at byte "
+                                          f"offset {offset + e.start} (column {e.start + 1})"))
+                lines[i] = b""  # keeps the line numbers of the others
+            offset += len(raw) + 1
+        if not skip_invalid:
+            return None
+        text = b"\n".join(lines).decode("utf-8")
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def _records(text: str, filename: str) -> Iterator[tuple[int, Any]]:
+    """``(line, record)`` for each record of a JSON array, a single JSON object or JSON Lines;
+    a record that cannot be read comes as ``(line, ImportIssue)``."""
+    start = _WS.match(text).end()
+    if text.startswith("[", start):
+        yield from _array_records(text, start, filename)
+        return
+    lines = text.split("\n")
+    first = True
+    for i, line in enumerate(lines):
+        if not line or line.isspace():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            if first:
+                whole = _whole_object(text)  # a pretty-printed single object
+                if whole is not None:
+                    yield text.count("\n", 0, start) + 1, whole
+                    return
+            yield i + 1, ImportIssue(filename, i + 1, "", f"not valid JSON: {e.msg} (column {e.colno})")
+        except RecursionError:
+            yield i + 1, ImportIssue(filename, i + 1, "", f"nested too deeply to read (over {MAX_NESTING} levels)")
+        else:
+            yield i + 1, rec
+        first = False
+
+
+def _whole_object(text: str) -> dict | None:
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    return value if type(value) is dict else None
+
+
+def _array_records(text: str, pos: int, filename: str) -> Iterator[tuple[int, Any]]:
+    line, counted = 1 + text.count("\n", 0, pos), pos
+    pos = _WS.match(text, pos + 1).end()
+    if text.startswith("]", pos):
+        return
+    while True:
+        line += text.count("\n", counted, pos)
+        counted = pos
+        try:
+            rec, pos = _DECODER.raw_decode(text, pos)
+        except json.JSONDecodeError as e:
+            yield e.lineno, ImportIssue(filename, e.lineno, "", f"not valid JSON: {e.msg} (column {e.colno}); "
+                                        "the rest of the array cannot be read")
+            return
+        except RecursionError:
+            yield line, ImportIssue(filename, line, "", f"nested too deeply to read (over {MAX_NESTING} levels); "
+                                    "the rest of the array cannot be read")
+            return
+        yield line, rec
+        pos = _WS.match(text, pos).end()
+        if text.startswith(",", pos):
+            pos = _WS.match(text, pos + 1).end()
+            continue
+        if text.startswith("]", pos):
+            rest = _WS.match(text, pos + 1).end()
+            if rest != len(text):
+                at = 1 + text.count("\n", 0, rest)
+                yield at, ImportIssue(filename, at, "", "unexpected text after the closing ']' of the array")
+            return
+        at = 1 + text.count("\n", 0, pos)
+        yield at, ImportIssue(filename, at, "", "expected ',' or ']' between records; the rest of the array "
+                              "cannot be read")
+        return
+
+
+def _answers(data: bytes, name: str, max_bytes: int, errors: list[ImportIssue]) -> dict[str, dict]:
+    """BFCL possible answers by question id; problems are added to ``errors`` under the answers file's name."""
+    if len(data) > max_bytes:
+        errors.append(ImportIssue(name, None, "", f"the file is {len(data):,} bytes, over the limit of "
+                                  f"{max_bytes:,} bytes"))
+        return {}
+    text = _decode(data, name, errors, skip_invalid=False)
+    if text is None:
+        return {}
+    found: dict[str, dict] = {}
+    for line, rec in _records(text, name):
+        if isinstance(rec, ImportIssue):
+            errors.append(rec)
+        elif type(rec) is not dict or not isinstance(rec.get("id"), str):
+            errors.append(ImportIssue(name, line, "id", "a possible answer needs a string id"))
+        elif not isinstance(rec.get("ground_truth"), list):
+            errors.append(ImportIssue(name, line, "ground_truth", "a possible answer needs a ground_truth list"))
+        else:
+            found[rec["id"]] = rec
+    return found
+
+
+def _tools(data: bytes, name: str, errors: list[ImportIssue]) -> list[dict] | None:
+    try:
+        return tools_field(data.decode("utf-8"), "")
+    except UnicodeDecodeError as e:
+        errors.append(ImportIssue(name, data.count(b"\n", 0, e.start) + 1, "", f"not UTF-8 at byte offset {e.start}"))
+    except SchemaError as e:
+        errors.append(ImportIssue(name, None, e.field.lstrip("."), e.message))
+    return None
+
+
+# Export ---------------------------------------------------------------------------------------------
+
+def export_records(trajs: Iterable[Trajectory], fmt: str) -> Iterator[dict]:
+    """Records in an export format (``raw`` or ``messages``), lossless: importing them gives ``trajs`` back."""
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"cannot export to {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
+    exporter = _EXPORTERS[fmt]
+    return (exporter(t) for t in trajs)
+
+
+def dump_jsonl(records: Iterable[dict], out: IO[str] | None = None) -> str | None:
+    """Write records as JSON Lines to ``out``, or return them as a string."""
+    if out is None:
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    for r in records:
+        out.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return None
