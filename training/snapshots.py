@@ -1,0 +1,329 @@
+"""Snapshots: a selection pinned to trajectory revisions (or pair documents), plus render settings.
+
+The flow a view, the API, the CLI and the pairs pages all share:
+
+    selection filters ──► matching trajectories ──► their current revisions (pinned)
+                                                      │
+    render settings (template, tokenizer, ...) ───────┴──► content hash ──► reuse or create + enqueue
+
+``create_snapshot`` returns the existing snapshot when one with the same content hash is queued,
+running or done (the same inputs give byte-identical files, so there is nothing to redo), and
+otherwise a new queued row whose export runs in the worker (``training.snapshot_tasks``).
+
+DPO snapshots pin preference pairs. The pairs app hands them over in one of two ways: pass
+``pairs=[PinnedPair(...)]`` to ``create_snapshot``, or register a selector once with
+``register_pair_selector(fn)``, where ``fn(project, filters) -> iterable of PinnedPair``.
+
+No heavy imports here: the web process loads this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from django.conf import settings as django_settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from annotate import permissions
+from annotate.models import Project, Revision, StepLabel, Trajectory
+from annotate.trajectory import CASE_TYPES, SPLITS
+from training.export import ExportSettings, SettingsError, content_fingerprint
+from training.models import JobStatus, Snapshot, SnapshotItem
+from training.snapshot_models import RenderCacheEntry, SnapshotPair
+
+STATUS_FILTERS = {
+    "approved": (Trajectory.APPROVED,),
+    # Everything an annotator has handed in: waiting for review or already approved.
+    "submitted": (Trajectory.SUBMITTED, Trajectory.APPROVED),
+    "any": None,
+}
+
+
+class SnapshotError(ValueError):
+    """A snapshot request that cannot be honoured; ``field`` names the offending input."""
+
+    def __init__(self, message: str, field: str = ""):
+        super().__init__(f"{field}: {message}" if field else message)
+        self.message = message
+        self.field = field
+
+
+# --- the selection ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Selection:
+    """Which trajectories a snapshot takes. Empty tuples mean "no restriction".
+
+    ``case_types`` and ``labels`` match any of the values given; ``projects`` adds other projects
+    (by slug) whose trajectories join the snapshot's own project's; ``ids`` picks trajectories.
+    """
+
+    status: str = "approved"
+    splits: tuple[str, ...] = ()
+    case_types: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    projects: tuple[str, ...] = ()
+    ids: tuple[int, ...] = ()
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Selection":
+        d = dict(d or {})
+        status = d.get("status") or "approved"
+        if status not in STATUS_FILTERS:
+            raise SnapshotError(f"must be one of {', '.join(STATUS_FILTERS)}", "status")
+        splits = _strings(d.get("splits"), "splits")
+        bad = [s for s in splits if s not in SPLITS]
+        if bad:
+            raise SnapshotError(f"unknown split {bad[0]!r} (known: {', '.join(SPLITS)})", "splits")
+        case_types = _strings(d.get("case_types"), "case_types")
+        bad = [c for c in case_types if c not in CASE_TYPES]
+        if bad:
+            raise SnapshotError(f"unknown case type {bad[0]!r}", "case_types")
+        ids = d.get("ids") or ()
+        if not isinstance(ids, (list, tuple)) or not all(isinstance(i, int) for i in ids):
+            raise SnapshotError("must be a list of trajectory ids", "ids")
+        return cls(status=status, splits=tuple(sorted(set(splits))), case_types=tuple(sorted(set(case_types))),
+                   labels=tuple(sorted(set(_strings(d.get("labels"), "labels")))),
+                   projects=tuple(sorted(set(_strings(d.get("projects"), "projects")))),
+                   ids=tuple(sorted(set(ids))))
+
+    def to_dict(self) -> dict:
+        d: dict = {"status": self.status}
+        for name in ("splits", "case_types", "labels", "projects", "ids"):
+            if getattr(self, name):
+                d[name] = list(getattr(self, name))
+        return d
+
+
+def _strings(value, name: str) -> list[str]:
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise SnapshotError("must be a list of strings", name)
+    return list(value)
+
+
+def selection_projects(project: Project, selection: Selection, user=None) -> list[Project]:
+    """The snapshot's project and the extra ones named in the selection (leads only, when a user is given)."""
+    out = [project]
+    for slug in selection.projects:
+        if slug == project.slug:
+            continue
+        other = Project.objects.filter(slug=slug).first()
+        if other is None:
+            raise SnapshotError(f"no project {slug!r}", "projects")
+        if user is not None and permissions.role_in(user, other) not in (permissions.LEAD, permissions.ADMIN):
+            raise SnapshotError(f"you are not a lead of project {slug!r}", "projects")
+        out.append(other)
+    return out
+
+
+def select_trajectories(projects: list[Project], selection: Selection):
+    """The trajectories a selection matches, in id order (the export's row order)."""
+    qs = Trajectory.objects.filter(project__in=projects)
+    statuses = STATUS_FILTERS[selection.status]
+    if statuses is not None:
+        qs = qs.filter(status__in=statuses)
+    if selection.splits:
+        qs = qs.filter(split__in=selection.splits)
+    if selection.case_types:
+        any_of = Q()
+        for ct in selection.case_types:
+            any_of |= Q(case_types_index__contains=f"|{ct}|")
+        qs = qs.filter(any_of)
+    if selection.labels:
+        qs = qs.filter(pk__in=StepLabel.objects.filter(label__in=selection.labels).values("trajectory_id"))
+    if selection.ids:
+        qs = qs.filter(pk__in=selection.ids)
+    return qs.order_by("id")
+
+
+def pin_revisions(trajectories) -> list[tuple[int, int]]:
+    """``(trajectory id, revision id)`` of each trajectory's current version, in id order.
+
+    Every save writes a revision; a trajectory whose current version has none (rows edited by
+    some other path) gets one written from its rows now, so what is pinned is what is stored.
+    """
+    pinned = dict(Revision.objects.filter(trajectory__in=trajectories, version=F("trajectory__version"))
+                  .values_list("trajectory_id", "id"))
+    ids = list(trajectories.values_list("id", flat=True))
+    for t in Trajectory.objects.filter(pk__in=[i for i in ids if i not in pinned]):
+        rev, _ = Revision.objects.get_or_create(trajectory=t, version=t.version, defaults={
+            "summary": "pinned by a snapshot", "document": t.to_canonical().to_dict()})
+        pinned[t.pk] = rev.pk
+    return [(i, pinned[i]) for i in ids]
+
+
+# --- pairs (DPO) ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PinnedPair:
+    """A preference pair as a snapshot pins it: ``annotate.pairs.Pair.to_document()`` and where it came from."""
+
+    document: dict
+    source_id: int | None = None
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(self.document, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+PairSelector = Callable[[Project, dict], Iterable[PinnedPair]]
+_pair_selectors: list[PairSelector] = []
+
+
+def register_pair_selector(fn: PairSelector) -> PairSelector:
+    """Let DPO snapshots find pairs: ``fn(project, filters)`` yields the pairs to pin (in a stable order)."""
+    if fn not in _pair_selectors:
+        _pair_selectors.append(fn)
+    return fn
+
+
+def select_pairs(project: Project, filters: dict) -> list[PinnedPair]:
+    out: list[PinnedPair] = []
+    for fn in _pair_selectors:
+        out.extend(fn(project, filters))
+    return out
+
+
+# --- creating ---------------------------------------------------------------------------------
+
+@dataclass
+class Plan:
+    """What a snapshot would pin, and its hash, before anything is written."""
+
+    kind: str
+    selection: Selection
+    settings: ExportSettings
+    items: list[tuple[int, int]] = field(default_factory=list)
+    pairs: list[PinnedPair] = field(default_factory=list)
+    content_hash: str = ""
+
+
+def default_settings(project: Project, render_settings: dict | None, kind: str) -> ExportSettings:
+    """The request's render settings over the project's target template and tokenizer."""
+    d = {"template": project.target_template or "qwen3",
+         "tokenizer": project.target_tokenizer or str(django_settings.DEMO_MODEL_DIR)}
+    d.update({k: v for k, v in (render_settings or {}).items() if v not in (None, "")})
+    d["kind"] = kind
+    try:
+        return ExportSettings.from_dict(d)
+    except SettingsError as e:
+        raise SnapshotError(e.message, e.field) from None
+
+
+def plan_snapshot(project: Project, kind: str, filters: dict | None, render_settings: dict | None, *,
+                  user=None, pairs: list[PinnedPair] | None = None) -> Plan:
+    """Resolve the selection and settings and compute the content hash (nothing is written)."""
+    if kind not in dict(Snapshot.KIND_CHOICES):
+        raise SnapshotError(f"must be one of {', '.join(dict(Snapshot.KIND_CHOICES))}", "kind")
+    selection = Selection.from_dict(filters)
+    export_settings = default_settings(project, render_settings, kind)
+    plan = Plan(kind=kind, selection=selection, settings=export_settings)
+    if kind == "dpo":
+        plan.pairs = list(pairs) if pairs is not None else select_pairs(project, selection.to_dict())
+    else:
+        projects = selection_projects(project, selection, user)
+        plan.items = pin_revisions(select_trajectories(projects, selection))
+    try:
+        fingerprint = content_fingerprint(export_settings)
+    except SettingsError as e:
+        raise SnapshotError(e.message, e.field) from None
+    body = {"kind": kind, "selection": selection.to_dict(), "settings": fingerprint,
+            "items": plan.items, "pairs": [[p.source_id, p.key] for p in plan.pairs]}
+    plan.content_hash = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return plan
+
+
+def snapshot_root() -> Path:
+    return Path(getattr(django_settings, "SNAPSHOT_DIR", django_settings.DATA_DIR / "snapshots"))
+
+
+def create_snapshot(project: Project, kind: str, filters: dict | None, render_settings: dict | None, user, *,
+                    name: str = "", pairs: list[PinnedPair] | None = None, out_dir: str | Path | None = None,
+                    enqueue: bool = True, reuse: bool = True) -> Snapshot:
+    """Pin a selection and queue its export, or return the snapshot that already has this content hash.
+
+    ``user`` must be a lead of the project (or an admin); ``None`` is the trusted CLI. The returned
+    row carries ``reused`` (True when an existing snapshot was returned).
+    """
+    if user is not None:
+        permissions.require_role(user, project, permissions.LEAD)
+    plan = plan_snapshot(project, kind, filters, render_settings, user=user, pairs=pairs)
+    if not plan.items and not plan.pairs:
+        raise SnapshotError("the selection matches nothing" + (" (no pairs)" if kind == "dpo" else ""), "filters")
+    if reuse:
+        existing = (Snapshot.objects.filter(project=project, kind=kind, content_hash=plan.content_hash)
+                    .exclude(status__in=(JobStatus.FAILED, JobStatus.CANCELLED)).order_by("created_at").first())
+        if existing is not None and (out_dir is None or Path(existing.out_dir) == Path(out_dir)):
+            existing.reused = True
+            return existing
+    with transaction.atomic():
+        snap = Snapshot.objects.create(
+            project=project, kind=kind, name=name[:200], filters=plan.selection.to_dict(),
+            render_settings=plan.settings.to_dict(), content_hash=plan.content_hash,
+            created_by=user if user is not None and user.is_authenticated else None,
+            item_count=len(plan.items) or len(plan.pairs), message="queued")
+        SnapshotItem.objects.bulk_create([SnapshotItem(snapshot=snap, trajectory_id=t, revision_id=r)
+                                          for t, r in plan.items], batch_size=2000)
+        SnapshotPair.objects.bulk_create([SnapshotPair(snapshot=snap, position=i, source_id=p.source_id, key=p.key,
+                                                       document=p.document) for i, p in enumerate(plan.pairs)],
+                                         batch_size=500)
+        snap.out_dir = str(out_dir) if out_dir else str(snapshot_root() / project.slug /
+                                                        f"{snap.pk}-{plan.content_hash[:12]}")
+        snap.save(update_fields=["out_dir"])
+        if enqueue:
+            from training.snapshot_tasks import export_snapshot
+
+            transaction.on_commit(lambda: export_snapshot.delay(snap.pk))
+    snap.reused = False
+    return snap
+
+
+def override_audit(snapshot: Snapshot, user, reason: str) -> Snapshot:
+    """A lead accepts a snapshot's audit errors; who, when and why are recorded on the row."""
+    permissions.require_role(user, snapshot.project, permissions.LEAD)
+    reason = (reason or "").strip()
+    if not reason:
+        raise SnapshotError("say why the audit errors are acceptable", "reason")
+    if snapshot.status != JobStatus.SUCCEEDED:
+        raise SnapshotError("only a finished export can be overridden", "status")
+    if snapshot.audit_errors == 0:
+        raise SnapshotError("this snapshot has no audit errors to override", "status")
+    snapshot.override_by = user
+    snapshot.override_reason = reason
+    snapshot.override_at = timezone.now()
+    snapshot.save(update_fields=["override_by", "override_reason", "override_at"])
+    return snapshot
+
+
+# --- the render cache, in the database ----------------------------------------------------------
+
+class DbRenderCache:
+    """``training.export.RenderCache`` over ``RenderCacheEntry`` rows, for one settings hash."""
+
+    CHUNK = 500
+
+    def __init__(self, settings_hash: str):
+        self.settings_hash = settings_hash
+
+    def get_many(self, keys: list[str]) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for start in range(0, len(keys), self.CHUNK):
+            chunk = keys[start:start + self.CHUNK]
+            out.update(RenderCacheEntry.objects.filter(settings_hash=self.settings_hash, key__in=chunk)
+                       .values_list("key", "result"))
+        return out
+
+    def put_many(self, results: dict[str, dict]) -> None:
+        RenderCacheEntry.objects.bulk_create(
+            [RenderCacheEntry(key=k, settings_hash=self.settings_hash, result=v) for k, v in results.items()],
+            batch_size=self.CHUNK, ignore_conflicts=True)
