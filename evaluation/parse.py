@@ -259,9 +259,11 @@ def _parse_with_template(text: str, template: dict, prefix: str, tools) -> Parse
     out.call_attempted = bool(calls)
     content = message.get("content") or ""
     out.answer = _strip_markers(content if isinstance(content, str) else str(content)).strip()
+    fallback = _parse_fallback(text, tools)
+    if not calls and fallback.call_attempted:
+        return fallback  # a call in another common format (bare JSON, Python-style)
     # The template parser keeps only the last text region when text surrounds a call; the
     # fallback keeps all of it. Where both read the same calls, prefer the fuller answer.
-    fallback = _parse_fallback(text, tools)
     if [c.name for c in fallback.tool_calls] == [c.name for c in out.tool_calls] and out.answer in fallback.answer:
         out.answer = fallback.answer
     if "<tool_call>" in out.answer or "</tool_call>" in out.answer:
