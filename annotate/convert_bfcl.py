@@ -53,7 +53,7 @@ def to_trajectory(record: dict, *, answer: dict | None = None, source: str = "",
         functions = [functions]
     if isinstance(functions, list):
         functions = [_json_schema_types(f, f"function[{i}]") for i, f in enumerate(functions)]
-    traj = b.finish(system, tools_field(functions, "function") if functions else (list(tools) if tools else []))
+    traj = b.finish(system, tools_field(functions, "function") if functions else tools_field(tools, "tools"))
     category = category_of(rid)
     irrelevant = "irrelevance" in category
     reference: Any = None

@@ -297,9 +297,9 @@ def make_meta(given: dict, where: str, *, source: str = "", external_id: Any = N
     meta = Meta.from_dict(given, where) if given else Meta()
     if meta.extra:
         check_nesting(meta.extra, f"{where}.extra")
-    if not meta.source:
+    if "source" not in given:
         meta.source = source
-    if not meta.external_id and external_id is not None and external_id != "":
+    if "external_id" not in given and external_id is not None and external_id != "":
         meta.external_id = str(external_id)
     if "case_types" not in given and case_types is not None:
         meta.case_types = list(case_types)

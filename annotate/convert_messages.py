@@ -65,7 +65,7 @@ def _record_tools(record: dict, default: list[dict] | None) -> list[dict]:
     for key in ("tools", "available_tools"):
         if record.get(key) not in (None, "", []):
             return tools_field(record[key], key)
-    return list(default) if default else []
+    return tools_field(default, "tools")
 
 
 def messages_to_trajectory(messages: list, where: str = "messages") -> Trajectory:

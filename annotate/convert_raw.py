@@ -75,7 +75,7 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
     else:
         raise SchemaError("a raw record needs 'turns' (or role-tagged 'messages')", "turns")
     traj = b.finish(system, tools_field(record["tools"], "tools") if record.get("tools") not in (None, "", [])
-                    else (list(tools) if tools else []))
+                    else tools_field(tools, "tools"))
     given = meta_field(record.get("meta"), "meta")
     traj.meta = make_meta(given, "meta", source=source, external_id=record.get("id"))
     if "case_types" not in given:

@@ -92,7 +92,7 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
             raise SchemaError(f"unknown {tkey} {tag!r}; expected human, gpt, function_call, observation "
                               "or system", f"{w}.{tkey}")
     traj = b.finish("\n\n".join(p for p in system_parts if p),
-                    tools_field(record["tools"], "tools") if record.get("tools") else (list(tools) if tools else []))
+                    tools_field(record["tools"], "tools") if record.get("tools") else tools_field(tools, "tools"))
     given = meta_field(record.get("meta"), "meta")
     traj.meta = make_meta(given, "meta", source=source, external_id=record.get("id"))
     if "case_types" not in given:

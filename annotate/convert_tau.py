@@ -29,11 +29,13 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
     if "traj" not in record:
         raise SchemaError("a tau-bench record needs 'traj' (the message list)", "traj")
     traj = messages_to_trajectory(require_list(record["traj"], "traj"), "traj")
-    traj.tools = tools_field(record["tools"], "tools") if record.get("tools") else (list(tools) if tools else [])
-    info = record.get("info") or {}
+    traj.tools = tools_field(record["tools"], "tools") if record.get("tools") else tools_field(tools, "tools")
+    info = record.get("info")
+    info = {} if info is None else info
     if type(info) is not dict:
         raise SchemaError(f"must be an object, got {type_name(info)}", "info")
-    task = info.get("task") or {}
+    task = info.get("task")
+    task = {} if task is None else task
     if type(task) is not dict:
         raise SchemaError(f"must be an object, got {type_name(task)}", "info.task")
     reward = record.get("reward")

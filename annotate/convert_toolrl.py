@@ -164,7 +164,7 @@ def _toolrl(record: dict, default_tools: list[dict] | None) -> Trajectory:
     if not output.strip():
         raise SchemaError("the output is empty", "output")
     _toolrl_dialogue(b, output, "output", ("think", "tool_call", "response"))
-    return b.finish(system, tools or (list(default_tools) if default_tools else []))
+    return b.finish(system, tools or tools_field(default_tools, "tools"))
 
 
 def _toolrl_tools(section: str) -> list[dict]:
@@ -207,7 +207,7 @@ def python_type_schema(spec: dict) -> dict:
         return out
     if not isinstance(t, str):
         return out
-    base = t.split(",")[0].strip()
+    base = re.sub(r",\s*optional\s*$", "", t).strip()
     m = re.fullmatch(r"(?i)(list|tuple|dict|optional|union)\[(.*)\]", base)
     generic = m.group(1).lower() if m else None
     if generic in ("list", "tuple"):
@@ -286,7 +286,7 @@ def _hermes(record: dict, default_tools: list[dict] | None) -> Trajectory:
     for i, (role, body) in enumerate(parts):
         with _located(key, f"message {i + 1} ({role})"):
             system, tools, last_calls = _hermes_part(b, role, body, key, system, tools, last_calls)
-    return b.finish(system, tools or (list(default_tools) if default_tools else []))
+    return b.finish(system, tools or tools_field(default_tools, "tools"))
 
 
 def _hermes_part(b: TrajectoryBuilder, role: str, body: str, w: str, system: str, tools: list,

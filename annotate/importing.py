@@ -107,6 +107,12 @@ def detect_format(record: Any) -> str:
             if key == "messages" and convert_raw.is_raw_messages(record):
                 return "raw"
             return "messages"
+    if "ground_truth" in record:
+        raise SchemaError("this is a BFCL possible-answer file: import the question file and give this one "
+                          "as its answers", "ground_truth")
+    if isinstance(record.get("content"), list) and any(type(c) is dict and "class_" in c for c in record["content"]):
+        raise SchemaError("this is an Agent Data Protocol (ADP) standardized record, which is not supported: "
+                          "import the data set's raw version (OpenAI messages / ShareGPT) instead", "content")
     raise SchemaError("cannot tell the format: expected 'turns' or 'messages' (raw / messages), 'conversations' "
                       "(ShareGPT), 'question' + 'function' (BFCL), 'traj' (tau-bench) or 'output' (ToolRL)", "")
 
