@@ -757,3 +757,60 @@ def audit_rendered_pair(prompt: str, prompt_chosen: str, prompt_rejected: str, *
                     "too_long", f"prompt + {side} is {n} tokens, over max_length {max_length}: "
                     "DPOTrainer would cut the end of the completion"))
     return problems
+
+
+@dataclass
+class CandidatesResult:
+    """Pairs read from a file of candidate records: ``(line, pair)`` and problems naming line and field."""
+
+    file: str
+    pairs: list[tuple[int, Pair]] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+    records: int = 0
+
+
+def parse_candidates(data: bytes, filename: str, categories: dict | None = None) -> CandidatesResult:
+    """Read a JSON Lines file (or a JSON array) of candidate records into pairs; never raises on user data.
+
+    All-or-nothing: when any record is bad, no pair comes back and every problem is listed.
+
+    >>> r = parse_candidates(b'{"question": "hi", "candidates": [{"answer": "a"}, {"answer": "b"}], "correct": 0}\\n'
+    ...                      b'{"question": "x"}\\n', "p.jsonl")
+    >>> r.pairs, r.errors
+    ([], [{'file': 'p.jsonl', 'line': 2, 'field': 'candidates', 'message': 'must be a list of at least two candidates'}])
+    """
+    out = CandidatesResult(file=filename)
+
+    def problem(line, field_, message):
+        out.errors.append({"file": filename, "line": line, "field": field_, "message": message})
+
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        problem(data.count(b"\n", 0, e.start) + 1, "", f"not UTF-8: byte 0x{data[e.start]:02x}")
+        return out
+    if text.lstrip().startswith("["):
+        try:
+            items = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as e:
+            problem(getattr(e, "lineno", None), "", f"not valid JSON: {getattr(e, 'msg', 'nested too deeply')}")
+            return out
+        records = [(i + 1, r) for i, r in enumerate(items)]  # "line" is the record's position here
+    else:
+        records = []
+        for i, line in enumerate(text.split("\n")):
+            if not line.strip():
+                continue
+            try:
+                records.append((i + 1, json.loads(line)))
+            except (json.JSONDecodeError, RecursionError) as e:
+                problem(i + 1, "", f"not valid JSON: {getattr(e, 'msg', 'nested too deeply')}")
+    out.records = len(records) + len(out.errors)
+    for line, rec in records:
+        try:
+            out.pairs.extend((line, p) for p in pairs_from_candidates(rec, categories))
+        except PairError as e:
+            problem(line, e.field, e.message)
+    if out.errors:
+        out.pairs = []
+    return out

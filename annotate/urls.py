@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from annotate import views
 
@@ -10,4 +10,5 @@ urlpatterns = [
     path("p/<slug:slug>/trajectories/", views.trajectory_list, name="trajectory-list"),
     path("p/<slug:slug>/import/", views.import_trajectories, name="import"),
     path("t/<int:pk>/", views.trajectory_detail, name="trajectory-detail"),
+    path("", include("annotate.pair_urls")),  # preference pairs
 ]

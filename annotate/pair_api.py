@@ -1,0 +1,321 @@
+"""REST API for preference pairs (DRF APIViews with explicit input and output serializers).
+
+Reading needs a role in the project; creating, editing, reviewing, importing, deciding suggestions
+and exporting need the lead role. Bad input answers 400 with ``{"errors": [{"field", "message"}]}``.
+"""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotate import pair_services as services
+from annotate import pairs as core
+from annotate import permissions
+from annotate.models import Project, Trajectory
+from annotate.pair_models import Pair, PairSuggestion, categories_for
+from annotate.trajectory import SchemaError, Trajectory as CanonicalTrajectory
+
+
+class PairSerializer(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    author = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    reviewer = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    cut = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Pair
+        fields = ["id", "project", "trajectory", "revision", "cut", "category", "source", "status", "author",
+                  "reviewer", "reviewed_at", "note", "external_id", "context", "chosen", "rejected",
+                  "created_at", "updated_at"]
+
+    def get_cut(self, row) -> dict:
+        return {"turn": row.cut_turn, "step": row.cut_step}
+
+
+class PairSummarySerializer(PairSerializer):
+    class Meta(PairSerializer.Meta):
+        fields = ["id", "project", "trajectory", "cut", "category", "source", "status", "author", "reviewer",
+                  "reviewed_at", "external_id", "created_at", "updated_at"]
+
+
+class PairCreateSerializer(serializers.Serializer):
+    """Fork a trajectory (``trajectory``, ``turn``, ``step``) or give a ``context`` document whose last
+    turn is the one continued. Sides default to the trajectory's own continuation; ``starter`` fills
+    the rejected side with that category's typical bad variant."""
+
+    trajectory = serializers.IntegerField(required=False)
+    turn = serializers.IntegerField(required=False)
+    step = serializers.IntegerField(required=False)
+    context = serializers.JSONField(required=False)
+    chosen = serializers.JSONField(required=False)
+    rejected = serializers.JSONField(required=False)
+    starter = serializers.CharField(required=False)
+    category = serializers.CharField(default="other")
+    note = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class PairUpdateSerializer(serializers.Serializer):
+    chosen = serializers.JSONField(required=False)
+    rejected = serializers.JSONField(required=False)
+    category = serializers.CharField(required=False)
+    note = serializers.CharField(required=False, allow_blank=True)
+
+
+class ReviewSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["approved", "rejected", "draft"])
+    note = serializers.CharField(required=False, allow_blank=True)
+
+
+class ErrorSerializer(serializers.Serializer):
+    errors = serializers.ListField(child=serializers.DictField())
+
+
+class SuggestionSerializer(serializers.ModelSerializer):
+    cut = serializers.SerializerMethodField()
+    corrected_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = PairSuggestion
+        fields = ["id", "trajectory", "base_version", "version", "cut", "category", "status", "corrected_by",
+                  "context", "chosen", "rejected", "pair", "created_at"]
+
+    def get_cut(self, row) -> dict:
+        return {"turn": row.cut_turn, "step": row.cut_step}
+
+
+class DecideSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(), allow_empty=False)
+    action = serializers.ChoiceField(choices=["accept", "dismiss"])
+
+
+class DecideOutputSerializer(serializers.Serializer):
+    accepted = serializers.ListField(child=serializers.IntegerField(), help_text="ids of the approved pairs")
+    dismissed = serializers.IntegerField()
+    errors = serializers.ListField(child=serializers.DictField())
+
+
+class ImportInputSerializer(serializers.Serializer):
+    file = serializers.FileField()
+
+
+class ImportOutputSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    errors = serializers.ListField(child=serializers.DictField())
+
+
+class ExportInputSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False, allow_blank=True, default="")
+    template = serializers.CharField(required=False, allow_blank=True)
+    tokenizer = serializers.CharField(required=False, allow_blank=True)
+    max_length = serializers.IntegerField(required=False, min_value=1)
+    categories = serializers.ListField(child=serializers.CharField(), required=False)
+    sources = serializers.ListField(child=serializers.CharField(), required=False)
+    splits = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class ExportOutputSerializer(serializers.Serializer):
+    snapshot = serializers.IntegerField()
+    status = serializers.CharField()
+    content_hash = serializers.CharField()
+    item_count = serializers.IntegerField()
+    out_dir = serializers.CharField()
+    reused = serializers.BooleanField()
+
+
+def _project(request, slug: str, minimum: str = permissions.ANNOTATOR) -> Project:
+    project = get_object_or_404(Project, slug=slug)
+    permissions.require_role(request.user, project, minimum)
+    return project
+
+
+def _bad(errors) -> Response:
+    items = [e.to_dict() if hasattr(e, "to_dict") else dict(e) for e in errors]
+    return Response({"errors": items}, status=status.HTTP_400_BAD_REQUEST)
+
+
+def _steps(value, where: str):
+    try:
+        return core.steps_from_dicts(value, where)
+    except SchemaError as e:
+        raise core.PairError(e.message, e.field) from None
+
+
+class PairListAPI(APIView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(responses=PairSummarySerializer(many=True))
+    def get(self, request, slug: str):
+        project = _project(request, slug)
+        qs = project.pairs.select_related("project", "author", "reviewer").order_by("id")
+        for key in ("status", "category", "source"):
+            if v := request.query_params.get(key):
+                qs = qs.filter(**{key: v})
+        from rest_framework.pagination import PageNumberPagination
+
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(PairSummarySerializer(page, many=True).data)
+
+    @extend_schema(request=PairCreateSerializer, responses={201: PairSerializer, 400: ErrorSerializer})
+    def post(self, request, slug: str):
+        project = _project(request, slug, permissions.LEAD)
+        inp = PairCreateSerializer(data=request.data)
+        inp.is_valid(raise_exception=True)
+        d = inp.validated_data
+        try:
+            pair, trajectory, revision = _new_pair(project, d)
+        except core.PairError as e:
+            return _bad([e])
+        try:
+            row = services.save_pair(project, pair, user=request.user, trajectory=trajectory, revision=revision)
+        except core.PairError as e:
+            return _bad(core.pair_errors(pair, categories_for(project)) or [e])
+        return Response(PairSerializer(row).data, status=status.HTTP_201_CREATED)
+
+
+def _new_pair(project, d: dict):
+    """The pure pair a create request describes (not yet checked), with its source trajectory and revision."""
+    trajectory = revision = None
+    if d.get("trajectory") is not None:
+        trajectory = get_object_or_404(Trajectory, pk=d["trajectory"], project=project)
+        if d.get("turn") is None or d.get("step") is None:
+            raise core.PairError("forking a trajectory needs both turn and step", "turn")
+        pair, revision = services.fork_trajectory(trajectory, d["turn"], d["step"])
+    elif d.get("context") is not None:
+        try:
+            pair = core.Pair(context=CanonicalTrajectory.from_dict(d["context"], "context"))
+        except SchemaError as e:
+            raise core.PairError(e.message, e.field) from None
+    else:
+        raise core.PairError("give a trajectory with turn and step, or a context document", "trajectory")
+    pair.category, pair.note = d["category"], d.get("note", "")
+    if "chosen" in d:
+        pair.chosen = _steps(d["chosen"], "chosen")
+    if "rejected" in d:
+        pair.rejected = _steps(d["rejected"], "rejected")
+    if d.get("starter"):
+        pair.rejected = core.starter_steps(d["starter"], pair.chosen, pair.context)
+    return pair, trajectory, revision
+
+
+class PairDetailAPI(APIView):
+    parser_classes = [JSONParser]
+
+    def _row(self, request, pk: int, minimum=permissions.ANNOTATOR) -> Pair:
+        row = get_object_or_404(Pair.objects.select_related("project", "author", "reviewer"), pk=pk)
+        permissions.require_role(request.user, row.project, minimum)
+        return row
+
+    @extend_schema(responses=PairSerializer)
+    def get(self, request, pk: int):
+        row = self._row(request, pk)
+        data = PairSerializer(row).data
+        data["errors"] = [e.to_dict() for e in core.pair_errors(row.to_core(), categories_for(row.project))]
+        return Response(data)
+
+    @extend_schema(request=PairUpdateSerializer, responses={200: PairSerializer, 400: ErrorSerializer})
+    def patch(self, request, pk: int):
+        row = self._row(request, pk, permissions.LEAD)
+        inp = PairUpdateSerializer(data=request.data)
+        inp.is_valid(raise_exception=True)
+        d = inp.validated_data
+        pair = row.to_core()
+        try:
+            if "chosen" in d:
+                pair.chosen = _steps(d["chosen"], "chosen")
+            if "rejected" in d:
+                pair.rejected = _steps(d["rejected"], "rejected")
+            pair.category = d.get("category", pair.category)
+            pair.note = d.get("note", pair.note)
+            services.save_pair(row.project, pair, user=request.user, row=row)
+        except core.PairError as e:
+            return _bad(core.pair_errors(pair, categories_for(row.project)) or [e])
+        return Response(PairSerializer(row).data)
+
+
+class PairReviewAPI(APIView):
+    parser_classes = [JSONParser, FormParser]
+
+    @extend_schema(request=ReviewSerializer, responses={200: PairSerializer, 400: ErrorSerializer})
+    def post(self, request, pk: int):
+        row = get_object_or_404(Pair.objects.select_related("project"), pk=pk)
+        permissions.require_role(request.user, row.project, permissions.LEAD)
+        inp = ReviewSerializer(data=request.data)
+        inp.is_valid(raise_exception=True)
+        try:
+            services.review_pair(row, inp.validated_data["status"], user=request.user,
+                                 note=inp.validated_data.get("note"))
+        except core.PairError as e:
+            return _bad(core.pair_errors(row.to_core(), categories_for(row.project)) or [e])
+        return Response(PairSerializer(row).data)
+
+
+class SuggestionListAPI(APIView):
+    @extend_schema(responses=SuggestionSerializer(many=True))
+    def get(self, request, slug: str):
+        project = _project(request, slug, permissions.LEAD)
+        services.refresh_suggestions(project)
+        qs = project.pair_suggestions.filter(status=request.query_params.get("status", PairSuggestion.PENDING))
+        return Response(SuggestionSerializer(qs.select_related("corrected_by")[:1000], many=True).data)
+
+
+class SuggestionDecideAPI(APIView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=DecideSerializer, responses=DecideOutputSerializer)
+    def post(self, request, slug: str):
+        project = _project(request, slug, permissions.LEAD)
+        inp = DecideSerializer(data=request.data)
+        inp.is_valid(raise_exception=True)
+        d = services.decide_suggestions(project, inp.validated_data["ids"], inp.validated_data["action"],
+                                        user=request.user)
+        return Response(DecideOutputSerializer({"accepted": [p.pk for p in d.accepted], "dismissed": d.dismissed,
+                                                "errors": d.errors}).data)
+
+
+class PairImportAPI(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request=ImportInputSerializer, responses={201: ImportOutputSerializer, 400: ImportOutputSerializer})
+    def post(self, request, slug: str):
+        project = _project(request, slug, permissions.LEAD)
+        inp = ImportInputSerializer(data=request.data)
+        inp.is_valid(raise_exception=True)
+        upload = inp.validated_data["file"]
+        out = services.import_candidates(project, upload.read(), upload.name, user=request.user)
+        code = status.HTTP_400_BAD_REQUEST if out.errors else status.HTTP_201_CREATED
+        return Response(ImportOutputSerializer(out).data, status=code)
+
+
+class PairExportAPI(APIView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=ExportInputSerializer, responses={201: ExportOutputSerializer, 400: ErrorSerializer})
+    def post(self, request, slug: str):
+        project = _project(request, slug, permissions.LEAD)
+        inp = ExportInputSerializer(data=request.data)
+        inp.is_valid(raise_exception=True)
+        d = inp.validated_data
+        render_settings = {k: d[k] for k in ("template", "tokenizer", "max_length") if d.get(k) not in (None, "")}
+        try:
+            snap = services.export_pairs(project, user=request.user, render_settings=render_settings,
+                                         categories=d.get("categories"), sources=d.get("sources"),
+                                         splits=d.get("splits"), name=d["name"])
+        except services.ExportError as e:
+            return _bad([{"field": "", "message": str(e)}])
+        reused = bool(getattr(snap, "reused", False))
+        return Response(ExportOutputSerializer({
+            "snapshot": snap.pk, "status": snap.status, "content_hash": snap.content_hash,
+            "item_count": snap.item_count, "out_dir": snap.out_dir, "reused": reused}).data,
+            status=status.HTTP_200_OK if reused else status.HTTP_201_CREATED)
+
+
+class PairDashboardAPI(APIView):
+    def get(self, request, slug: str):
+        return Response(services.dashboard(_project(request, slug)))

@@ -1,0 +1,279 @@
+"""Writing preference pairs: fork, save, review, suggestions from corrections, import, dashboard.
+
+The thin Django shell around ``annotate.pairs`` that the pages, the API and the CLI share. Every
+function takes the acting user and leaves the permission check to its caller (the views ask
+``annotate.permissions``; the CLI acts as an operator).
+
+Suggestions from corrections are computed lazily from revisions, not in the save path: the
+workbench's step save has a tight latency budget and may bypass ``replace_document``, but every
+save of every path writes a ``Revision``. Comparing a trajectory's first revision (the original)
+with its latest gives the net correction, so an annotator's intermediate saves never produce a
+suggestion each. ``refresh_suggestions`` only looks at trajectories whose version moved since it
+last looked (``SuggestionScan``), so opening the suggestions page costs what changed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.db.models import Count, F
+from django.utils import timezone
+
+from annotate import pairs as core
+from annotate.models import Revision, Trajectory
+from annotate.pair_models import Pair, PairSuggestion, SuggestionScan, categories_for
+from annotate.trajectory import Trajectory as CanonicalTrajectory
+
+
+def _author(user):
+    return user if user is not None and getattr(user, "is_authenticated", False) else None
+
+
+def current_revision(trajectory: Trajectory) -> Revision | None:
+    return trajectory.revisions.filter(version=trajectory.version).first()
+
+
+def fork_trajectory(trajectory: Trajectory, turn: int, step: int, **kw) -> tuple[core.Pair, Revision | None]:
+    """A new pure pair cut from the trajectory's current revision (both sides: its own continuation)."""
+    revision = current_revision(trajectory)
+    doc = (CanonicalTrajectory.from_dict(revision.document) if revision is not None
+           else trajectory.to_canonical())
+    return core.fork(doc, turn, step, **kw), revision
+
+
+def save_pair(project, pair: core.Pair, *, user, row: Pair | None = None, trajectory=None,
+              revision=None) -> Pair:
+    """Create (or update ``row``) after checking ``pair_errors``; raise the first ``PairError``.
+
+    Editing an approved or rejected pair sends it back to draft: it needs a fresh review.
+    """
+    core.check_pair(pair, categories_for(project))
+    now = timezone.now()
+    if row is None:
+        row = Pair(project=project, trajectory=trajectory, revision=revision, author=_author(user),
+                   created_at=now)
+    row.set_core(pair)
+    row.updated_at = now
+    if row.pk is not None and row.status != Pair.DRAFT:
+        row.status, row.reviewer, row.reviewed_at = Pair.DRAFT, None, None
+    row.save()
+    return row
+
+
+def review_pair(row: Pair, status: str, *, user, note: str | None = None) -> Pair:
+    """Approve or reject (or send back to draft). Approval re-checks the pair first."""
+    if status not in (Pair.APPROVED, Pair.REJECTED, Pair.DRAFT):
+        raise core.PairError(f"unknown status {status!r}; use approved, rejected or draft", "status")
+    if status == Pair.APPROVED:
+        core.check_pair(row.to_core(), categories_for(row.project))
+    row.status = status
+    row.reviewer = _author(user) if status != Pair.DRAFT else None
+    row.reviewed_at = timezone.now() if status != Pair.DRAFT else None
+    fields = ["status", "reviewer", "reviewed_at"]
+    if note is not None:
+        row.note = note
+        fields.append("note")
+    row.save(update_fields=fields)
+    return row
+
+
+# Suggestions from corrections -------------------------------------------------------------------
+
+
+def refresh_suggestions(project) -> int:
+    """Re-scan the trajectories edited since the last scan; return how many were scanned."""
+    stale = (project.trajectories.filter(version__gt=1)
+             .exclude(suggestion_scan__version=F("version")).only("id", "version", "project_id"))
+    n = 0
+    for trajectory in stale.iterator(chunk_size=200):
+        _scan(project, trajectory)
+        n += 1
+    return n
+
+
+def _scan(project, trajectory: Trajectory) -> None:
+    versions = list(trajectory.revisions.order_by("version").values_list("version", flat=True))
+    found: dict[str, core.Pair] = {}
+    last = None
+    if len(versions) >= 2:
+        first = trajectory.revisions.get(version=versions[0])
+        last = trajectory.revisions.get(version=versions[-1])
+        original = CanonicalTrajectory.from_dict(first.document)
+        corrected = CanonicalTrajectory.from_dict(last.document)
+        found = {p.content_key(): p for p in core.suggest_from_revisions(original, corrected)}
+    with transaction.atomic():
+        # Pending suggestions follow the latest correction; decided ones stay decided.
+        trajectory.pair_suggestions.filter(status=PairSuggestion.PENDING).exclude(key__in=list(found)).delete()
+        known = set(trajectory.pair_suggestions.filter(key__in=list(found)).values_list("key", flat=True))
+        PairSuggestion.objects.bulk_create([
+            PairSuggestion(project=project, trajectory=trajectory, base_version=versions[0], version=versions[-1],
+                           cut_turn=p.cut[0], cut_step=p.cut[1], context=p.context.to_dict(),
+                           chosen=[s.to_dict() for s in p.chosen], rejected=[s.to_dict() for s in p.rejected],
+                           category=p.category, key=key, corrected_by_id=last.author_id if last else None)
+            for key, p in found.items() if key not in known
+        ])
+        SuggestionScan.objects.update_or_create(trajectory=trajectory, defaults={"version": trajectory.version})
+
+
+@dataclass
+class Decision:
+    accepted: list[Pair] = field(default_factory=list)
+    dismissed: int = 0
+    errors: list[dict] = field(default_factory=list)
+
+
+def decide_suggestions(project, ids, action: str, *, user) -> Decision:
+    """Accept (→ an approved pair, reviewed by ``user``) or dismiss pending suggestions, one or many.
+
+    A suggestion that fails the pair checks is left pending and reported, the others proceed.
+    """
+    if action not in ("accept", "dismiss"):
+        raise core.PairError(f"unknown action {action!r}; use accept or dismiss", "action")
+    out = Decision()
+    categories = categories_for(project)
+    qs = project.pair_suggestions.filter(pk__in=list(ids), status=PairSuggestion.PENDING).select_related("trajectory")
+    now = timezone.now()
+    for s in qs:
+        if action == "dismiss":
+            s.status, s.decided_by, s.decided_at = PairSuggestion.DISMISSED, _author(user), now
+            s.save(update_fields=["status", "decided_by", "decided_at"])
+            out.dismissed += 1
+            continue
+        pair = s.to_core()
+        errors = core.pair_errors(pair, categories)
+        if errors:
+            out.errors.append({"suggestion": s.pk, "field": errors[0].field, "message": errors[0].message})
+            continue
+        with transaction.atomic():
+            row = project.pairs.filter(content_key=pair.content_key()).first()
+            if row is None:
+                revision = s.trajectory.revisions.filter(version=s.version).first()
+                row = Pair(project=project, trajectory=s.trajectory, revision=revision, author=s.corrected_by,
+                           created_at=now, updated_at=now)
+                row.set_core(pair)
+            row.status, row.reviewer, row.reviewed_at = Pair.APPROVED, _author(user), now
+            row.save()
+            s.status, s.decided_by, s.decided_at, s.pair = PairSuggestion.ACCEPTED, _author(user), now, row
+            s.save(update_fields=["status", "decided_by", "decided_at", "pair"])
+        out.accepted.append(row)
+    return out
+
+
+# Imported preference data -----------------------------------------------------------------------
+
+
+@dataclass
+class PairImport:
+    created: int = 0
+    duplicates: int = 0
+    errors: list[dict] = field(default_factory=list)
+
+
+def import_candidates(project, data: bytes, filename: str, *, user) -> PairImport:
+    """Candidate records (see ``annotate.pairs``) → draft pairs, all-or-nothing; known content is skipped."""
+    result = core.parse_candidates(data, filename, categories_for(project))
+    if result.errors:
+        return PairImport(errors=result.errors)
+    if not result.pairs:
+        return PairImport(errors=[{"file": filename, "line": None, "field": "",
+                                   "message": "the file holds no candidate records"}])
+    out = PairImport()
+    now = timezone.now()
+    with transaction.atomic():
+        known = set(project.pairs.values_list("content_key", flat=True))
+        rows = []
+        for _, pair in result.pairs:
+            key = pair.content_key()
+            if key in known:
+                out.duplicates += 1
+                continue
+            known.add(key)
+            row = Pair(project=project, author=_author(user), created_at=now, updated_at=now)
+            row.set_core(pair)
+            rows.append(row)
+        Pair.objects.bulk_create(rows)
+        out.created = len(rows)
+    return out
+
+
+# Dashboard and export selection ---------------------------------------------------------------
+
+
+def dashboard(project) -> dict:
+    """Counts by category × status, by source, and the categories that still have no approved pair."""
+    categories = categories_for(project)
+    rows = project.pairs.values_list("category", "status").annotate(n=Count("id")).order_by()
+    by_cat: dict[str, Counter] = {k: Counter() for k in categories}
+    for cat, status, n in rows:
+        by_cat.setdefault(cat, Counter())[status] += n
+    by_source = dict(project.pairs.values_list("source").annotate(n=Count("id")).order_by())
+    by_status = dict(project.pairs.values_list("status").annotate(n=Count("id")).order_by())
+    table = []
+    for key, counts in by_cat.items():
+        c = categories.get(key) or core.Category(key, key, "", "")
+        table.append({"key": key, "name": c.name, "description": c.description,
+                      "draft": counts["draft"], "approved": counts["approved"], "rejected": counts["rejected"],
+                      "total": sum(counts.values())})
+    return {
+        "categories": table,
+        "by_source": [{"source": s, "name": label, "n": by_source.get(s, 0)} for s, label in Pair.SOURCE_CHOICES],
+        "by_status": [{"status": s, "name": label, "n": by_status.get(s, 0)} for s, label in Pair.STATUS_CHOICES],
+        "missing": [r["key"] for r in table if r["approved"] == 0 and r["key"] != "other"],
+        "total": sum(by_status.values()),
+        "pending_suggestions": project.pair_suggestions.filter(status=PairSuggestion.PENDING).count(),
+    }
+
+
+def pinned_pairs(project, filters: dict | None = None) -> list:
+    """The selector DPO snapshots call (``training.snapshots.register_pair_selector``).
+
+    Reads the snapshot's selection: ``status`` approved (default) takes approved pairs, ``submitted``
+    or ``any`` takes drafts too (never rejected pairs); ``splits`` and ``case_types`` match the
+    source trajectory's, as kept in the pair's context; ``ids`` names source trajectories.
+    """
+    from training.snapshots import PinnedPair
+
+    filters = filters or {}
+    qs = project.pairs.exclude(status=Pair.REJECTED).order_by("id")
+    if (filters.get("status") or "approved") == "approved":
+        qs = qs.filter(status=Pair.APPROVED)
+    if filters.get("ids"):
+        qs = qs.filter(trajectory_id__in=filters["ids"])
+    if filters.get("categories"):
+        qs = qs.filter(category__in=filters["categories"])
+    if filters.get("sources"):
+        qs = qs.filter(source__in=filters["sources"])
+    out = []
+    for row in qs.iterator(chunk_size=500):
+        doc = row.to_document()
+        meta = doc["context"].get("meta") or {}
+        if filters.get("splits") and (meta.get("split") or "train") not in filters["splits"]:
+            continue
+        if filters.get("case_types") and not set(filters["case_types"]) & set(meta.get("case_types") or []):
+            continue
+        out.append(PinnedPair(document=doc, source_id=row.pk))
+    return out
+
+
+class ExportError(ValueError):
+    """A DPO export that cannot start (no approved pairs, bad render settings...)."""
+
+
+def export_pairs(project, *, user, render_settings: dict | None = None, categories=None, sources=None,
+                 splits=None, name: str = "", out_dir=None, enqueue: bool = True):
+    """Queue a DPO snapshot of the approved pairs (optionally of some categories / sources / splits)."""
+    from training.snapshots import SnapshotError, create_snapshot
+
+    filters = {"status": "approved", "categories": list(categories or []), "sources": list(sources or []),
+               "splits": list(splits or [])}
+    pinned = pinned_pairs(project, filters)
+    if not pinned:
+        what = f" in {', '.join(filters['categories'])}" if filters["categories"] else ""
+        raise ExportError(f"there are no approved pairs{what} to export: approve some first")
+    try:
+        return create_snapshot(project, "dpo", {"status": "approved", "splits": filters["splits"]},
+                               render_settings, user, name=name, pairs=pinned, out_dir=out_dir, enqueue=enqueue)
+    except SnapshotError as e:
+        raise ExportError(str(e)) from None
