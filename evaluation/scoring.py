@@ -109,6 +109,9 @@ class Reference:
     user_text: str = ""
     missing_args: list[str] = field(default_factory=list)
     lenient_decline: bool = False
+    # Where the decision sits in its trajectory (``turns[turn_index].steps[step_index]``), if it has one.
+    turn_index: int | None = None
+    step_index: int | None = None
 
     def __post_init__(self):
         self.tools = [normalize_tool(t) for t in self.tools]
@@ -143,6 +146,8 @@ class Reference:
             "user_text": self.user_text,
             "missing_args": list(self.missing_args),
             "lenient_decline": self.lenient_decline,
+            "turn_index": self.turn_index,
+            "step_index": self.step_index,
         }
 
     @classmethod
@@ -283,6 +288,8 @@ def reference_at(traj: Trajectory, turn_index: int, step_index: int) -> Referenc
         tool_results=results,
         context_calls=context_calls,
         user_text=user_text,
+        turn_index=turn_index,
+        step_index=si,
     )
     if gold[0].kind == "tool_call":
         ref.calls = [{"name": s.name, "arguments": s.arguments if isinstance(s.arguments, dict) else {}} for s in gold]

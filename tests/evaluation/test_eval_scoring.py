@@ -66,6 +66,15 @@ def test_each_decision_point_of_a_trajectory_becomes_a_reference():
     assert len(parallel[1].tool_results) == 2 and all(r["recent"] for r in parallel[1].tool_results)
 
 
+def test_a_reference_points_at_its_gold_step():
+    for t in TRAJECTORIES:
+        for ref in references_from_trajectory(t):
+            step = t.turns[ref.turn_index].steps[ref.step_index]
+            assert step.kind == ("tool_call" if ref.decision == "call" else "answer")
+            assert ref.item_id.endswith(f"#t{ref.turn_index}s{ref.step_index}")
+            assert (step.text == ref.answer) if step.kind == "answer" else (step.name == ref.calls[0]["name"])
+
+
 def test_a_clarification_reference_knows_which_arguments_are_missing():
     ref = REFS["clarification#t0s0"]
     assert ref.decision == "ask"
