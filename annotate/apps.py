@@ -5,3 +5,9 @@ class AnnotateConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "annotate"
     verbose_name = "Annotation"
+
+    def ready(self):
+        # DPO snapshots find the approved preference pairs through this selector.
+        from annotate.pair_services import register_with_snapshots
+
+        register_with_snapshots()

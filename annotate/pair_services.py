@@ -277,3 +277,10 @@ def export_pairs(project, *, user, render_settings: dict | None = None, categori
                                render_settings, user, name=name, pairs=pinned, out_dir=out_dir, enqueue=enqueue)
     except SnapshotError as e:
         raise ExportError(str(e)) from None
+
+
+def register_with_snapshots() -> None:
+    """Make ``training.snapshots`` pin this project's pairs for ``--kind dpo`` (called from ``AppConfig.ready``)."""
+    from training.snapshots import register_pair_selector
+
+    register_pair_selector(pinned_pairs)

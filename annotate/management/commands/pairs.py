@@ -200,9 +200,10 @@ class Command(BaseCommand):
             self.stdout.write(f"Snapshot {snap.pk} already holds these pairs ({snap.status}): {snap.out_dir}")
             return
         if wait:
-            from training.snapshot_tasks import run_export
+            from training.snapshots import claim, run_snapshot_export
 
-            run_export(snap.pk)
+            if claim(snap.pk):
+                snap = run_snapshot_export(snap)
             snap.refresh_from_db()
             if snap.status != "succeeded":
                 raise CommandError(f"snapshot {snap.pk} {snap.status}: {snap.error or snap.message}")
