@@ -327,3 +327,121 @@ class DbRenderCache:
         RenderCacheEntry.objects.bulk_create(
             [RenderCacheEntry(key=k, settings_hash=self.settings_hash, result=v) for k, v in results.items()],
             batch_size=self.CHUNK, ignore_conflicts=True)
+
+
+# --- running the export (worker side; also the CLI) ---------------------------------------------
+
+class ExportCancelled(Exception):
+    """A lead cancelled the export while it ran."""
+
+
+def export_items(snapshot: Snapshot) -> tuple[list, Callable[[list[str]], dict[str, dict]]]:
+    """The snapshot's pinned items as ``training.export.ExportItem`` and a loader for their documents."""
+    from training.export import ExportItem
+
+    if snapshot.kind == "dpo":
+        rows = list(snapshot.pairs.order_by("position").values_list("position", "source_id", "key",
+                                                                    "document__context__meta__split"))
+        items = [ExportItem(key=f"p{key}", ident=f"pair-{sid}" if sid is not None else f"pair@{pos}",
+                            split=split or "train") for pos, sid, key, split in rows]
+
+        def load(keys: list[str]) -> dict[str, dict]:
+            wanted = {k[1:] for k in keys}
+            return {f"p{k}": d for k, d in snapshot.pairs.filter(key__in=wanted).values_list("key", "document")}
+
+        return items, load
+    rows = list(snapshot.items.order_by("trajectory_id").values_list(
+        "trajectory_id", "revision_id", "revision__version", "revision__document__meta__split"))
+    items = [ExportItem(key=f"r{rid}", ident=f"t{tid}v{version}", split=split or "train")
+             for tid, rid, version, split in rows]
+
+    def load(keys: list[str]) -> dict[str, dict]:
+        ids = [int(k[1:]) for k in keys]
+        return {f"r{pk}": doc for pk, doc in Revision.objects.filter(pk__in=ids).values_list("pk", "document")}
+
+    return items, load
+
+
+class ProgressWriter:
+    """Writes progress and a heartbeat to the snapshot row (at most every ``every`` seconds), and
+    stops the export when a lead asked to cancel it. ``echo`` also receives every update (the CLI)."""
+
+    def __init__(self, snapshot: Snapshot, echo: Callable[[float, str], None] | None = None, every: float = 1.0):
+        self.snapshot, self.echo, self.every = snapshot, echo, every
+        self._last = 0.0
+
+    def __call__(self, fraction: float, message: str) -> None:
+        import time
+
+        if self.echo is not None:
+            self.echo(fraction, message)
+        now = time.monotonic()
+        if now - self._last < self.every and fraction < 1.0:
+            return
+        self._last = now
+        Snapshot.objects.filter(pk=self.snapshot.pk).update(progress=round(fraction, 4), message=message[:500],
+                                                            heartbeat_at=timezone.now())
+        if Snapshot.objects.filter(pk=self.snapshot.pk, cancel_requested=True).exists():
+            raise ExportCancelled()
+
+
+def claim(snapshot_id: int) -> bool:
+    """Take a queued snapshot for this worker; False when another delivery already took it."""
+    import os
+
+    now = timezone.now()
+    return Snapshot.objects.filter(pk=snapshot_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, worker_pid=os.getpid(),
+        message="starting") == 1
+
+
+def run_snapshot_export(snapshot: Snapshot, echo: Callable[[float, str], None] | None = None) -> Snapshot:
+    """Render and write a claimed (running) snapshot; the row ends succeeded, failed or cancelled."""
+    from training.export import ExportSettings, run_export
+
+    items, load = export_items(snapshot)
+    settings = ExportSettings.from_dict(snapshot.render_settings)
+    try:
+        result = run_export(items, settings, Path(snapshot.out_dir), load_documents=load,
+                            cache_for=DbRenderCache, snapshot_meta={"content_hash": snapshot.content_hash},
+                            on_progress=ProgressWriter(snapshot, echo))
+    except ExportCancelled:
+        _finish(snapshot, JobStatus.CANCELLED, message="cancelled")
+        return snapshot
+    except Exception as e:  # the row is the record: say what failed, then let Celery log it
+        _finish(snapshot, JobStatus.FAILED, message="failed", error=f"{type(e).__name__}: {e}")
+        raise
+    snapshot.item_count = result.items
+    snapshot.sample_count = result.samples
+    snapshot.audit = result.audit
+    snapshot.audit_errors = result.audit["errors"]
+    snapshot.save(update_fields=["item_count", "sample_count", "audit", "audit_errors"])
+    _finish(snapshot, JobStatus.SUCCEEDED, message=(
+        f"{result.samples} samples from {result.items} items ({result.rendered} rendered, "
+        f"{result.items - result.rendered} from the cache)"), progress=1.0)
+    return snapshot
+
+
+def _finish(snapshot: Snapshot, status: str, *, message: str, error: str = "", progress: float | None = None) -> None:
+    snapshot.status = status
+    snapshot.message = message[:500]
+    snapshot.error = error
+    snapshot.finished_at = timezone.now()
+    fields = ["status", "message", "error", "finished_at"]
+    if progress is not None:
+        snapshot.progress = progress
+        fields.append("progress")
+    snapshot.save(update_fields=fields)
+
+
+def request_cancel(snapshot: Snapshot, user) -> Snapshot:
+    """A lead stops a queued or running export (a queued one is cancelled at once)."""
+    permissions.require_role(user, snapshot.project, permissions.LEAD)
+    if Snapshot.objects.filter(pk=snapshot.pk, status=JobStatus.QUEUED).update(
+            status=JobStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now(), message="cancelled"):
+        snapshot.refresh_from_db()
+        return snapshot
+    Snapshot.objects.filter(pk=snapshot.pk, status=JobStatus.RUNNING).update(cancel_requested=True,
+                                                                            message="cancelling")
+    snapshot.refresh_from_db()
+    return snapshot
