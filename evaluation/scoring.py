@@ -225,7 +225,8 @@ def _first_acceptable_value(v: Any) -> Any:
 def references_from_trajectory(traj: Trajectory, *, include_labelled: bool = False) -> list[Reference]:
     """One reference per decision point of a trajectory: after each user message and after each
     block of tool results. Points whose gold steps carry error labels or are not trained on
-    are skipped (they show what not to do), unless ``include_labelled``.
+    are skipped (they show what not to do), unless ``include_labelled``. An imported benchmark
+    item with possible answers and no assistant steps gives one (:func:`reference_from_gold_answers`).
     """
     refs = []
     for ti, turn in enumerate(traj.turns):
@@ -243,7 +244,33 @@ def references_from_trajectory(traj: Trajectory, *, include_labelled: bool = Fal
             if not include_labelled and any(s.labels or not s.train for s in gold):
                 continue
             refs.append(reference_at(traj, ti, si))
+    gold = reference_from_gold_answers(traj)
+    if gold is not None:
+        refs.append(gold)
     return refs
+
+
+def reference_from_gold_answers(traj: Trajectory) -> Reference | None:
+    """The reference of an imported benchmark item: a trajectory whose last turn has no assistant
+    steps and whose ``meta.reference`` holds BFCL-style possible answers (``{"ground_truth":
+    [{fn: {arg: [values]}}]}``, empty where no tool should be called), as the BFCL importer keeps them.
+    """
+    gold = traj.meta.reference
+    if not traj.turns or traj.turns[-1].steps or not isinstance(gold, dict):
+        return None
+    truth = gold.get("ground_truth")
+    if not isinstance(truth, list) or not all(isinstance(g, dict) for g in truth):
+        return None
+    ti = len(traj.turns) - 1
+    item = {
+        "id": f"{traj.meta.external_id or 'trajectory'}#t{ti}s0",
+        "question": [[{"role": "user", "content": t.user} for t in traj.turns]],
+        "function": traj.tools,
+    }
+    ref = reference_from_bfcl(item, {"ground_truth": truth} if truth else None)
+    ref.case_types = [c for c in traj.meta.case_types if c in CASE_TYPES] or ref.case_types
+    ref.turn_index, ref.step_index = ti, 0
+    return ref
 
 
 def _gold_steps(steps, si):

@@ -89,3 +89,19 @@ def test_bfcl_irrelevance_items_want_no_call():
     forced = reference_output(reference_from_bfcl(items[0][0], {"ground_truth": [{items[0][0]["function"][0]["name"]: {}}]}))
     s = score_output(parse_output(forced), refs[0])
     assert "unnecessary_tool_call" in s.labels and not s.correct
+
+
+def test_an_imported_bfcl_trajectory_gives_the_same_reference_as_the_raw_item():
+    from annotate.convert_bfcl import to_trajectory
+    from evaluation.scoring import references_from_trajectory
+
+    for category in ("simple_python", "multiple", "irrelevance"):
+        for q, a in load(category)[:40]:
+            refs = references_from_trajectory(to_trajectory(q, answer=a))
+            assert len(refs) == 1
+            ref = refs[0]
+            assert ref.item_id == f"{q['id']}#t0s0"
+            raw = reference_from_bfcl(q, a)
+            assert (ref.decision, ref.calls, ref.acceptable, ref.case_types) == (raw.decision, raw.calls, raw.acceptable, raw.case_types)
+            for style in ("tool_call", "python"):
+                assert score_output(parse_output(reference_output(ref, style)), ref).correct, (q["id"], style)
