@@ -114,8 +114,10 @@ def _read_cached(completion_json: str, tools_json: str) -> ParsedOutput:
 def _reference_cached(reference_json: str, tools_json: str) -> Reference:
     d = json.loads(reference_json)
     if not d.get("tools") and tools_json != "null":
+        # TRL's tools column: a list of schemas, each possibly stored as JSON text (datasets.Json).
         tools = json.loads(tools_json)
-        d["tools"] = json.loads(tools) if isinstance(tools, str) else tools
+        tools = json.loads(tools) if isinstance(tools, str) else tools
+        d["tools"] = [json.loads(t) if isinstance(t, str) else t for t in tools or []]
     return Reference.from_dict(d)
 
 

@@ -92,7 +92,10 @@ def test_the_tools_column_fills_in_a_reference_without_tools():
     bare["tools"] = []
     fn = rewards.schema_reward
     assert fn(prompts=["q"], completions=[PARIS], reference=[bare]) == [0.0]  # unknown tool
-    assert fn(prompts=["q"], completions=[PARIS], reference=[bare], tools=[json.dumps(CALL_REF.tools)]) == [1.0]
+    assert fn(prompts=["q"], completions=[PARIS], reference=[bare], tools=[CALL_REF.tools]) == [1.0]
+    # as datasets.Json() stores them: one JSON text per tool
+    as_texts = [json.dumps(t) for t in CALL_REF.tools]
+    assert fn(prompts=["q"], completions=[PARIS], reference=[bare], tools=[as_texts]) == [1.0]
 
 
 def test_a_dataset_without_references_is_a_clear_error():
