@@ -563,9 +563,11 @@ def guess_category(context: Trajectory, chosen: list[Step], rejected: list[Step]
         return "missing_argument" if answer.rstrip().endswith("?") else "tool_not_needed"
     if calls_c and len(calls_r) > len(calls_c):
         return "cost"
-    if calls_c and [s.kind for s in chosen if s.kind != "think"] == [s.kind for s in rejected if s.kind != "think"]:
-        if any(s.kind == "tool_result" for s in chosen):
-            return "tool_result"
+    same_shape = [s.kind for s in chosen if s.kind != "think"] == [s.kind for s in rejected if s.kind != "think"]
+    results_seen = any(s.kind == "tool_result" for s in chosen) or any(
+        s.kind == "tool_result" for s in (context.turns[-1].steps if context.turns else []))
+    if same_shape and results_seen and chosen and chosen[-1].kind == "answer":
+        return "tool_result"  # the same moves; the answers differ with a result to ground them in
     return "other"
 
 
@@ -655,6 +657,16 @@ def _candidate_type(c: dict, steps: list[Step], where: str) -> str:
     return t
 
 
+def _candidate_field(field_: str, sides: dict[str, int]) -> str:
+    """``rejected[0].arguments`` → ``candidates[3].steps[0].arguments``: point at the record, not the pair."""
+    for side, i in sides.items():
+        if field_ == side:
+            return f"candidates[{i}]"
+        if field_.startswith(side + "["):
+            return f"candidates[{i}].steps" + field_[len(side):]
+    return field_
+
+
 def pairs_from_candidates(record: Any, categories: dict | None = None) -> list[Pair]:
     """One question with several candidate answers, the correct one marked → correct vs each wrong one.
 
@@ -706,8 +718,7 @@ def pairs_from_candidates(record: Any, categories: dict | None = None) -> list[P
         errors = pair_errors(pair, categories)
         if errors:
             e = errors[0]
-            field_ = e.field.replace("chosen", f"candidates[{ci}]", 1).replace("rejected", f"candidates[{i}]", 1)
-            raise PairError(e.message, field_)
+            raise PairError(e.message, _candidate_field(e.field, {"chosen": ci, "rejected": i}))
         out.append(pair)
     return out
 
