@@ -808,6 +808,8 @@ def score_output(parsed: ParsedOutput, ref: Reference) -> ItemScore:
             )
             if decision in ("answer", "decline"):
                 labels.append(("missing_clarification", "did not ask for the missing information"))
+            elif decision == "ask" and not m["clarification_ok"]:
+                labels.append(("missing_clarification", "asked, but not for the missing argument"))
         elif ref.decision == "decline":
             ok = ("decline", "answer") if ref.lenient_decline else ("decline",)
             m["decline_ok"] = decision in ok

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from annotate.trajectory import CASE_TYPES, DEFAULT_ERROR_LABELS
 from evaluation.parse import parse_output
@@ -232,3 +234,19 @@ def test_runs_compare_side_by_side():
 def test_a_score_survives_a_round_trip_through_a_dict():
     for s in oracle_scores("python")[:3] + run_of([(BAD_OUTPUTS[0][1], BAD_OUTPUTS[0][2])]):
         assert ItemScore.from_dict(s.to_dict()) == s
+
+
+VARIANTS = [reference_output(r, style) for r in REFS.values() for style in ("tool_call", "python")] + [
+    b[2] for b in BAD_OUTPUTS
+] + ["Could you give me more details?", "Sorry, I can't.", "It is 18.", "Which city?", "Thanks!"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(sorted(REFS)),
+    st.lists(st.sampled_from(VARIANTS), min_size=1, max_size=3).map(" ".join),
+)
+def test_every_output_that_fails_says_why_with_a_label(ref_id, output):
+    s = score_output(parse_output(output), REFS[ref_id])
+    assert s.correct or s.labels, (s.metrics, s.decision, s.gold_decision)
+    assert s.correct == (not s.labels), (s.labels, s.metrics)
