@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,10 +48,13 @@ def postgres_url(tmp_path_factory):
     if not bins:
         pytest.skip("PostgreSQL is not installed (apt-get install postgresql); `make test` installs it")
     bindir = Path(bins[-1])
-    data = tmp_path_factory.mktemp("pg") / "data"
+    # Outside pytest's private tmp dir: the postgres user must be able to reach it.
+    base = Path(tempfile.mkdtemp(prefix="studio-pg-"))
+    data = base / "data"
     run_as = []
     if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(data.parent, "postgres")
+        os.chmod(base, 0o755)
+        shutil.chown(base, "postgres")
         run_as = ["runuser", "-u", "postgres", "--"]
     port = free_port()
     subprocess.run(run_as + [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "studio"],
@@ -69,6 +73,7 @@ def postgres_url(tmp_path_factory):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +133,7 @@ def test_import_and_background_work_run_on_postgres_and_redis(postgres_url, redi
         deadline = time.time() + 90
         left = None
         while time.time() < deadline:
-            left = manage(env, "shell", "-c", check).strip()
+            left = manage(env, "shell", "--no-imports", "-c", check).strip().splitlines()[-1]
             if left == "0":
                 break
             time.sleep(1)

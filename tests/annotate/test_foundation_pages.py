@@ -14,7 +14,8 @@ from tests.conftest import PASSWORD
 pytestmark = pytest.mark.django_db
 
 GOOD = "\n".join(json.dumps(r) for r in [
-    {"system": "s", "turns": [{"user": "weather in Paris?", "assistant_tool": {"name": "get_weather", "arguments": {"city": "Paris"}},
+    {"system": "s", "tools": [{"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}],
+     "turns": [{"user": "weather in Paris?", "assistant_tool": {"name": "get_weather", "arguments": {"city": "Paris"}},
                                "tool_result": "18C", "assistant_answer": "18 degrees."}]},
     {"turns": [{"user": "hello", "assistant_answer": "Hi! How can I help?"}]},
 ]) + "\n"

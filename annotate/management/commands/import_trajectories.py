@@ -24,7 +24,9 @@ class Command(BaseCommand):
         parser.add_argument("--skip-invalid", action="store_true",
                             help="Import the valid records and report the rest (default: all or nothing)")
 
-    def handle(self, *args, path: Path, project: str, format: str, answers: Path | None, skip_invalid: bool, **o):
+    def handle(self, *args, path, project: str, format: str, answers, skip_invalid: bool, **o):
+        path = Path(path)
+        answers = Path(answers) if answers else None
         if not path.is_file():
             raise CommandError(f"{path}: no such file")
         size = path.stat().st_size
