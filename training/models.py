@@ -108,13 +108,20 @@ class TrainingJob(JobFields):
     project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="training_jobs")
     snapshot = models.ForeignKey(Snapshot, on_delete=models.PROTECT, related_name="training_jobs")
     kind = models.CharField(max_length=10, choices=KIND_CHOICES, default="sft")
+    name = models.CharField(max_length=200, blank=True)
     base_model = models.CharField(max_length=1000)
-    config = models.JSONField(default=dict, blank=True)
+    config = models.JSONField(default=dict, blank=True, help_text="training.runner.TrainSettings as a dict")
     output_dir = models.CharField(max_length=1000, blank=True)
     resumed_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    resume_checkpoint = models.CharField(max_length=1000, blank=True,
+                                         help_text="Checkpoint folder this run continues from")
     total_steps = models.PositiveIntegerField(default=0)
     current_step = models.PositiveIntegerField(default=0)
     log_tail = models.TextField(blank=True)
+    worker_host = models.CharField(max_length=255, blank=True,
+                                   help_text="Machine of the training process (the sweep kills orphans there only)")
+    summary = models.JSONField(default=dict, blank=True,
+                               help_text="Timing, last checkpoint and final results (loss, tokens/s)")
 
     class Meta:
         ordering = ["-created_at"]
@@ -126,7 +133,34 @@ class TrainingJob(JobFields):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} run {self.pk}"
+        return self.name or f"{self.get_kind_display()} run {self.pk}"
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Seconds left at the pace of this run's steps so far (None before two steps)."""
+        first = self.summary.get("first_step")
+        if not first or not self.total_steps or self.current_step <= first[0]:
+            return None
+        from django.utils import timezone as tz
+
+        elapsed = (self.heartbeat_at or tz.now()).timestamp() - first[1]
+        per_step = elapsed / (self.current_step - first[0])
+        return max(0.0, per_step * (self.total_steps - self.current_step))
+
+
+class TrainingDefaults(models.Model):
+    """The launch form's last values in a project, per kind: the next launch starts from them."""
+
+    project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=10, choices=TrainingJob.KIND_CHOICES)
+    values = models.JSONField(default=dict)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        # Serves the launch form's lookup of (project, kind).
+        constraints = [models.UniqueConstraint(fields=["project", "kind"], name="unique_training_defaults")]
 
 
 class MetricPoint(models.Model):

@@ -1,0 +1,560 @@
+"""Train one job with TRL: ``python -m training.runner JOB.json``.
+
+The worker (``training.jobs.run_training_job``) writes ``JOB.json`` and starts this script in a
+subprocess of its own process group; so does ``manage.py train``. Read it top to bottom:
+
+1. ``RunConfig.load``: the job file (model, snapshot folder, run folder, ``TrainSettings``).
+2. ``trl_kwargs``: the exact ``SFTConfig`` / ``DPOConfig`` arguments (pure; the launch form's
+   preview shows the same dict).
+3. ``main``: load the snapshot's dataset and the model, train (resuming from a checkpoint when
+   asked), save the final model or adapter and write the model card.
+
+Progress goes to ``metrics.jsonl`` in the run folder, one JSON event a line (see
+``training.callbacks``); the worker tails it into the database. This module imports no Django
+and nothing heavy at import time: the web process imports it for validation and the preview.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import re
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+KINDS = ("sft", "dpo")
+METHODS = ("full", "lora")
+PRECISIONS = ("auto", "bf16", "fp32")
+DEVICES = ("auto", "cpu", "cuda")
+SCHEDULERS = ("linear", "cosine", "cosine_with_min_lr", "constant", "constant_with_warmup", "polynomial",
+              "inverse_sqrt")
+DPO_LOSS_TYPES = ("sigmoid", "ipo", "hinge", "robust", "bco_pair", "sppo_hard", "nca_pair", "apo_zero", "apo_down",
+                  "sigmoid_norm")
+# Libraries whose versions go into the model card.
+LIBRARIES = ("torch", "transformers", "trl", "datasets", "peft", "accelerate", "tokenizers")
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINTS_DIR = "checkpoints"
+FINAL_DIR = "final"
+CARD_FILE = "README.md"
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass
+class TrainSettings:
+    """What a lead chooses on the launch form (also ``manage.py train --config FILE``)."""
+
+    method: str = "full"  # full fine-tuning or a LoRA adapter (peft)
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: str = "all-linear"  # comma-separated module names, or all-linear
+    learning_rate: float = 2e-5
+    num_train_epochs: float = 1.0
+    max_steps: int = 0  # 0: train for num_train_epochs
+    batch_size: int = 2
+    gradient_accumulation_steps: int = 1
+    max_length: int = 1024
+    warmup: float = 0.0  # steps, or a fraction of all steps when below 1 (as TrainingArguments.warmup_steps)
+    lr_scheduler_type: str = "linear"
+    seed: int = 42
+    eval_fraction: float = 0.0  # held out of train when the snapshot has no eval split; 0: no held-out set
+    eval_steps: int = 50
+    logging_steps: int = 1
+    save_steps: int = 100
+    precision: str = "auto"
+    device: str = "auto"
+    beta: float = 0.1  # DPO only
+    loss_type: str = "sigmoid"  # DPO only
+
+    @classmethod
+    def defaults_for(cls, kind: str) -> TrainSettings:
+        # DPO moves a model that already behaves: TRL's default rate for it is far lower.
+        return cls(learning_rate=5e-7 if kind == "dpo" else 2e-5)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], kind: str = "sft") -> TrainSettings:
+        """Settings from JSON (unknown keys are an error; missing keys take the kind's defaults).
+
+        >>> TrainSettings.from_dict({"max_steps": 4}).max_steps
+        4
+        """
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ValueError(f"unknown setting(s): {', '.join(unknown)}; known: {', '.join(names)}")
+        base = dataclasses.asdict(cls.defaults_for(kind))
+        for key, value in data.items():
+            typ = type(base[key])
+            bad = isinstance(value, bool) or (typ is int and isinstance(value, float) and not value.is_integer())
+            try:
+                if bad:
+                    raise ValueError
+                base[key] = typ(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{key}: expected {'an' if typ is int else 'a'} {typ.__name__}, got {value!r}") from None
+        return cls(**base)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def settings_errors(kind: str, s: TrainSettings) -> dict[str, str]:
+    """Problems with ``s`` for a ``kind`` run, by field name (empty when it can run).
+
+    >>> settings_errors("sft", TrainSettings(learning_rate=0))
+    {'learning_rate': 'Must be above 0 (typical: 1e-5 to 2e-4).'}
+    """
+    errors: dict[str, str] = {}
+
+    def check(name: str, ok: bool, message: str) -> None:
+        if not ok and name not in errors:
+            errors[name] = message
+
+    check("method", s.method in METHODS, f"Choose one of: {', '.join(METHODS)}.")
+    if s.method == "lora":
+        check("lora_r", 1 <= s.lora_r <= 1024, "LoRA rank must be between 1 and 1024.")
+        check("lora_alpha", s.lora_alpha > 0, "LoRA alpha must be above 0 (usually 2 × r).")
+        check("lora_dropout", 0 <= s.lora_dropout < 1, "Dropout must be in [0, 1).")
+        check("lora_target_modules", bool(target_modules(s.lora_target_modules)),
+              "Name the modules to adapt (e.g. q_proj,v_proj) or all-linear.")
+    check("learning_rate", s.learning_rate > 0, "Must be above 0 (typical: 1e-5 to 2e-4).")
+    check("learning_rate", s.learning_rate < 1, "A learning rate of 1 or more diverges; typical: 1e-5 to 2e-4.")
+    check("max_steps", s.max_steps >= 0, "Steps cannot be negative (0 trains for the number of epochs).")
+    check("num_train_epochs", s.max_steps > 0 or s.num_train_epochs > 0,
+          "Give a number of epochs above 0, or a number of steps.")
+    check("batch_size", 1 <= s.batch_size <= 4096, "Batch size must be between 1 and 4096.")
+    check("gradient_accumulation_steps", 1 <= s.gradient_accumulation_steps <= 4096, "Must be between 1 and 4096.")
+    check("max_length", 16 <= s.max_length <= 1_048_576, "Max length must be between 16 and 1,048,576 tokens.")
+    check("warmup", s.warmup >= 0, "Warmup cannot be negative.")
+    check("lr_scheduler_type", s.lr_scheduler_type in SCHEDULERS, f"Choose one of: {', '.join(SCHEDULERS)}.")
+    check("seed", 0 <= s.seed < 2**32, "Seed must be between 0 and 4294967295.")
+    check("eval_fraction", 0 <= s.eval_fraction < 0.5, "Hold out less than half of the data (0 for none).")
+    check("eval_steps", s.eval_steps >= 1, "Evaluate every 1 step or more.")
+    check("logging_steps", s.logging_steps >= 1, "Log every 1 step or more.")
+    check("save_steps", s.save_steps >= 1, "Save a checkpoint every 1 step or more.")
+    check("precision", s.precision in PRECISIONS, f"Choose one of: {', '.join(PRECISIONS)}.")
+    check("device", s.device in DEVICES, f"Choose one of: {', '.join(DEVICES)}.")
+    check("precision", not (s.precision == "bf16" and s.device == "cpu"),
+          "bf16 training needs a CUDA device; on CPU choose auto or fp32.")
+    if kind == "dpo":
+        check("beta", 0 < s.beta <= 10, "Beta must be in (0, 10]; 0.1 is usual.")
+        check("loss_type", s.loss_type in DPO_LOSS_TYPES, f"Choose one of: {', '.join(DPO_LOSS_TYPES)}.")
+    return errors
+
+
+def model_reference_error(model: str) -> str | None:
+    """Why ``model`` cannot be loaded, or None: a local folder with config.json, or a hub id.
+
+    >>> model_reference_error("Qwen/Qwen3-0.6B") is None
+    True
+    """
+    model = model.strip()
+    if not model:
+        return "Give a local model folder or a hub id (org/name)."
+    path = Path(model).expanduser()
+    if path.is_absolute() or model.startswith(".") or path.exists():
+        if not path.is_dir():
+            return f"No folder at {model}."
+        if not (path / "config.json").exists():
+            return f"{model} has no config.json: not a transformers model folder."
+        return None
+    if not HUB_ID.match(model):
+        return f"{model!r} is neither an existing folder nor a hub id like org/name."
+    return None
+
+
+def target_modules(text: str) -> str | list[str]:
+    """``all-linear`` stays a string (peft's shorthand); anything else is a list of names."""
+    names = [t.strip() for t in text.replace(" ", ",").split(",") if t.strip()]
+    return "all-linear" if names == ["all-linear"] else names
+
+
+@dataclass
+class RunConfig:
+    """Everything one run needs: written by the worker as ``job.json`` in the run folder."""
+
+    kind: str
+    model: str
+    dataset_dir: str  # the snapshot's hf/ folder (datasets.load_from_disk)
+    output_dir: str  # the run folder: checkpoints/, final/, metrics.jsonl, train.log
+    settings: TrainSettings = field(default_factory=TrainSettings)
+    job_id: int | None = None
+    snapshot: dict[str, Any] = field(default_factory=dict)  # id, name, content_hash, render_settings...
+    resume_from: str = ""  # a checkpoint folder of an earlier run
+    app_commit: str = "unknown"
+    trust_remote_code: bool = False
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        data = dict(data)
+        data["settings"] = TrainSettings.from_dict(data.get("settings", {}), data.get("kind", "sft"))
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def write(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        return path
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir)
+
+
+def runner_command(job_file: str | Path, python: str = sys.executable) -> list[str]:
+    """The command the worker runs (cwd: the app's root)."""
+    return [python, "-m", "training.runner", str(job_file)]
+
+
+def dataset_columns(dataset_dir: str | Path) -> list[str]:
+    """Column names of a saved DatasetDict's train split, read from its metadata (no datasets import)."""
+    info = Path(dataset_dir) / "train" / "dataset_info.json"
+    try:
+        return list(json.loads(info.read_text()).get("features", {}))
+    except (OSError, ValueError):
+        return []
+
+
+def dataset_splits(dataset_dir: str | Path) -> list[str]:
+    try:
+        return list(json.loads((Path(dataset_dir) / "dataset_dict.json").read_text()).get("splits", []))
+    except (OSError, ValueError):
+        return []
+
+
+def trl_kwargs(cfg: RunConfig, device: str, *, has_eval: bool | None = None,
+               columns: list[str] | None = None) -> dict[str, Any]:
+    """The exact keyword arguments of ``SFTConfig`` / ``DPOConfig`` for ``cfg`` on ``device``.
+
+    CPU: fp32 (``use_cpu=True, bf16=False``) and no gradient checkpointing (it only trades
+    compute for GPU memory). CUDA: bf16 unless fp32 was asked for; TRL's default checkpointing.
+
+    >>> kw = trl_kwargs(RunConfig("sft", "m", "d", "/runs/1", TrainSettings(max_steps=4)), "cpu", has_eval=False)
+    >>> kw["use_cpu"], kw["bf16"], kw["max_steps"], kw["output_dir"]
+    (True, False, 4, '/runs/1/checkpoints')
+    """
+    s = cfg.settings
+    if has_eval is None:
+        has_eval = "eval" in dataset_splits(cfg.dataset_dir) or s.eval_fraction > 0
+    kw: dict[str, Any] = {
+        "output_dir": str(Path(cfg.output_dir) / CHECKPOINTS_DIR),
+        "learning_rate": s.learning_rate,
+        "num_train_epochs": s.num_train_epochs,
+        "max_steps": s.max_steps if s.max_steps > 0 else -1,
+        "per_device_train_batch_size": s.batch_size,
+        "per_device_eval_batch_size": s.batch_size,
+        "gradient_accumulation_steps": s.gradient_accumulation_steps,
+        "max_length": s.max_length,
+        "warmup_steps": int(s.warmup) if s.warmup >= 1 else s.warmup,
+        "lr_scheduler_type": s.lr_scheduler_type,
+        "seed": s.seed,
+        "data_seed": s.seed,
+        "logging_steps": s.logging_steps,
+        "logging_first_step": True,
+        "save_strategy": "steps",
+        "save_steps": s.save_steps,
+        "save_total_limit": 2,  # the newest two: one to resume from even if the last save was cut short
+        "eval_strategy": "steps" if has_eval else "no",
+        "eval_steps": s.eval_steps if has_eval else None,
+        "report_to": "none",
+        "disable_tqdm": True,
+        "include_num_input_tokens_seen": "non_padding",  # tokens/s on the charts and in the card
+        "dataloader_num_workers": 0,
+        "trust_remote_code": cfg.trust_remote_code,
+    }
+    if device == "cpu":
+        kw.update(use_cpu=True, bf16=False, gradient_checkpointing=False)
+    else:
+        kw.update(use_cpu=False, bf16=s.precision != "fp32")
+    if cfg.kind == "sft":
+        columns = dataset_columns(cfg.dataset_dir) if columns is None else columns
+        # Loss on assistant tokens only: from the snapshot's own masks when it ships them
+        # (assistant_masks), else from the template's generation markers (TRL swaps in its
+        # training template for known families). A completion_mask dataset is masked already.
+        kw["assistant_only_loss"] = "completion_mask" not in columns and (
+            "messages" in columns or "assistant_masks" in columns or not columns)
+    else:
+        kw.update(beta=s.beta, loss_type=[s.loss_type])
+    return kw
+
+
+def peft_kwargs(s: TrainSettings) -> dict[str, Any] | None:
+    """``peft.LoraConfig`` arguments, or None for full fine-tuning."""
+    if s.method != "lora":
+        return None
+    return {"r": s.lora_r, "lora_alpha": s.lora_alpha, "lora_dropout": s.lora_dropout,
+            "target_modules": target_modules(s.lora_target_modules), "task_type": "CAUSAL_LM"}
+
+
+def trl_call_text(cfg: RunConfig, device: str, **kw) -> str:
+    """The config as Python, for the preview and the model card."""
+    name = "SFTConfig" if cfg.kind == "sft" else "DPOConfig"
+    args = trl_kwargs(cfg, device, **kw)
+    lines = [f"{name}("] + [f"    {k}={v!r}," for k, v in args.items()] + [")"]
+    lora = peft_kwargs(cfg.settings)
+    if lora:
+        lines += ["LoraConfig("] + [f"    {k}={v!r}," for k, v in lora.items()] + [")"]
+    return "\n".join(lines)
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint of a run (trainer_state.json is the last file written)."""
+    found = []
+    for p in (Path(run_dir) / CHECKPOINTS_DIR).glob("checkpoint-*"):
+        m = re.fullmatch(r"checkpoint-(\d+)", p.name)
+        if not m:
+            continue
+        try:
+            json.loads((p / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            continue  # cut short while saving
+        found.append((int(m.group(1)), p))
+    return max(found)[1] if found else None
+
+
+def checkpoint_step(path: str | Path) -> int:
+    m = re.search(r"checkpoint-(\d+)$", str(path).rstrip("/"))
+    return int(m.group(1)) if m else 0
+
+
+class EventLog:
+    """Append-only JSON Lines of run events: begin, step, log, checkpoint, status, end, error.
+
+    Each line is flushed at once so the worker tailing the file sees it within its poll.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = self.path.open("a", encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def write(self, event: str, **data: Any) -> None:
+        line = json.dumps({"event": event, "time": time.time(), **data}, default=str)
+        with self._lock:
+            self._fh.write(line + "\n")
+            self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def model_card(cfg: RunConfig, *, device: str, versions: dict[str, str], results: dict[str, Any],
+               template_sha256: str = "") -> str:
+    """The README.md written next to the final model: what it was trained on, and how."""
+    snap = cfg.snapshot
+    render = snap.get("render_settings") or {}
+    template = render.get("template") or snap.get("template") or "the tokenizer's own chat template"
+    kind = cfg.kind.upper()
+    what = "LoRA adapter" if cfg.settings.method == "lora" else "model"
+    tags = ["trl", cfg.kind, "tool-calling", "trajectory-studio"] + (["lora", "peft"] if cfg.settings.method == "lora"
+                                                                      else [])
+    front = ["---", f"base_model: {cfg.model}",
+             f"library_name: {'peft' if cfg.settings.method == 'lora' else 'transformers'}", "tags:"]
+    front += [f"- {t}" for t in tags] + ["---", ""]
+    body = [
+        f"# {kind} {what} of {cfg.model}",
+        "",
+        f"Trained by Trajectory Studio (job {cfg.job_id}) with TRL {kind} on dataset snapshot "
+        f"**{snap.get('name') or snap.get('id', '?')}**.",
+        "",
+        "## Training data",
+        "",
+        f"- Snapshot: {snap.get('name', '')} (id {snap.get('id', '?')}, kind {snap.get('kind', cfg.kind)})",
+        f"- Snapshot content hash: `{snap.get('content_hash') or 'unknown'}`",
+        f"- Samples: {snap.get('sample_count', '?')} from {snap.get('item_count', '?')} items",
+        f"- Chat template: {template}" + (f" (sha256 `{template_sha256}`)" if template_sha256 else ""),
+        "- Render settings:",
+        "",
+        "```json",
+        json.dumps(render, indent=2, sort_keys=True),
+        "```",
+        "",
+        "## Training",
+        "",
+        f"- Method: {'LoRA' if cfg.settings.method == 'lora' else 'full fine-tuning'}; device: {device}",
+    ]
+    if cfg.resume_from:
+        body.append(f"- Resumed from checkpoint: `{cfg.resume_from}`")
+    body += ["- Settings:", "", "```json", json.dumps(cfg.settings.to_dict(), indent=2, sort_keys=True), "```", "",
+             "- TRL configuration:", "", "```python", trl_call_text(cfg, device), "```", "", "## Results", ""]
+    body += [f"- {k}: {v}" for k, v in results.items()] or ["- (none recorded)"]
+    body += ["", "## Software", ""]
+    body += [f"- Python {platform.python_version()}"] + [f"- {k} {v}" for k, v in versions.items()]
+    body += [f"- Trajectory Studio commit `{cfg.app_commit}`", ""]
+    return "\n".join(front + body)
+
+
+def library_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+# The training process -------------------------------------------------------------------------
+
+def watch_parent(events: EventLog, interval: float = 1.0) -> None:
+    """Exit when the process that started us dies (a killed worker must not leave a run going)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                events.write("error", message="The worker that started this run is gone; stopping.")
+                os._exit(75)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+def resolve_device(requested: str) -> str:
+    import torch
+
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device=cuda was asked for, but this worker has no CUDA device")
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+def load_datasets(cfg: RunConfig):
+    """Train and (optional) eval datasets from the snapshot folder."""
+    import datasets
+
+    dd = datasets.load_from_disk(cfg.dataset_dir)
+    if isinstance(dd, datasets.Dataset):
+        dd = datasets.DatasetDict({"train": dd})
+    train, evald = dd["train"], dd.get("eval")
+    if evald is None and cfg.settings.eval_fraction > 0 and len(train) > 1:
+        split = train.train_test_split(test_size=cfg.settings.eval_fraction, seed=cfg.settings.seed)
+        train, evald = split["train"], split["test"]
+    return train, evald
+
+
+def build_trainer(cfg: RunConfig, device: str, events: EventLog):
+    from transformers import AutoTokenizer
+
+    from training.callbacks import MetricsCallback, StepDelayCallback
+
+    train, evald = load_datasets(cfg)
+    kwargs = trl_kwargs(cfg, device, has_eval=evald is not None, columns=train.column_names)
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    lora = peft_kwargs(cfg.settings)
+    peft_config = None
+    if lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(**lora)
+    callbacks = [MetricsCallback(events)]
+    if delay := float(os.environ.get("STUDIO_TRAIN_STEP_DELAY", "0") or 0):
+        # Fault-injection seam for the cancel / kill / resume tests: a slower step makes "kill it
+        # mid-run" deterministic on any machine. Never set in production.
+        callbacks.append(StepDelayCallback(delay))
+    if cfg.kind == "sft":
+        from trl import SFTConfig, SFTTrainer
+
+        trainer = SFTTrainer(model=cfg.model, args=SFTConfig(**kwargs), train_dataset=train, eval_dataset=evald,
+                             processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
+    else:
+        from trl import DPOConfig, DPOTrainer
+
+        trainer = DPOTrainer(model=cfg.model, args=DPOConfig(**kwargs), train_dataset=train, eval_dataset=evald,
+                             processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
+    # Our callback prints one readable line a log; the Trainer's own dict printer would repeat it.
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    kept = len(trainer.train_dataset)
+    if kept < len(train):
+        message = (f"{len(train) - kept} of {len(train)} training samples have no supervised token left after "
+                   f"truncation to max_length={cfg.settings.max_length}")
+        if kept == 0:
+            raise ValueError(message + "; nothing to train on: raise max_length.")
+        events.write("status", message=message + "; they are skipped.")
+    return trainer
+
+
+def final_results(trainer, train_metrics: dict[str, Any], session_tokens: int) -> dict[str, Any]:
+    """The numbers for the card and the job's summary.
+
+    ``tokens_per_second``: non-padding input tokens of this session over the Trainer's
+    ``train_runtime`` (the same definition the benchmark's plain TRL script uses).
+    """
+    out = {"global_step": trainer.state.global_step}
+    for k in ("train_loss", "train_runtime", "train_samples_per_second", "epoch", "num_input_tokens_seen"):
+        if k in train_metrics:
+            out[k] = train_metrics[k]
+    runtime = train_metrics.get("train_runtime") or 0
+    if runtime > 0 and session_tokens > 0:
+        out["tokens_per_second"] = round(session_tokens / runtime, 2)
+    evals = [h for h in trainer.state.log_history if "eval_loss" in h]
+    if evals:
+        out["eval_loss"] = evals[-1]["eval_loss"]
+    return out
+
+
+def train(cfg: RunConfig, events: EventLog) -> dict[str, Any]:
+    device = resolve_device(cfg.settings.device)
+    events.write("status", message=f"Loading {cfg.model} and the snapshot on {device}")
+    trainer = build_trainer(cfg, device, events)
+    events.write("status", message="Training")
+    output = trainer.train(resume_from_checkpoint=cfg.resume_from or None)
+    metrics_cb = next(cb for cb in trainer.callback_handler.callbacks if type(cb).__name__ == "MetricsCallback")
+    final_dir = cfg.run_dir / FINAL_DIR
+    events.write("status", message=f"Saving the final {'adapter' if cfg.settings.method == 'lora' else 'model'}")
+    trainer.save_model(str(final_dir))
+    trainer.processing_class.save_pretrained(str(final_dir))
+    results = final_results(trainer, output.metrics, trainer.state.num_input_tokens_seen - metrics_cb.begin_tokens)
+    template = getattr(trainer.processing_class, "chat_template", None) or ""
+    import hashlib
+
+    card = model_card(cfg, device=device, versions=library_versions(), results=results,
+                      template_sha256=hashlib.sha256(template.encode()).hexdigest() if template else "")
+    (final_dir / CARD_FILE).write_text(card)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m training.runner JOB.json", file=sys.stderr)
+        return 2
+    cfg = RunConfig.load(argv[0])
+    events = EventLog(cfg.run_dir / METRICS_FILE)
+    watch_parent(events)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    events.write("status", message="Starting: importing torch, transformers and TRL")
+    try:
+        results = train(cfg, events)
+    except Exception as exc:  # the worker shows this to the user as the job's error
+        traceback.print_exc()
+        events.write("error", message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+        return 1
+    events.write("end", results=results, final_dir=str(cfg.run_dir / FINAL_DIR))
+    print(f"done: {json.dumps(results)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
