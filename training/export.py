@@ -509,6 +509,8 @@ def add_findings(report: dict, findings: list[dict]) -> None:
             report["examples"].append(f)
     report["findings"] = dict(sorted(codes.items()))
     report["blocking"] = report["errors"] > 0
+    rank = {"error": 0, "warning": 1}
+    report["examples"].sort(key=lambda f: rank.get(f.get("severity"), 2))  # stable: errors first
 
 
 def _replace_lesser(examples: list[dict], f: dict) -> bool:
@@ -658,8 +660,10 @@ def _write_datasets(out_dir: Path, rows_by_split: dict[str, list[dict]], cols: l
 
     datasets.disable_progress_bars()
     feats = features(cols)
-    dd = datasets.DatasetDict({s: datasets.Dataset.from_list([_encoded(r, cols) for r in rows], features=feats)
-                               for s, rows in rows_by_split.items()})
+    dd = datasets.DatasetDict()
+    for s, rows in rows_by_split.items():
+        encoded = [_encoded(r, cols) for r in rows]
+        dd[s] = datasets.Dataset.from_dict({c: [r[c] for r in encoded] for c in cols}, features=feats)
     dd.save_to_disk(str(out_dir / "hf"))
     (out_dir / "parquet").mkdir()
     for s, ds in dd.items():
