@@ -17,7 +17,7 @@ import re
 from annotate.trajectory import Trajectory
 
 # A tool result that starts like this reports a failure (tau-bench writes "Error: ...").
-_FAILURE = re.compile(r"\s*(?:error|exception|traceback \(most recent call last\))\b", re.IGNORECASE)
+_FAILURE = re.compile(r"\s*(?:(?:error|exception)\b|traceback \(most recent call last\))", re.IGNORECASE)
 _JSON_ERROR = re.compile(r'\s*\{\s*"(?:error|exception)"\s*:(?!\s*(?:null\b|false\b|""|\{\s*\}|\[\s*\]))')
 
 

@@ -50,8 +50,10 @@ TOOL_ROLES = ("tool", "function")
 def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = None) -> Trajectory:
     """Convert one OpenAI / TRL record; ``tools`` is used when the record has none of its own."""
     record = require_dict(record, "record")
-    key = "messages" if "messages" in record else "conversations"
-    messages = require_list(record.get(key), key)
+    key = "conversations" if "conversations" in record and "messages" not in record else "messages"
+    if key not in record:
+        raise SchemaError("a messages record needs 'messages' (a list of chat messages)", key)
+    messages = require_list(record[key], key)
     traj = messages_to_trajectory(messages, key)
     traj.tools = _record_tools(record, tools)
     given = meta_field(record.get("meta"), "meta")

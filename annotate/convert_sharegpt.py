@@ -43,8 +43,10 @@ SYSTEM_TAGS = ("system",)
 def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = None) -> Trajectory:
     """Convert one ShareGPT record; ``tools`` is used when it has no ``tools`` of its own."""
     record = require_dict(record, "record")
-    key = "conversations" if "conversations" in record else "messages"
-    conv = require_list(record.get(key), key)
+    key = "messages" if "messages" in record and "conversations" not in record else "conversations"
+    if key not in record:
+        raise SchemaError("a ShareGPT record needs 'conversations'", key)
+    conv = require_list(record[key], key)
     b = TrajectoryBuilder()
     system_parts = [string_field(record.get("system"), "system")] if record.get("system") else []
     last_calls = 0
