@@ -62,7 +62,7 @@ DECISIONS = ("call", "answer", "ask", "decline")
 METRICS = (
     "format_ok",  # the output reads in a tool-call format (no malformed call, not empty)
     "schema_ok",  # every call names a known tool with schema-valid arguments   (calls made)
-    "tool_selection_ok",  # called exactly the gold tools                    (gold calls)
+    "tool_selection_ok",  # called the gold tools and no other                (gold calls)
     "args_ok",  # the calls to gold tools carry acceptable arguments         (a gold tool called)
     "call_count_ok",  # as many distinct calls as the gold                   (gold calls)
     "calls_ok",  # BFCL's AST accuracy: every gold call matched, none extra  (gold calls)
@@ -782,10 +782,7 @@ def score_output(parsed: ParsedOutput, ref: Reference) -> ItemScore:
         unique.append(c)
 
     if calls:
-        bad = []
-        for c in calls:
-            errs = schema_errors(c, ref.tool(c.name))
-            bad.extend(errs)
+        bad = [e for c in calls for e in schema_errors(c, ref.tool(c.name))]
         m["schema_ok"] = not bad
         labels.extend(bad)
 
@@ -857,7 +854,7 @@ def _score_calls(unique: list[ToolCall], ref: Reference, m: dict, labels: list) 
     nested = ref.acceptable is not None
     gold = _acceptable_calls(ref)
     gold_names = [name for name, _ in gold]
-    m["tool_selection_ok"] = sorted(c.name for c in unique) == sorted(gold_names)
+    m["tool_selection_ok"] = {c.name for c in unique} == set(gold_names)  # which tools; how many is call_count_ok
     m["call_count_ok"] = len(unique) == len(gold)
 
     free = list(range(len(unique)))
