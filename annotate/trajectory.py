@@ -94,6 +94,12 @@ class Step:
     note: str = ""
     train: bool = True
 
+    def __post_init__(self):
+        # Labels are a set: kept sorted and unique so documents compare and hash the same
+        # whatever order the labels were added in.
+        if self.labels:
+            self.labels = sorted(set(self.labels))
+
     def to_dict(self) -> dict:
         d: dict[str, Any] = {"kind": self.kind}
         if self.kind in ("think", "answer", "tool_result"):
