@@ -265,8 +265,14 @@ def _render_sft(document: dict, ident: str, ctx: RenderContext) -> dict:
         row.update({k: sample[k] for k in _SFT_ROW_FIELDS if k in sample})
         rows.append(row)
     lite = dict(result)
-    lite["samples"] = [{k: v for k, v in s.items() if k not in _HEAVY_SAMPLE_FIELDS and k not in _SFT_ROW_FIELDS}
-                       for s in result["samples"]]
+    lite["samples"] = []
+    for sample in result["samples"]:
+        kept = {k: v for k, v in sample.items() if k not in _HEAVY_SAMPLE_FIELDS and k not in _SFT_ROW_FIELDS}
+        # Steps inside assistant messages that a policy keeps out of the loss: TRL cannot see these in
+        # conversational rows (it trains whole assistant messages), only in a labels column.
+        kept["masked_steps"] = [{"turn": r["turn"], "step": r["step"], "kind": r["kind"], "why": r["masked"]}
+                                for r in sample.get("regions", []) if r.get("masked") and r["end"] > r["start"]]
+        lite["samples"].append(kept)
     return {"rows": rows, "render": lite, "findings": []}
 
 
@@ -467,6 +473,8 @@ def aggregate_audit(results: list[dict], settings: ExportSettings) -> dict:
     else:
         report = _aggregate_rows(results)
     extra = [f for r in results for f in r.get("findings", [])]
+    if settings.kind == "sft" and not settings.tokenized:
+        extra += masks_lost_in_messages(results)
     report["totals"]["items"] = len(results)
     report["totals"]["items_without_rows"] = sum(1 for r in results if not r["rows"])
     report["totals"]["rows"] = sum(len(r["rows"]) for r in results)
@@ -476,6 +484,26 @@ def aggregate_audit(results: list[dict], settings: ExportSettings) -> dict:
         report["pair_sources"] = dict(sorted(Counter(r["pair"]["source"] for r in results if r.get("pair")).items()))
     report["kind"] = settings.kind
     return report
+
+
+def masks_lost_in_messages(results: list[dict]) -> list[dict]:
+    """Errors for conversational samples whose policies mask part of an assistant message.
+
+    TRL's SFTTrainer trains every assistant message of a ``messages`` row; a step kept out of the
+    loss (train flag off, error labels under ``mask``, reasoning with reasoning loss off) would be
+    trained anyway. Exporting with ``tokenized`` puts our labels in the rows, and TRL uses them.
+    """
+    out = []
+    for r in results:
+        for s in (r.get("render") or {}).get("samples", []):
+            masked = s.get("masked_steps") or []
+            if masked:
+                why = sorted({m["why"] for m in masked})
+                out.append(_finding("masks_need_tokenized", (
+                    f"{len(masked)} step(s) are out of the loss ({'; '.join(why)}) but a messages row cannot say so: "
+                    "TRL would train them. Export tokenized (labels column) to honour the mask"),
+                    "error", r["item"], sample=s["id"]))
+    return out
 
 
 def _aggregate_rows(results: list[dict]) -> dict:

@@ -31,7 +31,9 @@ def test_the_task_claims_renders_and_records_the_audit(snapshot):
     assert (snapshot.status, snapshot.progress) == (JobStatus.SUCCEEDED, 1.0)
     assert snapshot.sample_count == 10 and snapshot.item_count == 10
     assert snapshot.audit["totals"]["supervised_tokens"] > 0
-    assert snapshot.audit_errors == snapshot.audit["errors"] == 0
+    # The demo's one step with error labels is masked by policy, which a messages row cannot carry.
+    assert snapshot.audit_errors == snapshot.audit["errors"] == 1
+    assert snapshot.audit["findings"]["masks_need_tokenized"] == 1 and snapshot.blocked
     assert "10 rendered, 0 from the cache" in snapshot.message
     on_disk = json.loads((snapshot_dir(snapshot) / "audit.json").read_text())
     assert on_disk == snapshot.audit
