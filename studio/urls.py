@@ -23,6 +23,7 @@ def healthz(request):
 
 
 from annotate import api_urls as annotate_api  # noqa: E402
+from training import api_urls as training_api  # noqa: E402
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
@@ -30,7 +31,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("api/", include(api(list(annotate_api.urlpatterns)))),
+    path("api/", include(api(list(training_api.urlpatterns)))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("training/", include("training.urls")),
     path("", include("annotate.urls")),
 ]

@@ -39,6 +39,7 @@ DPO_LOSS_TYPES = ("sigmoid", "ipo", "hinge", "robust", "bco_pair", "sppo_hard", 
                   "sigmoid_norm")
 # Libraries whose versions go into the model card.
 LIBRARIES = ("torch", "transformers", "trl", "datasets", "peft", "accelerate", "tokenizers")
+DEFAULT_MAX_LENGTH = 1024  # when neither the form nor the snapshot sets one
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINTS_DIR = "checkpoints"
 FINAL_DIR = "final"
@@ -60,7 +61,7 @@ class TrainSettings:
     max_steps: int = 0  # 0: train for num_train_epochs
     batch_size: int = 2
     gradient_accumulation_steps: int = 1
-    max_length: int = 1024
+    max_length: int = 0  # 0: the snapshot's render max_length
     warmup: float = 0.0  # steps, or a fraction of all steps when below 1 (as TrainingArguments.warmup_steps)
     lr_scheduler_type: str = "linear"
     seed: int = 42
@@ -131,7 +132,8 @@ def settings_errors(kind: str, s: TrainSettings) -> dict[str, str]:
           "Give a number of epochs above 0, or a number of steps.")
     check("batch_size", 1 <= s.batch_size <= 4096, "Batch size must be between 1 and 4096.")
     check("gradient_accumulation_steps", 1 <= s.gradient_accumulation_steps <= 4096, "Must be between 1 and 4096.")
-    check("max_length", 16 <= s.max_length <= 1_048_576, "Max length must be between 16 and 1,048,576 tokens.")
+    check("max_length", s.max_length == 0 or 16 <= s.max_length <= 1_048_576,
+          "Max length must be between 16 and 1,048,576 tokens (blank: the snapshot's).")
     check("warmup", s.warmup >= 0, "Warmup cannot be negative.")
     check("lr_scheduler_type", s.lr_scheduler_type in SCHEDULERS, f"Choose one of: {', '.join(SCHEDULERS)}.")
     check("seed", 0 <= s.seed < 2**32, "Seed must be between 0 and 4294967295.")
@@ -147,6 +149,16 @@ def settings_errors(kind: str, s: TrainSettings) -> dict[str, str]:
         check("beta", 0 < s.beta <= 10, "Beta must be in (0, 10]; 0.1 is usual.")
         check("loss_type", s.loss_type in DPO_LOSS_TYPES, f"Choose one of: {', '.join(DPO_LOSS_TYPES)}.")
     return errors
+
+
+def relevant_settings(kind: str, s: TrainSettings) -> dict[str, Any]:
+    """The settings that matter for this run (no LoRA fields for full fine-tuning, no DPO fields for SFT)."""
+    skip = set()
+    if s.method != "lora":
+        skip |= {"lora_r", "lora_alpha", "lora_dropout", "lora_target_modules"}
+    if kind != "dpo":
+        skip |= {"beta", "loss_type"}
+    return {k: v for k, v in s.to_dict().items() if k not in skip}
 
 
 def model_reference_error(model: str) -> str | None:
@@ -188,6 +200,7 @@ class RunConfig:
     job_id: int | None = None
     snapshot: dict[str, Any] = field(default_factory=dict)  # id, name, content_hash, render_settings...
     resume_from: str = ""  # a checkpoint folder of an earlier run
+    chat_template_file: str = ""  # the template the snapshot was rendered and masked with
     app_commit: str = "unknown"
     trust_remote_code: bool = False
 
@@ -257,7 +270,7 @@ def trl_kwargs(cfg: RunConfig, device: str, *, has_eval: bool | None = None,
         "per_device_train_batch_size": s.batch_size,
         "per_device_eval_batch_size": s.batch_size,
         "gradient_accumulation_steps": s.gradient_accumulation_steps,
-        "max_length": s.max_length,
+        "max_length": s.max_length or DEFAULT_MAX_LENGTH,
         "warmup_steps": int(s.warmup) if s.warmup >= 1 else s.warmup,
         "lr_scheduler_type": s.lr_scheduler_type,
         "seed": s.seed,
@@ -282,10 +295,10 @@ def trl_kwargs(cfg: RunConfig, device: str, *, has_eval: bool | None = None,
     if cfg.kind == "sft":
         columns = dataset_columns(cfg.dataset_dir) if columns is None else columns
         # Loss on assistant tokens only: from the snapshot's own masks when it ships them
-        # (assistant_masks), else from the template's generation markers (TRL swaps in its
-        # training template for known families). A completion_mask dataset is masked already.
-        kw["assistant_only_loss"] = "completion_mask" not in columns and (
-            "messages" in columns or "assistant_masks" in columns or not columns)
+        # (assistant_masks), else from the template's {% generation %} markers (TRL swaps in its
+        # training template for known families). Prompt / completion rows (one sample per turn)
+        # are masked by TRL to the completion already.
+        kw["assistant_only_loss"] = "messages" in columns or "assistant_masks" in columns or not columns
     else:
         kw.update(beta=s.beta, loss_type=[s.loss_type])
     return kw
@@ -389,7 +402,7 @@ def model_card(cfg: RunConfig, *, device: str, versions: dict[str, str], results
     ]
     if cfg.resume_from:
         body.append(f"- Resumed from checkpoint: `{cfg.resume_from}`")
-    body += ["- Settings:", "", "```json", json.dumps(cfg.settings.to_dict(), indent=2, sort_keys=True), "```", "",
+    body += ["- Settings:", "", "```json", json.dumps(relevant_settings(cfg.kind, cfg.settings), indent=2, sort_keys=True), "```", "",
              "- TRL configuration:", "", "```python", trl_call_text(cfg, device), "```", "", "## Results", ""]
     body += [f"- {k}: {v}" for k, v in results.items()] or ["- (none recorded)"]
     body += ["", "## Software", ""]
@@ -458,6 +471,9 @@ def build_trainer(cfg: RunConfig, device: str, events: EventLog):
     train, evald = load_datasets(cfg)
     kwargs = trl_kwargs(cfg, device, has_eval=evald is not None, columns=train.column_names)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    if cfg.chat_template_file and Path(cfg.chat_template_file).exists():
+        # Train on exactly what the snapshot rendered and audited, not the model folder's template.
+        tokenizer.chat_template = Path(cfg.chat_template_file).read_text()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     lora = peft_kwargs(cfg.settings)

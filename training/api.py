@@ -1,0 +1,167 @@
+"""REST API for training jobs (DRF APIViews, explicit input and output serializers).
+
+- ``GET  /api/projects/SLUG/training-jobs/``            a project's runs (``?status=&kind=``)
+- ``POST /api/projects/SLUG/training-jobs/``            launch (lead): snapshot, kind, base_model, settings
+- ``POST /api/projects/SLUG/training-jobs/preview/``    the job file, TRL config and command, nothing queued
+- ``GET  /api/training-jobs/ID/``                       one run, with its summary and error
+- ``GET  /api/training-jobs/ID/metrics/``               its logged steps (``?after=STEP`` for polling)
+- ``POST /api/training-jobs/ID/cancel/`` and ``.../resume/`` (lead)
+
+Validation is the same as the launch form's (``training.jobs.launch_errors``).
+"""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotate import permissions
+from annotate.models import Project
+from training import runner
+from training.jobs import (LaunchError, ResumeError, launch_errors, launch_training, request_cancel,
+                           resume_training)
+from training.models import MetricPoint, TrainingJob
+
+
+class TrainingJobSerializer(serializers.ModelSerializer):
+    eta_seconds = serializers.FloatField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = TrainingJob
+        fields = ["id", "project", "snapshot", "kind", "name", "base_model", "config", "status", "message", "error",
+                  "progress", "current_step", "total_steps", "eta_seconds", "cancel_requested", "resumed_from",
+                  "resume_checkpoint", "output_dir", "summary", "created_by", "created_at", "started_at",
+                  "finished_at", "heartbeat_at", "worker_host"]
+
+
+class MetricPointSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = MetricPoint
+        fields = ["step", "epoch", "values", "created_at"]
+
+
+class LaunchInputSerializer(serializers.Serializer):
+    snapshot = serializers.IntegerField(help_text="Id of a finished snapshot of the same kind")
+    kind = serializers.ChoiceField(choices=list(runner.KINDS))
+    base_model = serializers.CharField(max_length=1000, help_text="A local model folder or a hub id")
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    settings = serializers.DictField(required=False, default=dict,
+                                     help_text="training.runner.TrainSettings fields; missing ones take the defaults")
+
+
+class PreviewOutputSerializer(serializers.Serializer):
+    command = serializers.CharField()
+    job = serializers.DictField()
+    trl_config = serializers.DictField(child=serializers.DictField())
+
+
+def project_for(request, slug: str, minimum: str = permissions.ANNOTATOR) -> Project:
+    project = get_object_or_404(Project, slug=slug)
+    permissions.require_role(request.user, project, minimum)
+    return project
+
+
+def job_for(request, pk: int, minimum: str = permissions.ANNOTATOR) -> TrainingJob:
+    job = get_object_or_404(TrainingJob.objects.select_related("project"), pk=pk)
+    permissions.require_role(request.user, job.project, minimum)
+    return job
+
+
+def parse_launch(project: Project, data) -> tuple:
+    """Validated (snapshot, kind, base_model, name, settings), or a 400 naming each bad field."""
+    inp = LaunchInputSerializer(data=data)
+    inp.is_valid(raise_exception=True)
+    v = inp.validated_data
+    try:
+        s = runner.TrainSettings.from_dict(v["settings"], v["kind"])
+    except ValueError as exc:
+        raise ValidationError({"settings": [str(exc)]}) from None
+    snapshot = project.snapshots.filter(pk=v["snapshot"]).first()
+    errors = launch_errors(project, snapshot, v["kind"], v["base_model"], s)
+    if errors:
+        raise ValidationError({k: [m] for k, m in errors.items()})
+    return snapshot, v["kind"], v["base_model"], v["name"], s
+
+
+class TrainingJobListAPI(APIView):
+    @extend_schema(responses=TrainingJobSerializer(many=True))
+    def get(self, request, slug: str):
+        project = project_for(request, slug)
+        qs = project.training_jobs.all()
+        if s := request.query_params.get("status"):
+            qs = qs.filter(status=s)
+        if k := request.query_params.get("kind"):
+            qs = qs.filter(kind=k)
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(TrainingJobSerializer(page, many=True).data)
+
+    @extend_schema(request=LaunchInputSerializer, responses={201: TrainingJobSerializer})
+    def post(self, request, slug: str):
+        project = project_for(request, slug, permissions.LEAD)
+        snapshot, kind, base_model, name, s = parse_launch(project, request.data)
+        try:
+            job = launch_training(project=project, snapshot=snapshot, kind=kind, base_model=base_model,
+                                  train_settings=s, user=request.user, name=name)
+        except LaunchError as exc:
+            raise ValidationError({k: [m] for k, m in exc.errors.items()}) from None
+        return Response(TrainingJobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+
+class TrainingPreviewAPI(APIView):
+    @extend_schema(request=LaunchInputSerializer, responses=PreviewOutputSerializer)
+    def post(self, request, slug: str):
+        from training.jobs import app_commit, effective_settings, runs_root, snapshot_info
+
+        project = project_for(request, slug, permissions.LEAD)
+        snapshot, kind, base_model, _, s = parse_launch(project, request.data)
+        s = effective_settings(snapshot, s)
+        run_dir = runs_root() / "<job id>-<created>"
+        cfg = runner.RunConfig(kind=kind, model=base_model, dataset_dir=f"{snapshot.out_dir}/hf",
+                               output_dir=str(run_dir), settings=s, snapshot=snapshot_info(snapshot),
+                               app_commit=app_commit())
+        devices = ["cpu", "cuda"] if s.device == "auto" else [s.device]
+        return Response({"command": " ".join(runner.runner_command(run_dir / "job.json", python="python")),
+                         "job": cfg.to_dict(), "trl_config": {d: runner.trl_kwargs(cfg, d) for d in devices}})
+
+
+class TrainingJobDetailAPI(APIView):
+    @extend_schema(responses=TrainingJobSerializer)
+    def get(self, request, pk: int):
+        return Response(TrainingJobSerializer(job_for(request, pk)).data)
+
+
+class TrainingJobMetricsAPI(APIView):
+    @extend_schema(responses=MetricPointSerializer(many=True))
+    def get(self, request, pk: int):
+        job = job_for(request, pk)
+        qs = job.metrics.all()
+        after = request.query_params.get("after", "")
+        if after.isdigit():
+            qs = qs.filter(step__gt=int(after))
+        return Response(MetricPointSerializer(qs, many=True).data)
+
+
+class TrainingJobCancelAPI(APIView):
+    @extend_schema(request=None, responses=TrainingJobSerializer)
+    def post(self, request, pk: int):
+        job = job_for(request, pk, permissions.LEAD)
+        request_cancel(job)
+        job.refresh_from_db()
+        return Response(TrainingJobSerializer(job).data)
+
+
+class TrainingJobResumeAPI(APIView):
+    @extend_schema(request=None, responses={201: TrainingJobSerializer})
+    def post(self, request, pk: int):
+        job = job_for(request, pk, permissions.LEAD)
+        try:
+            new = resume_training(job, request.user)
+        except ResumeError as exc:
+            raise ValidationError({"detail": str(exc)}) from None
+        return Response(TrainingJobSerializer(new).data, status=status.HTTP_201_CREATED)

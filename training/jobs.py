@@ -1,0 +1,570 @@
+"""Job mechanics, and the training jobs built on them.
+
+Part 1, for any model with ``JobFields`` (training now, evaluation next): the row is the single
+source of truth the UI reads.
+
+- ``claim``: a worker takes a queued row with a conditional UPDATE; a duplicate delivery gets 0
+  rows and does nothing (which is what makes ``acks_late`` safe).
+- ``beat``: progress and heartbeat, written only while the row is still running; 0 rows means the
+  job was swept or finished elsewhere and the worker must stop.
+- ``finish``: the final status, again only from running (never over the sweep's verdict).
+- ``request_cancel``: a queued row is cancelled at once; a running one is flagged and its worker
+  kills the subprocess's process group.
+- ``sweep_stale``: running rows whose heartbeat is older than the timeout are failed with the
+  reason (a periodic Celery task runs it; ``JOB_HEARTBEAT_TIMEOUT``).
+- ``start_process`` / ``stop_process``: a subprocess in its own session, so one ``killpg`` stops it
+  and anything it started.
+
+Part 2: training jobs: ``launch_training`` (validate, create, enqueue after commit),
+``resume_training`` and ``run_training_job`` (what the Celery task and ``manage.py train`` run).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from training import runner
+from training.models import JobStatus, MetricPoint, Snapshot, TrainingDefaults, TrainingJob
+
+log = logging.getLogger(__name__)
+HOST = socket.gethostname()
+HEARTBEAT_EVERY = 2.0  # seconds between heartbeats while a subprocess runs
+LOG_TAIL_LINES = 40
+
+
+# --- Part 1: mechanics -------------------------------------------------------------------------
+
+def claim(model, pk: int, **fields) -> bool:
+    """Take a queued row (True), or learn that another delivery / a cancel got there first (False)."""
+    now = timezone.now()
+    return model.objects.filter(pk=pk, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, **fields) == 1
+
+
+def beat(model, pk: int, **fields) -> bool:
+    """Heartbeat (+ progress fields) while running; False when the row is no longer running."""
+    return model.objects.filter(pk=pk, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now(), **fields) == 1
+
+
+def finish(model, pk: int, status: str, **fields) -> bool:
+    """Set the final status of a running row (a row the sweep already failed stays failed)."""
+    return model.objects.filter(pk=pk, status=JobStatus.RUNNING).update(
+        status=status, finished_at=timezone.now(), **fields) == 1
+
+
+def request_cancel(job) -> str:
+    """'cancelled' (it had not started), 'cancelling' (its worker will stop it) or 'finished'."""
+    model = type(job)
+    if model.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+            status=JobStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now(),
+            message="Cancelled before it started") == 1:
+        return "cancelled"
+    if model.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+            cancel_requested=True, message="Cancelling…") == 1:
+        return "cancelling"
+    return "finished"
+
+
+def _is_our_process_group(pgid: int, marker: str) -> bool:
+    """Guard against a recycled pid: the group leader's command line must name ``marker``."""
+    try:
+        return marker in Path(f"/proc/{pgid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+
+
+def sweep_stale(model, timeout: float, *, marker: str = "training.runner") -> list[int]:
+    """Fail running rows whose heartbeat is older than ``timeout`` seconds; return their ids.
+
+    A row whose cancel was requested ends cancelled instead. Where the dead worker ran on this
+    machine, a training process it left behind is killed too (it normally stops on its own when
+    its parent dies; see ``training.runner.watch_parent``).
+    """
+    now = timezone.now()
+    cutoff = now - timezone.timedelta(seconds=timeout)
+    stale = model.objects.filter(status=JobStatus.RUNNING).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff))
+    swept = []
+    for row in stale:
+        seen = row.heartbeat_at or row.started_at
+        silent = int((now - seen).total_seconds()) if seen else int(timeout)
+        if row.cancel_requested:
+            status, error, message = JobStatus.CANCELLED, "", "Cancelled (its worker had stopped responding)"
+        else:
+            status = JobStatus.FAILED
+            message = "Failed: the worker stopped responding"
+            error = (f"No heartbeat for {silent} s (the limit is {int(timeout)} s): the worker or its machine "
+                     f"stopped while this job ran. Resume it from its last checkpoint, or launch it again.")
+        done = model.objects.filter(pk=row.pk, status=JobStatus.RUNNING, heartbeat_at=row.heartbeat_at).update(
+            status=status, finished_at=now, error=error, message=message)
+        if not done:
+            continue  # it beat or finished in the meantime
+        swept.append(row.pk)
+        log.warning("swept %s %s: %s", model.__name__, row.pk, message)
+        host = getattr(row, "worker_host", "")
+        if row.worker_pid and host == HOST and _is_our_process_group(row.worker_pid, marker):
+            stop_process_group(row.worker_pid, grace=5)
+    return swept
+
+
+def start_process(cmd: list[str], *, cwd: Path, log_path: Path, env: dict | None = None) -> subprocess.Popen:
+    """Start ``cmd`` in a new session (its own process group), stdout and stderr into ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as out:
+        return subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env={**os.environ, **(env or {})}, start_new_session=True)
+
+
+def stop_process_group(pgid: int, grace: float = 10.0) -> None:
+    """SIGTERM the group, then SIGKILL whatever is left after ``grace`` seconds."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    stop_process_group(proc.pid, grace)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+class FileTail:
+    """New complete lines of a growing file, from where the last read stopped."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.offset = 0
+
+    def read_lines(self) -> list[str]:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n")
+        if end < 0:
+            return []  # a line still being written
+        self.offset += end + 1
+        return data[:end].decode("utf-8", errors="replace").splitlines()
+
+
+def last_lines(path: Path, n: int = LOG_TAIL_LINES, max_bytes: int = 16384) -> str:
+    """The last ``n`` lines of a text file (empty when it does not exist)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            data = fh.read()
+    except FileNotFoundError:
+        return ""
+    return "\n".join(data.decode("utf-8", errors="replace").splitlines()[-n:])
+
+
+def describe_exit(returncode: int) -> str:
+    """What a subprocess's exit code means, for the job's error."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        why = " (out of memory is the usual cause when nobody sent it)" if -returncode == signal.SIGKILL else ""
+        return f"The training process was killed by {name}{why}."
+    if returncode == 75:
+        return "The training process stopped because the worker that started it went away."
+    return f"The training process exited with code {returncode}."
+
+
+# --- Part 2: training jobs ---------------------------------------------------------------------
+
+class LaunchError(ValueError):
+    """A launch that cannot go ahead; ``errors`` maps form fields to messages."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def runs_root() -> Path:
+    return Path(getattr(settings, "TRAINING_RUNS_DIR", settings.DATA_DIR / "runs"))
+
+
+def snapshot_error(snapshot: Snapshot, kind: str) -> str | None:
+    """Why a run of ``kind`` cannot train on ``snapshot``, or None."""
+    if snapshot.kind != kind:
+        wanted = {"sft": "an SFT snapshot (conversations)", "dpo": "a DPO snapshot (chosen / rejected pairs)"}[kind]
+        return f"{snapshot} is a {snapshot.get_kind_display()} snapshot; {kind.upper()} needs {wanted}."
+    if snapshot.status != JobStatus.SUCCEEDED:
+        return f"{snapshot} is {snapshot.get_status_display().lower()}; train on a finished snapshot."
+    if snapshot.blocked:
+        return (f"{snapshot} has {snapshot.audit_errors} audit error(s); a lead must review and override them "
+                f"before it can be trained on.")
+    if not (Path(snapshot.out_dir) / "hf").is_dir():
+        return f"The files of {snapshot} are missing ({snapshot.out_dir}/hf)."
+    return None
+
+
+def launch_errors(project, snapshot: Snapshot | None, kind: str, base_model: str,
+                  train_settings: runner.TrainSettings) -> dict[str, str]:
+    """Every problem with a launch, by form field (empty: it can run)."""
+    errors: dict[str, str] = {}
+    if kind not in runner.KINDS:
+        errors["kind"] = f"Choose one of: {', '.join(runner.KINDS)}."
+        return errors
+    if snapshot is None:
+        errors["snapshot"] = "Choose a snapshot."
+    elif snapshot.project_id != project.pk:
+        errors["snapshot"] = "That snapshot belongs to another project."
+    elif problem := snapshot_error(snapshot, kind):
+        errors["snapshot"] = problem
+    if problem := runner.model_reference_error(base_model):
+        errors["base_model"] = problem
+    errors.update(runner.settings_errors(kind, train_settings))
+    return errors
+
+
+def effective_settings(snapshot: Snapshot, s: runner.TrainSettings) -> runner.TrainSettings:
+    """``s`` with "the snapshot's" choices filled in (max_length 0 → the snapshot's max length)."""
+    if s.max_length:
+        return s
+    max_length = (snapshot.render_settings or {}).get("max_length") or runner.DEFAULT_MAX_LENGTH
+    return runner.TrainSettings(**{**s.to_dict(), "max_length": int(max_length)})
+
+
+def default_run_name(kind: str, snapshot: Snapshot, base_model: str) -> str:
+    return f"{kind.upper()} · {Path(base_model.rstrip('/')).name} · {snapshot}"[:200]
+
+
+def launch_training(*, project, snapshot: Snapshot | None, kind: str, base_model: str,
+                    train_settings: runner.TrainSettings, user=None, name: str = "",
+                    enqueue: bool = True) -> TrainingJob:
+    """Validate, create a queued job and (after commit) send it to the ``train`` queue.
+
+    The caller checks the role (``require_role(user, project, "lead")``); ``user=None`` is the CLI.
+    """
+    errors = launch_errors(project, snapshot, kind, base_model, train_settings)
+    if errors:
+        raise LaunchError(errors)
+    train_settings = effective_settings(snapshot, train_settings)
+    base_model = base_model.strip()
+    if Path(base_model).expanduser().is_dir():  # workers run elsewhere (cwd): store the absolute path
+        base_model = str(Path(base_model).expanduser().resolve())
+    with transaction.atomic():
+        job = TrainingJob.objects.create(
+            project=project, snapshot=snapshot, kind=kind, base_model=base_model,
+            name=name.strip() or default_run_name(kind, snapshot, base_model), config=train_settings.to_dict(),
+            total_steps=train_settings.max_steps, created_by=user if getattr(user, "is_authenticated", False) else None,
+            message="Waiting for a worker on the train queue")
+        job.output_dir = str(runs_root() / f"{job.pk}-{job.created_at:%Y%m%d-%H%M%S}")
+        job.save(update_fields=["output_dir"])
+        if enqueue:
+            enqueue_training(job)
+    return job
+
+
+def enqueue_training(job: TrainingJob) -> None:
+    from training.tasks import train_job
+
+    transaction.on_commit(lambda: train_job.delay(job.pk))
+
+
+def remember_launch(project, kind: str, values: dict, user=None) -> None:
+    """Keep the form's values as the project's starting point for its next ``kind`` launch."""
+    TrainingDefaults.objects.update_or_create(project=project, kind=kind, defaults={
+        "values": values, "updated_by": user if getattr(user, "is_authenticated", False) else None})
+
+
+def remembered_launch(project, kind: str) -> dict:
+    row = TrainingDefaults.objects.filter(project=project, kind=kind).first()
+    return dict(row.values) if row else {}
+
+
+class ResumeError(ValueError):
+    pass
+
+
+def resume_point(job: TrainingJob) -> Path | None:
+    """The newest complete checkpoint of ``job``, else the one it was itself resumed from."""
+    found = runner.latest_checkpoint(job.output_dir) if job.output_dir else None
+    if found is None and job.resume_checkpoint and Path(job.resume_checkpoint).is_dir():
+        return Path(job.resume_checkpoint)
+    return found
+
+
+def resume_training(job: TrainingJob, user=None, *, enqueue: bool = True) -> TrainingJob:
+    """A new queued job that continues ``job`` (failed or cancelled) from its last checkpoint.
+
+    The new run writes its own folder; the old run's metric points up to the checkpoint are
+    copied so the new run's charts show the whole curve.
+    """
+    if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+        raise ResumeError(f"Only a failed or cancelled run can be resumed; run {job.pk} is "
+                          f"{job.get_status_display().lower()}.")
+    checkpoint = resume_point(job)
+    if checkpoint is None:
+        every = job.config.get("save_steps", "?")
+        raise ResumeError(f"Run {job.pk} stopped before its first checkpoint (one is saved every {every} steps); "
+                          f"launch it again instead.")
+    step = runner.checkpoint_step(checkpoint)
+    base = job.name.split(" (resumed")[0]
+    with transaction.atomic():
+        new = TrainingJob.objects.create(
+            project=job.project, snapshot=job.snapshot, kind=job.kind, base_model=job.base_model, config=job.config,
+            name=f"{base} (resumed from step {step})"[:200], resumed_from=job, resume_checkpoint=str(checkpoint),
+            total_steps=job.total_steps, current_step=step,
+            created_by=user if getattr(user, "is_authenticated", False) else None,
+            message=f"Waiting for a worker; will continue from step {step}")
+        new.output_dir = str(runs_root() / f"{new.pk}-{new.created_at:%Y%m%d-%H%M%S}")
+        new.save(update_fields=["output_dir"])
+        MetricPoint.objects.bulk_create([
+            MetricPoint(job=new, step=p.step, epoch=p.epoch, values=p.values, created_at=p.created_at)
+            for p in job.metrics.filter(step__lte=step)])
+        if enqueue:
+            enqueue_training(new)
+    return new
+
+
+@lru_cache(maxsize=1)
+def app_commit() -> str:
+    """The app's git commit (``+dirty`` with uncommitted changes), or "unknown" outside a checkout."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=settings.BASE_DIR, capture_output=True, text=True,
+                              timeout=10)
+        if head.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=settings.BASE_DIR,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def snapshot_info(snapshot: Snapshot) -> dict:
+    """What the model card says about the training data (the snapshot row, plus its snapshot.json)."""
+    info = {"id": snapshot.pk, "name": str(snapshot), "kind": snapshot.kind, "content_hash": snapshot.content_hash,
+            "render_settings": snapshot.render_settings, "item_count": snapshot.item_count,
+            "sample_count": snapshot.sample_count, "template": (snapshot.render_settings or {}).get("template", "")}
+    try:
+        meta = json.loads((Path(snapshot.out_dir) / "snapshot.json").read_text())
+    except (OSError, ValueError):
+        return info
+    info["render_settings"] = meta.get("settings", info["render_settings"])
+    info["template"] = (meta.get("settings") or {}).get("template", info["template"])
+    info["splits"] = meta.get("splits", {})
+    info["content_hash"] = info["content_hash"] or meta.get("content_hash", "")
+    return info
+
+
+def run_config_for(job: TrainingJob) -> runner.RunConfig:
+    snapshot = job.snapshot
+    template = Path(snapshot.out_dir) / "chat_template.jinja"
+    return runner.RunConfig(
+        kind=job.kind, model=job.base_model, dataset_dir=str(Path(snapshot.out_dir) / "hf"),
+        output_dir=job.output_dir, settings=runner.TrainSettings.from_dict(job.config, job.kind), job_id=job.pk,
+        snapshot=snapshot_info(snapshot), resume_from=job.resume_checkpoint,
+        chat_template_file=str(template) if template.exists() else "", app_commit=app_commit(),
+        trust_remote_code=bool(getattr(settings, "TRUST_REMOTE_CODE", False)))
+
+
+def job_file(job: TrainingJob) -> Path:
+    return Path(job.output_dir) / "job.json"
+
+
+@dataclass
+class Progress:
+    """What the monitor learned from the run's events so far."""
+
+    step: int = 0
+    max_steps: int = 0
+    message: str = ""
+    ended: bool = False
+    results: dict | None = None
+    error: str = ""
+    last_checkpoint: str = ""
+
+
+class RunMonitor:
+    """Tails ``metrics.jsonl`` into ``MetricPoint`` rows and the job row (heartbeat, progress, log tail)."""
+
+    def __init__(self, job: TrainingJob, echo: Callable[[str], None] | None = None):
+        self.job = job
+        self.run_dir = Path(job.output_dir)
+        self.tail = FileTail(self.run_dir / runner.METRICS_FILE)
+        self.echo = echo
+        self.progress = Progress(step=job.current_step, max_steps=job.total_steps)
+        self.summary = dict(job.summary)
+
+    def ingest(self) -> None:
+        points = []
+        for line in self.tail.read_lines():
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            kind = ev.get("event")
+            if kind == "step":
+                self.progress.step, self.progress.max_steps = int(ev["step"]), int(ev.get("max_steps") or 0)
+            elif kind == "begin":
+                self.progress.max_steps = int(ev.get("max_steps") or 0)
+                # The ETA's pace counts from here: loading the model is not a training step.
+                self.summary["first_step"] = [int(ev.get("step", 0)), ev["time"]]
+                self.progress.message = "Training"
+            elif kind == "log":
+                points.append(MetricPoint(job_id=self.job.pk, step=int(ev["step"]), epoch=ev.get("epoch"),
+                                          values=ev.get("values", {})))
+                self._echo_log(ev)
+            elif kind == "checkpoint":
+                self.progress.last_checkpoint = ev.get("path", "")
+                self.summary["last_checkpoint"] = [int(ev["step"]), self.progress.last_checkpoint]
+            elif kind == "status":
+                self.progress.message = ev.get("message", "")[:500]
+                if self.echo:
+                    self.echo(self.progress.message)
+            elif kind == "end":
+                self.progress.ended, self.progress.results = True, ev.get("results", {})
+            elif kind == "error":
+                self.progress.error = ev.get("message", "")
+        if points:
+            MetricPoint.objects.bulk_create(points)
+
+    def _echo_log(self, ev: dict) -> None:
+        if not self.echo:
+            return
+        v = ev.get("values", {})
+        parts = [f"step {ev['step']}/{self.progress.max_steps or '?'}"]
+        for key, label, fmt in (("loss", "loss", ".4f"), ("eval_loss", "eval loss", ".4f"),
+                                ("learning_rate", "lr", ".2e"), ("grad_norm", "grad norm", ".3f"),
+                                ("tokens_per_second", "tokens/s", ".0f"), ("rewards/margins", "margin", ".3f"),
+                                ("train_loss", "mean train loss", ".4f")):
+            if key in v:
+                parts.append(f"{label} {v[key]:{fmt}}")
+        if len(parts) > 1:
+            self.echo(" · ".join(parts))
+
+    def fields(self) -> dict:
+        p = self.progress
+        out = {"current_step": p.step, "summary": self.summary,
+               "log_tail": last_lines(self.run_dir / "train.log")}
+        if p.max_steps:
+            out["total_steps"] = p.max_steps
+            out["progress"] = round(min(1.0, p.step / p.max_steps), 4)
+        if p.message:
+            out["message"] = p.message
+        return out
+
+
+def run_training_job(job_id: int, *, echo: Callable[[str], None] | None = None, poll: float = 0.5) -> str:
+    """Claim ``job_id`` and run it to the end in a supervised subprocess; return the final status.
+
+    Every ``poll`` seconds: ingest new events; every ``HEARTBEAT_EVERY`` seconds: heartbeat with
+    progress and honour a cancel. Returns "not claimed" when the row was not queued.
+    """
+    if not claim(TrainingJob, job_id, worker_host=HOST, message="Starting the training process"):
+        return "not claimed"
+    job = TrainingJob.objects.select_related("snapshot").get(pk=job_id)
+    run_dir = Path(job.output_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg = run_config_for(job)
+        path = cfg.write(job_file(job))
+    except Exception as exc:  # a broken row or an unwritable data dir: say so on the row
+        finish(TrainingJob, job_id, JobStatus.FAILED, error=f"Could not prepare the run: {type(exc).__name__}: {exc}",
+               message="Failed before training started")
+        return JobStatus.FAILED
+    monitor = RunMonitor(job, echo)
+    proc = start_process(runner.runner_command(path), cwd=Path(settings.BASE_DIR), log_path=run_dir / "train.log",
+                         env={"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"})
+    TrainingJob.objects.filter(pk=job_id).update(worker_pid=proc.pid)
+    try:
+        stopped_for = _supervise(job_id, proc, monitor, poll, echo)
+    except BaseException:  # Ctrl-C in `manage.py train`, a Celery hard time limit...
+        stop_process(proc)
+        monitor.ingest()
+        _conclude(job_id, proc.returncode, monitor, "cancel")
+        raise
+    monitor.ingest()
+    return _conclude(job_id, proc.returncode, monitor, stopped_for)
+
+
+def _supervise(job_id: int, proc: subprocess.Popen, monitor: RunMonitor, poll: float,
+               echo: Callable[[str], None] | None) -> str:
+    """Wait for the process, ingesting its events and heartbeating; '' when it exited by itself,
+    'cancel' or 'lost' when this worker stopped it."""
+    last_beat = 0.0
+    while True:
+        try:
+            proc.wait(timeout=poll)
+            return ""
+        except subprocess.TimeoutExpired:
+            pass
+        monitor.ingest()
+        if time.monotonic() - last_beat < HEARTBEAT_EVERY:
+            continue
+        last_beat = time.monotonic()
+        if not beat(TrainingJob, job_id, **monitor.fields()):
+            stopped_for = "lost"  # swept, or finished by someone else: the row has the verdict
+        elif TrainingJob.objects.filter(pk=job_id, cancel_requested=True).exists():
+            stopped_for = "cancel"
+        else:
+            continue
+        if echo:
+            echo("Cancelling: stopping the training process" if stopped_for == "cancel" else
+                 "The job is no longer running on this worker; stopping the training process")
+        stop_process(proc)
+        return stopped_for
+
+
+def _conclude(job_id: int, returncode: int, monitor: RunMonitor, stopped_for: str) -> str:
+    p = monitor.progress
+    fields = monitor.fields()
+    if returncode == 0 and p.ended:
+        monitor.summary["results"] = p.results or {}
+        monitor.summary["final_dir"] = str(monitor.run_dir / runner.FINAL_DIR)
+        fields.update(summary=monitor.summary, progress=1.0, message="Finished")
+        status = JobStatus.SUCCEEDED
+    elif stopped_for == "cancel":
+        fields.update(message=f"Cancelled at step {p.step}")
+        status = JobStatus.CANCELLED
+    elif stopped_for == "lost":
+        return TrainingJob.objects.values_list("status", flat=True).get(pk=job_id)
+    else:
+        error = p.error or describe_exit(returncode)
+        if not p.error and returncode > 0:
+            error += " The last lines of its log:\n" + last_lines(monitor.run_dir / "train.log", 15)
+        elif p.error and returncode < 0:
+            error = describe_exit(returncode) + " " + error
+        fields.update(error=error, message=f"Failed at step {p.step}")
+        status = JobStatus.FAILED
+    finish(TrainingJob, job_id, status, **fields)
+    return status
+

@@ -1,0 +1,282 @@
+"""Pages: launch a run, watch it (charts polled by htmx), cancel, resume, download; the runs page.
+
+Each view reads: fetch → check permission → form → change → respond. Reading runs needs a role
+in the project; launching, cancelling and resuming need the lead role.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pygal
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+from pygal.style import Style
+
+from annotate import permissions
+from annotate.models import Project
+from training import runner
+from training.forms import LaunchForm
+from training.jobs import (LaunchError, ResumeError, launch_training, remember_launch, request_cancel, resume_point,
+                           resume_training, runs_root)
+from training.models import JobStatus, TrainingJob
+
+# Charts of the job page: (title, [(metric key, series label)]). DPO adds its reward charts.
+CHARTS = [
+    ("Loss", [("loss", "train"), ("eval_loss", "eval")]),
+    ("Learning rate", [("learning_rate", "lr")]),
+    ("Grad norm", [("grad_norm", "grad norm")]),
+    ("Tokens / s", [("tokens_per_second", "tokens/s")]),
+]
+DPO_CHARTS = [
+    ("Reward margin", [("rewards/margins", "train"), ("eval_rewards/margins", "eval")]),
+    ("Reward accuracy", [("rewards/accuracies", "train"), ("eval_rewards/accuracies", "eval")]),
+]
+CHART_STYLE = Style(background="#ffffff", plot_background="#ffffff", foreground="#1d2430",
+                    foreground_strong="#1d2430", foreground_subtle="#dde1e7", opacity=".9", opacity_hover="1",
+                    colors=("#2f5bea", "#c2410c", "#15803d", "#7c3aed", "#0e7490", "#b7791f", "#be185d", "#475569"),
+                    font_family="system-ui, sans-serif", title_font_size=15, label_font_size=11,
+                    major_label_font_size=11, legend_font_size=12, tooltip_font_size=12)
+
+
+def line_chart(title: str, series: list[tuple[str, list[tuple[float, float]]]], *, width: int = 520,
+               height: int = 280, x_title: str = "step") -> str:
+    """An inline SVG line chart (pygal, no JavaScript) of ``[(label, [(step, value), ...]), ...]``."""
+    chart = pygal.XY(title=title, width=width, height=height, style=CHART_STYLE, js=[], disable_xml_declaration=True,
+                     show_dots=max((len(p) for _, p in series), default=0) < 30, dots_size=2.5, stroke_style={"width": 2},
+                     x_title=x_title, legend_at_bottom=True, legend_at_bottom_columns=4, truncate_legend=40,
+                     no_data_text="Waiting for the first logged step…", print_values=False,
+                     value_formatter=lambda v: f"{v:.4g}", x_value_formatter=lambda v: f"{v:g}")
+    for label, points in series:
+        if points:
+            chart.add(label, points)
+    return chart.render(is_unicode=True)
+
+
+def job_charts(job: TrainingJob) -> list[dict]:
+    """The job page's charts, from its metric points."""
+    points = list(job.metrics.values_list("step", "values"))
+    out = []
+    for title, keys in CHARTS + (DPO_CHARTS if job.kind == "dpo" else []):
+        series = [(label, [(step, v[key]) for step, v in points if key in v]) for key, label in keys]
+        out.append({"title": title, "keys": [k for k, _ in keys], "points": sum(len(p) for _, p in series),
+                    "svg": line_chart(title, series)})
+    return out
+
+
+def latest_values(job: TrainingJob) -> dict:
+    """The newest value of each metric (shown as numbers beside the charts)."""
+    latest: dict = {}
+    for values in job.metrics.order_by("step", "id").values_list("values", flat=True):
+        latest.update(values)
+    return latest
+
+
+def _project(request: HttpRequest, slug: str, minimum: str = permissions.ANNOTATOR) -> tuple[Project, str]:
+    project = get_object_or_404(Project, slug=slug)
+    return project, permissions.require_role(request.user, project, minimum)
+
+
+def _job(request: HttpRequest, pk: int, minimum: str = permissions.ANNOTATOR) -> tuple[TrainingJob, str]:
+    job = get_object_or_404(TrainingJob.objects.select_related("project", "snapshot", "created_by"), pk=pk)
+    return job, permissions.require_role(request.user, job.project, minimum)
+
+
+def run_list(request: HttpRequest, slug: str) -> HttpResponse:
+    project, role = _project(request, slug)
+    jobs = project.training_jobs.select_related("snapshot", "created_by")
+    f = {k: request.GET.get(k, "").strip() for k in ("status", "kind", "snapshot", "q")}
+    if f["status"]:
+        jobs = jobs.filter(status=f["status"])
+    if f["kind"]:
+        jobs = jobs.filter(kind=f["kind"])
+    if f["snapshot"].isdigit():
+        jobs = jobs.filter(snapshot_id=int(f["snapshot"]))
+    if f["q"]:
+        jobs = jobs.filter(name__icontains=f["q"]) | jobs.filter(base_model__icontains=f["q"])
+    page = Paginator(jobs, 50).get_page(request.GET.get("page"))
+    compare_ids = [int(i) for i in request.GET.getlist("compare") if i.isdigit()]
+    compared = list(project.training_jobs.filter(pk__in=compare_ids).order_by("pk"))
+    overlay = None
+    if compared:
+        series = []
+        for job in compared:
+            pts = [(s, v["loss"]) for s, v in job.metrics.values_list("step", "values") if "loss" in v]
+            series.append((f"#{job.pk} {job.name}", pts))
+        overlay = line_chart("Training loss", series, width=1000, height=380)
+    return render(request, "training/run_list.html", {
+        "project": project, "role": role, "page": page, "filters": f, "compared": compared,
+        "compare_ids": compare_ids, "overlay": overlay, "statuses": JobStatus.choices,
+        "kinds": TrainingJob.KIND_CHOICES, "snapshots": project.snapshots.filter(kind__in=("sft", "dpo")),
+    })
+
+
+def launch_job(request: HttpRequest, slug: str) -> HttpResponse:
+    project, role = _project(request, slug, permissions.LEAD)
+    kind = request.GET.get("kind") or request.POST.get("kind") or "sft"
+    if kind not in runner.KINDS:
+        raise Http404("No such kind of run")
+    if request.method == "POST":
+        form = LaunchForm(request.POST, project=project, kind=kind)
+    else:
+        form = LaunchForm(initial=LaunchForm.initial_for(project, kind), project=project, kind=kind)
+    preview = None
+    if request.method == "POST" and form.is_valid():
+        if request.POST.get("action") == "preview":
+            preview = launch_preview(project, form)
+        else:
+            try:
+                job = launch_training(project=project, snapshot=form.cleaned_data["snapshot"], kind=kind,
+                                      base_model=form.cleaned_data["base_model"], train_settings=form.train_settings,
+                                      user=request.user, name=form.cleaned_data["name"])
+            except LaunchError as exc:  # the snapshot changed between the form check and now
+                for name, message in exc.errors.items():
+                    form.add_error(name if name in form.fields else None, message)
+            else:
+                remember_launch(project, kind, form.remembered_values(), request.user)
+                messages.success(request, f"Queued {job}. It starts when a worker on the train queue is free.")
+                return redirect("training:job-detail", pk=job.pk)
+    return render(request, "training/job_form.html", {
+        "project": project, "role": role, "form": form, "kind": kind, "preview": preview,
+        "has_snapshots": form.fields["snapshot"].queryset.exists(),
+    })
+
+
+def launch_preview(project: Project, form: LaunchForm) -> dict:
+    """The exact job file, TRL configuration and command the launch would run."""
+    from training.jobs import app_commit, effective_settings, snapshot_info
+
+    snapshot = form.cleaned_data["snapshot"]
+    s = effective_settings(snapshot, form.train_settings)
+    run_dir = runs_root() / "<job id>-<created>"
+    template = Path(snapshot.out_dir) / "chat_template.jinja"
+    cfg = runner.RunConfig(kind=form.kind, model=form.cleaned_data["base_model"].strip(),
+                           dataset_dir=str(Path(snapshot.out_dir) / "hf"), output_dir=str(run_dir), settings=s,
+                           snapshot=snapshot_info(snapshot), chat_template_file=str(template) if template.exists() else "",
+                           app_commit=app_commit(), trust_remote_code=bool(getattr(settings, "TRUST_REMOTE_CODE", False)))
+    devices = ["cpu", "cuda"] if s.device == "auto" else [s.device]
+    return {
+        "command": " ".join(runner.runner_command(run_dir / "job.json", python="python")),
+        "job_json": json.dumps(cfg.to_dict(), indent=2, sort_keys=True),
+        "configs": [(d, runner.trl_call_text(cfg, d)) for d in devices],
+        "auto": s.device == "auto",
+    }
+
+
+def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    job, role = _job(request, pk)
+    context = {"job": job, "project": job.project, "role": role, "charts": job_charts(job),
+               "latest": latest_values(job), "artifacts": artifacts(job),
+               "can_resume": role != permissions.ANNOTATOR and job.status in (JobStatus.FAILED, JobStatus.CANCELLED)
+               and resume_point(job) is not None}
+    template = "training/job_detail.html#live" if request.htmx else "training/job_detail.html"
+    return render(request, template, context)
+
+
+@require_POST
+def cancel_job(request: HttpRequest, pk: int) -> HttpResponse:
+    job, _ = _job(request, pk, permissions.LEAD)
+    outcome = request_cancel(job)
+    messages.info(request, {"cancelled": f"Cancelled {job} before it started.",
+                            "cancelling": f"Stopping {job}…",
+                            "finished": f"{job} had already finished."}[outcome])
+    return redirect("training:job-detail", pk=job.pk)
+
+
+@require_POST
+def resume_job(request: HttpRequest, pk: int) -> HttpResponse:
+    job, _ = _job(request, pk, permissions.LEAD)
+    try:
+        new = resume_training(job, request.user)
+    except ResumeError as exc:
+        messages.error(request, str(exc))
+        return redirect("training:job-detail", pk=job.pk)
+    messages.success(request, f"Queued {new}.")
+    return redirect("training:job-detail", pk=new.pk)
+
+
+# Downloads ------------------------------------------------------------------------------------
+
+FILES = {  # name in the URL → path inside the run folder, and whether it is a folder (zipped)
+    "model": (runner.FINAL_DIR, True),
+    "card": (f"{runner.FINAL_DIR}/{runner.CARD_FILE}", False),
+    "metrics": (runner.METRICS_FILE, False),
+    "log": ("train.log", False),
+    "config": ("job.json", False),
+}
+
+
+def artifacts(job: TrainingJob) -> list[dict]:
+    """The downloadable files of a run that exist now (checkpoints included)."""
+    run_dir = Path(job.output_dir) if job.output_dir else None
+    if run_dir is None or not run_dir.is_dir():
+        return []
+    labels = {"model": "Final LoRA adapter (zip)" if job.config.get("method") == "lora" else "Final model (zip)",
+              "card": "Model card (README.md)", "metrics": "Metrics (JSON Lines)", "log": "Training log",
+              "config": "Job file (job.json)"}
+    out = [{"name": n, "label": labels[n]} for n, (rel, _) in FILES.items() if (run_dir / rel).exists()]
+    for ckpt in sorted((run_dir / runner.CHECKPOINTS_DIR).glob("checkpoint-*"), key=runner.checkpoint_step):
+        out.append({"name": ckpt.name, "label": f"Checkpoint at step {runner.checkpoint_step(ckpt)} (zip)"})
+    return out
+
+
+class _Chunks(io.RawIOBase):
+    """A write-only sink a streaming ZipFile writes into; the response drains it."""
+
+    def __init__(self):
+        self.chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        self.chunks.append(bytes(b))
+        return len(b)
+
+    def drain(self):
+        out, self.chunks = self.chunks, []
+        return out
+
+
+def zip_stream(folder: Path, root: str):
+    """Yield a zip of ``folder`` chunk by chunk (stored, not compressed: weights don't compress)."""
+    sink = _Chunks()
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            info = zipfile.ZipInfo.from_file(path, f"{root}/{path.relative_to(folder)}")
+            with open(path, "rb") as src, zf.open(info, "w", force_zip64=True) as dst:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+                    yield from sink.drain()
+            yield from sink.drain()
+    yield from sink.drain()
+
+
+def download_artifact(request: HttpRequest, pk: int, name: str) -> HttpResponse:
+    job, _ = _job(request, pk)
+    run_dir = Path(job.output_dir)
+    if name in FILES:
+        rel, is_dir = FILES[name]
+    elif name.startswith("checkpoint-") and name[len("checkpoint-"):].isdigit():
+        rel, is_dir = f"{runner.CHECKPOINTS_DIR}/{name}", True
+    else:
+        raise Http404("No such file")
+    path = run_dir / rel
+    if not path.exists():
+        raise Http404("This run has no such file (yet)")
+    if is_dir:
+        root = f"run-{job.pk}-{name}"
+        response = StreamingHttpResponse(zip_stream(path, root), content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="{root}.zip"'
+        return response
+    inline = name in ("card", "log", "config", "metrics") and request.GET.get("download") != "1"
+    filename = f"run-{job.pk}-{path.name}"
+    return FileResponse(open(path, "rb"), as_attachment=not inline, filename=filename,
+                        content_type="text/plain; charset=utf-8" if inline else None)
