@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import re
-from bisect import bisect_right
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,35 +105,68 @@ class DiffResult:
 
 
 class PrefixRenders:
-    """Memoised prefix renders of one conversation (shared by all samples cut from it)."""
+    """Memoised renders of prefixes of one conversation (shared by all samples cut from it)."""
 
     def __init__(self, renderer, messages: list[dict], tools: list[dict] | None):
-        self.renderer, self.messages, self.tools = renderer, messages, tools
-        self._cache: dict[tuple[int, bool], tuple[str, list]] = {}
+        from training.render import normalize_messages
 
-    def get(self, n: int, add_generation_prompt: bool = False) -> tuple[str, list]:
+        self.renderer, self.messages, self.tools = renderer, messages, tools
+        self._normalized = normalize_messages(messages)
+        self._cache: dict[tuple[int, bool], tuple[str, list | None]] = {}
+
+    def get(self, n: int, add_generation_prompt: bool = False, markers: bool = False) -> tuple[str, list]:
+        """Render of ``messages[:n]``; ``markers=True`` also returns the generation spans."""
         key = (n, add_generation_prompt)
-        if key not in self._cache:
-            self._cache[key] = self.renderer.render(self.messages[:n], self.tools, add_generation_prompt)
-        return self._cache[key]
+        hit = self._cache.get(key)
+        if hit is None or (markers and hit[1] is None):
+            text, spans = self.renderer.render(self._normalized[:n], self.tools, add_generation_prompt,
+                                               track=markers, normalized=True)
+            hit = self._cache[key] = (text, spans if markers else None)
+        return hit[0], hit[1] or []
+
+    def generation_prompt(self) -> str | None:
+        return self.renderer.generation_prompt()
 
 
 def diff_spans(prefixes: PrefixRenders, text: str, assistant_indices: list[int]) -> DiffResult:
-    """Locate each assistant message of ``text`` (= render of a prefix of the messages) by prefix-diffing."""
+    """Locate each assistant message of ``text`` (= render of a prefix of the messages) by prefix-diffing.
+
+    The message starts where the render before it (with the generation prompt) and the render
+    ending with it part. It ends where that second render ends, when it is a prefix of ``text``.
+    Some templates end a message differently when it is the last one (gpt-oss: ``<|return|>``, not
+    ``<|end|>``); then the render ending with it *as the conversation continues* is used: the same
+    prefix rendered with the generation prompt, minus that prompt. Anything else is instability.
+    """
     out = DiffResult()
     for i in assistant_indices:
         before = prefixes.get(i, True)[0]
         after = prefixes.get(i + 1, False)[0]
         start = common_prefix_len(before, after)
         out.prompts[i] = before
-        if not text.startswith(after):
-            at = common_prefix_len(after, text)
-            out.unstable.append({"message": i, "at": at, "why": (
-                "the text before this message changes when later messages follow" if at < start else
-                "this message renders differently when later messages follow")})
+        if not text.startswith(before[:start]):
+            out.unstable.append({"message": i, "at": common_prefix_len(before, text),
+                                 "why": "the text before this message changes when later messages follow"})
             continue
-        out.spans[i] = (start, len(after))
+        if text.startswith(after):
+            out.spans[i] = (start, len(after))
+            continue
+        end = _end_as_continued(prefixes, i, text)
+        if end is not None and end > start:
+            out.spans[i] = (start, end)
+            continue
+        out.unstable.append({"message": i, "at": common_prefix_len(after, text),
+                             "why": "this message renders differently when later messages follow"})
     return out
+
+
+def _end_as_continued(prefixes: PrefixRenders, i: int, text: str) -> int | None:
+    prompt = prefixes.generation_prompt()
+    if not prompt:
+        return None
+    continued = prefixes.get(i + 1, True)[0]
+    if continued.endswith(prompt) and text.startswith(continued[: -len(prompt)]):
+        return len(continued) - len(prompt)
+    return None
 
 
 # --- method 1: generation markers ----------------------------------------------------------------
@@ -288,7 +320,7 @@ def char_spans_to_token_mask(offsets, spans) -> tuple[list[int], list[int]]:
         return [], []
     if not spans:
         return [0] * n, []
-    off = np.asarray(offsets, dtype=np.int64).reshape(n, 2)
+    off = offsets if isinstance(offsets, np.ndarray) else np.asarray(offsets, dtype=np.int64).reshape(n, 2)
     ts, te = off[:, 0], off[:, 1]
     ss = np.asarray([s for s, _ in spans], dtype=np.int64)
     se = np.asarray([e for _, e in spans], dtype=np.int64)
@@ -325,11 +357,14 @@ class SegmentTokenizer:
         alternatives = sorted(added, key=len, reverse=True)
         self.splitter = re.compile("|".join(re.escape(a) for a in alternatives)) if alternatives else None
 
-    def encode(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
-        """``(input_ids, offsets)`` for ``text`` without added special tokens (like ``apply_chat_template``)."""
+    def encode(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(input_ids, offsets)`` for ``text`` without added special tokens (like ``apply_chat_template``).
+
+        ``input_ids`` is an int64 array of length n, ``offsets`` an (n, 2) int64 array of character offsets.
+        """
         if not self.segmentable or self.splitter is None:
             enc = self.backend.encode(text, add_special_tokens=False)
-            return list(enc.ids), [tuple(o) for o in enc.offsets]
+            return np.asarray(enc.ids, dtype=np.int64), np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
         pieces: list[tuple[int, str, bool]] = []
         pos = 0
         for m in self.splitter.finditer(text):
@@ -339,23 +374,26 @@ class SegmentTokenizer:
             pos = m.end()
         if pos < len(text):
             pieces.append((pos, text[pos:], False))
-        missing = list(dict.fromkeys(p for _, p, special in pieces if not special and p not in self.cache))
+        cache = self.cache
+        missing = list(dict.fromkeys(p for _, p, special in pieces if not special and p not in cache))
         if missing:
-            if len(self.cache) + len(missing) > self.max_cache:
-                self.cache.clear()
+            if len(cache) + len(missing) > self.max_cache:
+                cache.clear()
             for piece, enc in zip(missing, self.backend.encode_batch(missing, add_special_tokens=False)):
-                self.cache[piece] = (list(enc.ids), [tuple(o) for o in enc.offsets])
-        ids: list[int] = []
-        offsets: list[tuple[int, int]] = []
+                cache[piece] = (np.asarray(enc.ids, dtype=np.int64),
+                                np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2))
+        id_parts, off_parts = [], []
         for start, piece, special in pieces:
             if special:
-                ids.append(self.added[piece])
-                offsets.append((start, start + len(piece)))
+                id_parts.append(np.asarray([self.added[piece]], dtype=np.int64))
+                off_parts.append(np.asarray([[start, start + len(piece)]], dtype=np.int64))
             else:
-                pids, poffs = self.cache[piece]
-                ids.extend(pids)
-                offsets.extend((start + a, start + b) for a, b in poffs)
-        return ids, offsets
+                pids, poffs = cache[piece]
+                id_parts.append(pids)
+                off_parts.append(poffs + start)
+        if not id_parts:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 2), dtype=np.int64)
+        return np.concatenate(id_parts), np.concatenate(off_parts)
 
 
 @dataclass
@@ -363,7 +401,7 @@ class TokenLabels:
     input_ids: list[int]
     labels: list[int]
     assistant_masks: list[int]
-    offsets: list[tuple[int, int]]
+    offsets: np.ndarray  # (n, 2)
     straddling: list[int]
 
 
@@ -371,11 +409,8 @@ def token_labels(tokenizer: SegmentTokenizer, text: str, spans) -> TokenLabels:
     """Tokenize ``text`` and label it: token ids where supervised, -100 elsewhere."""
     ids, offsets = tokenizer.encode(text)
     mask, straddling = char_spans_to_token_mask(offsets, spans)
-    labels = [t if m else -100 for t, m in zip(ids, mask)]
-    return TokenLabels(ids, labels, mask, offsets, straddling)
+    mask_arr = np.asarray(mask, dtype=bool)
+    labels = np.where(mask_arr, ids, -100)
+    return TokenLabels(ids.tolist(), labels.tolist(), mask, offsets, straddling)
 
 
-def token_at(offsets, char: int) -> int:
-    """Index of the token covering character ``char`` (or the next one)."""
-    starts = [s for s, _ in offsets]
-    return max(0, bisect_right(starts, char) - 1)

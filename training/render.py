@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -262,7 +263,11 @@ class Renderer:
         self.variables = {**(special_tokens or {}), **(template_kwargs or {})}
         self.fast = template.trusted if fast is None else fast
         self._json_memo: dict[int, tuple[Any, str]] = {}
+        self._generation_prompt: str | None = "unset"
         self._compiled = _compile(template.text, self._tojson) if self.fast else None
+        # Prefix renders need no span tracking: the same template without its markers renders the
+        # same text, minus the bookkeeping.
+        self._plain = _compile(GENERATION_TAGS_RE.sub("", template.text), self._tojson) if self.fast else None
 
     @classmethod
     def for_tokenizer(cls, template: ChatTemplate, tokenizer, template_kwargs: dict | None = None,
@@ -274,23 +279,43 @@ class Renderer:
         """Forget memoised JSON (call between trajectories)."""
         self._json_memo.clear()
 
-    def render(self, messages: list[dict], tools: list[dict] | None = None,
-               add_generation_prompt: bool = False) -> tuple[str, list[tuple[int, int]]]:
+    def render(self, messages: list[dict], tools: list[dict] | None = None, add_generation_prompt: bool = False,
+               track: bool = True, normalized: bool = False) -> tuple[str, list[tuple[int, int]]]:
+        """``(text, generation_spans)``. ``track=False`` skips the span bookkeeping (prefix renders);
+        ``normalized=True`` says the messages already went through ``normalize_messages``."""
         if not self.fast:
             return self._render_transformers(messages, tools, add_generation_prompt)
+        if not normalized:
+            messages = normalize_messages(messages)
+        compiled = self._compiled if track else self._plain
         blocks: list[str] = []
         spans: list[tuple[int, int]] = []
-        token = _TRACKING.set((blocks, spans))
+        state = _Tracking(blocks, spans)
+        token = _TRACKING.set(state if track else None)
         try:
-            for block in self._compiled.generate(messages=normalize_messages(messages), tools=tools or None,
-                                                 documents=None, add_generation_prompt=add_generation_prompt,
-                                                 **self.variables):
+            for block in compiled.generate(messages=messages, tools=tools or None, documents=None,
+                                           add_generation_prompt=add_generation_prompt, **self.variables):
                 blocks.append(block)
+                state.length += len(block)
         finally:
             _TRACKING.reset(token)
         return "".join(blocks), spans
 
+    def generation_prompt(self) -> str | None:
+        """What ``add_generation_prompt=True`` appends after a user message (None unless a pure suffix)."""
+        if self._generation_prompt == "unset":
+            probe = [{"role": "user", "content": "probe"}]
+            try:
+                plain = self.render(probe, None, False, track=False)[0]
+                prompted = self.render(probe, None, True, track=False)[0]
+            except Exception:  # a template that cannot render a lone user message
+                plain = prompted = ""
+            ok = prompted.startswith(plain) and prompted != plain
+            self._generation_prompt = prompted[len(plain):] if ok else None
+        return self._generation_prompt
+
     def _render_transformers(self, messages, tools, add_generation_prompt):
+        # The reference path: transformers' own sandboxed renderer, for templates we did not ship.
         from transformers.utils.chat_template_utils import render_jinja_template
 
         texts, indices = render_jinja_template(
@@ -313,7 +338,13 @@ class Renderer:
         return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
 
+class _Tracking:
+    def __init__(self, blocks, spans):
+        self.blocks, self.spans, self.length = blocks, spans, 0
+
+
 _TRACKING: ContextVar = ContextVar("studio_generation_tracking", default=None)
+GENERATION_TAGS_RE = re.compile(r"\{%-?\s*(?:end)?generation\s*-?%\}")
 _CURRENT_TOJSON: ContextVar = ContextVar("studio_tojson", default=None)
 
 
@@ -336,9 +367,7 @@ def _environment():
             rv = caller()
             tracking = _TRACKING.get()
             if tracking is not None:
-                blocks, spans = tracking
-                start = sum(len(b) for b in blocks)
-                spans.append((start, start + len(rv)))
+                tracking.spans.append((tracking.length, tracking.length + len(rv)))
             return rv
 
     def raise_exception(message):

@@ -1,0 +1,95 @@
+"""The shared third-party fixtures that carry tool calls, as canonical trajectories (test helper).
+
+Uses the project's importers (``annotate/convert_*.py``). BFCL questions carry no assistant turn, so
+the gold call of ``possible_answer`` (first acceptable value of each argument) is added as one.
+A few records per fixture keep the suite fast.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+from annotate.trajectory import Step, Trajectory
+
+SHARED = (Path(__file__).resolve().parents[2] / ".." / "shared").resolve()
+FIXTURES = SHARED / "fixtures"
+TOKENIZERS = SHARED / "tokenizers"
+
+TOOL_CALL_FIXTURES = ("tau_bench", "toolrl", "toucan", "hermes", "bfcl")
+
+
+def fixture_path(*parts: str) -> Path:
+    p = FIXTURES.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"needs the shared third-party fixtures at {p} (absent in this checkout)")
+    return p
+
+
+def tokenizer_path(name: str) -> Path:
+    p = TOKENIZERS / name
+    if not p.exists():
+        pytest.skip(f"needs the shared tokenizer at {p} (absent in this checkout)")
+    return p
+
+
+def load(name: str, n: int = 2) -> list[Trajectory]:
+    """The first ``n`` records of a fixture that carry tool calls, as canonical trajectories."""
+    out = [t for t in _load_all(name) if any(s.kind == "tool_call" for _, _, s in t.steps())]
+    return out[:n]
+
+
+@lru_cache(maxsize=None)
+def _load_all(name: str) -> tuple[Trajectory, ...]:
+    loader = {"tau_bench": _tau, "toolrl": _toolrl, "toucan": _toucan, "hermes": _hermes, "bfcl": _bfcl}[name]
+    return tuple(loader())
+
+
+def _tau():
+    from annotate.convert_tau import to_trajectory
+
+    tools = json.loads(fixture_path("tau_bench", "airline_tools.json").read_text())
+    records = json.loads(fixture_path("tau_bench", "gpt-4o-airline_trial0.json").read_text())
+    return [to_trajectory(r, tools=tools) for r in records[:6]]
+
+
+def _toolrl():
+    from annotate.convert_toolrl import to_trajectory
+
+    records = json.loads(fixture_path("toolrl", "rlla_sft_first200.json").read_text())
+    return [to_trajectory(r) for r in records[:6]]
+
+
+def _toucan():
+    from annotate.convert_messages import to_trajectory
+
+    records = json.loads(fixture_path("adp", "toucan_1_5m", "sample_raw.json").read_text())
+    return [to_trajectory(r) for r in records]
+
+
+def _hermes():
+    from annotate.convert_toolrl import to_trajectory
+
+    records = json.loads(fixture_path("hermes_fc", "few_shot.json").read_text())
+    return [to_trajectory(r) for r in records]
+
+
+def _bfcl():
+    from annotate.convert_bfcl import to_trajectory
+
+    questions = [json.loads(line) for line in fixture_path("bfcl", "BFCL_v4_multiple.json").read_text().splitlines()[:4]]
+    answers = {a["id"]: a for a in (json.loads(line) for line in
+               fixture_path("bfcl", "possible_answer", "BFCL_v4_multiple.json").read_text().splitlines()[:4])}
+    out = []
+    for q in questions:
+        t = to_trajectory(q, answer=answers.get(q["id"]))
+        for i, gold in enumerate(answers[q["id"]]["ground_truth"]):
+            (fn, args), = gold.items()
+            values = {k: next((v for v in vs if v != ""), None) for k, vs in args.items()}
+            t.turns[-1].steps.append(Step(kind="tool_call", name=fn, call_id=f"gold_{i}",
+                                          arguments={k: v for k, v in values.items() if v is not None}))
+        out.append(t)
+    return out
