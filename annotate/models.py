@@ -100,6 +100,56 @@ class TrajectoryQuerySet(models.QuerySet):
     def with_case_type(self, case_type: str):
         return self.filter(case_types_index__contains=f"|{case_type}|")
 
+    def with_label(self, label: str):
+        """Trajectories with at least one step carrying error label ``label``."""
+        return self.filter(pk__in=StepLabel.objects.filter(label=label).values("trajectory_id"))
+
+    def search(self, query: str):
+        """Trajectories whose user messages or steps contain every word of ``query`` (as prefixes).
+
+        SQLite: the FTS5 index ``annotate_trajectory_search`` (kept by ``annotate.services``);
+        elsewhere a portable, slower scan of turns and steps.
+        """
+        from django.db.models import Q
+        from django.db.models.expressions import RawSQL
+
+        from annotate.search import fts_query, search_terms
+
+        terms = search_terms(query)
+        if not terms:
+            return self
+        if search_index_enabled(self.db):
+            return self.filter(pk__in=RawSQL(
+                f"SELECT rowid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH %s", [fts_query(query)]))
+        qs = self
+        for term in terms:
+            in_steps = Step.objects.filter(Q(text__icontains=term) | Q(name__icontains=term) | Q(note__icontains=term)
+                                           | Q(arguments__icontains=term)).values("trajectory_id")
+            in_turns = Turn.objects.filter(user__icontains=term).values("trajectory_id")
+            qs = qs.filter(Q(pk__in=in_steps) | Q(pk__in=in_turns))
+        return qs
+
+
+# The full-text index over every user message and step (SQLite FTS5; rowid = trajectory id),
+# created by migration 0002_workbench_search and written by annotate.services.
+SEARCH_TABLE = "annotate_trajectory_search"
+_search_index: dict[str, bool] = {}
+
+
+def search_index_enabled(alias: str = "default") -> bool:
+    """Whether the FTS5 search index exists on database ``alias`` (checked once per process)."""
+    if alias not in _search_index:
+        from django.db import connections
+
+        conn = connections[alias]
+        ok = False
+        if conn.vendor == "sqlite":
+            with conn.cursor() as c:
+                c.execute("SELECT 1 FROM sqlite_master WHERE name = %s", [SEARCH_TABLE])
+                ok = c.fetchone() is not None
+        _search_index[alias] = ok
+    return _search_index[alias]
+
 
 class Trajectory(models.Model):
     DRAFT, SUBMITTED, APPROVED, REJECTED = "draft", "submitted", "approved", "rejected"
@@ -145,6 +195,9 @@ class Trajectory(models.Model):
             models.Index(fields=["project", "split"], name="traj_project_split"),
             # Queue filter by source.
             models.Index(fields=["project", "source"], name="traj_project_source"),
+            # Queue filter by case type (LIKE over a covering index, not the wide rows) and the
+            # dashboard's coverage counts (one GROUP BY over the same index).
+            models.Index(fields=["project", "case_types_index"], name="traj_project_casetypes"),
         ]
 
     def __str__(self) -> str:
@@ -239,6 +292,9 @@ class Revision(models.Model):
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)
     summary = models.CharField(max_length=300, blank=True)
+    # The trajectory's review status after this revision (workflow moves make revisions too,
+    # so the history shows who submitted, approved or rejected).
+    status = models.CharField(max_length=20, blank=True, default="")
     document = models.JSONField()
 
     class Meta:

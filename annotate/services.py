@@ -9,11 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.db import connections, transaction
+from django.core.exceptions import PermissionDenied
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
+from annotate import permissions, workflow
+from annotate.editing import Edit, EditError, apply_edit
+from annotate import bulk
 from annotate.findings import validate
-from annotate.models import ImportBatch, Project, Revision, Step, StepLabel, Tool, Trajectory, Turn
+from annotate.models import (SEARCH_TABLE, ImportBatch, Project, Revision, Step, StepLabel, Tool, Trajectory, Turn,
+                             search_index_enabled)
+from annotate.revisions import Change, diff_documents, rebase_edit
+from annotate.search import search_text
 from annotate.trajectory import Trajectory as CanonicalTrajectory
 
 BATCH = 2000
@@ -77,11 +85,24 @@ def merge_tool_catalog(project: Project, trajectories: list[CanonicalTrajectory]
 
 
 def write_trajectories(project: Project, trajectories: list[CanonicalTrajectory], user=None,
-                       status: str = Trajectory.DRAFT) -> list[Trajectory]:
-    """Bulk-insert trajectories with their turns, steps, labels and first revision."""
+                       status: str = Trajectory.DRAFT, *, ids_only: bool = False) -> list:
+    """Bulk-insert trajectories with their turns, steps, labels and first revision.
+
+    Returns the new rows, or only their ids with ``ids_only`` (large imports).
+    """
     now = timezone.now()
     created: list[Trajectory] = []
     author = user if (user is not None and user.is_authenticated) else None
+    if bulk.available():  # the embedded SQLite default: plain executemany, ~10x the ORM's speed
+        ids: list[int] = []
+        with transaction.atomic():
+            for start in range(0, len(trajectories), BATCH):
+                chunk = trajectories[start:start + BATCH]
+                chunk_ids = bulk.insert_trajectories(project, chunk, author_id=author.pk if author else None,
+                                                     status=status, now=now)
+                index_search_text([(pk, search_text(t)) for pk, t in zip(chunk_ids, chunk)])
+                ids.extend(chunk_ids)
+        return ids if ids_only else list(Trajectory.objects.filter(pk__in=ids).order_by("id"))
     for start in range(0, len(trajectories), BATCH):
         chunk = trajectories[start:start + BATCH]
         parts = [_rows_for(project, t, now, author) for t in chunk]
@@ -106,11 +127,22 @@ def write_trajectories(project: Project, trajectories: list[CanonicalTrajectory]
             StepLabel.objects.bulk_create(labels, batch_size=5000)
         Revision.objects.bulk_create([
             Revision(trajectory_id=row.pk, version=1, author=author, created_at=now, summary="imported",
-                     document=t.to_dict())
+                     status=status, document=t.to_dict())
             for row, t in zip(rows, chunk)
         ], batch_size=2000)
+        index_search_text([(row.pk, search_text(t)) for row, t in zip(rows, chunk)])
         created.extend(rows)
-    return created
+    return [r.pk for r in created] if ids_only else created
+
+
+def index_search_text(rows: list[tuple[int, str]], *, replace: bool = False) -> None:
+    """Write ``(trajectory id, text)`` into the full-text index (a no-op where there is none)."""
+    if not rows or not search_index_enabled():
+        return
+    with connections["default"].cursor() as c:
+        if replace:
+            c.executemany(f"DELETE FROM {SEARCH_TABLE} WHERE rowid = %s", [(pk,) for pk, _ in rows])
+        c.executemany(f"INSERT INTO {SEARCH_TABLE}(rowid, text) VALUES (%s, %s)", rows)
 
 
 def import_parsed(project: Project, result, *, filename: str, fmt: str, user=None) -> ImportOutcome:
@@ -123,7 +155,7 @@ def import_parsed(project: Project, result, *, filename: str, fmt: str, user=Non
                                            imported=len(trajectories), skipped=len(errors), errors=errors[:1000])
         if trajectories:
             merge_tool_catalog(project, trajectories)
-            write_trajectories(project, trajectories, user=user)
+            write_trajectories(project, trajectories, user=user, ids_only=True)
     return ImportOutcome(batch=batch, imported=len(trajectories), skipped=len(errors), errors=errors)
 
 
@@ -131,41 +163,302 @@ def replace_document(trajectory: Trajectory, doc: CanonicalTrajectory, *, user, 
                      summary: str = "") -> Trajectory:
     """Save a whole canonical document over ``trajectory`` if ``base_version`` is current.
 
-    Raises ``StaleVersion`` when someone else saved in between (optimistic locking).
+    Raises ``StaleVersion`` when someone else saved in between (optimistic locking). Writes the
+    document's rows, its search text and a Revision; ``trajectory`` is updated in place.
     """
+    now = timezone.now()
+    findings = len(validate(doc))
+    trajectory.set_case_types(doc.meta.case_types)
+    fields = {
+        "system": doc.system, "tools": doc.tools, "split": doc.meta.split, "tags": list(doc.meta.tags),
+        "case_types": trajectory.case_types, "case_types_index": trajectory.case_types_index,
+        "step_count": doc.step_count(), "finding_count": findings,
+    }
+    author = _author(user)
     with transaction.atomic():
+        # The conditional UPDATE is the lock: it matches only while nobody saved since base_version.
         updated = Trajectory.objects.filter(pk=trajectory.pk, version=base_version).update(
-            version=base_version + 1, updated_at=timezone.now())
+            version=base_version + 1, updated_at=now,
+            title=Case(When(title="", then=Value(_title(doc))), default=F("title")), **fields)
         if updated != 1:
             raise StaleVersion(trajectory.pk, base_version)
-        trajectory.refresh_from_db()
-        trajectory.system = doc.system
-        trajectory.tools = doc.tools
-        trajectory.split = doc.meta.split
-        trajectory.tags = list(doc.meta.tags)
-        trajectory.set_case_types(doc.meta.case_types)
-        trajectory.step_count = doc.step_count()
-        trajectory.finding_count = len(validate(doc))
-        trajectory.title = trajectory.title or _title(doc)
-        trajectory.save(update_fields=["system", "tools", "split", "tags", "case_types", "case_types_index",
-                                       "step_count", "finding_count", "title"])
-        trajectory.turns.all().delete()
-        trajectory.steps.all().delete()
-        _, turns, steps, labels = _rows_for(trajectory.project, doc, trajectory.updated_at, user)
-        for tr in turns:
-            tr.trajectory = trajectory
-        for st in steps:
-            st.trajectory = trajectory
-        Turn.objects.bulk_create(turns)
-        Step.objects.bulk_create(steps)
-        StepLabel.objects.bulk_create([
-            StepLabel(step_id=st.pk, trajectory=trajectory, label=lab)
-            for st, labs in zip(steps, labels) for lab in dict.fromkeys(labs)
-        ])
-        Revision.objects.create(trajectory=trajectory, version=trajectory.version,
-                                author=user if user is not None and user.is_authenticated else None,
-                                summary=summary[:300], document=doc.to_dict())
+        _write_rows(trajectory.pk, doc)
+        status = Trajectory.objects.filter(pk=trajectory.pk).values_list("status", flat=True).get()
+        Revision.objects.create(trajectory_id=trajectory.pk, version=base_version + 1, author=author,
+                                created_at=now, summary=summary[:300], status=status, document=doc.to_dict())
+        index_search_text([(trajectory.pk, search_text(doc))], replace=True)
+    for k, v in fields.items():
+        setattr(trajectory, k, v)
+    trajectory.version, trajectory.updated_at, trajectory.status = base_version + 1, now, status
+    trajectory.title = trajectory.title or _title(doc)
     return trajectory
+
+
+def _author(user):
+    return user if user is not None and getattr(user, "is_authenticated", False) else None
+
+
+def _write_rows(pk: int, doc: CanonicalTrajectory) -> None:
+    """Replace the trajectory's turn, step and label rows with ``doc``'s."""
+    # Plain DELETEs in dependency order: the ORM's cascade collector would first SELECT every
+    # step to find its labels, which costs more than the whole rest of a step save.
+    with connections[Trajectory.objects.db].cursor() as c:
+        for model in (StepLabel, Step, Turn):
+            c.execute(f"DELETE FROM {model._meta.db_table} WHERE trajectory_id = %s", [pk])
+    Turn.objects.bulk_create([Turn(trajectory_id=pk, index=i, user=t.user) for i, t in enumerate(doc.turns)])
+    steps, labels = [], []
+    for ti, si, s in doc.steps():
+        steps.append(Step(trajectory_id=pk, turn_index=ti, position=si, kind=s.kind, text=s.text, name=s.name,
+                          arguments=s.arguments if s.kind == "tool_call" else None, call_id=s.call_id,
+                          ok=s.ok, note=s.note, train=s.train))
+        labels.append(s.labels)
+    Step.objects.bulk_create(steps)
+    StepLabel.objects.bulk_create([StepLabel(step_id=st.pk, trajectory_id=pk, label=lab)
+                                   for st, labs in zip(steps, labels) for lab in dict.fromkeys(labs)])
+
+
+# --- the workbench: edits, conflicts, workflow, history, assignment ---------------------------------
+
+def current_document(trajectory: Trajectory, version: int | None = None) -> CanonicalTrajectory:
+    """The trajectory's document at its current version.
+
+    Every save writes its document's rows and a Revision holding the same document in one
+    transaction, so the revision at the current version is the document: one indexed read
+    instead of three queries and a model instance per step. Rows are the fallback for a
+    trajectory whose current version has no revision.
+    """
+    version = trajectory.version if version is None else version
+    doc = (Revision.objects.filter(trajectory_id=trajectory.pk, version=version)
+           .values_list("document", flat=True).first())
+    if doc is not None:
+        return CanonicalTrajectory.from_dict(doc)
+    return trajectory.to_canonical()
+
+
+def document_at(trajectory: Trajectory, version: int) -> CanonicalTrajectory | None:
+    """The document as it was at ``version`` (from its Revision), or None if there is none."""
+    doc = (Revision.objects.filter(trajectory_id=trajectory.pk, version=version)
+           .values_list("document", flat=True).first())
+    return CanonicalTrajectory.from_dict(doc) if doc is not None else None
+
+
+def check_labels(edit: Edit, doc: CanonicalTrajectory, project: Project) -> None:
+    """New labels must come from the project's taxonomy (labels a step already had may stay)."""
+    if edit.op not in ("update_step", "insert_step") or "labels" not in edit.fields:
+        return
+    labels = edit.fields["labels"]
+    if not isinstance(labels, list):
+        return  # apply_edit reports the type
+    had: set[str] = set()
+    if edit.op == "update_step" and edit.turn is not None and edit.step is not None:
+        try:
+            had = set(doc.turns[edit.turn].steps[edit.step].labels)
+        except IndexError:
+            return  # apply_edit reports the address
+    allowed = set(project.label_names()) | had
+    unknown = [x for x in labels if x not in allowed]
+    if unknown:
+        raise EditError(f"not in the project's taxonomy: {', '.join(map(str, unknown))}", "labels")
+
+
+def save_edit(trajectory: Trajectory, edit: Edit, *, user, base_version: int,
+              loaded: tuple[int, CanonicalTrajectory] | None = None) -> CanonicalTrajectory:
+    """Apply ``edit`` to the current document and save it, if ``base_version`` is current.
+
+    ``loaded``: ``(version, document)`` the caller already read; used when that version is still
+    the current one (any save since would have moved the version). Raises StaleVersion (someone
+    saved since) or EditError (the edit does not apply). Returns the saved document;
+    ``trajectory`` is updated in place (its new version).
+    """
+    with transaction.atomic():
+        # On SQLite the transaction holds the write lock from its start (IMMEDIATE): the version
+        # read here cannot change before replace_document's conditional update.
+        version = Trajectory.objects.filter(pk=trajectory.pk).values_list("version", flat=True).get()
+        if version != base_version:
+            raise StaleVersion(trajectory.pk, base_version)
+        if loaded is not None and loaded[0] == version:
+            doc = loaded[1]
+        else:
+            doc = current_document(trajectory, version)
+        check_labels(edit, doc, trajectory.project)
+        new = apply_edit(doc, edit)
+        replace_document(trajectory, new, user=user, base_version=base_version, summary=edit.describe())
+    return new
+
+
+@dataclass
+class Conflict:
+    """What the other person changed between the version an edit was based on and now."""
+
+    base_version: int
+    current_version: int
+    base: CanonicalTrajectory | None
+    current: CanonicalTrajectory
+    changes: list[Change]
+    revisions: list[Revision]  # the saves in between, oldest first
+
+    @property
+    def authors(self) -> list[str]:
+        names = [r.author.get_username() if r.author else "an import or script" for r in self.revisions]
+        return list(dict.fromkeys(names))
+
+
+def conflict_for(trajectory: Trajectory, base_version: int) -> Conflict:
+    trajectory.refresh_from_db(fields=["version", "status", "assignee", "reviewer_comment", "updated_at"])
+    current = current_document(trajectory)
+    base = document_at(trajectory, base_version)
+    revisions = list(trajectory.revisions.filter(version__gt=base_version).select_related("author")
+                     .order_by("version").defer("document"))
+    changes = diff_documents(base, current) if base is not None else []
+    return Conflict(base_version, trajectory.version, base, current, changes, revisions)
+
+
+def resolve_conflict(trajectory: Trajectory, edit: Edit, *, user, base_version: int, seen_version: int,
+                     resolution: str) -> CanonicalTrajectory:
+    """Save an edit that was based on ``base_version`` after the user saw version ``seen_version``.
+
+    - ``merge``: the edit re-applied on top of the latest version (field by field, so their other
+      changes stay);
+    - ``overwrite``: the base version with the edit applied replaces theirs (their change stays in
+      the history and can be restored).
+
+    Raises StaleVersion when yet another save happened after ``seen_version``, EditError when
+    the edit no longer applies (they deleted the step).
+    """
+    base = document_at(trajectory, base_version)
+    if base is None:
+        raise EditError(f"version {base_version} has no revision to merge from", "base_version")
+    with transaction.atomic():
+        version = Trajectory.objects.filter(pk=trajectory.pk).values_list("version", flat=True).get()
+        if version != seen_version:
+            raise StaleVersion(trajectory.pk, seen_version)
+        current = current_document(trajectory, version)
+        if resolution == "merge":
+            rebased = rebase_edit(edit, base, current)
+            if rebased.edit is None:
+                raise EditError("the other change removed what this edit changes; use overwrite to bring it back",
+                                "resolution")
+            check_labels(rebased.edit, current, trajectory.project)
+            new = apply_edit(current, rebased.edit)
+            summary = f"{edit.describe()} (merged over version {seen_version})"
+        elif resolution == "overwrite":
+            check_labels(edit, base, trajectory.project)
+            new = apply_edit(base, edit)
+            summary = f"{edit.describe()} (overwrote versions {base_version + 1}–{seen_version})"
+        else:
+            raise EditError("must be merge or overwrite", "resolution")
+        replace_document(trajectory, new, user=user, base_version=seen_version, summary=summary)
+    return new
+
+
+def revert(trajectory: Trajectory, version: int, *, user, base_version: int) -> CanonicalTrajectory:
+    """Make the document at ``version`` the current one (a new revision; nothing is deleted)."""
+    doc = document_at(trajectory, version)
+    if doc is None:
+        raise EditError(f"there is no version {version}", "version")
+    replace_document(trajectory, doc, user=user, base_version=base_version, summary=f"reverted to version {version}")
+    return doc
+
+
+class WorkflowRefused(Exception):
+    """A workflow move that is not allowed now; ``blockers`` are findings to fix first."""
+
+    def __init__(self, message: str, blockers=()):
+        super().__init__(message)
+        self.message = message
+        self.blockers = list(blockers)
+
+
+def transition(trajectory: Trajectory, action: str, *, user, comment: str = "",
+               base_version: int | None = None) -> Trajectory:
+    """Move ``trajectory`` through the review workflow (checks the role; the caller checked membership).
+
+    Each move is a new version with a Revision (same document), so the history shows who did it.
+    """
+    role = permissions.role_in(user, trajectory.project)
+    may_edit = permissions.can_edit_trajectory(user, trajectory)
+    if action not in workflow.allowed_actions(role, trajectory.status, may_edit):
+        if action in workflow.ACTIONS and trajectory.status not in workflow.ACTIONS[action].sources:
+            raise WorkflowRefused(f"This trajectory is {trajectory.status}; it cannot be {_past(action)} now.")
+        raise PermissionDenied(f"You may not {action} this trajectory.")
+    act = workflow.ACTIONS[action]
+    comment = comment.strip()
+    if act.needs_comment and not comment:
+        raise WorkflowRefused("Say what needs fixing: a rejection needs a comment for the annotator.")
+    now = timezone.now()
+    with transaction.atomic():
+        current = Trajectory.objects.filter(pk=trajectory.pk).values("version", "status").get()
+        if base_version is not None and current["version"] != base_version:
+            raise StaleVersion(trajectory.pk, base_version)
+        if current["status"] not in act.sources:
+            raise WorkflowRefused(f"Someone else moved this trajectory to {current['status']} meanwhile.")
+        doc = current_document(trajectory, current["version"])
+        if action == "submit":
+            blockers = workflow.submission_blockers(doc, validate(doc))
+            if blockers:
+                raise WorkflowRefused("Fix these errors, or label the steps that carry them, before submitting.",
+                                      blockers)
+        version = current["version"]
+        changes = {"status": act.target, "version": version + 1, "updated_at": now}
+        if action in ("approve", "reject"):
+            changes["reviewer_comment"] = comment
+        elif action == "submit" and trajectory.assignee_id is None:
+            changes["assignee"] = user  # whoever hands it in owns it (progress counts it)
+        Trajectory.objects.filter(pk=trajectory.pk, version=version).update(**changes)
+        summary = {"submit": "submitted for review", "approve": "approved", "reject": "rejected",
+                   "reopen": "reopened as draft"}[action] + (f": {comment}" if comment else "")
+        Revision.objects.create(trajectory_id=trajectory.pk, version=version + 1, author=_author(user),
+                                created_at=now, summary=summary[:300], status=act.target, document=doc.to_dict())
+    trajectory.refresh_from_db()
+    return trajectory
+
+
+def _past(action: str) -> str:
+    return {"submit": "submitted", "approve": "approved", "reject": "rejected", "reopen": "reopened"}[action]
+
+
+def assign(project: Project, ids: list[int], assignee) -> int:
+    """Assign (or, with ``assignee`` None, unassign) the project's trajectories ``ids``."""
+    return Trajectory.objects.filter(project=project, pk__in=ids).update(assignee=assignee)
+
+
+OPEN_STATUSES = (Trajectory.DRAFT, Trajectory.REJECTED)
+
+
+def next_in_queue(user, project: Project, *, after: int | None = None) -> Trajectory | None:
+    """The next trajectory for ``user`` to work on, after ``after`` (wrapping around).
+
+    Leads review first (submitted trajectories), then their own open work. Annotators get their
+    assigned open work (rejected first: a reviewer is waiting), then claim an unassigned draft:
+    the claim is a conditional update, so two annotators never get the same one.
+    """
+    role = permissions.role_in(user, project)
+    mine = project.trajectories.filter(assignee=user, status__in=OPEN_STATUSES)
+    queues = [mine.filter(status=Trajectory.REJECTED), mine.filter(status=Trajectory.DRAFT)]
+    if role in (permissions.LEAD, permissions.ADMIN):
+        queues.insert(0, project.trajectories.filter(status=Trajectory.SUBMITTED))
+    for qs in queues:
+        found = _first_after(qs, after)
+        if found is not None:
+            return found
+    for _ in range(5):  # a claim can lose a race; try the next one
+        candidate = _first_after(project.trajectories.filter(assignee__isnull=True, status=Trajectory.DRAFT), after)
+        if candidate is None:
+            return None
+        if Trajectory.objects.filter(pk=candidate.pk, assignee__isnull=True).update(assignee=user) == 1:
+            candidate.assignee = user
+            return candidate
+    return None
+
+
+def _first_after(qs, after: int | None) -> Trajectory | None:
+    qs = qs.order_by("id")
+    if after is not None:
+        found = qs.filter(pk__gt=after).first()
+        if found is not None:
+            return found
+        return qs.exclude(pk=after).first()
+    return qs.first()
 
 
 class StaleVersion(Exception):

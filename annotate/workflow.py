@@ -1,0 +1,95 @@
+"""Review workflow: draft → submitted → approved / rejected, and who may move a trajectory (pure).
+
+>>> allowed_actions("annotator", "draft", may_edit=True)
+['submit']
+>>> allowed_actions("lead", "submitted", may_edit=True)
+['approve', 'reject', 'reopen']
+>>> next_status("reject", "submitted")
+'rejected'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from annotate.findings import Finding
+from annotate.trajectory import Trajectory
+
+DRAFT, SUBMITTED, APPROVED, REJECTED = "draft", "submitted", "approved", "rejected"
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    label: str
+    sources: tuple[str, ...]
+    target: str
+    lead_only: bool
+    needs_comment: bool = False
+
+
+ACTIONS = {
+    a.name: a for a in (
+        Action("submit", "Submit for review", (DRAFT, REJECTED), SUBMITTED, lead_only=False),
+        Action("approve", "Approve", (SUBMITTED,), APPROVED, lead_only=True),
+        Action("reject", "Reject", (SUBMITTED,), REJECTED, lead_only=True, needs_comment=True),
+        Action("reopen", "Reopen as draft", (SUBMITTED, APPROVED, REJECTED), DRAFT, lead_only=True),
+    )
+}
+
+
+class WorkflowError(ValueError):
+    def __init__(self, message: str, field: str = "action"):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def allowed_actions(role: str | None, status: str, may_edit: bool) -> list[str]:
+    """The actions ``role`` may take on a trajectory in ``status``.
+
+    ``may_edit``: whether the user may edit this trajectory (an annotator only their own or
+    unassigned ones). Leads and admins may take every action.
+    """
+    if role is None:
+        return []
+    lead = role in ("lead", "admin")
+    out = []
+    for a in ACTIONS.values():
+        if status not in a.sources:
+            continue
+        if a.lead_only and not lead:
+            continue
+        if not a.lead_only and not (lead or may_edit):
+            continue
+        out.append(a.name)
+    return out
+
+
+def next_status(action: str, status: str) -> str:
+    a = ACTIONS.get(action)
+    if a is None:
+        raise WorkflowError(f"unknown action {action!r}")
+    if status not in a.sources:
+        raise WorkflowError(f"cannot {action} a trajectory that is {status}")
+    return a.target
+
+
+def submission_blockers(doc: Trajectory, findings: list[Finding]) -> list[Finding]:
+    """Errors an annotator must fix or explain before submitting.
+
+    An error-severity finding blocks unless its step carries an error label (the mistake is
+    known and labelled) or is excluded from training (its train flag is off).
+    """
+    out = []
+    for f in findings:
+        if f.severity != "error":
+            continue
+        if f.turn is None or f.step is None:
+            out.append(f)
+            continue
+        step = doc.turns[f.turn].steps[f.step]
+        if step.labels or not step.train:
+            continue
+        out.append(f)
+    return out
