@@ -234,3 +234,11 @@ def test_a_bad_candidates_file_imports_nothing_and_names_the_line(client, lead, 
     html = r.content.decode()
     assert r.status_code == 400 and "Nothing was imported" in html and "no candidate has id" in html
     assert "<td>2</td>" in html and Pair.objects.count() == 0
+
+
+def test_the_editor_offers_fork_here_on_every_step_to_leads_only(client, lead, annotator, multi):
+    html = client_for(client, lead).get(f"/t/{multi.pk}/").content.decode()
+    assert html.count('class="small fork-here"') == 7
+    assert f'href="/t/{multi.pk}/fork/1/1/"' in html
+    client.logout()
+    assert "fork-here" not in client_for(client, annotator).get(f"/t/{multi.pk}/").content.decode()
