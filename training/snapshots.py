@@ -363,8 +363,9 @@ def export_items(snapshot: Snapshot) -> tuple[list, Callable[[list[str]], dict[s
 
 
 class ProgressWriter:
-    """Writes progress and a heartbeat to the snapshot row (at most every ``every`` seconds), and
-    stops the export when a lead asked to cancel it. ``echo`` also receives every update (the CLI)."""
+    """Writes progress to the snapshot row (at most every ``every`` seconds), and stops the export
+    when a lead asked to cancel it or the row stopped running (swept). ``echo`` also receives every
+    update (the CLI prints them)."""
 
     def __init__(self, snapshot: Snapshot, echo: Callable[[float, str], None] | None = None, every: float = 1.0):
         self.snapshot, self.echo, self.every = snapshot, echo, every
@@ -373,75 +374,99 @@ class ProgressWriter:
     def __call__(self, fraction: float, message: str) -> None:
         import time
 
+        from training.jobs import beat
+
         if self.echo is not None:
             self.echo(fraction, message)
         now = time.monotonic()
         if now - self._last < self.every and fraction < 1.0:
             return
         self._last = now
-        Snapshot.objects.filter(pk=self.snapshot.pk).update(progress=round(fraction, 4), message=message[:500],
-                                                            heartbeat_at=timezone.now())
+        if not beat(Snapshot, self.snapshot.pk, progress=round(fraction, 4), message=message[:500]):
+            raise ExportCancelled("the snapshot is no longer running")
         if Snapshot.objects.filter(pk=self.snapshot.pk, cancel_requested=True).exists():
-            raise ExportCancelled()
+            raise ExportCancelled("cancelled by a lead")
+
+
+class Heartbeat:
+    """Beats the row every few seconds from a thread while the export works in long stretches
+    (writing a large dataset), so the stale-job sweep never mistakes a busy export for a dead one."""
+
+    def __init__(self, pk: int, every: float = 5.0):
+        import threading
+
+        self.pk, self.every = pk, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"snapshot-{pk}-heartbeat", daemon=True)
+
+    def _run(self) -> None:
+        from django.db import connection
+
+        from training.jobs import beat
+
+        from django.db import DatabaseError
+
+        try:
+            while not self._stop.wait(self.every):
+                try:
+                    beat(Snapshot, self.pk)
+                except DatabaseError:  # a busy database: the next beat will do (progress beats too)
+                    pass
+        finally:
+            connection.close()
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
 
 
 def claim(snapshot_id: int) -> bool:
     """Take a queued snapshot for this worker; False when another delivery already took it."""
     import os
 
-    now = timezone.now()
-    return Snapshot.objects.filter(pk=snapshot_id, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, worker_pid=os.getpid(),
-        message="starting") == 1
+    from training import jobs
+
+    return jobs.claim(Snapshot, snapshot_id, worker_pid=os.getpid(), message="starting")
 
 
-def run_snapshot_export(snapshot: Snapshot, echo: Callable[[float, str], None] | None = None) -> Snapshot:
+def run_snapshot_export(snapshot: Snapshot, echo: Callable[[float, str], None] | None = None,
+                        heartbeat: float = 5.0) -> Snapshot:
     """Render and write a claimed (running) snapshot; the row ends succeeded, failed or cancelled."""
     from training.export import ExportSettings, run_export
+    from training.jobs import finish
 
     items, load = export_items(snapshot)
     settings = ExportSettings.from_dict(snapshot.render_settings)
     try:
-        result = run_export(items, settings, Path(snapshot.out_dir), load_documents=load,
-                            cache_for=DbRenderCache, snapshot_meta={"content_hash": snapshot.content_hash},
-                            on_progress=ProgressWriter(snapshot, echo))
+        with Heartbeat(snapshot.pk, heartbeat):
+            result = run_export(items, settings, Path(snapshot.out_dir), load_documents=load,
+                                cache_for=DbRenderCache, snapshot_meta={"content_hash": snapshot.content_hash},
+                                on_progress=ProgressWriter(snapshot, echo))
     except ExportCancelled:
-        _finish(snapshot, JobStatus.CANCELLED, message="cancelled")
-        return snapshot
-    except Exception as e:  # the row is the record: say what failed, then let Celery log it
-        _finish(snapshot, JobStatus.FAILED, message="failed", error=f"{type(e).__name__}: {e}")
-        raise
-    snapshot.item_count = result.items
-    snapshot.sample_count = result.samples
-    snapshot.audit = result.audit
-    snapshot.audit_errors = result.audit["errors"]
-    snapshot.save(update_fields=["item_count", "sample_count", "audit", "audit_errors"])
-    _finish(snapshot, JobStatus.SUCCEEDED, message=(
-        f"{result.samples} samples from {result.items} items ({result.rendered} rendered, "
-        f"{result.items - result.rendered} from the cache)"), progress=1.0)
-    return snapshot
-
-
-def _finish(snapshot: Snapshot, status: str, *, message: str, error: str = "", progress: float | None = None) -> None:
-    snapshot.status = status
-    snapshot.message = message[:500]
-    snapshot.error = error
-    snapshot.finished_at = timezone.now()
-    fields = ["status", "message", "error", "finished_at"]
-    if progress is not None:
-        snapshot.progress = progress
-        fields.append("progress")
-    snapshot.save(update_fields=fields)
-
-
-def request_cancel(snapshot: Snapshot, user) -> Snapshot:
-    """A lead stops a queued or running export (a queued one is cancelled at once)."""
-    permissions.require_role(user, snapshot.project, permissions.LEAD)
-    if Snapshot.objects.filter(pk=snapshot.pk, status=JobStatus.QUEUED).update(
-            status=JobStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now(), message="cancelled"):
+        finish(Snapshot, snapshot.pk, JobStatus.CANCELLED, message="Cancelled")
         snapshot.refresh_from_db()
         return snapshot
-    Snapshot.objects.filter(pk=snapshot.pk, status=JobStatus.RUNNING).update(cancel_requested=True,
-                                                                            message="cancelling")
+    except Exception as e:  # the row is the record: say what failed, then let Celery log it
+        finish(Snapshot, snapshot.pk, JobStatus.FAILED, message="Failed", error=f"{type(e).__name__}: {e}")
+        snapshot.refresh_from_db()
+        raise
+    finish(Snapshot, snapshot.pk, JobStatus.SUCCEEDED, progress=1.0, item_count=result.items,
+           sample_count=result.samples, audit=result.audit, audit_errors=result.audit["errors"],
+           message=(f"{result.samples} samples from {result.items} items ({result.rendered} rendered, "
+                    f"{result.items - result.rendered} from the cache)"))
     snapshot.refresh_from_db()
     return snapshot
+
+
+def request_cancel(snapshot: Snapshot, user) -> str:
+    """A lead stops a queued or running export: 'cancelled', 'cancelling' or 'finished'."""
+    from training import jobs
+
+    permissions.require_role(user, snapshot.project, permissions.LEAD)
+    outcome = jobs.request_cancel(snapshot)
+    snapshot.refresh_from_db()
+    return outcome
