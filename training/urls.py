@@ -1,6 +1,6 @@
 from django.urls import path
 
-from training import views
+from training import snapshot_views, views
 
 app_name = "training"
 
@@ -11,4 +11,12 @@ urlpatterns = [
     path("runs/<int:pk>/cancel/", views.cancel_job, name="cancel-job"),
     path("runs/<int:pk>/resume/", views.resume_job, name="resume-job"),
     path("runs/<int:pk>/files/<str:name>", views.download_artifact, name="download-artifact"),
+    # Snapshots and the render preview (training.snapshot_views).
+    path("p/<slug:slug>/snapshots/", snapshot_views.snapshot_list, name="snapshot-list"),
+    path("p/<slug:slug>/snapshots/new/", snapshot_views.new_snapshot, name="new-snapshot"),
+    path("snapshots/<int:pk>/", snapshot_views.snapshot_detail, name="snapshot-detail"),
+    path("snapshots/<int:pk>/override/", snapshot_views.override_snapshot, name="override-snapshot"),
+    path("snapshots/<int:pk>/cancel/", snapshot_views.cancel_snapshot, name="cancel-snapshot"),
+    path("snapshots/<int:pk>/files/<str:name>", snapshot_views.download_snapshot_file, name="snapshot-file"),
+    path("t/<int:pk>/preview/", snapshot_views.preview_trajectory, name="preview"),
 ]

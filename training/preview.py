@@ -1,0 +1,86 @@
+"""What the preview page shows: a rendered sample, token by token (pure; no Django).
+
+``token_view(sample, tokenizer, renderer)`` turns one ``render_sample`` sample into rows of tokens,
+each with its text, id, the role of the message it belongs to, the step kind that owns it (for
+supervised tokens) and whether it is supervised. Message boundaries come from rendering each
+prefix of the sample's messages and taking where it parts from the full text, the same way
+prefix-diffing finds assistant spans, so a token is coloured by the message that produced it.
+
+>>> piece_text("a\\nb\\tc")
+'a↵\\nb→c'
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import Counter
+from dataclasses import dataclass, field
+
+from training.masks import SegmentTokenizer, common_prefix_len
+
+MAX_TOKENS = 6000  # tokens drawn per sample; longer samples are cut with a note (counts stay exact)
+
+
+@dataclass
+class TokenView:
+    """One sample, ready for the page."""
+
+    sample_id: str
+    tokens: list[dict]
+    total: int
+    supervised: int
+    by_role: dict[str, int] = field(default_factory=dict)
+    supervised_by_kind: dict[str, int] = field(default_factory=dict)
+    cut: int = 0  # tokens not drawn
+
+
+def message_bounds(renderer, messages: list[dict], tools: list[dict] | None, text: str) -> list[tuple[int, str]]:
+    """``(start, role)`` of each message in ``text``: where the render of the messages before it parts from ``text``.
+
+    Characters before the first message's start (a template preamble) belong to the first message's
+    role; a template that is not prefix-stable may misplace a boundary by a few characters, which
+    only changes a colour, never a count.
+    """
+    out: list[tuple[int, str]] = []
+    for i, m in enumerate(messages):
+        before = renderer.render(messages[:i], tools)[0] if i else ""
+        out.append((common_prefix_len(before, text), m["role"]))
+    return out
+
+
+def token_view(sample: dict, tokenizer, renderer, segments: SegmentTokenizer | None = None,
+               max_tokens: int = MAX_TOKENS) -> TokenView:
+    """The tokens of ``sample`` (a ``render_sample`` sample with ``text``, ``supervised_spans``, ``regions``)."""
+    from training.masks import char_spans_to_token_mask
+
+    text = sample["text"]
+    segments = segments or SegmentTokenizer(tokenizer)
+    ids, offsets = segments.encode(text)
+    mask, _ = char_spans_to_token_mask(offsets, [tuple(s) for s in sample["supervised_spans"]])
+    messages = sample.get("messages") or (sample.get("prompt", []) + sample.get("completion", []))
+    bounds = message_bounds(renderer, messages, sample.get("tools") or None, text)
+    starts = [b for b, _ in bounds]
+    regions = sorted((r for r in sample.get("regions", []) if r["end"] > r["start"]), key=lambda r: r["start"])
+    region_starts = [r["start"] for r in regions]
+    tokens, by_role, by_kind = [], Counter(), Counter()
+    for n, (tid, (s, e), sup) in enumerate(zip(ids, offsets, mask)):
+        k = bisect_right(starts, s) - 1
+        role = bounds[k][1] if k >= 0 else (bounds[0][1] if bounds else "template")
+        kind = ""
+        j = bisect_right(region_starts, s) - 1
+        if j >= 0 and s < regions[j]["end"]:
+            kind = regions[j]["kind"]
+        by_role[role] += 1
+        if sup:
+            by_kind[kind or "template"] += 1
+        if n < max_tokens:
+            tokens.append({"id": tid, "text": piece_text(text[s:e]), "role": role, "kind": kind,
+                           "supervised": bool(sup)})
+    return TokenView(sample_id=str(sample.get("id", "")), tokens=tokens, total=len(ids), supervised=sum(mask),
+                     by_role=dict(sorted(by_role.items())), supervised_by_kind=dict(sorted(by_kind.items())),
+                     cut=max(0, len(ids) - max_tokens))
+
+
+def piece_text(s: str) -> str:
+    """A token's text with newlines and tabs made visible (the newline is kept, so lines still break)."""
+    return s.replace("\n", "↵\n").replace("\t", "→")
