@@ -60,27 +60,38 @@ class TrajectoryBuilder:
         return self._turn.steps  # type: ignore[union-attr]
 
     # Steps ------------------------------------------------------------------------------
+    # (The hot path of every import: type checks are written out rather than delegated, and error
+    # paths are only built when an error is raised.)
     def think(self, text: str, ann: tuple = ()) -> None:
-        self._steps().append(Step("think", text, "", None, "", True, *ann) if ann else Step("think", text))
+        steps = self._turn.steps if self._turn is not None else self._steps()
+        steps.append(Step("think", text, "", None, "", True, *ann) if ann else Step("think", text))
 
     def answer(self, text: str, ann: tuple = ()) -> None:
-        self._steps().append(Step("answer", text, "", None, "", True, *ann) if ann else Step("answer", text))
+        steps = self._turn.steps if self._turn is not None else self._steps()
+        steps.append(Step("answer", text, "", None, "", True, *ann) if ann else Step("answer", text))
 
     def call(self, name: Any, arguments: Any, call_id: Any, where: str, ann: tuple = (),
              name_field: str = "name", arguments_field: str = "arguments") -> str:
         """Add a tool call; returns its (possibly generated) call id."""
-        steps = self._steps()
-        if not isinstance(name, str) or not name:
+        steps = self._turn.steps if self._turn is not None else self._steps()
+        if type(name) is not str or not name:
             raise SchemaError("a tool call needs a non-empty string name", f"{where}.{name_field}")
-        args = parse_arguments(arguments, f"{where}.{arguments_field}")
+        if type(arguments) is dict:
+            for v in arguments.values():  # flat arguments (the usual case) cannot nest too deeply
+                if type(v) is dict or type(v) is list:
+                    check_nesting(arguments, f"{where}.{arguments_field}")
+                    break
+        else:
+            arguments = parse_arguments(arguments, f"{where}.{arguments_field}")
         if call_id is None or call_id == "":
             call_id = f"call_{len(self.turns) - 1}_{self._calls_in_turn}"
             while call_id in self._used:
                 call_id += "_"
         else:
-            if not isinstance(call_id, (str, int)) or isinstance(call_id, bool):
-                raise SchemaError("a call id must be a string", f"{where}.id")
-            call_id = str(call_id)
+            if type(call_id) is not str:
+                if not isinstance(call_id, int) or isinstance(call_id, bool):
+                    raise SchemaError("a call id must be a string", f"{where}.id")
+                call_id = str(call_id)
             if call_id in self._open:
                 raise SchemaError(f"call id {call_id!r} is already used by an earlier call that has no "
                                   "result yet", f"{where}.id")
@@ -88,21 +99,22 @@ class TrajectoryBuilder:
         self._used.add(call_id)
         self._open[call_id] = name
         self._calls_in_turn += 1
-        steps.append(Step("tool_call", "", name, args, call_id, True, *ann))
+        steps.append(Step("tool_call", "", name, arguments, call_id, True, *ann))
         return call_id
 
     def result(self, text: str, call_id: Any, name: Any, ok: bool, where: str, ann: tuple = (),
                id_field: str = "tool_call_id") -> None:
         """Add a tool result, linked to an earlier unanswered call; an orphan is a SchemaError."""
-        steps = self._steps()
+        steps = self._turn.steps if self._turn is not None else self._steps()
         if name is None:
             name = ""
-        if not isinstance(name, str):
+        elif type(name) is not str:
             raise SchemaError("must be a string", f"{where}.name")
         if call_id is not None and call_id != "":
-            if not isinstance(call_id, (str, int)) or isinstance(call_id, bool):
-                raise SchemaError("a call id must be a string", f"{where}.{id_field}")
-            call_id = str(call_id)
+            if type(call_id) is not str:
+                if not isinstance(call_id, int) or isinstance(call_id, bool):
+                    raise SchemaError("a call id must be a string", f"{where}.{id_field}")
+                call_id = str(call_id)
             if call_id not in self._open:
                 if call_id in self._answered:
                     raise SchemaError(f"a second result for call {call_id!r}", f"{where}.{id_field}")

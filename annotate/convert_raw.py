@@ -49,6 +49,7 @@ from annotate.convert_common import (
 from annotate.trajectory import STEP_KINDS, SchemaError, Step, Trajectory
 
 ROUND_KEYS = ("assistant_think", "assistant_tool", "tool_result", "assistant_answer")
+TURN_KEYS = ("user", "steps") + ROUND_KEYS
 RESULT_ROLES = ("tool", "tool_result", "observation")
 RAW_ROLES = ("assistant_think", "assistant_tool", "assistant_answer", "tool_result", "observation")
 _CONTENT_KEYS = ("content", "result", "output", "text", "observation")
@@ -89,7 +90,7 @@ def _turn(b: TrajectoryBuilder, turn: Any, w: str) -> None:
     if type(turn) is not dict:
         raise SchemaError(f"a turn must be an object, got {type_name(turn)}", w)
     b.user(text_of(turn.get("user"), f"{w}.user"))
-    _check_keys(turn, w, ("user", "steps") + ROUND_KEYS)
+    _check_keys(turn, w, TURN_KEYS)
     if "steps" in turn:
         both = [k for k in ROUND_KEYS if k in turn]
         if both:
@@ -163,20 +164,22 @@ def _call(b: TrajectoryBuilder, c: Any, w: str) -> None:
     fn = c
     if type(c.get("function")) is dict:  # OpenAI-shaped {"function": {"name", "arguments"}}
         fn = c["function"]
-    akey, args = _first(fn, _ARGUMENT_KEYS)
-    _, call_id = _first(c, _ID_KEYS)
-    b.call(fn.get("name"), args, call_id, w, annotations(c, w), arguments_field=akey)
+    akey = "arguments" if "arguments" in fn else "args" if "args" in fn else "parameters"
+    call_id = c["call_id"] if "call_id" in c else c.get("id", c.get("tool_call_id"))
+    ann = annotations(c, w) if "labels" in c or "note" in c or "train" in c else ()
+    b.call(fn.get("name"), fn.get(akey), call_id, w, ann, arguments_field=akey)
 
 
 def _result(b: TrajectoryBuilder, res: Any, w: str) -> None:
     if type(res) is not dict:
-        text = text_of(res, w, json_ok=True)
+        text = res if type(res) is str else text_of(res, w, json_ok=True)
         b.result(text, None, None, not looks_like_failure(text), w)
         return
     ckey, content = _first(res, _CONTENT_KEYS)
-    text = text_of(content, f"{w}.{ckey}", json_ok=True)
+    text = content if type(content) is str else text_of(content, f"{w}.{ckey}", json_ok=True)
     ikey, call_id = _first(res, _ID_KEYS)
-    b.result(text, call_id, res.get("name"), _ok(res, text, w), w, annotations(res, w), id_field=ikey)
+    ann = annotations(res, w) if "labels" in res or "note" in res or "train" in res else ()
+    b.result(text, call_id, res.get("name"), _ok(res, text, w), w, ann, id_field=ikey)
 
 
 def _ok(d: dict, text: str, w: str) -> bool:
