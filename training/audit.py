@@ -119,7 +119,7 @@ def count_by_region(labels_mask: list[int], offsets: list[tuple[int, int]], regi
     if not labels_mask:
         return {}
     mask = np.asarray(labels_mask, dtype=bool)
-    starts = np.asarray([s for s, _ in offsets], dtype=np.int64)[mask]
+    starts = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)[:, 0][mask]
     regs = sorted((r for r in regions if r["end"] > r["start"]), key=lambda r: r["start"])
     if not regs:
         return {"template": int(mask.sum())} if mask.any() else {}

@@ -68,6 +68,9 @@ class ChatTemplate:
     text: str
     source: str  # "trl", "derived", "model", "custom"
     training_name: str = ""  # the registry name of its training variant, if any
+    # For an original without markers: the same template with {% generation %} markers added and
+    # nothing else changed (renders the same text), so its masks can still be cross-checked.
+    marked_text: str = ""
 
     @property
     def sha(self) -> str:
@@ -85,6 +88,13 @@ class ChatTemplate:
     @property
     def reasoning_field(self) -> str | None:
         return reasoning_field(self.text)
+
+    @property
+    def markers_text(self) -> str | None:
+        """The text to render with when generation spans are wanted (None: no markers to be had)."""
+        if self.has_generation_markers:
+            return self.text
+        return self.marked_text or None
 
     @property
     def renders_tool_calls(self) -> bool:
@@ -170,8 +180,9 @@ def _registry() -> dict[str, ChatTemplate]:
     for name, text in texts.items():
         source = "derived" if name in _DERIVED and not (folder / f"{name}.jinja").exists() else "trl"
         training = f"{name}_training" if f"{name}_training" in texts else ""
+        marked = _apply_patches(text, _MARKED_TWINS[name], f"{name} (marked)") if name in _MARKED_TWINS else ""
         out[name] = ChatTemplate(name=name, family=family_of(name), text=text, source=source,
-                                 training_name=training)
+                                 training_name=training, marked_text=marked)
     return out
 
 
@@ -299,11 +310,27 @@ _DERIVED: dict[str, tuple[str, list[tuple[str, str]]]] = {
 }
 
 
-def _apply_patches(text: str, patches: list[tuple[str, str]], name: str) -> str:
+_QWEN3_ASSISTANT_OPEN = "        {%- if loop.index0 > ns.last_query_index %}\n            {%- if loop.last or"
+_QWEN3_END = "        {{- '<|im_end|>\\n' }}\n    {%- elif message.role == \"tool\" %}\n"
+
+# Originals whose masks would otherwise come from prefix-diffing alone (the original Qwen3 template
+# re-renders a turn's messages once the turn continues, so diffing cannot place them all).
+_MARKED_TWINS: dict[str, list[tuple]] = {
+    "qwen3": [
+        (_QWEN3_ASSISTANT_OPEN, "        {{- '<|im_start|>' + message.role + '\\n' }}\n        {%- generation %}\n"
+                                + _QWEN3_ASSISTANT_OPEN),
+        ("{{- '<|im_start|>' + message.role + '\\n<think>\\n' + reasoning_content", "{{- '<think>\\n' + reasoning_content"),
+        ("{{- '<|im_start|>' + message.role + '\\n' + content }}", "{{- content }}", 2),
+        (_QWEN3_END, "        {{- '<|im_end|>\\n' }}\n        {%- endgeneration %}\n    {%- elif message.role == \"tool\" %}\n"),
+    ],
+}
+
+
+def _apply_patches(text: str, patches: list[tuple], name: str) -> str:
     header = (f"{{#- {name}: derived by Trajectory Studio from the original by adding "
               "{% generation %} markers around the assistant's output; nothing else changes. -#}\n")
-    for old, new in patches:
-        if text.count(old) != 1:
+    for old, new, *count in patches:
+        if text.count(old) != (count[0] if count else 1):
             raise TemplateError(f"cannot derive {name}: the original template changed ({old[:40]!r}...)")
         text = text.replace(old, new)
     return header + text

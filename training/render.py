@@ -264,7 +264,8 @@ class Renderer:
         self.fast = template.trusted if fast is None else fast
         self._json_memo: dict[int, tuple[Any, str]] = {}
         self._generation_prompt: str | None = "unset"
-        self._compiled = _compile(template.text, self._tojson) if self.fast else None
+        self.markers_text = template.markers_text
+        self._compiled = _compile(self.markers_text or template.text, self._tojson) if self.fast else None
         # Prefix renders need no span tracking: the same template without its markers renders the
         # same text, minus the bookkeeping.
         self._plain = _compile(GENERATION_TAGS_RE.sub("", template.text), self._tojson) if self.fast else None
@@ -319,8 +320,9 @@ class Renderer:
         from transformers.utils.chat_template_utils import render_jinja_template
 
         texts, indices = render_jinja_template(
-            conversations=[[dict(m) for m in messages]], tools=tools or None, chat_template=self.template.text,
-            return_assistant_tokens_mask=self.template.has_generation_markers,
+            conversations=[[dict(m) for m in messages]], tools=tools or None,
+            chat_template=self.markers_text or self.template.text,
+            return_assistant_tokens_mask=self.markers_text is not None,
             add_generation_prompt=add_generation_prompt, **self.variables)
         return texts[0], [tuple(s) for s in (indices[0] if indices else [])]
 

@@ -19,8 +19,9 @@ audit.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from dataclasses import dataclass
+
+import numpy as np
 
 from annotate.findings import validate
 from annotate.trajectory import Step, Trajectory, Turn, normalize_tool
@@ -209,25 +210,30 @@ class SamplePipeline:
 
     # -- one sample --
     def _sample(self, traj, conv, prefixes, cut, validation, trajectory_id, k) -> dict:
-        text, blocks = prefixes.get(cut.end)
+        text, blocks = prefixes.get(cut.end, markers=True)
         messages = conv.messages[:cut.end]
         assistant = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
         findings: list[dict] = []
 
         diff = diff_spans(prefixes, text, assistant)
         markers = None
-        if self.template.has_generation_markers:
+        if self.renderer.markers_text is not None:
             markers, stray = attribute_markers(blocks, assistant, diff)
             if stray:
                 findings.append(audit_mod.finding(
                     "markers_unattributed", f"{len(stray)} generation blocks cannot be matched to assistant messages"))
         for u in diff.unstable:
             if u["message"] in cut.supervised:
-                code = "mask_single_method" if markers is not None else "not_prefix_stable"
+                # In a whole-conversation sample this means the history is not rendered as at
+                # inference: an error. Inside the newest turn of a per-turn sample it is how the
+                # template re-renders a message once its turn continues (Qwen3's empty think block):
+                # the markers still place it, only the cross-check is missing.
+                within_turn = cut.prompt_end is not None and markers is not None
+                code = "mask_single_method" if within_turn else "not_prefix_stable"
                 findings.append(audit_mod.finding(code, f"prefix-diffing cannot place message {u['message']}: "
                                                         f"{u['why']}", message_index=u["message"]))
         check = cross_check(text, cut.supervised, markers, diff)
-        if check.method == "diff" and not self.template.has_generation_markers:
+        if check.method == "diff" and self.renderer.markers_text is None:
             findings.append(audit_mod.finding("mask_single_method", "the template has no generation markers: "
                                                                     "masks come from prefix-diffing alone"))
         for d in check.disagreements:
@@ -314,7 +320,7 @@ class SamplePipeline:
                          by_role={"assistant": n_sup} if n_sup else {},
                          by_kind=audit_mod.count_by_region(tl.assistant_masks, tl.offsets, regions))
             if tl.straddling:
-                audit["straddling"] = [{"token": t, "text": text[tl.offsets[t][0]:tl.offsets[t][1]]}
+                audit["straddling"] = [{"token": t, "text": text[int(tl.offsets[t][0]):int(tl.offsets[t][1])]}
                                        for t in tl.straddling[:20]]
                 findings.append(audit_mod.finding("straddling_tokens", f"{len(tl.straddling)} tokens cross a "
                                                                        "supervised-span boundary (supervised)"))
@@ -341,14 +347,14 @@ class SamplePipeline:
             return {}
         if self.strategy == "turn":
             full_text = prefixes.get(len(conv.messages))[0]
-            return {"conversation": len(self.segments.encode(full_text)[0]),
+            return {"conversation": int(len(self.segments.encode(full_text)[0])),
                     "turn": sum(s["num_tokens"] for s in samples)}
         # One conversation sample: a turn sample k would be (about) the text up to the end of turn k.
-        ends = [e for _, e in self._last_offsets]
+        ends = self._last_offsets[:, 1]
         turn_tokens = 0
         for turn, first, end in conv.turn_ranges():
             if any(conv.messages[i]["role"] == "assistant" for i in range(first, end)):
-                turn_tokens += bisect_right(ends, len(prefixes.get(end)[0]))
+                turn_tokens += int(np.searchsorted(ends, len(prefixes.get(end)[0]), side="right"))
         return {"conversation": samples[0]["num_tokens"], "turn": turn_tokens}
 
     def __call__(self, traj: Trajectory, trajectory_id=None) -> dict:

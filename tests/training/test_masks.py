@@ -117,13 +117,15 @@ def test_it_labels_tokens_that_overlap_a_span_and_reports_a_straddling_token(off
 
 
 def test_it_reports_a_straddling_token_in_a_rendered_sample(tokenizers):
-    # The tiny vocabulary has no Llama special tokens: "<|eot_id|>" is BPE text there, and merges
-    # with the newline and header text around it across the end of the assistant's span.
+    # Qwen's vocabulary has no Llama special tokens: "<|eot_id|><|start_header_id|>" is BPE text
+    # there, and the real merges join the ">" ending the assistant's span with the "<" after it.
     traj = load("tau_bench", 1)[0]
-    result = render_sample(traj, get_template("llama3_2_training"), tokenizers["tiny"], RenderSettings())
-    audit = result["samples"][0]["audit"]
-    codes = [f["code"] for f in audit["findings"]]
-    assert ("straddling_tokens" in codes) == bool(audit["straddling"])
+    sample = render_sample(traj, get_template("llama3_2_training"), tokenizers["qwen3"],
+                           RenderSettings(tokenized=True))["samples"][0]
+    straddling = sample["audit"]["straddling"]
+    assert straddling and {s["text"] for s in straddling} == {"><"}
+    assert all(sample["labels"][s["token"]] != -100 for s in straddling)  # supervised, as TRL does
+    assert "straddling_tokens" in [f["code"] for f in sample["audit"]["findings"]]
 
 
 @pytest.mark.parametrize("a, b, n", [("abc", "abd", 2), ("abc", "abc", 3), ("", "x", 0), ("xyz", "x", 1)])
