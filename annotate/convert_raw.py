@@ -236,6 +236,11 @@ def _flat_messages(b: TrajectoryBuilder, messages: list) -> str:
                 _call(b, {k: v for k, v in m.items() if k != "role"}, w)
             else:
                 content = m.get("content")
+                if type(content) is str and content.lstrip()[:1] == "[":  # a JSON list of calls
+                    try:
+                        content = json.loads(content)
+                    except (json.JSONDecodeError, RecursionError):
+                        raise SchemaError("the calls are not valid JSON", f"{w}.content") from None
                 if type(content) is list:
                     for j, c in enumerate(content):
                         _call(b, c, f"{w}.content[{j}]")

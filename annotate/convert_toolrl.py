@@ -126,10 +126,12 @@ def add_calls(b: TrajectoryBuilder, block: str, where: str) -> int:
 
 
 def add_results(b: TrajectoryBuilder, text: str, calls: int, where: str) -> None:
-    """Add the result(s) of one observation: split into one per call when it is a JSON list of them."""
-    text = text.strip()
+    """Add the result(s) of one observation: split into one per call when it is a JSON list of them.
+
+    A single result keeps its text as written.
+    """
     items = None
-    if calls > 1 and text[:1] == "[":
+    if calls > 1 and text.lstrip()[:1] == "[":
         try:
             items = json.loads(text)
         except (json.JSONDecodeError, RecursionError):
@@ -244,7 +246,7 @@ def _toolrl_dialogue(b: TrajectoryBuilder, text: str, where: str, tags: tuple[st
             elif tag == "tool_call":
                 last_calls = add_calls(b, inner, where)
             elif tag == "obs":
-                add_results(b, inner, last_calls, where)
+                add_results(b, inner.strip(), last_calls, where)
             else:  # response
                 b.answer(inner.strip())
 
@@ -331,7 +333,7 @@ def add_tool_responses(b: TrajectoryBuilder, body: str, calls: int, where: str) 
     """Results in ``<tool_response>`` blocks (Hermes: ``{"name", "content"}``), or the whole text."""
     blocks = [inner for tag, inner in scan_tags(body, ("tool_response",)) if tag]
     if not blocks:
-        add_results(b, body, calls, where)
+        add_results(b, body.strip(), calls, where)
         return
     for inner in blocks:
         inner = inner.strip()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from annotate.convert_raw import from_trajectory, to_trajectory
@@ -111,11 +113,14 @@ def test_it_reads_role_tagged_messages_with_any_result_role(role, record):
                         ("result", "call_0_0", "18 C", True), ("answer", "It is 18 C.")]
 
 
-def test_role_tagged_parallel_calls_come_as_a_list_in_content():
+PARALLEL = [{"name": "w", "arguments": {"city": "Paris"}, "id": "p"}, {"name": "w", "arguments": {"city": "Rome"}, "id": "r"}]
+
+
+@pytest.mark.parametrize("content", [PARALLEL, json.dumps(PARALLEL)], ids=["a list", "its JSON text"])
+def test_role_tagged_parallel_calls_come_as_a_list_in_content(content):
     t = to_trajectory({"messages": [
         {"role": "user", "content": "Paris and Rome?"},
-        {"role": "assistant_tool", "content": [{"name": "w", "arguments": {"city": "Paris"}, "id": "p"},
-                                               {"name": "w", "arguments": {"city": "Rome"}, "id": "r"}]},
+        {"role": "assistant_tool", "content": content},
         {"role": "tool", "tool_call_id": "r", "content": "24 C"},
         {"role": "tool", "tool_call_id": "p", "content": "18 C"}]})
     assert shape(t)[1:] == [("call", "w", {"city": "Paris"}, "p"), ("call", "w", {"city": "Rome"}, "r"),

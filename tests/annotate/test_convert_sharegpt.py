@@ -76,3 +76,10 @@ def test_a_bad_record_is_a_schema_error_naming_the_field(case, record, field):
     with pytest.raises(SchemaError) as err:
         to_trajectory(record)
     assert err.value.field == field
+
+
+def test_an_observation_keeps_its_text_as_written():
+    t = to_trajectory({"conversations": [{"from": "human", "value": "u"},
+                                         {"from": "function_call", "value": '{"name": "w", "arguments": {}}'},
+                                         {"from": "observation", "value": "  line one\nline two\n"}]})
+    assert t.turns[0].steps[1].text == "  line one\nline two\n"
