@@ -113,6 +113,10 @@ class StepView:
     findings: list
     arguments_text: str
 
+    @property
+    def arguments_rows(self) -> int:
+        return min(12, max(3, self.arguments_text.count("\n") + 2))
+
 
 def _arguments_text(step: Step) -> str:
     if step.kind != "tool_call":
@@ -123,11 +127,12 @@ def _arguments_text(step: Step) -> str:
 
 
 def step_summary(step: Step | None) -> str:
+    """One line of text for a step: ``name {"arg": 1}`` for a call, ``name → result`` for a result."""
     if step is None:
         return ""
     if step.kind == "tool_call":
         args = step.arguments if isinstance(step.arguments, str) else json.dumps(step.arguments, ensure_ascii=False)
-        return f"{step.name}({args})"
+        return f"{step.name} {args}"
     if step.kind == "tool_result":
         return f"{step.name} → {step.text}" + ("" if step.ok else " (error)")
     return step.text
@@ -149,12 +154,17 @@ def present(pair: core.Pair) -> dict:
             findings.setdefault(i, []).append(f)
         sides[side] = [StepView(i, s, *marks[side].get(i, ("same", ())), findings.get(i, []), _arguments_text(s))
                        for i, s in enumerate(pair.side(side))]
-    diff = [{"op": r.op, "fields": r.fields,
-             "chosen": pair.chosen[r.chosen] if r.chosen is not None else None,
-             "rejected": pair.rejected[r.rejected] if r.rejected is not None else None}
-            for r in rows]
+    diff = []
+    for r in rows:
+        a = pair.chosen[r.chosen] if r.chosen is not None else None
+        b = pair.rejected[r.rejected] if r.rejected is not None else None
+        diff.append({"op": r.op, "fields": r.fields, "chosen": a, "rejected": b,
+                     "chosen_text": step_summary(a), "rejected_text": step_summary(b)})
+    context_turns = [{"user": t.user, "steps": [
+        {"step": s, "text": _arguments_text(s) if s.kind == "tool_call" else s.text} for s in t.steps]}
+        for t in pair.context.turns]
     return {"sides": sides, "diff": diff, "differs": any(r.op != "same" for r in rows),
-            "context_turns": pair.context.turns, "cut": pair.cut}
+            "context_turns": context_turns, "cut": pair.cut, "system": pair.context.system}
 
 
 def _category_choices(categories: dict) -> list[dict]:

@@ -294,12 +294,23 @@ def diff_sides(chosen: list[Step], rejected: list[Step]) -> list[DiffRow]:
 
 
 def side_findings(pair: Pair, side: str):
-    """The canonical validation findings on one side's steps, re-indexed from 0 within the side."""
+    """The canonical validation findings on one side's steps, re-indexed from 0 within the side.
+
+    Calls that end a side are left waiting for their results on purpose (the model's output stops
+    at its call), so "call without a result" is not reported for them.
+    """
     turn, start = pair.cut
+    steps = pair.side(side)
+    trailing = len(steps)
+    while trailing > 0 and steps[trailing - 1].kind == "tool_call":
+        trailing -= 1
     out = []
     for f in validate(pair.completed(side)):
         if f.turn == turn and f.step is not None and f.step >= start:
-            out.append((f.step - start, f))
+            i = f.step - start
+            if f.code == "call_without_result" and i >= trailing:
+                continue
+            out.append((i, f))
     return out
 
 

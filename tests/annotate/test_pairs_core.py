@@ -443,3 +443,10 @@ def test_the_pair_core_imports_no_django():
     names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert not any(n.split(".")[0] in ("django", "rest_framework") for n in names)
+
+
+def test_a_side_that_ends_in_a_call_is_not_warned_about_the_missing_result():
+    p = sides(GOOD, [call("get_weather", {"city": "Rome"}, "c9")])
+    assert pairs.side_findings(p, "rejected") == []
+    p.rejected.append(Step.from_dict(answer("done")))
+    assert [f.code for _, f in pairs.side_findings(p, "rejected")] == ["call_without_result"]
