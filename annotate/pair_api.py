@@ -7,6 +7,7 @@ and exporting need the lead role. Bad input answers 400 with ``{"errors": [{"fie
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -66,12 +67,12 @@ class PairUpdateSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True)
 
 
-class ReviewSerializer(serializers.Serializer):
+class PairReviewSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["approved", "rejected", "draft"])
     note = serializers.CharField(required=False, allow_blank=True)
 
 
-class ErrorSerializer(serializers.Serializer):
+class PairErrorsSerializer(serializers.Serializer):
     errors = serializers.ListField(child=serializers.DictField())
 
 
@@ -88,28 +89,28 @@ class SuggestionSerializer(serializers.ModelSerializer):
         return {"turn": row.cut_turn, "step": row.cut_step}
 
 
-class DecideSerializer(serializers.Serializer):
+class SuggestionDecisionSerializer(serializers.Serializer):
     ids = serializers.ListField(child=serializers.IntegerField(), allow_empty=False)
     action = serializers.ChoiceField(choices=["accept", "dismiss"])
 
 
-class DecideOutputSerializer(serializers.Serializer):
+class SuggestionDecisionOutputSerializer(serializers.Serializer):
     accepted = serializers.ListField(child=serializers.IntegerField(), help_text="ids of the approved pairs")
     dismissed = serializers.IntegerField()
     errors = serializers.ListField(child=serializers.DictField())
 
 
-class ImportInputSerializer(serializers.Serializer):
+class PairImportInputSerializer(serializers.Serializer):
     file = serializers.FileField()
 
 
-class ImportOutputSerializer(serializers.Serializer):
+class PairImportOutputSerializer(serializers.Serializer):
     created = serializers.IntegerField()
     duplicates = serializers.IntegerField()
     errors = serializers.ListField(child=serializers.DictField())
 
 
-class ExportInputSerializer(serializers.Serializer):
+class PairExportInputSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, default="")
     template = serializers.CharField(required=False, allow_blank=True)
     tokenizer = serializers.CharField(required=False, allow_blank=True)
@@ -119,7 +120,7 @@ class ExportInputSerializer(serializers.Serializer):
     splits = serializers.ListField(child=serializers.CharField(), required=False)
 
 
-class ExportOutputSerializer(serializers.Serializer):
+class PairExportOutputSerializer(serializers.Serializer):
     snapshot = serializers.IntegerField()
     status = serializers.CharField()
     content_hash = serializers.CharField()
@@ -162,7 +163,7 @@ class PairListAPI(APIView):
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(PairSummarySerializer(page, many=True).data)
 
-    @extend_schema(request=PairCreateSerializer, responses={201: PairSerializer, 400: ErrorSerializer})
+    @extend_schema(request=PairCreateSerializer, responses={201: PairSerializer, 400: PairErrorsSerializer})
     def post(self, request, slug: str):
         project = _project(request, slug, permissions.LEAD)
         inp = PairCreateSerializer(data=request.data)
@@ -219,7 +220,7 @@ class PairDetailAPI(APIView):
         data["errors"] = [e.to_dict() for e in core.pair_errors(row.to_core(), categories_for(row.project))]
         return Response(data)
 
-    @extend_schema(request=PairUpdateSerializer, responses={200: PairSerializer, 400: ErrorSerializer})
+    @extend_schema(request=PairUpdateSerializer, responses={200: PairSerializer, 400: PairErrorsSerializer})
     def patch(self, request, pk: int):
         row = self._row(request, pk, permissions.LEAD)
         inp = PairUpdateSerializer(data=request.data)
@@ -242,11 +243,11 @@ class PairDetailAPI(APIView):
 class PairReviewAPI(APIView):
     parser_classes = [JSONParser, FormParser]
 
-    @extend_schema(request=ReviewSerializer, responses={200: PairSerializer, 400: ErrorSerializer})
+    @extend_schema(request=PairReviewSerializer, responses={200: PairSerializer, 400: PairErrorsSerializer})
     def post(self, request, pk: int):
         row = get_object_or_404(Pair.objects.select_related("project"), pk=pk)
         permissions.require_role(request.user, row.project, permissions.LEAD)
-        inp = ReviewSerializer(data=request.data)
+        inp = PairReviewSerializer(data=request.data)
         inp.is_valid(raise_exception=True)
         try:
             services.review_pair(row, inp.validated_data["status"], user=request.user,
@@ -268,38 +269,38 @@ class SuggestionListAPI(APIView):
 class SuggestionDecideAPI(APIView):
     parser_classes = [JSONParser]
 
-    @extend_schema(request=DecideSerializer, responses=DecideOutputSerializer)
+    @extend_schema(request=SuggestionDecisionSerializer, responses=SuggestionDecisionOutputSerializer)
     def post(self, request, slug: str):
         project = _project(request, slug, permissions.LEAD)
-        inp = DecideSerializer(data=request.data)
+        inp = SuggestionDecisionSerializer(data=request.data)
         inp.is_valid(raise_exception=True)
         d = services.decide_suggestions(project, inp.validated_data["ids"], inp.validated_data["action"],
                                         user=request.user)
-        return Response(DecideOutputSerializer({"accepted": [p.pk for p in d.accepted], "dismissed": d.dismissed,
+        return Response(SuggestionDecisionOutputSerializer({"accepted": [p.pk for p in d.accepted], "dismissed": d.dismissed,
                                                 "errors": d.errors}).data)
 
 
 class PairImportAPI(APIView):
     parser_classes = [MultiPartParser, FormParser]
 
-    @extend_schema(request=ImportInputSerializer, responses={201: ImportOutputSerializer, 400: ImportOutputSerializer})
+    @extend_schema(request=PairImportInputSerializer, responses={201: PairImportOutputSerializer, 400: PairImportOutputSerializer})
     def post(self, request, slug: str):
         project = _project(request, slug, permissions.LEAD)
-        inp = ImportInputSerializer(data=request.data)
+        inp = PairImportInputSerializer(data=request.data)
         inp.is_valid(raise_exception=True)
         upload = inp.validated_data["file"]
         out = services.import_candidates(project, upload.read(), upload.name, user=request.user)
         code = status.HTTP_400_BAD_REQUEST if out.errors else status.HTTP_201_CREATED
-        return Response(ImportOutputSerializer(out).data, status=code)
+        return Response(PairImportOutputSerializer(out).data, status=code)
 
 
 class PairExportAPI(APIView):
     parser_classes = [JSONParser]
 
-    @extend_schema(request=ExportInputSerializer, responses={201: ExportOutputSerializer, 400: ErrorSerializer})
+    @extend_schema(request=PairExportInputSerializer, responses={201: PairExportOutputSerializer, 400: PairErrorsSerializer})
     def post(self, request, slug: str):
         project = _project(request, slug, permissions.LEAD)
-        inp = ExportInputSerializer(data=request.data)
+        inp = PairExportInputSerializer(data=request.data)
         inp.is_valid(raise_exception=True)
         d = inp.validated_data
         render_settings = {k: d[k] for k in ("template", "tokenizer", "max_length") if d.get(k) not in (None, "")}
@@ -310,12 +311,14 @@ class PairExportAPI(APIView):
         except services.ExportError as e:
             return _bad([{"field": "", "message": str(e)}])
         reused = bool(getattr(snap, "reused", False))
-        return Response(ExportOutputSerializer({
+        return Response(PairExportOutputSerializer({
             "snapshot": snap.pk, "status": snap.status, "content_hash": snap.content_hash,
             "item_count": snap.item_count, "out_dir": snap.out_dir, "reused": reused}).data,
             status=status.HTTP_200_OK if reused else status.HTTP_201_CREATED)
 
 
 class PairDashboardAPI(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT, description="Pairs by category × status and by source; "
+                   "the categories with no approved pair yet (``missing``); pending suggestions.")
     def get(self, request, slug: str):
         return Response(services.dashboard(_project(request, slug)))
