@@ -264,7 +264,16 @@ class SamplePipeline:
         findings += [audit_mod.finding("step_not_rendered", f"{n['kind']} step not rendered: {n['why']}",
                                        turn=n["turn"], step=n["step"])
                      for n in conv.not_rendered if (n["turn"], n["step"]) in sample_steps or cut.turn is None]
-        findings += audit_mod.find_leaks(text, spans, audit_mod.protected_regions(text, messages, conv.tools))
+        # Leaks are looked for in what is trained on and in what the template's markers claim (what
+        # TRL would train on), so a template that marks a user message is caught even though the
+        # cross-check already keeps that text out of the labels.
+        protected = audit_mod.protected_regions(text, messages, conv.tools)
+        findings += audit_mod.find_leaks(text, spans, protected)
+        marked = [b for b in blocks if b[1] > b[0]] if markers is not None else []
+        if cut.prompt_end is not None:
+            marked = clip_spans(marked, prompt_len, len(text))
+        findings += [{**f, "message": "the template's generation markers claim it: " + f["message"]}
+                     for f in audit_mod.find_leaks(text, subtract_spans(marked, spans), protected)]
         sample = self._sample_record(conv, cut, trajectory_id, k, text, spans, regions)
         sample["audit"] = self._token_audit(sample, text, spans, regions, findings, check)
         return sample

@@ -93,3 +93,33 @@ def _bfcl():
                                           arguments={k: v for k, v in values.items() if v is not None}))
         out.append(t)
     return out
+
+
+def trl_prepare(records: list[dict], tokenizer, chat_template: str, max_length: int | None = None) -> list[dict]:
+    """TRL's own SFTTrainer preprocessing (``_prepare_dataset``) with ``assistant_only_loss=True``.
+
+    The trainer object is built without a model: dataset preparation only reads the tokenizer, the
+    chat template and whether the loss is completion-only (set as ``SFTTrainer.__init__`` sets them).
+    Rows TRL drops (all labels cut by ``max_length``) are absent from the result, as in training;
+    each kept row carries its input position as ``row``.
+    """
+    import copy
+    import tempfile
+
+    from datasets import Dataset, Features, Json, List, Value
+    from trl import SFTConfig
+    from trl.trainer.sft_trainer import SFTTrainer
+
+    tok = copy.deepcopy(tokenizer)
+    tok.chat_template = chat_template
+    trainer = SFTTrainer.__new__(SFTTrainer)
+    trainer._tokenizer = tok
+    trainer.chat_template = None  # the template has {% generation %} markers: TRL uses it as is
+    columns = [k for k in ("messages", "prompt", "completion", "tools") if k in records[0]]
+    trainer.completion_only_loss = "prompt" in columns
+    ds = Dataset.from_list([{**{k: r[k] for k in columns}, "row": i} for i, r in enumerate(records)],
+                           features=Features({**{k: List(Json()) for k in columns}, "row": Value("int64")}))
+    args = SFTConfig(output_dir=tempfile.mkdtemp(), assistant_only_loss=True, max_length=max_length, report_to=[],
+                     use_cpu=True, bf16=False, disable_tqdm=True)
+    out = trainer._prepare_dataset(ds, tok, args, packing=False, formatting_func=None, dataset_name="train")
+    return [{"row": r["row"], "input_ids": r["input_ids"], "labels": r["labels"]} for r in out]

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import tempfile
-
 import pytest
 
 from annotate.trajectory import Trajectory
-from tests.training.canonical_fixtures import TOOL_CALL_FIXTURES, load, tokenizer_path
+from tests.training.canonical_fixtures import TOOL_CALL_FIXTURES, load, tokenizer_path, trl_prepare
 from training.chat_templates import get_template
 from training.masks import SegmentTokenizer, char_spans_to_token_mask, common_prefix_len, subtract_spans
 from training.render import RenderSettings, render_sample
@@ -31,37 +29,6 @@ def tokenizers(tiny_tokenizer):
 @pytest.fixture(scope="module")
 def fixture_trajectories():
     return [(name, t) for name in TOOL_CALL_FIXTURES for t in load(name, 2)]
-
-
-def trl_prepare(records: list[dict], tokenizer, chat_template: str) -> list[dict]:
-    """TRL's own SFTTrainer preprocessing (``_prepare_dataset``) with ``assistant_only_loss=True``.
-
-    The trainer object is built without a model: dataset preparation only reads the tokenizer,
-    the chat template and whether the loss is completion-only (as ``SFTTrainer.__init__`` sets them).
-    """
-    from datasets import Dataset, Features, Json, List
-    from trl import SFTConfig
-    from trl.trainer.sft_trainer import SFTTrainer
-
-    tok = _copy_tokenizer(tokenizer)
-    tok.chat_template = chat_template
-    trainer = SFTTrainer.__new__(SFTTrainer)
-    trainer._tokenizer = tok
-    trainer.chat_template = None  # the template has {% generation %} markers: TRL uses it as is
-    columns = [k for k in ("messages", "prompt", "completion", "tools") if k in records[0]]
-    trainer.completion_only_loss = "prompt" in columns
-    ds = Dataset.from_list([{k: r[k] for k in columns} for r in records],
-                           features=Features({k: List(Json()) for k in columns}))
-    args = SFTConfig(output_dir=tempfile.mkdtemp(), assistant_only_loss=True, max_length=None, report_to=[],
-                     use_cpu=True, bf16=False, disable_tqdm=True)
-    out = trainer._prepare_dataset(ds, tok, args, packing=False, formatting_func=None, dataset_name="train")
-    return [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in out]
-
-
-def _copy_tokenizer(tokenizer):
-    import copy
-
-    return copy.deepcopy(tokenizer)
 
 
 @pytest.mark.parametrize("template_name", TRAINING_TEMPLATES)
