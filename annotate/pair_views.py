@@ -232,10 +232,11 @@ def _builder(request, project: Project, pair: core.Pair, *, row, trajectory, rev
         "tool_names": [t["name"] for t in pair.context.tools],
         "role": permissions.role_in(request.user, project),
     }
-    template = "annotate/pairs/builder.html"
     if request.htmx and request.method == "POST":
-        template += "#builder"
-    return render(request, template, ctx, status=400 if errors and request.method == "POST" else 200)
+        # htmx swaps only 2xx answers: the errors come back in the swapped form itself.
+        return render(request, "annotate/pairs/builder.html#builder", ctx)
+    return render(request, "annotate/pairs/builder.html", ctx,
+                  status=400 if errors and request.method == "POST" else 200)
 
 
 # List, detail, review --------------------------------------------------------------------------

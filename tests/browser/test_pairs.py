@@ -32,6 +32,9 @@ def test_a_lead_builds_an_unnecessary_call_pair_and_it_reaches_the_dpo_snapshot(
     assert page.get_by_text("The two sides are identical").is_visible()
     screenshot(page, "pairs-1-forked")
 
+    page.get_by_role("button", name="Save pair").click()  # both sides still the same
+    expect(page.locator("#pair-errors")).to_contain_text("chosen and rejected are identical")
+
     page.select_option("#pair-starter", "tool_not_needed")
     page.get_by_role("button", name="Fill the rejected side").click()
     rejected = page.locator("#rejected-side")
