@@ -82,3 +82,36 @@ def test_a_lead_builds_an_unnecessary_call_pair_and_it_reaches_the_dpo_snapshot(
     assert call["function"]["name"] == "get_weather"
     assert (json.loads(arguments) if isinstance(arguments, str) else arguments) == {"city": "Seattle"}
     assert any(m["role"] == "tool" for m in row["prompt"])  # turn 1's flight search result
+
+
+def test_a_correction_in_the_editor_becomes_a_suggested_pair_a_lead_accepts(new_page, lead, annotator,
+                                                                            demo_trajectories):
+    tokyo = next(t for t in demo_trajectories if t.external_id == "demo-needs-fixing")
+    page = new_page()
+    login(page, annotator.username, PASSWORD)
+    page.goto(f"/t/{tokyo.pk}/")
+    call = page.locator("#step-0-0")
+    call.locator("[name='arg:city']").fill("Tokyo")
+    call.locator("[name='arg:__other__']").fill("")  # drop the made-up "location" argument
+    call.get_by_role("button", name="Save step").click()
+    expect(page.locator("#step-0-0 .saved-mark")).to_be_visible()
+    tokyo.refresh_from_db()
+    assert tokyo.version == 2
+
+    page = new_page()
+    login(page, lead.username, PASSWORD)
+    page.goto("/p/weather/pairs/suggestions/")
+    card = page.locator(".suggestion").first
+    expect(card).to_contain_text("Weather in Tokyo in fahrenheit?")
+    expect(card).to_contain_text('get_weather {"location": "Tokyo", "unit": "fahrenheit"}')  # rejected: the original
+    expect(card.locator("tr.diff-changed td").first).to_contain_text('"city": "Tokyo"')  # chosen: the correction
+    screenshot(page, "pairs-5-suggestion")
+    card.get_by_role("button", name="Accept").click()
+    expect(page.get_by_text("Accepted 1 suggestion as approved pairs")).to_be_visible()
+    pair = Pair.objects.get()
+    assert (pair.source, pair.status, pair.author, pair.reviewer, pair.cut_turn, pair.cut_step) == (
+        "correction", "approved", annotator, lead, 0, 0)
+    assert pair.context["turns"] == [{"user": "Weather in Tokyo in fahrenheit?", "steps": []}]
+    page.goto("/p/weather/pairs/dashboard/")
+    expect(page.locator("#by-category")).to_contain_text("Format")
+    screenshot(page, "pairs-6-dashboard")
