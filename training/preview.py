@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 from training.masks import SegmentTokenizer, common_prefix_len
 
+# Drawn for a token holding only some bytes of a character whose other bytes an earlier token drew.
+PART_OF_CHARACTER = "·"
 MAX_TOKENS = 6000  # tokens drawn per sample; longer samples are cut with a note (counts stay exact)
 
 
@@ -63,6 +65,7 @@ def token_view(sample: dict, tokenizer, renderer, segments: SegmentTokenizer | N
     regions = sorted((r for r in sample.get("regions", []) if r["end"] > r["start"]), key=lambda r: r["start"])
     region_starts = [r["start"] for r in regions]
     tokens, by_role, by_kind = [], Counter(), Counter()
+    drawn_to = 0  # byte-level tokens of one multi-byte character share its offsets: draw it once
     for n, (tid, (s, e), sup) in enumerate(zip(ids, offsets, mask)):
         k = bisect_right(starts, s) - 1
         role = bounds[k][1] if k >= 0 else (bounds[0][1] if bounds else "template")
@@ -74,8 +77,10 @@ def token_view(sample: dict, tokenizer, renderer, segments: SegmentTokenizer | N
         if sup:
             by_kind[kind or "template"] += 1
         if n < max_tokens:
-            tokens.append({"id": tid, "text": piece_text(text[s:e]), "role": role, "kind": kind,
-                           "supervised": bool(sup)})
+            piece = text[max(s, drawn_to):e]
+            tokens.append({"id": int(tid), "text": piece_text(piece) if piece else PART_OF_CHARACTER, "role": role,
+                           "kind": kind, "supervised": bool(sup), "partial": not piece})
+        drawn_to = max(drawn_to, e)
     return TokenView(sample_id=str(sample.get("id", "")), tokens=tokens, total=len(ids), supervised=sum(mask),
                      by_role=dict(sorted(by_role.items())), supervised_by_kind=dict(sorted(by_kind.items())),
                      cut=max(0, len(ids) - max_tokens))

@@ -88,7 +88,7 @@ class SnapshotForm(forms.Form):
                                            widget=forms.CheckboxSelectMultiple, help_text="none ticked: all")
     labels = forms.MultipleChoiceField(choices=[], required=False, widget=forms.SelectMultiple(attrs={"size": 5}),
                                        help_text="only trajectories carrying one of these error labels")
-    template = forms.CharField(max_length=1000, help_text="a TRL template name (qwen3, llama3_1_training …), a "
+    template = forms.CharField(max_length=1000, widget=forms.TextInput(attrs={"list": "template-names"}), help_text="a TRL template name (qwen3, llama3_1_training …), a "
                                                           "model folder, or a .jinja file on the server")
     template_file = forms.FileField(required=False, label="or upload a chat template (.jinja)")
     tokenizer = forms.CharField(max_length=1000, help_text="local tokenizer folder")
@@ -198,10 +198,19 @@ def audit_view(audit: dict | None) -> dict | None:
         "by_kind": audit.get("supervised_by_kind") or {}, "strategies": audit.get("strategies") or {},
         "strategy_tokens": audit.get("strategy_tokens") or {},
         "coverage": [(CASE_TYPE_NAMES.get(c, c), n) for c, n in (audit.get("case_type_coverage") or {}).items()],
-        "findings": findings, "examples": audit.get("examples") or [], "errors": audit.get("errors", 0),
+        "findings": findings, "errors": audit.get("errors", 0),
+        "examples": [{**e, "where": _where(e)} for e in audit.get("examples") or []],
         "warnings": audit.get("warnings", 0), "pair_categories": audit.get("pair_categories") or {},
         "truncated": totals.get("truncated_samples", 0),
     }
+
+
+def _where(finding: dict) -> str:
+    """The sample or item a finding concerns, with the step where it names one."""
+    where = str(finding.get("sample") or finding.get("item") or finding.get("trajectory") or "")
+    if finding.get("turn") is not None:
+        where += f" turn {finding['turn'] + 1}" + (f", step {finding['step'] + 1}" if finding.get("step") is not None else "")
+    return where.strip()
 
 
 def _severity_of(audit: dict, code: str) -> str:
