@@ -72,11 +72,87 @@ def _validator(schema_json: str):
     return cls(schema)
 
 
+# Keywords the fast check understands completely; anything else goes to jsonschema.
+_ANNOTATIONS = frozenset({"description", "title", "default", "examples", "$comment"})
+_SIMPLE_KEYS = _ANNOTATIONS | {"type", "enum"}
+_OBJECT_KEYS = _ANNOTATIONS | {"type", "properties", "required"}
+_TYPES = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+}
+_FAST_CACHE: dict[int, tuple[dict, object]] = {}
+
+
+def _fast_check(schema: dict):
+    """A checker ``value -> bool`` for the common shape of tool schemas, or None.
+
+    Handles an object with ``properties`` of plain types / enums and ``required``: where it
+    says True the value is valid by JSON Schema; where it says False, jsonschema is asked for
+    the messages. Unknown keywords (patterns, nested objects, combinators...) → None.
+    """
+    if set(schema) - _OBJECT_KEYS or schema.get("type", "object") != "object":
+        return None
+    props = schema.get("properties", {})
+    required = schema.get("required", [])
+    if not isinstance(props, dict) or not isinstance(required, list):
+        return None
+    checks = {}
+    for name, sub in props.items():
+        if not isinstance(sub, dict) or set(sub) - _SIMPLE_KEYS:
+            return None
+        t = sub.get("type")
+        if t is not None and t not in _TYPES:
+            return None
+        enum = sub.get("enum")
+        if enum is not None and (not isinstance(enum, list) or any(isinstance(e, (dict, list, float)) for e in enum)):
+            return None
+        checks[name] = (_TYPES.get(t), tuple(enum) if enum is not None else None)
+
+    def check(value) -> bool:
+        if not isinstance(value, dict):
+            return False
+        for r in required:
+            if r not in value:
+                return False
+        for k, v in value.items():
+            c = checks.get(k)
+            if c is None:
+                continue
+            type_ok, enum = c
+            if type_ok is not None and not type_ok(v):
+                return False
+            if enum is not None and not any(v == e and type(v) is type(e) for e in enum):
+                return False
+        return True
+
+    return check
+
+
 def argument_errors(schema: dict, arguments) -> list[tuple[str, str]]:
     """``[(field_path, message)]`` for arguments that violate a tool's parameter schema.
 
     An invalid schema is reported as one error on the empty path.
     """
+    cached = _FAST_CACHE.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        # Keyed by identity (the same tool dict is shared across a file's trajectories); the
+        # schema is kept alive in the entry so the id cannot be reused while cached.
+        if len(_FAST_CACHE) > 4096:
+            _FAST_CACHE.clear()
+        try:
+            _validator(json.dumps(schema, sort_keys=True))  # reject invalid schemas the same way
+            fast = _fast_check(bfcl_types_to_json_schema(schema))
+        except (jsonschema.SchemaError, TypeError, ValueError):
+            fast = None
+        cached = _FAST_CACHE[id(schema)] = (schema, fast)
+    fast = cached[1]
+    if fast is not None and fast(arguments):
+        return []
     try:
         v = _validator(json.dumps(schema, sort_keys=True))
     except jsonschema.SchemaError as e:
