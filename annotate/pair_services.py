@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
 from annotate import pairs as core
@@ -84,37 +84,54 @@ def review_pair(row: Pair, status: str, *, user, note: str | None = None) -> Pai
 
 def refresh_suggestions(project) -> int:
     """Re-scan the trajectories edited since the last scan; return how many were scanned."""
-    stale = (project.trajectories.filter(version__gt=1)
-             .exclude(suggestion_scan__version=F("version")).only("id", "version", "project_id"))
-    n = 0
-    for trajectory in stale.iterator(chunk_size=200):
-        _scan(project, trajectory)
-        n += 1
-    return n
+    # The ids first: scanning writes the scan markers this query reads.
+    stale = list(project.trajectories.filter(version__gt=1)
+                 .exclude(suggestion_scan__version=F("version")).values_list("id", "version"))
+    for start in range(0, len(stale), SCAN_CHUNK):
+        _scan(project, dict(stale[start:start + SCAN_CHUNK]))
+    return len(stale)
 
 
-def _scan(project, trajectory: Trajectory) -> None:
-    versions = list(trajectory.revisions.order_by("version").values_list("version", flat=True))
-    found: dict[str, core.Pair] = {}
-    last = None
-    if len(versions) >= 2:
-        first = trajectory.revisions.get(version=versions[0])
-        last = trajectory.revisions.get(version=versions[-1])
-        original = CanonicalTrajectory.from_dict(first.document)
-        corrected = CanonicalTrajectory.from_dict(last.document)
-        found = {p.content_key(): p for p in core.suggest_from_revisions(original, corrected)}
+SCAN_CHUNK = 100
+
+
+def _scan(project, versions: dict[int, int]) -> None:
+    """Suggestions for a chunk of trajectories (``{id: version}``): a few queries per chunk, not per row."""
+    firsts = dict(Revision.objects.filter(trajectory_id__in=list(versions)).values("trajectory_id")
+                  .annotate(lo=Min("version")).values_list("trajectory_id", "lo"))
+    wanted = Q(pk__in=[])
+    for tid, version in versions.items():
+        if firsts.get(tid, version) < version:
+            wanted |= Q(trajectory_id=tid, version__in=(firsts[tid], version))
+    docs: dict[tuple[int, int], tuple[dict, int | None]] = {
+        (tid, v): (doc, author) for tid, v, doc, author in
+        Revision.objects.filter(wanted).values_list("trajectory_id", "version", "document", "author_id")}
+    found: dict[int, dict[str, core.Pair]] = {}
+    authors: dict[int, int | None] = {}
+    for tid, version in versions.items():
+        before, after = docs.get((tid, firsts.get(tid, version))), docs.get((tid, version))
+        found[tid] = {}
+        if before is None or after is None or firsts[tid] == version:
+            continue
+        pairs = core.suggest_from_revisions(CanonicalTrajectory.from_dict(before[0]),
+                                            CanonicalTrajectory.from_dict(after[0]))
+        found[tid] = {p.content_key(): p for p in pairs}
+        authors[tid] = after[1]
+    existing = list(PairSuggestion.objects.filter(trajectory_id__in=list(versions))
+                    .values_list("id", "trajectory_id", "key", "status"))
+    # Pending suggestions follow the latest correction; decided ones stay decided (and are not re-suggested).
+    stale = [pk for pk, tid, key, status in existing if status == PairSuggestion.PENDING and key not in found[tid]]
+    known = {(tid, key) for _, tid, key, _ in existing}
+    new = [PairSuggestion(project=project, trajectory_id=tid, base_version=firsts[tid], version=versions[tid],
+                          cut_turn=p.cut[0], cut_step=p.cut[1], context=p.context.to_dict(),
+                          chosen=[s.to_dict() for s in p.chosen], rejected=[s.to_dict() for s in p.rejected],
+                          category=p.category, key=key, corrected_by_id=authors.get(tid))
+           for tid, by_key in found.items() for key, p in by_key.items() if (tid, key) not in known]
     with transaction.atomic():
-        # Pending suggestions follow the latest correction; decided ones stay decided.
-        trajectory.pair_suggestions.filter(status=PairSuggestion.PENDING).exclude(key__in=list(found)).delete()
-        known = set(trajectory.pair_suggestions.filter(key__in=list(found)).values_list("key", flat=True))
-        PairSuggestion.objects.bulk_create([
-            PairSuggestion(project=project, trajectory=trajectory, base_version=versions[0], version=versions[-1],
-                           cut_turn=p.cut[0], cut_step=p.cut[1], context=p.context.to_dict(),
-                           chosen=[s.to_dict() for s in p.chosen], rejected=[s.to_dict() for s in p.rejected],
-                           category=p.category, key=key, corrected_by_id=last.author_id if last else None)
-            for key, p in found.items() if key not in known
-        ])
-        SuggestionScan.objects.update_or_create(trajectory=trajectory, defaults={"version": trajectory.version})
+        PairSuggestion.objects.filter(pk__in=stale).delete()
+        PairSuggestion.objects.bulk_create(new)
+        SuggestionScan.objects.filter(trajectory_id__in=list(versions)).delete()
+        SuggestionScan.objects.bulk_create([SuggestionScan(trajectory_id=tid, version=v) for tid, v in versions.items()])
 
 
 @dataclass

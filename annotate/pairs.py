@@ -191,12 +191,12 @@ def steps_from_dicts(items: Any, where: str) -> list[Step]:
 
 
 def with_continuation(context: Trajectory, steps: list[Step]) -> Trajectory:
-    """A copy of ``context`` whose last turn continues with ``steps``."""
-    out = copy.deepcopy(context)
-    if not out.turns:
-        out.turns.append(Turn(user=""))
-    out.turns[-1].steps.extend(copy.deepcopy(steps))
-    return out
+    """``context`` whose last turn continues with ``steps``: a new trajectory that shares the step
+    objects (read it, validate it, render it; copy before changing it)."""
+    turns = list(context.turns) or [Turn(user="")]
+    last = turns[-1]
+    turns[-1] = Turn(user=last.user, steps=list(last.steps) + list(steps))
+    return Trajectory(system=context.system, tools=context.tools, turns=turns, meta=context.meta)
 
 
 def fork(traj: Trajectory, turn: int, step: int, *, category: str = "other", source: str = "manual",
