@@ -268,6 +268,8 @@ def _parse_with_template(text: str, template: dict, prefix: str, tools) -> Parse
         out.answer = fallback.answer
     if "<tool_call>" in out.answer or "</tool_call>" in out.answer:
         return None
+    if not out.tool_calls and not out.answer:
+        return None  # empty, or reasoning only: the fallbacks say so (a format error)
     return out
 
 

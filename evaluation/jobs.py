@@ -1,0 +1,672 @@
+"""Evaluation jobs: eval sets, launching, running (the worker side), dashboards' numbers, and
+turning failures into annotation work or preference pairs.
+
+The job mechanics are training's (``training.jobs``: ``claim``, ``beat``, ``finish``,
+``request_cancel``, ``sweep_stale``, process groups): an ``EvalRun`` row is the single source of
+truth the pages read. ``run_eval_job`` claims the row, writes ``job.json`` and ``items.jsonl``
+into the run folder, starts ``python -m evaluation.runner`` in its own process group, and while
+it runs tails ``results.jsonl`` into ``EvalItemResult`` rows and ``events.jsonl`` into the row's
+progress, heartbeating and honouring a cancel.
+
+Every function takes the acting user and leaves the permission check to its caller (views and
+API ask ``annotate.permissions``; the CLI acts as an operator).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlparse
+
+from django.conf import settings
+from django.db import transaction
+
+from annotate.trajectory import Step
+from evaluation import runner
+from evaluation.generate import GenerationSettings
+from evaluation.items import (EvalItem, case_types_of, items_from_prompt_rows, rows_from_candidates,
+                              rows_from_trajectory, steps_from_output, steps_from_reference)
+from evaluation.models import EvalItemResult, EvalRun, EvalSet, EvalSetItem
+from evaluation.scoring import (METRICS, ItemScore, aggregate, breakdown, confusion, label_table, mean_interval,
+                                rate)
+from training.jobs import (HOST, FileTail, beat, claim, describe_exit, finish, last_lines, start_process,
+                           stop_process)
+from training.models import JobStatus, Snapshot, TrainingJob
+
+log = logging.getLogger(__name__)
+HEARTBEAT_EVERY = 2.0
+MAX_UPLOAD_ITEMS = 100_000
+
+
+class EvalSetError(ValueError):
+    """An eval set that cannot be made; ``field`` names the form field."""
+
+    def __init__(self, message: str, field: str = ""):
+        super().__init__(f"{field}: {message}" if field else message)
+        self.message, self.field = message, field
+
+
+class LaunchError(ValueError):
+    """A launch that cannot go ahead; ``errors`` maps form fields to messages."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+# --- eval sets ---------------------------------------------------------------------------------
+
+def _template_for(project):
+    """The message shapes of the project's target template (TRL's qwen3 where it cannot be read)."""
+    from training.chat_templates import TemplateError, get_template
+
+    try:
+        return get_template(project.target_template or "qwen3")
+    except (TemplateError, OSError, ValueError):
+        return get_template("qwen3")
+
+
+def items_from_snapshot(snapshot: Snapshot, split: str) -> list[EvalItem]:
+    if snapshot.kind != "prompt":
+        raise EvalSetError(f"{snapshot} is a {snapshot.get_kind_display()} snapshot; choose a prompt snapshot "
+                           f"(decision points with their gold continuation)", "snapshot")
+    if snapshot.status != JobStatus.SUCCEEDED:
+        raise EvalSetError(f"{snapshot} is {snapshot.get_status_display().lower()}; choose a finished one", "snapshot")
+    path = Path(snapshot.out_dir) / f"{split}.jsonl"
+    if not path.is_file():
+        raise EvalSetError(f"{snapshot} has no {split} split", "split")
+    with open(path, encoding="utf-8") as fh:
+        return items_from_prompt_rows(json.loads(line) for line in fh if line.strip())
+
+
+TRAJECTORY_FILTERS = ("split", "source", "tag", "case_type", "status")
+
+
+def items_from_trajectories(project, filters: dict) -> list[EvalItem]:
+    """Decision points of the project's trajectories matching ``filters`` (their current revisions)."""
+    from annotate.models import Revision
+
+    f = {k: str(filters.get(k) or "").strip() for k in TRAJECTORY_FILTERS}
+    qs = project.trajectories.all()
+    if f["split"]:
+        qs = qs.filter(split=f["split"])
+    if f["source"]:
+        qs = qs.filter(source=f["source"])
+    if f["status"]:
+        qs = qs.filter(status=f["status"])
+    if f["case_type"]:
+        qs = qs.with_case_type(f["case_type"])
+    rows = list(qs.order_by("id").values_list("id", "version", "tags"))
+    if f["tag"]:
+        rows = [r for r in rows if f["tag"] in (r[2] or [])]
+    if not rows:
+        raise EvalSetError("no trajectory matches these filters", "filters")
+    from annotate.trajectory import Trajectory
+
+    docs = {}
+    for start in range(0, len(rows), 500):
+        chunk = rows[start:start + 500]
+        wanted = {(tid, v) for tid, v, _ in chunk}
+        for tid, v, doc in Revision.objects.filter(trajectory_id__in=[t for t, _ in wanted]).values_list(
+                "trajectory_id", "version", "document"):
+            if (tid, v) in wanted:
+                docs[tid] = doc
+    template = _template_for(project)
+    out_rows = []
+    for tid, version, _ in rows:
+        if tid in docs:
+            out_rows.extend(rows_from_trajectory(Trajectory.from_dict(docs[tid]), f"t{tid}v{version}", template))
+    return items_from_prompt_rows(out_rows)
+
+
+def read_records(data: bytes, filename: str) -> list:
+    """Records of an uploaded JSON (a list) or JSON Lines file."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise EvalSetError("the file is not UTF-8 text", "file") from None
+    stripped = text.strip()
+    if not stripped:
+        raise EvalSetError("the file is empty", "file")
+    if stripped.startswith("["):
+        try:
+            value = json.loads(stripped)
+        except ValueError as e:
+            raise EvalSetError(f"not valid JSON: {e}", "file") from None
+        return value
+    records = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except ValueError as e:
+                raise EvalSetError(f"{filename} line {n}: not valid JSON ({e.msg})", "file") from None
+    return records
+
+
+def items_from_candidates(data: bytes, filename: str, project=None) -> list[EvalItem]:
+    """Items from questions with candidate answers and the correct one marked (``annotate.pairs``'
+    candidates shape): the correct candidate is the gold."""
+    from annotate.pairs import PairError
+
+    records = read_records(data, filename)
+    if len(records) > MAX_UPLOAD_ITEMS:
+        raise EvalSetError(f"{len(records)} records; at most {MAX_UPLOAD_ITEMS} per file", "file")
+    template = _template_for(project) if project is not None else None
+    rows = []
+    for n, record in enumerate(records, 1):
+        ident = str(record.get("id") or f"q{n}") if isinstance(record, dict) else f"q{n}"
+        try:
+            rows.extend(rows_from_candidates(record, ident, template))
+        except (PairError, ValueError) as e:
+            where = getattr(e, "field", "")
+            raise EvalSetError(f"record {n}{' ' + where if where else ''}: {getattr(e, 'message', e)}", "file") from None
+    return items_from_prompt_rows(rows)
+
+
+def create_eval_set(project, source: str, *, name: str = "", user=None, snapshot: Snapshot | None = None,
+                    split: str = "eval", filters: dict | None = None, upload: tuple[bytes, str] | None = None) -> EvalSet:
+    """Freeze the items of a source into a new eval set (``EvalSetError`` naming the field otherwise)."""
+    filters = dict(filters or {})
+    if source == EvalSet.SNAPSHOT:
+        if snapshot is None:
+            raise EvalSetError("choose a prompt snapshot", "snapshot")
+        if snapshot.project_id != project.pk:
+            raise EvalSetError("that snapshot belongs to another project", "snapshot")
+        items = items_from_snapshot(snapshot, split or "eval")
+        default_name = f"{snapshot} · {split}"
+    elif source == EvalSet.TRAJECTORIES:
+        items = items_from_trajectories(project, filters)
+        shown = ", ".join(f"{k} {v}" for k, v in filters.items() if v) or "all trajectories"
+        default_name = f"Trajectories · {shown}"
+    elif source == EvalSet.CANDIDATES:
+        if upload is None:
+            raise EvalSetError("choose a file", "file")
+        items = items_from_candidates(upload[0], upload[1], project)
+        filters = {"file": upload[1]}
+        default_name = f"Candidates · {upload[1]}"
+    else:
+        raise EvalSetError(f"unknown source {source!r}", "source")
+    if not items:
+        raise EvalSetError("the source holds no decision point to evaluate", "source")
+    known = set(project.trajectories.filter(pk__in={i.trajectory_id for i in items if i.trajectory_id})
+                .values_list("pk", flat=True))
+    with transaction.atomic():
+        es = EvalSet.objects.create(project=project, name=(name.strip() or default_name)[:200], source=source,
+                                    snapshot=snapshot if source == EvalSet.SNAPSHOT else None,
+                                    split=split if source == EvalSet.SNAPSHOT else "", filters=filters,
+                                    item_count=len(items), case_type_counts=case_types_of(items),
+                                    created_by=_author(user))
+        EvalSetItem.objects.bulk_create([
+            EvalSetItem(eval_set=es, position=i, item_id=it.id[:400], document=it.to_dict(),
+                        trajectory_id=it.trajectory_id if it.trajectory_id in known else None)
+            for i, it in enumerate(items)], batch_size=1000)
+    return es
+
+
+def _author(user):
+    return user if user is not None and getattr(user, "is_authenticated", False) else None
+
+
+# --- launching ---------------------------------------------------------------------------------
+
+def runs_root() -> Path:
+    return Path(getattr(settings, "EVAL_RUNS_DIR", settings.DATA_DIR / "eval-runs"))
+
+
+def final_dir(job: TrainingJob) -> Path:
+    from training.runner import FINAL_DIR
+
+    return Path(job.output_dir) / FINAL_DIR
+
+
+def endpoint_url_error(url: str) -> str | None:
+    """Why ``url`` is not an endpoint base URL, or None.
+
+    >>> endpoint_url_error("http://localhost:8000/v1") is None
+    True
+    >>> endpoint_url_error("localhost:8000")
+    'Give the server base URL with http:// or https:// (e.g. http://localhost:8000/v1).'
+    """
+    parsed = urlparse(url.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        return "Give the server base URL with http:// or https:// (e.g. http://localhost:8000/v1)."
+    return None
+
+
+def launch_errors(project, eval_set: EvalSet | None, model_source: str, *, model_path: str = "",
+                  training_job: TrainingJob | None = None, endpoint_url: str = "",
+                  gen: GenerationSettings | None = None) -> dict[str, str]:
+    """Every problem with a launch, by form field (empty: it can run)."""
+    from training.runner import model_reference_error
+
+    errors: dict[str, str] = {}
+    if eval_set is None:
+        errors["eval_set"] = "Choose an eval set."
+    elif eval_set.project_id != project.pk:
+        errors["eval_set"] = "That eval set belongs to another project."
+    elif not eval_set.item_count:
+        errors["eval_set"] = "That eval set is empty."
+    if model_source == EvalRun.FOLDER:
+        if problem := model_reference_error(model_path):
+            errors["model_path"] = problem
+    elif model_source == EvalRun.TRAINING_JOB:
+        if training_job is None:
+            errors["training_job"] = "Choose a training run."
+        elif training_job.project_id != project.pk:
+            errors["training_job"] = "That training run belongs to another project."
+        elif training_job.status != JobStatus.SUCCEEDED:
+            errors["training_job"] = f"Run #{training_job.pk} has not succeeded; evaluate a finished run."
+        elif not final_dir(training_job).is_dir():
+            errors["training_job"] = f"Run #{training_job.pk} has no final model folder ({final_dir(training_job)})."
+    elif model_source == EvalRun.ENDPOINT:
+        if problem := endpoint_url_error(endpoint_url):
+            errors["endpoint_url"] = problem
+    else:
+        errors["model_source"] = f"Choose one of: {', '.join(k for k, _ in EvalRun.MODEL_SOURCES)}."
+    if gen is not None:
+        errors.update({k: v for k, v in gen.errors().items() if k not in errors})
+    return errors
+
+
+def default_run_name(eval_set: EvalSet, model_label: str) -> str:
+    return f"{Path(model_label.rstrip('/')).name or model_label} · {eval_set}"[:200]
+
+
+def launch_eval(*, project, eval_set: EvalSet | None, model_source: str, gen: GenerationSettings,
+                model_path: str = "", training_job: TrainingJob | None = None, merge_adapter: bool = False,
+                endpoint_url: str = "", endpoint_model: str = "", limit: int = 0, name: str = "", user=None,
+                enqueue: bool = True) -> EvalRun:
+    """Validate, create a queued run and (after commit) send it to the ``eval`` queue.
+
+    The caller checks the role (``require_role(user, project, "lead")``); ``user=None`` is the CLI.
+    """
+    errors = launch_errors(project, eval_set, model_source, model_path=model_path, training_job=training_job,
+                           endpoint_url=endpoint_url, gen=gen)
+    if errors:
+        raise LaunchError(errors)
+    model_path = model_path.strip()
+    if model_source == EvalRun.FOLDER and Path(model_path).expanduser().is_dir():
+        model_path = str(Path(model_path).expanduser().resolve())  # workers run elsewhere (cwd)
+    total = min(limit, eval_set.item_count) if limit else eval_set.item_count
+    with transaction.atomic():
+        run = EvalRun.objects.create(
+            project=project, eval_set=eval_set, model_source=model_source,
+            model_path=model_path if model_source == EvalRun.FOLDER else "",
+            training_job=training_job if model_source == EvalRun.TRAINING_JOB else None,
+            merge_adapter=merge_adapter, endpoint_url=endpoint_url.strip() if model_source == EvalRun.ENDPOINT else "",
+            endpoint_model=endpoint_model.strip(), settings=gen.to_dict(), limit=limit, total_items=total,
+            created_by=_author(user), message="Waiting for a worker on the eval queue")
+        if not name.strip():
+            name = default_run_name(eval_set, run.model_label)
+        run.name = name.strip()[:200]
+        run.output_dir = str(runs_root() / f"{run.pk}-{run.created_at:%Y%m%d-%H%M%S}")
+        run.save(update_fields=["name", "output_dir"])
+        if enqueue:
+            enqueue_eval(run)
+    return run
+
+
+def enqueue_eval(run: EvalRun) -> None:
+    from evaluation.tasks import eval_run
+
+    transaction.on_commit(lambda: eval_run.delay(run.pk))
+
+
+# --- running (the worker side) -----------------------------------------------------------------
+
+def model_spec_for(run: EvalRun) -> runner.ModelSpec:
+    """The model of a run; a training run's LoRA output loads on its base model with peft."""
+    if run.model_source == EvalRun.ENDPOINT:
+        return runner.ModelSpec(kind="endpoint", url=run.endpoint_url, name=run.endpoint_model,
+                                api_key_env=getattr(settings, "EVAL_ENDPOINT_API_KEY_ENV", "EVAL_ENDPOINT_API_KEY"))
+    if run.model_source == EvalRun.TRAINING_JOB:
+        job = run.training_job
+        if job is None:
+            raise ValueError("the training run of this evaluation was deleted")
+        folder = final_dir(job)
+        adapter_config = folder / "adapter_config.json"
+        if adapter_config.is_file():
+            base = json.loads(adapter_config.read_text()).get("base_model_name_or_path") or job.base_model
+            if not Path(base).is_dir() and Path(job.base_model).is_dir():
+                base = job.base_model
+            return runner.ModelSpec(kind="folder", path=base, adapter=str(folder), merge=run.merge_adapter)
+        return runner.ModelSpec(kind="folder", path=str(folder))
+    return runner.ModelSpec(kind="folder", path=run.model_path)
+
+
+def run_items(run: EvalRun) -> list[tuple[EvalSetItem, EvalItem]]:
+    qs = run.eval_set.items.order_by("position")
+    if run.limit:
+        qs = qs[:run.limit]
+    return [(row, EvalItem.from_dict(row.document)) for row in qs]
+
+
+def config_for(run: EvalRun) -> runner.EvalConfig:
+    return runner.EvalConfig(model=model_spec_for(run), output_dir=run.output_dir,
+                             settings=GenerationSettings.from_dict(run.settings), run_id=run.pk,
+                             trust_remote_code=bool(getattr(settings, "TRUST_REMOTE_CODE", False)))
+
+
+class EvalMonitor:
+    """Tails the run's results into ``EvalItemResult`` rows and its events into the row's progress."""
+
+    def __init__(self, run: EvalRun, set_items: list[EvalSetItem], echo: Callable[[str], None] | None = None):
+        self.run = run
+        self.run_dir = Path(run.output_dir)
+        self.results = FileTail(self.run_dir / runner.RESULTS_FILE)
+        self.events = FileTail(self.run_dir / runner.EVENTS_FILE)
+        self.set_items = set_items
+        self.echo = echo
+        self.done = run.results.count()
+        self.failed = run.results.exclude(error="").count()
+        self.total = run.total_items or len(set_items)
+        self.message = ""
+        self.ended = False
+        self.totals: dict = {}
+        self.error = ""
+
+    def ingest(self) -> None:
+        rows = []
+        for line in self.results.read_lines():
+            try:
+                r = json.loads(line)
+            except ValueError:
+                continue
+            position = self.done + len(rows)
+            rows.append(result_row(self.run.pk, position, self.set_items[position] if position < len(self.set_items)
+                                   else None, r))
+        if rows:
+            EvalItemResult.objects.bulk_create(rows, ignore_conflicts=True)
+            self.done += len(rows)
+            self.failed += sum(1 for r in rows if r.error)
+        for line in self.events.read_lines():
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            kind = ev.get("event")
+            if kind == "status":
+                self.message = ev.get("message", "")[:500]
+            elif kind == "begin":
+                self.total = int(ev.get("total") or self.total)
+                self.message = f"Generating with {ev.get('model', 'the model')} (parsing: {ev.get('parser', '?')})"[:500]
+            elif kind == "progress":
+                self.message = f"Evaluated {ev.get('done')} of {ev.get('total')} items"
+            elif kind == "end":
+                self.ended, self.totals = True, ev.get("results") or {}
+            elif kind == "error":
+                self.error = ev.get("message", "")
+            else:
+                continue
+            if self.echo and kind in ("status", "begin", "progress"):
+                self.echo(self.message)
+
+    def fields(self) -> dict:
+        out = {"done_items": self.done, "failed_items": self.failed, "total_items": self.total,
+               "log_tail": last_lines(self.run_dir / runner.LOG_FILE)}
+        if self.total:
+            out["progress"] = round(min(1.0, self.done / self.total), 4)
+        if self.message:
+            out["message"] = self.message
+        return out
+
+
+def result_row(run_id: int, position: int, set_item: EvalSetItem | None, r: dict) -> EvalItemResult:
+    """An ``EvalItemResult`` from one line of ``results.jsonl``."""
+    score = r.get("score")
+    return EvalItemResult(
+        run_id=run_id, set_item=set_item, position=position, item_id=str(r.get("item_id", ""))[:400],
+        case_types=r.get("case_types") or [], prompt_text=r.get("prompt_text", ""), raw_output=r.get("raw", ""),
+        parsed=r.get("parsed") or {}, score=score, labels=(score or {}).get("labels", []),
+        decision=(score or {}).get("decision", ""), gold_decision=(score or {}).get("gold_decision", ""),
+        correct=bool((score or {}).get("metrics", {}).get("correct")) if score else None, error=r.get("error", ""),
+        episode=r.get("episode"), seconds=float(r.get("seconds") or 0.0), new_tokens=int(r.get("new_tokens") or 0))
+
+
+def run_eval_job(run_id: int, *, echo: Callable[[str], None] | None = None, poll: float = 0.5) -> str:
+    """Claim ``run_id`` and run it to the end in a supervised subprocess; return the final status
+    ("not claimed" when the row was not queued)."""
+    if not claim(EvalRun, run_id, worker_host=HOST, message="Starting the evaluation process"):
+        return "not claimed"
+    run = EvalRun.objects.select_related("eval_set", "training_job").get(pk=run_id)
+    run_dir = Path(run.output_dir)
+    try:
+        pairs = run_items(run)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in (runner.RESULTS_FILE, runner.EVENTS_FILE):
+            (run_dir / stale).unlink(missing_ok=True)
+        cfg = config_for(run)
+        runner.write_items([it for _, it in pairs], cfg.items_path)
+        path = cfg.write(run_dir / "job.json")
+    except Exception as exc:  # a broken row or an unwritable data dir: say so on the row
+        finish(EvalRun, run_id, JobStatus.FAILED, error=f"Could not prepare the run: {type(exc).__name__}: {exc}",
+               message="Failed before generation started")
+        return JobStatus.FAILED
+    EvalRun.objects.filter(pk=run_id).update(total_items=len(pairs))
+    run.total_items = len(pairs)
+    monitor = EvalMonitor(run, [row for row, _ in pairs], echo)
+    proc = start_process(runner.runner_command(path), cwd=Path(settings.BASE_DIR), log_path=run_dir / runner.LOG_FILE,
+                         env={"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"})
+    EvalRun.objects.filter(pk=run_id).update(worker_pid=proc.pid)
+    try:
+        stopped_for = _supervise(run_id, proc, monitor, poll, echo)
+    except BaseException:  # Ctrl-C in `manage.py evaluate`, a Celery hard time limit...
+        stop_process(proc)
+        monitor.ingest()
+        _conclude(run_id, proc.returncode, monitor, "cancel")
+        raise
+    monitor.ingest()
+    return _conclude(run_id, proc.returncode, monitor, stopped_for)
+
+
+def _supervise(run_id: int, proc, monitor: EvalMonitor, poll: float, echo) -> str:
+    import subprocess
+    import time
+
+    last_beat = 0.0
+    while True:
+        try:
+            proc.wait(timeout=poll)
+            return ""
+        except subprocess.TimeoutExpired:
+            pass
+        monitor.ingest()
+        if time.monotonic() - last_beat < HEARTBEAT_EVERY:
+            continue
+        last_beat = time.monotonic()
+        if not beat(EvalRun, run_id, **monitor.fields()):
+            stopped_for = "lost"  # swept, or finished elsewhere: the row has the verdict
+        elif EvalRun.objects.filter(pk=run_id, cancel_requested=True).exists():
+            stopped_for = "cancel"
+        else:
+            continue
+        if echo:
+            echo("Cancelling: stopping the evaluation process" if stopped_for == "cancel" else
+                 "The run is no longer running on this worker; stopping the evaluation process")
+        stop_process(proc)
+        return stopped_for
+
+
+def _conclude(run_id: int, returncode: int | None, monitor: EvalMonitor, stopped_for: str) -> str:
+    fields = monitor.fields()
+    fields["summary"] = summarize(EvalRun.objects.get(pk=run_id))
+    if returncode == 0 and monitor.ended:
+        fields["summary"]["timing"] = monitor.totals
+        fields.update(progress=1.0, message=f"Finished: {monitor.done} items")
+        status = JobStatus.SUCCEEDED
+    elif stopped_for == "cancel":
+        fields.update(message=f"Cancelled after {monitor.done} of {monitor.total} items")
+        status = JobStatus.CANCELLED
+    elif stopped_for == "lost":
+        return EvalRun.objects.values_list("status", flat=True).get(pk=run_id)
+    else:
+        error = monitor.error or describe_exit(returncode if returncode is not None else -9).replace(
+            "training process", "evaluation process")
+        if not monitor.error and (returncode or 0) > 0:
+            error += " The last lines of its log:\n" + last_lines(monitor.run_dir / runner.LOG_FILE, 15)
+        fields.update(error=error, message=f"Failed after {monitor.done} of {monitor.total} items")
+        status = JobStatus.FAILED
+    finish(EvalRun, run_id, status, **fields)
+    return status
+
+
+def sweep_stale_runs(timeout: float) -> list[int]:
+    from training.jobs import sweep_stale
+
+    return sweep_stale(EvalRun, timeout, marker="evaluation.runner")
+
+
+# --- the dashboard's numbers -------------------------------------------------------------------
+
+def scores_of(run: EvalRun) -> tuple[list[ItemScore], list[dict]]:
+    """The scored items of a run and their replayed episodes."""
+    scores, episodes = [], []
+    for score, episode in run.results.exclude(score=None).values_list("score", "episode"):
+        scores.append(ItemScore.from_dict(score))
+        if episode:
+            episodes.append(episode)
+    return scores, episodes
+
+
+def episode_table(episodes: list[dict]) -> dict:
+    """Replayed continuations: how they ended, final-answer quality, calls spent against the gold."""
+    ended: dict[str, int] = {}
+    finals = [e["final_score"] for e in episodes if e.get("final_score")]
+    for e in episodes:
+        ended[e.get("ended") or "?"] = ended.get(e.get("ended") or "?", 0) + 1
+
+    def final_rate(metric: str) -> dict:
+        vals = [f["metrics"].get(metric) for f in finals if f["metrics"].get(metric) is not None]
+        return rate(sum(1 for v in vals if v), len(vals))
+
+    return {"n": len(episodes), "ended": ended,
+            "answered": rate(ended.get("answered", 0), len(episodes)),
+            "final_answer_ok": final_rate("answer_ok"), "final_grounded": final_rate("grounded"),
+            "calls": mean_interval([float(e.get("n_calls", 0)) for e in episodes]),
+            "gold_calls": mean_interval([float(e.get("n_gold_calls", 0)) for e in episodes]),
+            "redundant": mean_interval([float(e.get("n_redundant", 0)) for e in episodes])}
+
+
+def summarize(run: EvalRun) -> dict:
+    """The dashboard's tables: overall metrics with 95 % intervals, by case type, by error label,
+    the decision confusion table, and the replayed episodes."""
+    scores, episodes = scores_of(run)
+    return {"n": len(scores), "overall": aggregate(scores), "by_case_type": breakdown(scores, "case_type"),
+            "labels": label_table(scores), "confusion": confusion(scores), "episodes": episode_table(episodes)}
+
+
+def live_summary(run: EvalRun) -> dict:
+    """The stored summary of a finished run; computed afresh while it runs."""
+    if run.is_finished and run.summary.get("overall"):
+        return run.summary
+    return summarize(run)
+
+
+def compare(runs: list[EvalRun]) -> dict:
+    """Side by side (base vs SFT vs DPO): each metric's rate per run, and the correct rate per case type."""
+    summaries = {run.pk: live_summary(run) for run in runs}
+    metrics = [{"metric": m, "cells": [summaries[r.pk]["overall"]["metrics"][m] for r in runs]} for m in METRICS]
+    case_types = []
+    names = sorted({c for s in summaries.values() for c in s["by_case_type"]},
+                   key=lambda c: list(summaries[runs[0].pk]["by_case_type"]).index(c)
+                   if c in summaries[runs[0].pk]["by_case_type"] else 99)
+    for c in names:
+        case_types.append({"case_type": c, "cells": [
+            (summaries[r.pk]["by_case_type"].get(c) or {}).get("metrics", {}).get("correct") for r in runs]})
+    labels = sorted({lab for s in summaries.values() for lab in s["labels"]})
+    label_rows = [{"label": lab, "cells": [summaries[r.pk]["labels"].get(lab) for r in runs]} for lab in labels]
+    counts = [{"count": c, "cells": [summaries[r.pk]["overall"]["counts"][c] for r in runs]}
+              for c in ("n_calls", "n_redundant")]
+    return {"metrics": metrics, "case_types": case_types, "labels": label_rows, "counts": counts,
+            "n": [summaries[r.pk]["n"] for r in runs]}
+
+
+# --- closing the loop --------------------------------------------------------------------------
+
+@dataclass
+class LoopOutcome:
+    created: bool
+    obj: object
+
+
+def _context(result: EvalItemResult):
+    from annotate.convert_messages import to_trajectory
+
+    item = EvalItem.from_dict(result.set_item.document)
+    context = to_trajectory({"messages": item.messages, "tools": item.tools})
+    context.meta.case_types = [c for c in item.case_types]
+    if not context.turns:
+        raise ValueError("the prompt has no user message to continue")
+    return item, context
+
+
+def _labelled(steps: list[Step], labels: list[str], note: str) -> list[Step]:
+    """``steps`` with the output's error labels on its first step that is not reasoning."""
+    for s in steps:
+        if s.kind != "think":
+            s.labels = sorted(set(labels))
+            s.note = note[:1000]
+            break
+    return steps
+
+
+def send_to_annotation(result: EvalItemResult, *, user) -> LoopOutcome:
+    """A new draft trajectory holding the prompt and the model's output (labelled with what went
+    wrong), for an annotator to correct. Sending the same item twice returns the first one."""
+    from annotate.services import merge_tool_catalog, write_trajectories
+
+    if result.sent_trajectory_id:
+        return LoopOutcome(False, result.sent_trajectory)
+    run = result.run
+    item, traj = _context(result)
+    known = set(run.project.label_names())
+    labels = [lab for lab in result.labels if lab in known]
+    reasons = "; ".join((result.score or {}).get("reasons", []))
+    note = f"Model output from evaluation run #{run.pk} ({run.name}). " + (f"Why it failed: {reasons}" if reasons else "")
+    traj.turns[-1].steps.extend(_labelled(steps_from_output(result.parsed), labels, note))
+    traj.meta.source = "evaluation"
+    traj.meta.external_id = f"eval-{run.pk}-{result.item_id}"[:300]
+    traj.meta.split = "train"
+    traj.meta.tags = ["evaluation", f"eval-run-{run.pk}"]
+    traj.meta.extra = {"eval_run": run.pk, "eval_item": result.item_id, "labels": list(result.labels),
+                       "source_trajectory": result.set_item.trajectory_id if result.set_item else None}
+    with transaction.atomic():
+        merge_tool_catalog(run.project, [traj])
+        [row] = write_trajectories(run.project, [traj], user)
+        EvalItemResult.objects.filter(pk=result.pk).update(sent_trajectory=row)
+    result.sent_trajectory = row
+    return LoopOutcome(True, row)
+
+
+def make_pair(result: EvalItemResult, *, user) -> LoopOutcome:
+    """A draft preference pair: the model's output rejected, the reference chosen (source
+    ``evaluation``). Raises ``annotate.pairs.PairError`` when the pair is not acceptable."""
+    import copy
+
+    from annotate import pairs as core
+    from annotate.pair_services import save_pair
+
+    if result.pair_id:
+        return LoopOutcome(False, result.pair)
+    run = result.run
+    item, context = _context(result)
+    chosen = steps_from_reference(item.reference)
+    rejected = steps_from_output(result.parsed)
+    if result.parsed.get("format_errors"):
+        category = core.FORMAT
+    else:
+        category = core.guess_category(context, chosen, _labelled(copy.deepcopy(rejected), result.labels, ""))
+    reasons = "; ".join((result.score or {}).get("reasons", []))
+    pair = core.Pair(context=context, chosen=chosen, rejected=rejected, category=category, source="evaluation",
+                     note=f"From evaluation run #{run.pk} ({run.name}), item {result.item_id}. {reasons}".strip()[:2000],
+                     external_id=f"eval-{run.pk}-{result.position}")
+    trajectory = result.set_item.trajectory if result.set_item else None
+    with transaction.atomic():
+        row = save_pair(run.project, pair, user=user, trajectory=trajectory)
+        EvalItemResult.objects.filter(pk=result.pk).update(pair=row)
+    result.pair = row
+    return LoopOutcome(True, row)
