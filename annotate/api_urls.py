@@ -8,5 +8,17 @@ urlpatterns = [
     path("projects/<slug:slug>/trajectories/", api.TrajectoryListAPI.as_view(), name="api-trajectories"),
     path("projects/<slug:slug>/import/", api.ImportAPI.as_view(), name="api-import"),
     path("trajectories/<int:pk>/", api.TrajectoryDocumentAPI.as_view(), name="api-trajectory"),
+    # The workbench.
+    path("projects/<slug:slug>/dashboard/", api.DashboardAPI.as_view(), name="api-dashboard"),
+    path("projects/<slug:slug>/tools/", api.ToolListAPI.as_view(), name="api-tools"),
+    path("projects/<slug:slug>/next/", api.NextAPI.as_view(), name="api-next"),
+    path("projects/<slug:slug>/assign/", api.AssignAPI.as_view(), name="api-assign"),
+    path("trajectories/<int:pk>/edits/", api.TrajectoryEditAPI.as_view(), name="api-edits"),
+    path("trajectories/<int:pk>/turns/<int:turn>/steps/<int:step>/", api.StepAPI.as_view(), name="api-step"),
+    path("trajectories/<int:pk>/status/", api.TransitionAPI.as_view(), name="api-status"),
+    path("trajectories/<int:pk>/revisions/", api.RevisionListAPI.as_view(), name="api-revisions"),
+    path("trajectories/<int:pk>/revisions/<int:version>/", api.RevisionDetailAPI.as_view(), name="api-revision"),
+    path("trajectories/<int:pk>/revert/", api.RevertAPI.as_view(), name="api-revert"),
+    path("trajectories/<int:pk>/check-arguments/", api.CheckArgumentsAPI.as_view(), name="api-check-arguments"),
     *pair_api_urls.urlpatterns,  # preference pairs
 ]

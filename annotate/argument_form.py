@@ -39,6 +39,11 @@ class ArgField:
     choices: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
+    @property
+    def rows(self) -> int:
+        """Textarea height that shows a JSON value without scrolling (within reason)."""
+        return max(2, min(10, self.value.count("\n") + 1))
+
 
 def _properties(schema: Any) -> tuple[dict, list[str]]:
     schema = bfcl_types_to_json_schema(schema) if isinstance(schema, dict) else {}

@@ -48,6 +48,10 @@ class ArgState:
     raw: str = ""
     other_errors: list[str] = field(default_factory=list)  # errors no single field owns
 
+    @property
+    def raw_rows(self) -> int:
+        return max(3, min(16, self.raw.count("\n") + 1))
+
     def errors_for(self, name: str) -> list[str]:
         for f in self.fields:
             if f.name == name:

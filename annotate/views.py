@@ -9,7 +9,6 @@ without JavaScript the same forms post normally and the view redirects back to t
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -29,10 +28,10 @@ from annotate.editing import Edit, EditError
 from annotate.findings import Finding, validate
 from annotate.forms import IMPORT_FORMATS, AssignForm, ImportForm, QueueFilterForm, TransitionForm
 from annotate.importing import parse_file
-from annotate.models import Project, StepLabel, Trajectory
+from annotate.models import Project, Trajectory
 from annotate.revisions import diff_documents, rebase_edit
-from annotate.services import (Conflict, StaleVersion, WorkflowRefused, assign, conflict_for, current_document,
-                               document_at,
+from annotate.services import (THIN_SHARE, Conflict, StaleVersion, WorkflowRefused, assign, conflict_for,
+                               current_document, dashboard, document_at, queue,
                                import_parsed, next_in_queue, resolve_conflict, revert, save_edit, transition)
 from annotate.step_forms import (StepForm, StepPanel, argument_state, case_type_choices, check_arguments, first,
                                  read_arguments, read_step_form, schemas_for, step_panel)
@@ -40,10 +39,6 @@ from annotate.trajectory import CASE_TYPE_NAMES, CASE_TYPES, SPLITS, Trajectory 
 
 PAGE_SIZE = 50
 HISTORY_PAGE_SIZE = 20
-# A required case type under this share of the project's trajectories is "thin".
-THIN_SHARE = 0.05
-# Case types that teach the model when NOT to call a tool; without them it learns to call too often.
-RESTRAINT_CASE_TYPES = ("no_tool", "clarification", "tool_unavailable", "irrelevant_tools")
 
 
 def project_list(request: HttpRequest) -> HttpResponse:
@@ -53,81 +48,15 @@ def project_list(request: HttpRequest) -> HttpResponse:
     return render(request, "annotate/project_list.html", {"rows": rows})
 
 
-# --- dashboard ------------------------------------------------------------------------------------------
-
-@dataclass
-class CoverageRow:
-    case_type: str
-    name: str
-    count: int
-    share: float
-    required: bool
-    state: str  # ok | thin | missing
-    bar: int  # percent of the widest bar
-
-
-def coverage_rows(counts: Counter, total: int, required: list[str]) -> list[CoverageRow]:
-    """One row per case type (the known ones, then any other a trajectory carries)."""
-    names = dict(CASE_TYPE_NAMES)
-    for ct in counts:
-        names.setdefault(ct, ct)
-    widest = max(counts.values(), default=0) or 1
-    rows = []
-    for ct, name in names.items():
-        n = counts.get(ct, 0)
-        share = n / total if total else 0.0
-        state = "missing" if n == 0 else ("thin" if share < THIN_SHARE else "ok")
-        rows.append(CoverageRow(ct, name, n, share, ct in required, state, round(100 * n / widest)))
-    return rows
-
+# --- dashboard ---------------------------------------------------------------------------------------------
 
 def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
     project = get_object_or_404(Project, slug=slug)
     role = permissions.require_role(request.user, project)
-    trajectories = Trajectory.objects.filter(project=project).order_by()
-    by_status = dict(trajectories.values_list("status").annotate(n=Count("id")))
-    total = sum(by_status.values())
-    counts: Counter = Counter()
-    for index, n in trajectories.values_list("case_types_index").annotate(n=Count("id")):
-        for ct in filter(None, index.strip("|").split("|")):
-            counts[ct] += n
-    required = list(project.required_case_types or [])
-    coverage = coverage_rows(counts, total, required)
-    warnings = [row for row in coverage if row.required and row.state != "ok"] if total else []
-    labels = (StepLabel.objects.filter(trajectory__project=project).values("label")
-              .annotate(steps=Count("id"), trajectories=Count("trajectory", distinct=True)).order_by("-steps", "label"))
     return render(request, "annotate/project_detail.html", {
-        "project": project, "role": role, "total": total,
-        "by_status": [(s, label, by_status.get(s, 0)) for s, label in Trajectory.STATUS_CHOICES],
-        "coverage": coverage, "coverage_warnings": warnings,
-        "restraint_warning": any(w.case_type in RESTRAINT_CASE_TYPES for w in warnings),
-        "thin_percent": round(THIN_SHARE * 100),
-        "labels": list(labels), "progress": annotator_progress(project, trajectories),
+        "project": project, "role": role, "dash": dashboard(project), "thin_percent": round(THIN_SHARE * 100),
         "imports": project.imports.all()[:5],
     })
-
-
-def annotator_progress(project: Project, trajectories) -> list[dict]:
-    """Per member: assigned trajectories by status, and the share handed in (submitted or approved)."""
-    counts: dict = {}
-    for assignee, status, n in trajectories.values_list("assignee", "status").annotate(n=Count("id")):
-        counts.setdefault(assignee, Counter())[status] = n
-    rows = []
-    for m in project.memberships.select_related("user").order_by("user__username"):
-        c = counts.get(m.user_id, Counter())
-        assigned = sum(c.values())
-        done = c[Trajectory.SUBMITTED] + c[Trajectory.APPROVED]
-        rows.append({"user": m.user, "role": m.get_role_display(), "assigned": assigned,
-                     "draft": c[Trajectory.DRAFT], "submitted": c[Trajectory.SUBMITTED],
-                     "approved": c[Trajectory.APPROVED], "rejected": c[Trajectory.REJECTED],
-                     "percent": round(100 * done / assigned) if assigned else 0})
-    unassigned = counts.get(None, Counter())
-    if unassigned:
-        rows.append({"user": None, "role": "", "assigned": sum(unassigned.values()),
-                     "draft": unassigned[Trajectory.DRAFT], "submitted": unassigned[Trajectory.SUBMITTED],
-                     "approved": unassigned[Trajectory.APPROVED], "rejected": unassigned[Trajectory.REJECTED],
-                     "percent": 0})
-    return rows
 
 
 # --- queue ---------------------------------------------------------------------------------------------
@@ -142,36 +71,6 @@ def queue_form(project: Project, data, members) -> QueueFilterForm:
                            members=members, splits=[(s, s) for s in SPLITS])
 
 
-def filtered_queue(project: Project, filters: dict, user):
-    """The project's trajectories narrowed by the queue's filters, in the chosen order."""
-    qs = Trajectory.objects.filter(project=project)
-    if filters.get("status"):
-        qs = qs.filter(status=filters["status"])
-    if filters.get("case_type"):
-        qs = qs.with_case_type(filters["case_type"])
-    if filters.get("label"):
-        qs = qs.with_label(filters["label"])
-    assignee = filters.get("assignee")
-    if assignee == "me":
-        qs = qs.filter(assignee=user)
-    elif assignee == "none":
-        qs = qs.filter(assignee__isnull=True)
-    elif assignee:
-        qs = qs.filter(assignee_id=int(assignee))
-    if filters.get("source"):
-        qs = qs.filter(source=filters["source"])
-    if filters.get("split"):
-        qs = qs.filter(split=filters["split"])
-    if filters.get("q"):
-        qs = qs.search(filters["q"])
-    sort = filters.get("sort") or "id"
-    order = [sort] if sort.lstrip("-") == "id" else [sort, "id"]
-    # The queue shows a few columns; leave the big ones (system prompt, tool specs) unread.
-    return (qs.select_related("assignee").order_by(*order)
-            .only("id", "project_id", "title", "status", "case_types", "split", "source", "step_count",
-                  "finding_count", "updated_at", "version", "assignee__id", "assignee__username"))
-
-
 def trajectory_list(request: HttpRequest, slug: str) -> HttpResponse:
     project = get_object_or_404(Project, slug=slug)
     role = permissions.require_role(request.user, project)
@@ -179,7 +78,7 @@ def trajectory_list(request: HttpRequest, slug: str) -> HttpResponse:
     form = queue_form(project, request.GET, members)
     form.is_valid()  # invalid filters are reported and ignored; the valid ones still apply
     filters = form.cleaned_data
-    page = Paginator(filtered_queue(project, filters, request.user), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(queue(project, filters, request.user), PAGE_SIZE).get_page(request.GET.get("page"))
     params = request.GET.copy()
     params.pop("page", None)
     context = {
@@ -720,6 +619,7 @@ def import_trajectories(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         answers = form.cleaned_data.get("answers")
+        tools = form.cleaned_data.get("tools")
         if upload.size > settings.IMPORT_MAX_BYTES:
             form.add_error("file", f"{upload.name} is {upload.size:,} bytes; the limit is "
                                    f"{settings.IMPORT_MAX_BYTES:,} bytes (IMPORT_MAX_BYTES).")
@@ -727,7 +627,9 @@ def import_trajectories(request: HttpRequest, slug: str) -> HttpResponse:
             result = parse_file(upload.read(), upload.name, fmt=form.cleaned_data["format"],
                                 max_bytes=settings.IMPORT_MAX_BYTES,
                                 skip_invalid=form.cleaned_data["skip_invalid"],
-                                answers=answers.read() if answers else None)
+                                answers=answers.read() if answers else None,
+                                answers_filename=answers.name if answers else "",
+                                tools=tools.read() if tools else None, tools_filename=tools.name if tools else "")
             outcome = import_parsed(project, result, filename=upload.name, fmt=form.cleaned_data["format"],
                                     user=request.user)
             if outcome.imported:

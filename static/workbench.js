@@ -18,6 +18,7 @@
   }
 
   const EDIT_FORMS = "form.step-form, form.region-form";
+  const DIRTY_FORMS = "form.step-form.dirty, form.region-form.dirty";
 
   function isTyping(el) {
     return el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
@@ -32,7 +33,7 @@
   }
 
   function dirtyForms(except) {
-    return Array.from(document.querySelectorAll(EDIT_FORMS + ".dirty")).filter((f) => f !== except);
+    return Array.from(document.querySelectorAll(DIRTY_FORMS)).filter((f) => f !== except);
   }
 
   function describe(form) {
@@ -88,24 +89,16 @@
     }
   });
 
-  // After a swap the saved form is fresh; put the focus back where the user was working.
-  document.addEventListener("htmx:afterSwap", (e) => {
-    const target = e.detail.target;
-    if (target && target.id && target.id.startsWith("step-")) {
-      const fresh = document.getElementById(target.id);
-      if (fresh) setCurrent(fresh, false);
-    }
-  });
-  document.addEventListener("htmx:beforeSwap", (e) => {
-    // The step being replaced keeps the focus through its id.
-    const elt = e.detail.target;
-    if (elt && elt.contains(document.activeElement) && elt.id) elt.dataset.hadFocus = "1";
-  });
+  // After a step's swap (and htmx's attribute settling) the saved step stays the current one,
+  // with the focus, so j / k / Ctrl+S carry on from where the user was working.
   document.addEventListener("htmx:afterSettle", (e) => {
     const t = e.detail.target;
     if (t && t.id) {
       const fresh = document.getElementById(t.id);
-      if (fresh && fresh.matches("[data-step]")) fresh.focus({ preventScroll: true });
+      if (fresh && fresh.matches("[data-step]")) {
+        setCurrent(fresh, false);
+        fresh.focus({ preventScroll: true });
+      }
     }
   });
   // A request that failed outright (network, 500) must not look like a save.
