@@ -97,7 +97,7 @@ def insert_trajectories(project, trajectories: list[CanonicalTrajectory], *, aut
     step_t = _Table(Step, ("id", "trajectory_id", "turn_index", "position", "kind", "text", "name", "arguments",
                            "call_id", "ok", "note", "train"))
     label_t = _Table(StepLabel, ("step_id", "trajectory_id", "label"))
-    rev_t = _Table(Revision, ("trajectory_id", "version", "author_id", "created_at", "summary", "document"))
+    rev_t = _Table(Revision, ("trajectory_id", "version", "author_id", "created_at", "summary", "status", "document"))
     n_turns = sum(len(t.turns) for t in trajectories)
     n_steps = sum(t.step_count() for t in trajectories)
     with connection.cursor() as c:
@@ -133,7 +133,8 @@ def insert_trajectories(project, trajectories: list[CanonicalTrajectory], *, aut
                         label_rows.append(label_t.row({"step_id": step_id, "trajectory_id": tid, "label": label}))
                     step_id += 1
             rev_rows.append(rev_t.row({"trajectory_id": tid, "version": 1, "author_id": author_id, "created_at": ts,
-                                       "summary": "imported", "document": _j(t.to_dict())}))
+                                       "summary": "imported", "status": status,
+                                       "document": _j(t.to_dict())}))
         traj_t.insert(c, traj_rows)
         turn_t.insert(c, turn_rows)
         step_t.insert(c, step_rows)

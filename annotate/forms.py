@@ -17,6 +17,8 @@ class ImportForm(forms.Form):
     file = forms.FileField(help_text="JSON array or JSON Lines, UTF-8.")
     format = forms.ChoiceField(choices=IMPORT_FORMATS, initial="auto")
     answers = forms.FileField(required=False, help_text="BFCL only: the possible-answer file, stored as the gold reference.")
+    tools = forms.FileField(required=False, help_text="A JSON list of tool specs for records that carry none "
+                                                      "(e.g. tau-bench's airline_tools.json).")
     skip_invalid = forms.BooleanField(required=False, help_text="Import the valid records and report the rest. "
                                       "Without it, a file with any invalid record imports nothing.")
 

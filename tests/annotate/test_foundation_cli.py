@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from annotate.findings import validate
 from annotate.models import Project, Trajectory
+from annotate.trajectory import normalize_tool
 from tests.conftest import FIXTURES, shared_path
 
 pytestmark = pytest.mark.django_db
@@ -90,7 +92,7 @@ FIXTURE_FILES = [
     ("bfcl/BFCL_v4_simple_python.json", "bfcl", "bfcl/possible_answer/BFCL_v4_simple_python.json"),
     ("bfcl/BFCL_v4_multiple.json", "bfcl", "bfcl/possible_answer/BFCL_v4_multiple.json"),
     ("bfcl/BFCL_v4_irrelevance.json", "bfcl", None),
-    ("tau_bench/gpt-4o-airline_trial0.json", "tau_bench", None),
+    ("tau_bench/gpt-4o-airline_trial0.json", "tau_bench", "tools:tau_bench/airline_tools.json"),
     ("toolrl/rlla_sft_first200.json", "toolrl", None),
 ]
 
@@ -98,12 +100,20 @@ FIXTURE_FILES = [
 @pytest.mark.parametrize("name,fmt,answers", FIXTURE_FILES, ids=[f[0] for f in FIXTURE_FILES])
 def test_every_fixture_record_imports_through_the_cli(name, fmt, answers, tmp_path):
     path = shared_path("fixtures", name)
-    kwargs = {"answers": str(FIXTURES / answers)} if answers else {}
+    kwargs = {}
+    if answers and answers.startswith("tools:"):
+        kwargs["tools"] = str(FIXTURES / answers.removeprefix("tools:"))
+    elif answers:
+        kwargs["answers"] = str(FIXTURES / answers)
     call_command("import_trajectories", str(path), project="fx", format=fmt, **kwargs)
     project = Project.objects.get(slug="fx")
     assert project.trajectories.count() == count_records(path)
-    if answers:
+    if "answers" in kwargs:
         assert not project.trajectories.filter(reference__isnull=True).exists()
+    if "tools" in kwargs:  # every call of every trajectory names a tool from the given file
+        names = {normalize_tool(t)["name"] for t in json.loads(Path(kwargs["tools"]).read_text())}
+        assert set(project.tools.values_list("name", flat=True)) == names
+        assert not any(f.code == "unknown_tool" for t in project.trajectories.all() for f in validate(t.to_canonical()))
     # And they round-trip to messages with tool names, arguments and results intact.
     out = tmp_path / "m.jsonl"
     call_command("export_trajectories", str(out), project="fx", format="messages")

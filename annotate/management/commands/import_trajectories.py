@@ -21,22 +21,28 @@ class Command(BaseCommand):
         parser.add_argument("--project", required=True, help="Project slug")
         parser.add_argument("--format", default="auto", choices=[f for f, _ in IMPORT_FORMATS])
         parser.add_argument("--answers", type=Path, help="BFCL possible-answer file (gold reference)")
+        parser.add_argument("--tools", type=Path, help="JSON list of tool specs for records that carry none "
+                                                       "(e.g. tau-bench's airline_tools.json)")
         parser.add_argument("--skip-invalid", action="store_true",
                             help="Import the valid records and report the rest (default: all or nothing)")
 
-    def handle(self, *args, path, project: str, format: str, answers, skip_invalid: bool, **o):
+    def handle(self, *args, path, project: str, format: str, answers, skip_invalid: bool, tools=None, **o):
         path = Path(path)
         answers = Path(answers) if answers else None
+        tools = Path(tools) if tools else None
         if not path.is_file():
             raise CommandError(f"{path}: no such file")
         size = path.stat().st_size
         if size > settings.IMPORT_MAX_BYTES:
             raise CommandError(f"{path}: {size:,} bytes is over the limit of {settings.IMPORT_MAX_BYTES:,} "
                                "bytes (IMPORT_MAX_BYTES)")
-        if answers is not None and not answers.is_file():
-            raise CommandError(f"{answers}: no such file")
+        for extra in (answers, tools):
+            if extra is not None and not extra.is_file():
+                raise CommandError(f"{extra}: no such file")
         result = parse_file(path.read_bytes(), path.name, fmt=format, max_bytes=settings.IMPORT_MAX_BYTES,
-                            skip_invalid=skip_invalid, answers=answers.read_bytes() if answers else None)
+                            skip_invalid=skip_invalid, answers=answers.read_bytes() if answers else None,
+                            answers_filename=answers.name if answers else "",
+                            tools=tools.read_bytes() if tools else None, tools_filename=tools.name if tools else "")
         proj, created = get_or_create_project(project)
         if created:
             self.stdout.write(f"Created project '{proj.slug}' with the default error-label taxonomy.")
