@@ -346,7 +346,8 @@ class SegmentTokenizer:
         self.tokenizer = tokenizer
         self.backend = tokenizer.backend_tokenizer
         self.max_cache = max_cache
-        self.cache: dict[str, tuple[list[int], list[tuple[int, int]]]] = {}
+        self.cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._specials: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         added = {}
         self.segmentable = True
         for tid, tok in getattr(tokenizer, "added_tokens_decoder", {}).items():
@@ -382,18 +383,25 @@ class SegmentTokenizer:
             for piece, enc in zip(missing, self.backend.encode_batch(missing, add_special_tokens=False)):
                 cache[piece] = (np.asarray(enc.ids, dtype=np.int64),
                                 np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2))
-        id_parts, off_parts = [], []
+        id_parts, off_parts, shifts, lengths = [], [], [], []
         for start, piece, special in pieces:
-            if special:
-                id_parts.append(np.asarray([self.added[piece]], dtype=np.int64))
-                off_parts.append(np.asarray([[start, start + len(piece)]], dtype=np.int64))
-            else:
-                pids, poffs = cache[piece]
-                id_parts.append(pids)
-                off_parts.append(poffs + start)
+            pids, poffs = self._special(piece) if special else cache[piece]
+            id_parts.append(pids)
+            off_parts.append(poffs)
+            shifts.append(start)
+            lengths.append(len(pids))
         if not id_parts:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 2), dtype=np.int64)
-        return np.concatenate(id_parts), np.concatenate(off_parts)
+        offsets = np.concatenate(off_parts)
+        offsets += np.repeat(np.asarray(shifts, dtype=np.int64), lengths)[:, None]
+        return np.concatenate(id_parts), offsets
+
+    def _special(self, piece: str) -> tuple[np.ndarray, np.ndarray]:
+        hit = self._specials.get(piece)
+        if hit is None:
+            hit = self._specials[piece] = (np.asarray([self.added[piece]], dtype=np.int64),
+                                           np.asarray([[0, len(piece)]], dtype=np.int64))
+        return hit
 
 
 @dataclass

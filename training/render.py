@@ -288,11 +288,14 @@ class Renderer:
             return self._render_transformers(messages, tools, add_generation_prompt)
         if not normalized:
             messages = normalize_messages(messages)
-        compiled = self._compiled if track else self._plain
+        if not track:
+            return self._plain.render(messages=messages, tools=tools or None, documents=None,
+                                      add_generation_prompt=add_generation_prompt, **self.variables), []
+        compiled = self._compiled
         blocks: list[str] = []
         spans: list[tuple[int, int]] = []
         state = _Tracking(blocks, spans)
-        token = _TRACKING.set(state if track else None)
+        token = _TRACKING.set(state)
         try:
             for block in compiled.generate(messages=messages, tools=tools or None, documents=None,
                                            add_generation_prompt=add_generation_prompt, **self.variables):
@@ -378,8 +381,21 @@ def _environment():
     def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
         return _CURRENT_TOJSON.get()(x, ensure_ascii, indent, separators, sort_keys)
 
-    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True,
-                             extensions=[GenerationTracker, jinja2.ext.loopcontrols])
+    dict_attributes = frozenset(dir(dict))
+
+    class Env(jinja2.Environment):
+        def getattr(self, obj, attribute):
+            # ``message.role`` on a plain dict: Jinja tries the attribute first and pays for an
+            # AttributeError on every access. Look the key up first unless the name is a dict
+            # method (``message.items`` still means the method, as in Jinja).
+            if type(obj) is dict and attribute not in dict_attributes:
+                try:
+                    return obj[attribute]
+                except KeyError:
+                    return self.undefined(obj=obj, name=attribute)
+            return super().getattr(obj, attribute)
+
+    env = Env(trim_blocks=True, lstrip_blocks=True, extensions=[GenerationTracker, jinja2.ext.loopcontrols])
     env.filters["tojson"] = tojson
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
@@ -399,6 +415,13 @@ class _BoundTemplate:
         token = _CURRENT_TOJSON.set(self.tojson)
         try:
             yield from self.compiled.generate(**kwargs)
+        finally:
+            _CURRENT_TOJSON.reset(token)
+
+    def render(self, **kwargs) -> str:
+        token = _CURRENT_TOJSON.set(self.tojson)
+        try:
+            return self.compiled.render(**kwargs)
         finally:
             _CURRENT_TOJSON.reset(token)
 
