@@ -12,9 +12,12 @@ prefix-diffing finds assistant spans, so a token is coloured by the message that
 
 from __future__ import annotations
 
+import json
 from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
 from training.masks import SegmentTokenizer, common_prefix_len
 
@@ -84,6 +87,55 @@ def token_view(sample: dict, tokenizer, renderer, segments: SegmentTokenizer | N
     return TokenView(sample_id=str(sample.get("id", "")), tokens=tokens, total=len(ids), supervised=sum(mask),
                      by_role=dict(sorted(by_role.items())), supervised_by_kind=dict(sorted(by_kind.items())),
                      cut=max(0, len(ids) - max_tokens))
+
+
+# --- a tokenizer for the web process ----------------------------------------------------------
+
+_SPECIAL_ATTRIBUTES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+
+
+class LightTokenizer:
+    """What the render core uses of a transformers tokenizer, built from ``tokenizer.json`` with the
+    ``tokenizers`` library alone: importing transformers' tokenizer also imports torch (seconds, and
+    hundreds of MB in the web process). A test checks it renders, masks and tokenizes exactly as
+    ``AutoTokenizer`` does.
+    """
+
+    def __init__(self, folder: str | Path):
+        from tokenizers import Tokenizer
+
+        folder = Path(folder)
+        self.name_or_path = str(folder)
+        self.backend_tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        config = _read_json(folder / "tokenizer_config.json")
+        config.update(_read_json(folder / "special_tokens_map.json"))
+        self.special_tokens_map = {k: _token_text(config[k]) for k in _SPECIAL_ATTRIBUTES if config.get(k)}
+        self.added_tokens_decoder = self.backend_tokenizer.get_added_tokens_decoder()
+
+    def encode(self, text: str) -> list[int]:
+        return self.backend_tokenizer.encode(text, add_special_tokens=False).ids
+
+    def __call__(self, text: str, add_special_tokens: bool = False) -> dict:
+        return {"input_ids": self.backend_tokenizer.encode(text, add_special_tokens=add_special_tokens).ids}
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _token_text(value) -> str:
+    return value.get("content", "") if isinstance(value, dict) else str(value)
+
+
+@lru_cache(maxsize=4)
+def load_preview_tokenizer(folder: str):
+    """A tokenizer for the preview, once per process: ``LightTokenizer`` where the folder has a
+    ``tokenizer.json``, else transformers' (which converts vocab/merges files, at the price of its import)."""
+    if (Path(folder) / "tokenizer.json").is_file():
+        return LightTokenizer(folder)
+    from training.export import load_tokenizer
+
+    return load_tokenizer(folder)
 
 
 def piece_text(s: str) -> str:

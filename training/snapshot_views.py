@@ -3,8 +3,8 @@ and the token-by-token preview of any trajectory under any template and strategy
 
 Each view reads: fetch → check permission → form → change → respond. Reading needs a role in the
 project; creating, cancelling and overriding need the lead role. The preview tokenizes in the web
-process: transformers' tokenizer is imported inside the view and each tokenizer is loaded once per
-process (``training.export.load_tokenizer``); nothing imports torch or trl here.
+process with the ``tokenizers`` library (``training.preview.LightTokenizer``, loaded once per
+process inside the view): transformers' tokenizer would import torch too.
 """
 
 from __future__ import annotations
@@ -322,14 +322,14 @@ def render_preview(trajectory: Trajectory, params: dict) -> dict:
     """Render the trajectory's current document through the chosen template, tokens and all."""
     import time
 
-    from training.export import load_tokenizer, resolve_template
+    from training.export import resolve_template
     from training.masks import SegmentTokenizer
-    from training.preview import token_view
+    from training.preview import load_preview_tokenizer, token_view
     from training.render import Renderer, RenderSettings, render_sample
 
     started = time.perf_counter()
     template = resolve_template(params["template"])
-    tokenizer = load_tokenizer(params["tokenizer"])
+    tokenizer = load_preview_tokenizer(params["tokenizer"])
     loaded = time.perf_counter()
     settings_ = RenderSettings(strategy=params["strategy"], reasoning_loss=params["reasoning_loss"] == "1",
                                error_policy=params["error_policy"])

@@ -1,0 +1,73 @@
+"""In Chromium: the token-by-token preview updates in place as a lead switches template and strategy;
+a lead creates a snapshot from the form, watches it export, and sees its audit."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.conftest import login, screenshot
+from tests.conftest import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def tiny_project(project, demo_trajectories, tiny_model_dir, settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    project.target_template = "qwen3_training"
+    project.target_tokenizer = str(tiny_model_dir)
+    project.save()
+    project.trajectories.update(status="approved")
+    return project
+
+
+def test_switching_template_and_strategy_updates_the_preview_in_place(page, tiny_project, lead):
+    trajectory = tiny_project.trajectories.get(external_id="demo-multi-turn")
+    login(page, lead.username, PASSWORD)
+    page.goto(f"/training/t/{trajectory.pk}/preview/")
+    preview = page.locator("#preview")
+    assert preview.locator(".sample").count() == 1
+    supervised = preview.locator(".tok.sup")
+    assert supervised.count() > 0
+    assert "Two flights" in "".join(supervised.all_inner_texts())
+    assert "How much is the cheaper one" not in "".join(supervised.all_inner_texts())
+    screenshot(page, "preview-conversation")
+    page.evaluate("window.__stillHere = true")  # gone if the page reloads instead of swapping
+
+    page.select_option("select[name=strategy]", "turn")
+    page.wait_for_function("document.querySelectorAll('#preview .sample').length === 2")
+    assert "strategy=turn" in page.url
+    assert page.locator("#chosen-strategy").inner_text() == "turn"
+
+    page.select_option("select[name=template]", "qwen2_5_training")
+    page.wait_for_function("document.querySelector('#preview').dataset.template === 'qwen2_5_training'")
+    assert "qwen2_5_training" in page.locator("#preview-summary").inner_text()
+    assert page.locator("#preview .tok.sup").count() > 0
+    assert page.evaluate("window.__stillHere") is True
+    screenshot(page, "preview-turn-qwen2_5")
+
+
+@pytest.fixture
+def eager_tasks():
+    """The export runs inside the request (no worker in this test)."""
+    from studio.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
+def test_a_lead_creates_a_snapshot_and_sees_its_audit(page, tiny_project, lead, eager_tasks):
+    login(page, lead.username, PASSWORD)
+    page.goto(f"/training/p/{tiny_project.slug}/snapshots/")
+    page.click("#new-snapshot")
+    page.fill("input[name=name]", "demo sft")
+    page.check("input[name=tokenized]")
+    screenshot(page, "snapshot-form")
+    page.click("#create-snapshot")
+    page.wait_for_selector("#live[data-status=succeeded]")
+    assert page.locator("#audit-verdict").inner_text().startswith("The audit found no errors")
+    assert int(page.locator("#supervised-tokens").inner_text().replace(",", "")) > 0
+    assert page.locator("#snapshot-files [data-file='hf.zip']").count() == 1
+    screenshot(page, "snapshot-detail")
