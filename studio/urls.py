@@ -35,5 +35,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("training/", include("training.urls")),
+    path("", include("evaluation.urls")),  # evaluation/… pages and api/… endpoints
     path("", include("annotate.urls")),
 ]
