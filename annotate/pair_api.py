@@ -57,6 +57,8 @@ class PairCreateSerializer(serializers.Serializer):
     rejected = serializers.JSONField(required=False)
     starter = serializers.CharField(required=False)
     category = serializers.CharField(default="other")
+    source = serializers.ChoiceField(choices=list(core.SOURCES), default="manual",
+                                     help_text="e.g. 'evaluation' for a pair built from an evaluation failure")
     note = serializers.CharField(required=False, allow_blank=True, default="")
 
 
@@ -195,7 +197,7 @@ def _new_pair(project, d: dict):
             raise core.PairError(e.message, e.field) from None
     else:
         raise core.PairError("give a trajectory with turn and step, or a context document", "trajectory")
-    pair.category, pair.note = d["category"], d.get("note", "")
+    pair.category, pair.source, pair.note = d["category"], d["source"], d.get("note", "")
     if "chosen" in d:
         pair.chosen = _steps(d["chosen"], "chosen")
     if "rejected" in d:

@@ -51,6 +51,15 @@ def test_a_pair_from_a_context_document_and_explicit_sides(lead, project):
     assert r.status_code == 201 and Pair.objects.get().trajectory is None
 
 
+def test_a_pair_from_an_evaluation_failure_keeps_its_source(lead, multi):
+    r = api_for(lead).post("/api/projects/weather/pairs/", {
+        "trajectory": multi.pk, "turn": 1, "step": 1, "starter": "cost", "category": "cost",
+        "source": "evaluation", "note": "eval run 7: repeated the conversion"}, format="json")
+    assert r.status_code == 201 and (r.data["source"], r.data["category"]) == ("evaluation", "cost")
+    d = api_for(lead).get("/api/projects/weather/pairs/dashboard/").data
+    assert next(s["n"] for s in d["by_source"] if s["source"] == "evaluation") == 1
+
+
 BAD_CREATES = [
     ("identical sides", {"turn": 1, "step": 1, "category": "other"}, "rejected", "identical"),
     ("cut past the end", {"turn": 4, "step": 0}, "cut.turn", "past the end"),
