@@ -43,6 +43,12 @@ def tiny_tokenizer(tiny_model_dir):
     return AutoTokenizer.from_pretrained(tiny_model_dir)
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    """The default hasher costs ~1 s per user on these machines; tests don't need its strength."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 # Users and a project with each role: the shared base for permission and page tests. -------
 PASSWORD = "pw-for-tests-1"
 
