@@ -79,7 +79,8 @@ class MetricsCallback(TrainerCallback):
             self.events.write("log", step=state.global_step, epoch=state.epoch, values=values)
             shown = " ".join(f"{k}={v:.4g}" for k, v in values.items()
                              if k in ("loss", "eval_loss", "learning_rate", "grad_norm", "tokens_per_second"))
-            print(f"step {state.global_step}/{state.max_steps} {shown}", flush=True)
+            if shown:
+                print(f"step {state.global_step}/{state.max_steps} {shown}", flush=True)
 
     def on_save(self, args, state, control, **kwargs):
         self.events.write("checkpoint", step=state.global_step,

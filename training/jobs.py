@@ -424,13 +424,16 @@ class RunMonitor:
         self.progress = Progress(step=job.current_step, max_steps=job.total_steps)
         self.summary = dict(job.summary)
 
-    def ingest(self) -> None:
+    def ingest(self) -> int:
+        """Read the run's new events; return how many there were."""
         points = []
+        count = 0
         for line in self.tail.read_lines():
             try:
                 ev = json.loads(line)
             except ValueError:
                 continue
+            count += 1
             kind = ev.get("event")
             if kind == "step":
                 self.progress.step, self.progress.max_steps = int(ev["step"]), int(ev.get("max_steps") or 0)
@@ -456,6 +459,7 @@ class RunMonitor:
                 self.progress.error = ev.get("message", "")
         if points:
             MetricPoint.objects.bulk_create(points)
+        return count
 
     def _echo_log(self, ev: dict) -> None:
         if not self.echo:
@@ -527,9 +531,9 @@ def _supervise(job_id: int, proc: subprocess.Popen, monitor: RunMonitor, poll: f
             return ""
         except subprocess.TimeoutExpired:
             pass
-        monitor.ingest()
-        if time.monotonic() - last_beat < HEARTBEAT_EVERY:
-            continue
+        fresh = monitor.ingest()
+        if not fresh and time.monotonic() - last_beat < HEARTBEAT_EVERY:
+            continue  # news goes to the row at once; otherwise a heartbeat every HEARTBEAT_EVERY s
         last_beat = time.monotonic()
         if not beat(TrainingJob, job_id, **monitor.fields()):
             stopped_for = "lost"  # swept, or finished by someone else: the row has the verdict

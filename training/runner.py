@@ -261,7 +261,8 @@ def trl_kwargs(cfg: RunConfig, device: str, *, has_eval: bool | None = None,
     """
     s = cfg.settings
     if has_eval is None:
-        has_eval = "eval" in dataset_splits(cfg.dataset_dir) or s.eval_fraction > 0
+        has_eval = ("eval" in dataset_splits(cfg.dataset_dir) or s.eval_fraction > 0) and not (
+            s.max_steps and s.eval_steps > s.max_steps)
     kw: dict[str, Any] = {
         "output_dir": str(Path(cfg.output_dir) / CHECKPOINTS_DIR),
         "learning_rate": s.learning_rate,
@@ -453,10 +454,16 @@ def load_datasets(cfg: RunConfig):
     """Train and (optional) eval datasets from the snapshot folder."""
     import datasets
 
+    # A snapshot folder is immutable (its files are hashed): TRL's tokenizing maps must not write
+    # their cache files next to it. Without caching they go to a temporary folder.
+    datasets.disable_caching()
     dd = datasets.load_from_disk(cfg.dataset_dir)
     if isinstance(dd, datasets.Dataset):
         dd = datasets.DatasetDict({"train": dd})
     train, evald = dd["train"], dd.get("eval")
+    s = cfg.settings
+    if s.max_steps and s.eval_steps > s.max_steps:
+        return train, None  # no evaluation would ever run: don't tokenize an eval set for nothing
     if evald is None and cfg.settings.eval_fraction > 0 and len(train) > 1:
         split = train.train_test_split(test_size=cfg.settings.eval_fraction, seed=cfg.settings.seed)
         train, evald = split["train"], split["test"]
@@ -531,6 +538,7 @@ def final_results(trainer, train_metrics: dict[str, Any], session_tokens: int) -
 
 
 def train(cfg: RunConfig, events: EventLog) -> dict[str, Any]:
+    quiet_libraries()
     device = resolve_device(cfg.settings.device)
     events.write("status", message=f"Loading {cfg.model} and the snapshot on {device}")
     trainer = build_trainer(cfg, device, events)
@@ -551,6 +559,19 @@ def train(cfg: RunConfig, events: EventLog) -> dict[str, Any]:
     return results
 
 
+def quiet_libraries() -> None:
+    """Keep the log the job page shows readable: no progress bars, no deprecation chatter."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
@@ -560,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     events = EventLog(cfg.run_dir / METRICS_FILE)
     watch_parent(events)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     events.write("status", message="Starting: importing torch, transformers and TRL")
     try:
         results = train(cfg, events)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import zipfile
 from pathlib import Path
 
@@ -46,17 +47,62 @@ CHART_STYLE = Style(background="#ffffff", plot_background="#ffffff", foreground=
                     major_label_font_size=11, legend_font_size=12, tooltip_font_size=12)
 
 
+def nice_ticks(lo: float, hi: float, most: int = 6) -> tuple[list[float], float]:
+    """Round-numbered axis ticks covering [lo, hi] (about ``most`` of them), and their spacing.
+
+    >>> nice_ticks(187, 799)[0]
+    [0, 200, 400, 600, 800]
+    """
+    if hi == lo:
+        hi, lo = hi + (abs(hi) or 1) * 0.05, lo - (abs(lo) or 1) * 0.05
+    raw = (hi - lo) / max(1, most - 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    ticks = [math.floor(lo / step) * step]
+    while ticks[-1] < hi - step * 1e-9:
+        ticks.append(ticks[-1] + step)
+    precision = max(0, 12 - math.floor(math.log10(step)))
+    return [round(t, precision) if step < 1 else int(round(t)) if float(step).is_integer() else t
+            for t in ticks], step
+
+
+def tick_formatter(step: float, top: float):
+    """Labels with as many digits as the tick spacing needs (scientific below 0.001)."""
+    exp_step = math.floor(math.log10(step))
+    extra = 0 if round(step / 10 ** exp_step, 6) in (1, 2, 5, 10) else 1
+    if 0 < top < 1e-3:
+        decimals = max(0, math.floor(math.log10(top)) - exp_step + extra)
+        return lambda v: f"{v:.{decimals}e}"
+    decimals = max(0, -exp_step + extra)
+    return lambda v: f"{v:,.{decimals}f}"
+
+
+def _step_ticks(steps: list[float], most: int = 10) -> list[int]:
+    """Whole-number step ticks, at most ``most`` of them."""
+    if not steps:
+        return []
+    lo, hi = int(min(steps)), int(math.ceil(max(steps)))
+    every = max(1, math.ceil((hi - lo + 1) / most))
+    return list(range(lo, hi + 1, every))
+
+
 def line_chart(title: str, series: list[tuple[str, list[tuple[float, float]]]], *, width: int = 520,
-               height: int = 280, x_title: str = "step") -> str:
+               height: int = 300) -> str:
     """An inline SVG line chart (pygal, no JavaScript) of ``[(label, [(step, value), ...]), ...]``."""
+    series = [(label, points) for label, points in series if points]
+    values = [v for _, points in series for _, v in points]
+    steps = [x for _, points in series for x, _ in points]
+    y_ticks, y_step = nice_ticks(min(values), max(values)) if values else ([], 1.0)
+    y_format = tick_formatter(y_step, max(map(abs, values), default=1.0))
     chart = pygal.XY(title=title, width=width, height=height, style=CHART_STYLE, js=[], disable_xml_declaration=True,
-                     show_dots=max((len(p) for _, p in series), default=0) < 30, dots_size=2.5, stroke_style={"width": 2},
-                     x_title=x_title, legend_at_bottom=True, legend_at_bottom_columns=4, truncate_legend=40,
-                     no_data_text="Waiting for the first logged step…", print_values=False,
-                     value_formatter=lambda v: f"{v:.4g}", x_value_formatter=lambda v: f"{v:g}")
+                     show_dots=max((len(p) for _, p in series), default=0) < 30, dots_size=2.5,
+                     stroke_style={"width": 2}, show_legend=len(series) > 1, legend_at_bottom=True,
+                     legend_at_bottom_columns=4, truncate_legend=60, no_data_text="Waiting for the first logged step…",
+                     y_labels=y_ticks or None, value_formatter=y_format,
+                     x_value_formatter=lambda v: f"step {v:g}",
+                     x_labels=_step_ticks(steps), x_label_rotation=0, show_minor_x_labels=True)
     for label, points in series:
-        if points:
-            chart.add(label, points)
+        chart.add(label, points)
     return chart.render(is_unicode=True)
 
 
@@ -110,7 +156,7 @@ def run_list(request: HttpRequest, slug: str) -> HttpResponse:
         for job in compared:
             pts = [(s, v["loss"]) for s, v in job.metrics.values_list("step", "values") if "loss" in v]
             series.append((f"#{job.pk} {job.name}", pts))
-        overlay = line_chart("Training loss", series, width=1000, height=380)
+        overlay = line_chart("Training loss", series, width=1100, height=420)
     return render(request, "training/run_list.html", {
         "project": project, "role": role, "page": page, "filters": f, "compared": compared,
         "compare_ids": compare_ids, "overlay": overlay, "statuses": JobStatus.choices,
@@ -161,12 +207,18 @@ def launch_preview(project: Project, form: LaunchForm) -> dict:
                            dataset_dir=str(Path(snapshot.out_dir) / "hf"), output_dir=str(run_dir), settings=s,
                            snapshot=snapshot_info(snapshot), chat_template_file=str(template) if template.exists() else "",
                            app_commit=app_commit(), trust_remote_code=bool(getattr(settings, "TRUST_REMOTE_CODE", False)))
-    devices = ["cpu", "cuda"] if s.device == "auto" else [s.device]
+    device = "cpu" if s.device == "auto" else s.device
+    cuda_changes = ""
+    if s.device == "auto":  # the worker decides: show the CPU config and what CUDA changes
+        cpu, cuda = runner.trl_kwargs(cfg, "cpu"), runner.trl_kwargs(cfg, "cuda")
+        cuda_changes = ", ".join(f"{k}={cuda[k]!r}" if k in cuda else f"{k} left at TRL's default"
+                                 for k in sorted(set(cpu) | set(cuda)) if cpu.get(k, "∅") != cuda.get(k, "∅"))
     return {
         "command": " ".join(runner.runner_command(run_dir / "job.json", python="python")),
         "job_json": json.dumps(cfg.to_dict(), indent=2, sort_keys=True),
-        "configs": [(d, runner.trl_call_text(cfg, d)) for d in devices],
+        "config": runner.trl_call_text(cfg, device),
         "auto": s.device == "auto",
+        "cuda_changes": cuda_changes,
     }
 
 

@@ -128,6 +128,13 @@ def test_the_preview_shows_the_exact_trl_config_and_command_and_queues_nothing(c
     assert not TrainingJob.objects.exists()
 
 
+def test_with_device_auto_the_preview_says_what_a_cuda_worker_changes(client, lead, sft_snapshot, model_dir):
+    page = _client(client, lead).post(reverse("training:launch-job", args=["weather"]),
+                                      _form(sft_snapshot, model_dir, action="preview", device="auto"))
+    cuda = page.content.decode().split('id="preview-cuda"')[1].split("</p>")[0]
+    assert "bf16=True" in cuda and "use_cpu=False" in cuda
+
+
 @pytest.mark.parametrize("method, url_name", [("get", "training:launch-job"), ("post", "training:launch-job")])
 def test_an_annotator_cannot_launch(client, annotator, sft_snapshot, model_dir, method, url_name):
     c = _client(client, annotator)
@@ -226,3 +233,15 @@ def test_a_finished_run_offers_its_model_as_a_zip_and_its_card_as_text(client, l
         assert len(zf.read(f"{root}/sub/weights.bin")) == 3_000_000
     for name in ("job.json", "checkpoint-1", "..%2F..%2Fsecret_key"):  # only the listed files, never a path
         assert c.get(f"/training/runs/{running_job.pk}/files/{name}").status_code == 404
+
+
+@pytest.mark.parametrize("lo, hi, labels", [
+    (0.6928, 0.6931, ["0.6927", "0.6928", "0.6929", "0.6930", "0.6931"]),  # DPO loss barely moving
+    (5e-6, 2e-5, ["5.0e-06", "1.0e-05", "1.5e-05", "2.0e-05"]),  # a decaying learning rate
+    (187, 799, ["0", "200", "400", "600", "800"]),  # tokens/s
+])
+def test_chart_axes_get_few_round_distinct_labels(lo, hi, labels):
+    from training.views import nice_ticks, tick_formatter
+
+    ticks, step = nice_ticks(lo, hi)
+    assert [tick_formatter(step, max(abs(lo), abs(hi)))(t) for t in ticks] == labels
