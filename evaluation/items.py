@@ -225,14 +225,46 @@ def rows_from_candidates(record: dict, ident: str, template: Any = None) -> list
     case_type = CANDIDATE_CASE_TYPES.get(kind, "tool_required")
     if record.get("category") == "irrelevant_tools":
         case_type = "irrelevant_tools"
+    extra = {}
+    if case_type == "clarification":
+        extra["missing_args"] = _missing_args(record, cands, ci, question)
     traj = Trajectory.from_dict({
         "system": record.get("system") or "", "tools": record.get("tools") or [],
         "turns": list(record.get("history") or []) + [{"user": question, "steps": [s.to_dict() for s in steps]}],
-        "meta": {"source": "candidates", "external_id": ident, "case_types": [case_type]},
+        "meta": {"source": "candidates", "external_id": ident, "case_types": [case_type], "extra": extra},
     })
     ti = len(traj.turns) - 1
     rows = [r for r in rows_from_trajectory(traj, ident, template) if decision_point(r["id"])[1] == ti]
     return rows[:1]  # the first decision: what the question asks of the model
+
+
+def _missing_args(record: dict, cands: list, correct: int, question: str) -> list[str]:
+    """What a correct clarifying question asks for: the required arguments of a wrong candidate's
+    call (the call made too early) whose values the user has not given."""
+    from annotate.pairs import PairError, candidate_steps
+    from annotate.trajectory import normalize_tool
+
+    tools = {}
+    for t in record.get("tools") or []:
+        try:
+            spec = normalize_tool(t)
+        except ValueError:
+            continue
+        tools[spec["name"]] = spec
+    said = question.lower()
+    for i, c in enumerate(cands):
+        if i == correct:
+            continue
+        try:
+            steps = candidate_steps(c, f"candidates[{i}]")
+        except PairError:
+            continue
+        for s in steps:
+            if s.kind == "tool_call" and isinstance(s.arguments, dict):
+                params = (tools.get(s.name) or {}).get("parameters") or {}
+                required = params.get("required") or list(s.arguments)
+                return [a for a in required if a in s.arguments and str(s.arguments[a]).lower() not in said]
+    return []
 
 
 def case_types_of(items: Iterable[EvalItem]) -> dict[str, int]:

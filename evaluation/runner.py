@@ -169,7 +169,7 @@ def score_item(item: EvalItem, out: ItemOutput) -> dict:
         return line
     parsed = ParsedOutput.from_dict(out.parsed)
     line["score"] = score_output(parsed, Reference.from_dict(item.reference)).to_dict()
-    ep = out.episode
+    ep = line["episode"]
     if ep and ep.get("ended") == "answered" and item.final_reference and len(ep["steps"]) > 1:
         last = ParsedOutput.from_dict(ep["steps"][-1]["parsed"])
         ep["final_score"] = score_output(last, Reference.from_dict(item.final_reference)).to_dict()

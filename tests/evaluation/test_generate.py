@@ -100,7 +100,7 @@ def test_an_endpoint_that_returns_the_references_scores_every_item_correct(demo_
         outputs = generate_items(items, EndpointGenerator(server.url, "oracle-model", settings), settings)
     lines = [score_item(it, out) for it, out in zip(items, outputs)]
     assert all(line["score"]["metrics"]["correct"] for line in lines), [l["score"]["reasons"] for l in lines]
-    replayed = [out.episode for out in outputs if out.episode]
+    replayed = [line["episode"] for line in lines if line["episode"]]
     assert replayed and all(e["ended"] == "answered" and e["final_score"]["metrics"]["correct"] for e in replayed)
     assert {r["body"]["model"] for r in server.requests} == {"oracle-model"}
 
@@ -204,7 +204,7 @@ def test_a_call_is_answered_with_the_gold_result_until_the_model_answers(turns, 
         [out] = generate_items([item], EndpointGenerator(server.url, "m", settings), settings)
         fed = [m for m in server.requests[-1]["body"]["messages"] if m["role"] == "tool"]
     line = score_item(item, out)
-    ep = out.episode
+    ep = line["episode"]
     assert ep["ended"] == ended and ep["n_calls"] == n_calls
     assert line["score"]["metrics"]["tool_selection_ok"] is (ended != "off_script")
     if ended != "off_script":
