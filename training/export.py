@@ -1,7 +1,10 @@
 """Export a snapshot: render every pinned item through the core, then write the files (pure; no Django).
 
 ``run_export`` takes the pinned items (cache key, id, split), a render cache and a loader for the
-documents the cache does not hold, and writes into ``out_dir``:
+documents the cache does not hold. Each item renders once per settings hash into a cache entry
+(``render_item``: what the audit needs, plus the item's JSONL lines and Arrow rows already
+serialised), so re-exporting after a few edits renders only the edited items and concatenates the
+rest. It writes into ``out_dir``:
 
     train.jsonl, eval.jsonl (test.jsonl)   one record a line, TRL's conversational columns
     parquet/<split>.parquet                the same rows (the Arrow table the dataset holds)
@@ -215,13 +218,15 @@ class RenderContext:
 # --- rendering one item --------------------------------------------------------------------------
 
 def render_item(document: dict, ident: str, ctx: RenderContext) -> dict:
-    """One pinned item -> ``{"rows", "render", "findings", "case_types"}`` (JSON-serialisable; cached).
+    """One pinned item -> its cache entry: ``{"result", "jsonl", "arrow"}``.
 
-    ``document`` is a canonical trajectory (``sft``, ``prompt``) or a pair document (``dpo``).
-    ``render`` is the core's ``render_sample`` result for ``sft`` items, without the per-sample
-    text and regions (the audit needs only the counts and findings); ``findings`` hold this
-    module's own per-item findings. A document that cannot be rendered yields no rows and a
-    ``render_failed`` error naming the reason.
+    ``result`` (JSON) is what the audit needs: the core's ``render_sample`` result for ``sft``
+    items without the rows, per-sample text and regions; this module's own findings (storage
+    included); case types; row count and token counts. ``jsonl`` is the item's lines exactly as
+    the JSONL files hold them, and ``arrow`` its rows as one serialised Arrow record batch, so a
+    re-export from the cache concatenates bytes instead of encoding rows again.
+    ``document`` is a canonical trajectory (``sft``, ``prompt``) or a pair document (``dpo``);
+    one that cannot be rendered yields no rows and a ``render_failed`` error naming the reason.
     """
     kind = ctx.settings.kind
     try:
@@ -234,9 +239,12 @@ def render_item(document: dict, ident: str, ctx: RenderContext) -> dict:
     except Exception as e:  # a template's raise_exception, a malformed document: reported per item
         out = {"rows": [], "render": None, "findings": [
             _finding("render_failed", f"{type(e).__name__}: {e}", "error", ident)]}
-    out["item"] = ident
-    out["case_types"] = _case_types(document, kind)
-    return out
+    rows = out.pop("rows")
+    cols = item_columns(ctx.settings, rows)
+    out["findings"] += storage_findings(rows, json_columns(cols))
+    out.update(item=ident, case_types=_case_types(document, kind), n_rows=len(rows), columns=cols if rows else None,
+               tokens=[r["_tokens"] for r in rows if "_tokens" in r])
+    return {"result": out, "jsonl": jsonl_text(rows, cols), "arrow": arrow_batch(rows, cols) if rows else b""}
 
 
 def _finding(code: str, message: str, severity: str, item: str, **where) -> dict:
@@ -429,11 +437,11 @@ def run_export(items: list[ExportItem], settings: ExportSettings, out_dir: Path,
     progress(0.0, "loading the tokenizer and template")
     ctx = RenderContext.build(settings)
     cache = cache if cache is not None else (cache_for(ctx.cache_key) if cache_for else MemoryCache())
-    results: dict[str, dict] = {}
+    entries: dict[str, dict] = {}
     keys = list(dict.fromkeys(it.key for it in items))
     for start in range(0, len(keys), 2000):
-        results.update(cache.get_many(keys[start:start + 2000]))
-    missing = [k for k in keys if k not in results]
+        entries.update(cache.get_many(keys[start:start + 2000]))
+    missing = [k for k in keys if k not in entries]
     idents = {it.key: it.ident for it in items}
     progress(0.02, f"{len(keys) - len(missing)} of {len(keys)} items cached; rendering {len(missing)}")
     for start in range(0, len(missing), chunk):
@@ -441,23 +449,20 @@ def run_export(items: list[ExportItem], settings: ExportSettings, out_dir: Path,
         docs = load_documents(batch)
         fresh = {k: render_item(docs[k], idents[k], ctx) for k in batch}
         cache.put_many(fresh)
-        results.update(fresh)
+        entries.update(fresh)
         done = start + len(batch)
-        progress(0.02 + 0.78 * done / max(1, len(missing)), f"rendered {done} of {len(missing)} items")
-    progress(0.8, f"writing {sum(len(results[k]['rows']) for k in keys)} rows")
-    rows_by_split: dict[str, list[dict]] = {}
+        progress(0.02 + 0.83 * done / max(1, len(missing)), f"rendered {done} of {len(missing)} items")
+    results = [entries[k]["result"] for k in keys]
+    rows = sum(r["n_rows"] for r in results)
+    progress(0.85, f"writing {rows} rows")
+    by_split: dict[str, list[dict]] = {}
     for it in items:
-        rows_by_split.setdefault(it.split, []).extend(results[it.key]["rows"])
-    audit = aggregate_audit([results[k] for k in keys], settings)
-    cols = columns_for(settings, rows_by_split)
-    storage = storage_check(rows_by_split, json_columns(cols))
-    add_findings(audit, storage.pop("findings"))
-    audit["storage"] = storage
-    write_files(out_dir, rows_by_split, settings, ctx, audit, snapshot_meta or {})
+        by_split.setdefault(it.split, []).append(entries[it.key])
+    audit = aggregate_audit(results, settings)
+    write_files(out_dir, by_split, snapshot_columns(settings, results), ctx, audit, snapshot_meta or {})
     progress(1.0, "done")
-    samples = sum(len(r) for r in rows_by_split.values())
-    return ExportResult(out_dir=out_dir, items=len(keys), samples=samples, rendered=len(missing), audit=audit,
-                        splits={s: len(r) for s, r in rows_by_split.items()})
+    return ExportResult(out_dir=out_dir, items=len(keys), samples=rows, rendered=len(missing), audit=audit,
+                        splits={s: sum(e["result"]["n_rows"] for e in es) for s, es in by_split.items()})
 
 
 # --- the audit of the whole snapshot ---------------------------------------------------------------
@@ -476,8 +481,8 @@ def aggregate_audit(results: list[dict], settings: ExportSettings) -> dict:
     if settings.kind == "sft" and not settings.tokenized:
         extra += masks_lost_in_messages(results)
     report["totals"]["items"] = len(results)
-    report["totals"]["items_without_rows"] = sum(1 for r in results if not r["rows"])
-    report["totals"]["rows"] = sum(len(r["rows"]) for r in results)
+    report["totals"]["items_without_rows"] = sum(1 for r in results if not r["n_rows"])
+    report["totals"]["rows"] = sum(r["n_rows"] for r in results)
     add_findings(report, extra)
     if settings.kind == "dpo":
         report["pair_categories"] = dict(sorted(Counter(r["pair"]["category"] for r in results if r.get("pair")).items()))
@@ -511,8 +516,8 @@ def _aggregate_rows(results: list[dict]) -> dict:
     from training import audit as audit_mod
 
     coverage = Counter(c for r in results for c in r.get("case_types", []))
-    tokens = [row["_tokens"] for r in results for row in r["rows"] if "_tokens" in row]
-    report = {"totals": {"samples": sum(len(r["rows"]) for r in results), "tokens": sum(tokens),
+    tokens = [n for r in results for n in r.get("tokens", [])]
+    report = {"totals": {"samples": sum(r["n_rows"] for r in results), "tokens": sum(tokens),
                          "max_tokens": max(tokens, default=0)},
               "case_type_coverage": {c: coverage.get(c, 0) for c in CASE_TYPES},
               "findings": {}, "errors": 0, "warnings": 0, "blocking": False, "examples": []}
@@ -550,35 +555,33 @@ def _replace_lesser(examples: list[dict], f: dict) -> bool:
     return False
 
 
-def storage_check(rows_by_split: dict[str, list[dict]], json_cols: list[str]) -> dict:
-    """Check that what ``datasets.load_from_disk`` will hand TRL equals what was rendered.
+def storage_findings(rows: list[dict], json_cols: list[str]) -> list[dict]:
+    """Errors for rows whose JSON values ``datasets.load_from_disk`` would not hand back unchanged.
 
     ``datasets.Json()`` decodes with pandas' ujson, which rounds some floats (``0.000123`` comes
     back as ``0.00012299999999999998``): the model would train on text that differs from the
-    rendered one. Such rows are reported (an error: the lead decides), with the values concerned.
+    rendered one. Such rows are reported (an error: the lead decides), with the value concerned.
     """
     from datasets.utils.json import ujson_loads
 
-    findings, checked = [], 0
-    for split, rows in rows_by_split.items():
-        for row in rows:
-            for col in json_cols:
-                for value in _as_list(row.get(col)):
-                    checked += 1
-                    if not _has_float(value):
-                        continue
-                    text = json.dumps(value, ensure_ascii=False)
-                    try:
-                        back = ujson_loads(text)
-                    except ValueError:  # e.g. an integer beyond 64 bits
-                        back = None
-                    if back != value or json.dumps(back, ensure_ascii=False) != text:
-                        findings.append(_finding(
-                            "json_float_rounding", f"a number in {col} does not survive datasets.Json() storage "
-                            f"({_first_float_change(value, back)}); TRL would train on the rounded text",
-                            "error", row["id"]))
-                        break
-    return {"json_values_checked": checked, "findings": findings}
+    findings = []
+    for row in rows:
+        for col in json_cols:
+            for value in _as_list(row.get(col)):
+                if not _has_float(value):
+                    continue
+                text = json.dumps(value, ensure_ascii=False)
+                try:
+                    back = ujson_loads(text)
+                except ValueError:  # e.g. an integer beyond 64 bits
+                    back = None
+                if back != value or json.dumps(back, ensure_ascii=False) != text:
+                    findings.append(_finding(
+                        "json_float_rounding", f"a number in {col} does not survive datasets.Json() storage "
+                        f"({_first_float_change(value, back)}); TRL would train on the rounded text",
+                        "error", row["id"].split(":")[0].split("#")[0], sample=row["id"]))
+                    break
+    return findings
 
 
 def _has_float(value) -> bool:
@@ -618,18 +621,25 @@ def _as_list(v) -> list:
 _JSON_COLUMNS = ("messages", "prompt", "completion", "chosen", "rejected", "tools")
 
 
-def columns_for(settings: ExportSettings, rows_by_split: dict[str, list[dict]]) -> list[str]:
+def item_columns(settings: ExportSettings, rows: list[dict]) -> list[str]:
     """The columns of the files. ``sft`` rows are TRL's conversational ``messages``, or
     ``prompt`` / ``completion`` when the splitter chose one sample per turn."""
     if settings.kind == "dpo":
         return ["id", "prompt", "chosen", "rejected", "tools"]
     if settings.kind == "prompt":
         return ["id", "prompt", "tools", "reference", "case_types"]
-    first = next((r for rows in rows_by_split.values() for r in rows), {})
-    cols = ["id", "prompt", "completion", "tools"] if "prompt" in first else ["id", "messages", "tools"]
+    cols = ["id", "prompt", "completion", "tools"] if rows and "prompt" in rows[0] else ["id", "messages", "tools"]
     if settings.tokenized:
         cols += ["input_ids", "labels", "assistant_masks"]
     return cols
+
+
+def snapshot_columns(settings: ExportSettings, results: list[dict]) -> list[str]:
+    """The one column layout of a snapshot's items (the splitter decides per template, so one per snapshot)."""
+    layouts = {tuple(r["columns"]) for r in results if r.get("columns")}
+    if len(layouts) > 1:
+        raise ValueError(f"items rendered to different column layouts: {sorted(layouts)}")
+    return list(layouts.pop()) if layouts else item_columns(settings, [])
 
 
 def json_columns(cols: list[str]) -> list[str]:
@@ -646,32 +656,64 @@ def features(cols: list[str]):
     return Features({c: List(Json()) if c in _JSON_COLUMNS else f[c] for c in cols})
 
 
-def _encoded(row: dict, cols: list[str]) -> dict:
-    """A row with its JSON values pre-encoded by ``json`` (exact floats, key order kept; ``Json()``
-    stores valid JSON text as given instead of re-encoding it with ujson)."""
-    return {c: [json.dumps(x, ensure_ascii=False) for x in row.get(c) or []] if c in _JSON_COLUMNS else row.get(c)
-            for c in cols}
+def jsonl_text(rows: list[dict], cols: list[str]) -> str:
+    return "".join(json.dumps({c: row.get(c) for c in cols}, ensure_ascii=False) + "\n" for row in rows)
 
 
-def write_files(out_dir: Path, rows_by_split: dict[str, list[dict]], settings: ExportSettings, ctx: RenderContext,
-                audit: dict, snapshot_meta: dict) -> None:
-    """Write every file of the snapshot into ``out_dir`` (replacing what an earlier export left there)."""
+@lru_cache(maxsize=16)
+def _schema(cols: tuple[str, ...]):
+    return features(list(cols)).arrow_schema
+
+
+def arrow_batch(rows: list[dict], cols: list[str]) -> bytes:
+    """The rows as one serialised Arrow record batch (schema: ``features(cols)``).
+
+    JSON values are encoded with ``json`` here (exact floats, key order kept) and stored as JSON
+    text: ``datasets`` decodes them back to objects when TRL reads a row.
+    """
+    return record_batch(rows, cols).serialize().to_pybytes()
+
+
+def record_batch(rows: list[dict], cols: list[str]):
+    import pyarrow as pa
+
+    schema = _schema(tuple(cols))
+    arrays = []
+    for c, field_ in zip(cols, schema):
+        values = [row.get(c) for row in rows]
+        if c in _JSON_COLUMNS:
+            offsets, flat = [0], []
+            for v in values:
+                flat.extend(json.dumps(x, ensure_ascii=False) for x in v or [])
+                offsets.append(len(flat))
+            storage = pa.ExtensionArray.from_storage(field_.type.value_type, pa.array(flat, type=pa.string()))
+            arrays.append(pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), storage))
+        else:
+            arrays.append(pa.array(values, type=field_.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def write_files(out_dir: Path, by_split: dict[str, list[dict]], cols: list[str], ctx: RenderContext, audit: dict,
+                snapshot_meta: dict) -> None:
+    """Write every file of the snapshot into ``out_dir`` (replacing what an earlier export left there).
+
+    ``by_split`` holds each split's cache entries in row order.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("hf", "parquet"):
         if (out_dir / stale).exists():
             shutil.rmtree(out_dir / stale)
     for old in out_dir.glob("*.jsonl"):
         old.unlink()
-    splits = [s for s in SPLIT_ORDER if rows_by_split.get(s)] or ["train"]
-    cols = columns_for(settings, rows_by_split)
+    splits = [s for s in SPLIT_ORDER if any(e["result"]["n_rows"] for e in by_split.get(s, []))] or ["train"]
     for s in splits:
         with open(out_dir / f"{s}.jsonl", "w", encoding="utf-8", newline="\n") as fh:
-            for row in rows_by_split.get(s, []):
-                fh.write(json.dumps({c: row.get(c) for c in cols}, ensure_ascii=False) + "\n")
-    _write_datasets(out_dir, {s: rows_by_split.get(s, []) for s in splits}, cols)
-    meta = {"kind": settings.kind, **snapshot_meta, "settings": settings.to_dict(),
-            "template": ctx.template.traits(), "render_settings_key": ctx.cache_key,
-            "columns": cols, "splits": {s: len(rows_by_split.get(s, [])) for s in splits}}
+            fh.writelines(e["jsonl"] for e in by_split.get(s, []))
+    _write_datasets(out_dir, {s: by_split.get(s, []) for s in splits}, cols)
+    counts = {s: sum(e["result"]["n_rows"] for e in by_split.get(s, [])) for s in splits}
+    meta = {"kind": ctx.settings.kind, **snapshot_meta, "settings": ctx.settings.to_dict(),
+            "template": ctx.template.traits(), "render_settings_key": ctx.cache_key, "columns": cols,
+            "splits": counts}
     _write_json(out_dir / "snapshot.json", meta)
     _write_json(out_dir / "audit.json", audit)
     (out_dir / "chat_template.jinja").write_text(ctx.template.text, encoding="utf-8")
@@ -682,16 +724,23 @@ def _write_json(path: Path, value) -> None:
     path.write_text(json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def _write_datasets(out_dir: Path, rows_by_split: dict[str, list[dict]], cols: list[str]) -> None:
+def _write_datasets(out_dir: Path, by_split: dict[str, list[dict]], cols: list[str]) -> None:
     import datasets
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     datasets.disable_progress_bars()
     feats = features(cols)
+    schema = feats.arrow_schema
     dd = datasets.DatasetDict()
-    for s, rows in rows_by_split.items():
-        encoded = [_encoded(r, cols) for r in rows]
-        dd[s] = datasets.Dataset.from_dict({c: [r[c] for r in encoded] for c in cols}, features=feats)
+    for s, entries in by_split.items():
+        batches = [pa.ipc.read_record_batch(pa.py_buffer(e["arrow"]), schema) for e in entries if e["arrow"]]
+        table = pa.Table.from_batches(batches or [record_batch([], cols)], schema=schema).combine_chunks()
+        # The fingerprint datasets would compute pickles the whole table; the rows' own bytes say the same.
+        digest = hashlib.sha256(json.dumps(cols).encode())
+        for e in entries:
+            digest.update(e["arrow"])
+        dd[s] = datasets.Dataset(table, info=datasets.DatasetInfo(features=feats), fingerprint=digest.hexdigest()[:16])
     dd.save_to_disk(str(out_dir / "hf"))
     (out_dir / "parquet").mkdir()
     for s, ds in dd.items():

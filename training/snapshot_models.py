@@ -45,7 +45,9 @@ class RenderCacheEntry(models.Model):
 
     key = models.CharField(max_length=80)
     settings_hash = models.CharField(max_length=64)
-    result = models.JSONField(help_text="samples + per-item audit, as training.export.render_item returns")
+    result = models.JSONField(help_text="what the audit needs of the item (training.export.render_item)")
+    jsonl = models.TextField(blank=True, default="", help_text="the item's JSONL lines, as the files hold them")
+    arrow = models.BinaryField(blank=True, default=b"", help_text="the item's rows as a serialised Arrow record batch")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

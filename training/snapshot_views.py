@@ -92,11 +92,13 @@ class SnapshotForm(forms.Form):
                                                           "model folder, or a .jinja file on the server")
     template_file = forms.FileField(required=False, label="or upload a chat template (.jinja)")
     tokenizer = forms.CharField(max_length=1000, help_text="local tokenizer folder")
-    strategy = forms.ChoiceField(choices=[(k, f"{k}: {v}") for k, v in STRATEGY_HELP.items()], initial="auto")
+    strategy = forms.ChoiceField(choices=[(k, k) for k in STRATEGY_HELP], initial="auto",
+                                 help_text="; ".join(f"{k}: {v}" for k, v in STRATEGY_HELP.items()))
     reasoning_loss = forms.BooleanField(required=False, initial=True, label="Reasoning in the loss")
-    error_policy = forms.ChoiceField(initial="mask", label="Steps with error labels", choices=[
-        ("mask", "mask: keep as context, out of the loss"), ("truncate", "truncate: cut before the step"),
-        ("drop", "drop the trajectory")])
+    error_policy = forms.ChoiceField(initial="mask", label="Steps with error labels",
+                                     choices=[("mask", "mask"), ("truncate", "truncate"), ("drop", "drop")],
+                                     help_text="mask: keep as context, out of the loss; truncate: cut the trajectory "
+                                               "before the step; drop: leave the trajectory out")
     max_length = forms.IntegerField(min_value=16, initial=8192, help_text="tokens (what training will use)")
     tokenized = forms.BooleanField(required=False, label="Add input_ids, labels and assistant_masks",
                                    help_text="needed for masks a messages row cannot carry (train flags, labels)")

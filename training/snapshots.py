@@ -319,13 +319,16 @@ class DbRenderCache:
         out: dict[str, dict] = {}
         for start in range(0, len(keys), self.CHUNK):
             chunk = keys[start:start + self.CHUNK]
-            out.update(RenderCacheEntry.objects.filter(settings_hash=self.settings_hash, key__in=chunk)
-                       .values_list("key", "result"))
+            for key, result, jsonl, arrow in (RenderCacheEntry.objects
+                                              .filter(settings_hash=self.settings_hash, key__in=chunk)
+                                              .values_list("key", "result", "jsonl", "arrow")):
+                out[key] = {"result": result, "jsonl": jsonl, "arrow": bytes(arrow)}
         return out
 
-    def put_many(self, results: dict[str, dict]) -> None:
+    def put_many(self, entries: dict[str, dict]) -> None:
         RenderCacheEntry.objects.bulk_create(
-            [RenderCacheEntry(key=k, settings_hash=self.settings_hash, result=v) for k, v in results.items()],
+            [RenderCacheEntry(key=k, settings_hash=self.settings_hash, result=e["result"], jsonl=e["jsonl"],
+                              arrow=e["arrow"]) for k, e in entries.items()],
             batch_size=self.CHUNK, ignore_conflicts=True)
 
 
