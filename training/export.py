@@ -272,6 +272,7 @@ def _render_sft(document: dict, ident: str, ctx: RenderContext) -> dict:
         row = {"id": sample["id"]}
         row.update({k: sample[k] for k in _SFT_ROW_FIELDS if k in sample})
         rows.append(row)
+    findings = [] if ctx.settings.tokenized else completions_with_tool_results(rows, ident)
     lite = dict(result)
     lite["samples"] = []
     for sample in result["samples"]:
@@ -281,7 +282,25 @@ def _render_sft(document: dict, ident: str, ctx: RenderContext) -> dict:
         kept["masked_steps"] = [{"turn": r["turn"], "step": r["step"], "kind": r["kind"], "why": r["masked"]}
                                 for r in sample.get("regions", []) if r.get("masked") and r["end"] > r["start"]]
         lite["samples"].append(kept)
-    return {"rows": rows, "render": lite, "findings": []}
+    return {"rows": rows, "render": lite, "findings": findings}
+
+
+def completions_with_tool_results(rows: list[dict], item: str) -> list[dict]:
+    """Errors for prompt / completion rows whose completion holds tool results.
+
+    TRL trains every token of a conversational completion (``completion_only_loss``), so a turn
+    "call, result, answer" would teach the model to write the tool's result. Our labels leave it
+    out; exported tokenized, the rows carry them and TRL uses them.
+    """
+    out = []
+    for row in rows:
+        tools = sum(1 for m in row.get("completion") or [] if m.get("role") == "tool")
+        if tools:
+            out.append(_finding("completion_holds_tool_results", (
+                f"the completion holds {tools} tool result(s), which TRL's completion-only loss would train: "
+                "export tokenized (labels column) so only the assistant's tokens are trained"),
+                "error", item, sample=row["id"]))
+    return out
 
 
 def _render_prompt(document: dict, ident: str, ctx: RenderContext) -> dict:

@@ -207,3 +207,16 @@ def test_the_prompt_is_what_both_sides_share_up_to_an_assistant_message(context,
     msg = lambda name: {"role": {"u": "user", "a": "assistant", "t": "tool"}[name[0]], "content": name}  # noqa: E731
     assert split_pair_messages([msg(x) for x in context], [msg(x) for x in chosen],
                                [msg(x) for x in rejected]) == expected
+
+
+def test_one_sample_per_turn_exports_prompt_completion_and_flags_trained_tool_results(docs, tiny_model_dir, tmp_path):
+    plain = _export(docs, tmp_path / "turn", tiny_model_dir, template="qwen3")  # drops history reasoning: auto → turn
+    meta = json.loads((tmp_path / "turn" / "snapshot.json").read_text())
+    assert meta["columns"] == ["id", "prompt", "completion", "tools"]
+    rows = [json.loads(x) for x in (tmp_path / "turn" / "train.jsonl").read_text().splitlines()]
+    with_tools = {r["id"] for r in rows if any(m["role"] == "tool" for m in r["completion"])}
+    assert with_tools
+    flagged = {e["sample"] for e in plain.audit["examples"] if e["code"] == "completion_holds_tool_results"}
+    assert plain.audit["findings"]["completion_holds_tool_results"] >= len(with_tools) and with_tools <= flagged
+    tokenized = _export(docs, tmp_path / "turn-tok", tiny_model_dir, template="qwen3", tokenized=True)
+    assert "completion_holds_tool_results" not in tokenized.audit["findings"]
