@@ -578,7 +578,8 @@ def compare(runs: list[EvalRun]) -> dict:
         case_types.append({"case_type": c, "cells": [
             (summaries[r.pk]["by_case_type"].get(c) or {}).get("metrics", {}).get("correct") for r in runs]})
     labels = sorted({lab for s in summaries.values() for lab in s["labels"]})
-    label_rows = [{"label": lab, "cells": [summaries[r.pk]["labels"].get(lab) for r in runs]} for lab in labels]
+    label_rows = [{"label": lab, "cells": [summaries[r.pk]["labels"].get(lab) or rate(0, summaries[r.pk]["n"])
+                                           for r in runs]} for lab in labels]
     counts = [{"count": c, "cells": [summaries[r.pk]["overall"]["counts"][c] for r in runs]}
               for c in ("n_calls", "n_redundant")]
     return {"metrics": metrics, "case_types": case_types, "labels": label_rows, "counts": counts,

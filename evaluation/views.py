@@ -193,7 +193,7 @@ def eval_sets(request: HttpRequest, slug: str) -> HttpResponse:
                 field = {"filters": None, "source": "source"}.get(exc.field, exc.field)
                 form.add_error(field if field in form.fields else None, exc.message)
             else:
-                messages.success(request, f"Eval set {es.name!r}: {es.item_count} items.")
+                messages.success(request, f"Made eval set #{es.pk} ({es.item_count} items): {es.name}")
                 return redirect(f"{request.path}#set-{es.pk}")
     sets = project.eval_sets.select_related("snapshot", "created_by")
     return render(request, "evaluation/eval_sets.html", {

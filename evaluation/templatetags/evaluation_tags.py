@@ -15,9 +15,9 @@ def rate_cell(r) -> str:
     """``72.0 %`` with its 95 % Wilson interval and ``k/n`` (a dash where the metric does not apply)."""
     if not r or not r.get("n") or r.get("rate") is None:
         return format_html('<span class="muted" title="does not apply">–</span>')
-    return format_html('<span class="rate">{:.1f} %</span> <span class="ci" title="95 % confidence interval">'
-                       '[{:.1f}, {:.1f}]</span> <span class="kn">{}/{}</span>',
-                       100 * r["rate"], 100 * r["low"], 100 * r["high"], r["k"], r["n"])
+    return format_html('<span class="rate">{} %</span> <span class="ci" title="95 % confidence interval">'
+                       '[{}, {}]</span> <span class="kn">{}/{}</span>',
+                       f"{100 * r['rate']:.1f}", f"{100 * r['low']:.1f}", f"{100 * r['high']:.1f}", r["k"], r["n"])
 
 
 @register.simple_tag
@@ -25,8 +25,8 @@ def mean_cell(m) -> str:
     """A mean with its 95 % interval (normal approximation)."""
     if not m or not m.get("n") or m.get("mean") is None:
         return format_html('<span class="muted">–</span>')
-    return format_html('<span class="rate">{:.2f}</span> <span class="ci">[{:.2f}, {:.2f}]</span>',
-                       m["mean"], m["low"], m["high"])
+    return format_html('<span class="rate">{}</span> <span class="ci">[{}, {}]</span>',
+                       f"{m['mean']:.2f}", f"{m['low']:.2f}", f"{m['high']:.2f}")
 
 
 @register.filter
