@@ -28,8 +28,9 @@ class QueueFilterForm(forms.Form):
 
     SORTS = [
         ("id", "Oldest first"), ("-id", "Newest first"), ("-updated_at", "Recently edited"),
-        ("updated_at", "Least recently edited"), ("-finding_count", "Most findings"), ("-step_count", "Most steps"),
-        ("title", "Title"),
+        ("updated_at", "Least recently edited"), ("-finding_count", "Most findings"),
+        ("finding_count", "Fewest findings"), ("-step_count", "Most steps"), ("step_count", "Fewest steps"),
+        ("title", "Title"), ("-title", "Title, Z to A"),
     ]
 
     q = forms.CharField(required=False, max_length=200, label="Search",

@@ -98,6 +98,10 @@ def _field_changes(old: dict, new: dict) -> list[FieldChange]:
         a, b = old.get(key), new.get(key)
         if a == b:
             continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            # Arguments: one line per argument that changed ("arguments.city"), not one JSON blob.
+            out.extend(FieldChange(f"{key}.{c.field}", c.old, c.new, c.segments) for c in _field_changes(a, b))
+            continue
         sa, sb = show(a if a is not None else ""), show(b if b is not None else "")
         out.append(FieldChange(key, sa, sb, word_diff(sa, sb)))
     return out

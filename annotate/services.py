@@ -453,6 +453,11 @@ def next_in_queue(user, project: Project, *, after: int | None = None) -> Trajec
     return None
 
 
+def next_to_review(project: Project, *, after: int | None = None) -> Trajectory | None:
+    """The next submitted trajectory after ``after`` (wrapping around), for a reviewer."""
+    return _first_after(project.trajectories.filter(status=Trajectory.SUBMITTED), after)
+
+
 def _first_after(qs, after: int | None) -> Trajectory | None:
     qs = qs.order_by("id")
     if after is not None:

@@ -78,7 +78,8 @@ def read_arguments(data: FormData, tool: str, schema: dict | None, original: Any
     """Arguments from a submitted form: ``(arguments, state, readable)``.
 
     ``readable`` is False when an input cannot be read (not a number, broken JSON); the state then
-    carries the error next to that input and keeps everything as typed.
+    carries the error next to that input and keeps everything as typed, and ``arguments`` holds
+    what could be read (None in raw mode), so the schema can still be checked on the rest.
     """
     mode = first(data, "args_mode", "form")
     if mode == "raw" or schema is None:
@@ -132,7 +133,7 @@ def read_arguments(data: FormData, tool: str, schema: dict | None, original: Any
     ordered = {k: values[k] for k in order if k in values}
     ordered.update({k: v for k, v in values.items() if k not in ordered})
     state = ArgState(tool=tool, mode="form", known_tool=True, fields=fields, raw=raw_text(ordered))
-    return (ordered if readable else None), state, readable
+    return ordered, state, readable
 
 
 def check_arguments(state: ArgState, schema: dict | None, arguments: Any) -> ArgState:
@@ -150,7 +151,8 @@ def check_arguments(state: ArgState, schema: dict | None, arguments: Any) -> Arg
     if state.mode == "form":
         placed, rest = errors_by_field(errors, [f.name for f in state.fields])
         for f in state.fields:
-            f.errors.extend(placed.get(f.name, []))
+            if not f.errors:  # an input that could not be read already says why
+                f.errors.extend(placed.get(f.name, []))
         other = next((f for f in state.fields if f.name == EXTRA), None)
         if other is not None:
             other.errors.extend(rest)
@@ -201,9 +203,9 @@ def read_step_form(step: Step, data: FormData, schemas: Mapping[str, dict], doc:
         original = step.arguments if drawn == step.name else {}
         arguments, args_state, readable = read_arguments(data, drawn, schemas.get(drawn), original)
         args_state.tool = tool
+        check_arguments(args_state, schemas.get(tool), arguments)
         if readable:
             fields["arguments"] = arguments
-            check_arguments(args_state, schemas.get(tool), arguments)
         else:
             errors["arguments"] = "Some arguments cannot be read; see the fields marked below."
     return StepForm(fields, errors, args_state)

@@ -23,6 +23,20 @@ def label_boxes(panel, can_edit: bool):
 
 @register.simple_tag
 def findings_items(findings):
-    """``<li>`` per validation finding: its message and the field it concerns."""
+    """``<li>`` per validation finding: its message, and the argument it concerns (the other
+    fields, such as ``name`` or ``call_id``, are plain from the message)."""
     return format_html_join("", '<li class="{}">{}{}</li>', (
-        (f.severity, f.message, format_html(" <code>{}</code>", f.field) if f.field else "") for f in findings))
+        (f.severity, f.message, format_html(" <code>({})</code>", f.field) if f.field.startswith("arguments.") else "")
+        for f in findings))
+
+
+@register.simple_tag
+def select(bound_field):
+    """A form's choice field as ``<select>``, without Django's per-option widget templates (the
+    queue draws eight of them on every filter change)."""
+    value = bound_field.value()
+    value = "" if value is None else str(value)
+    options = format_html_join("", '<option value="{}"{}>{}</option>', (
+        (str(k), " selected" if str(k) == value else "", label) for k, label in bound_field.field.choices))
+    return format_html('<select name="{}" id="{}">{}</select>', bound_field.html_name, bound_field.id_for_label,
+                       options)

@@ -333,3 +333,10 @@ def test_search_text_holds_user_messages_steps_arguments_and_notes():
 def test_a_search_query_becomes_quoted_prefix_terms(query, fts):
     assert fts_query(query) == fts
     assert len(search_terms("w " * 50)) == 12
+
+
+def test_an_argument_change_is_shown_per_argument():
+    old = doc()
+    new = apply_edit(old, Edit("update_step", 0, 1, {"arguments": {"city": "Rome", "unit": "c"}}))
+    fields = [(f.field, f.old, f.new) for f in diff_documents(old, new)[0].fields]
+    assert fields == [("arguments.city", "Paris", "Rome"), ("arguments.unit", "", "c")]

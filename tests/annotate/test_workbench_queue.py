@@ -202,3 +202,13 @@ def test_an_off_site_next_address_is_ignored(client, lead, project, demo_traject
     r = client.post(f"/p/{project.slug}/assign/", {"ids": [demo_trajectories[0].pk], "assignee": "",
                                                    "next": "https://evil.example/"})
     assert r.url == f"/p/{project.slug}/trajectories/"
+
+
+def test_column_headers_sort_and_keep_the_filters(client, lead, project, demo_trajectories):
+    client.force_login(lead)
+    html = client.get(f"/p/{project.slug}/trajectories/?case_type=tool_required").content.decode()
+    link = re.search(r'<a href="([^"]*)">Steps</a>', html).group(1)
+    assert link == "?case_type=tool_required&amp;sort=-step_count"
+    most_steps = client.get(f"/p/{project.slug}/trajectories/?case_type=tool_required&sort=-step_count")
+    assert listed(most_steps)[0] == titles(demo_trajectories, "demo-multi-turn")[0]
+    assert "Steps↓" in most_steps.content.decode()
