@@ -272,8 +272,7 @@ def make_pair(request: HttpRequest, pk: int, position: int) -> HttpResponse:
 def compare_runs(request: HttpRequest, slug: str) -> HttpResponse:
     project, role = _project(request, slug)
     ids = [int(i) for i in request.GET.getlist("runs") if i.isdigit()][:MAX_COMPARED]
-    runs = list(project.eval_runs.filter(pk__in=ids).select_related("eval_set"))
-    runs.sort(key=lambda r: ids.index(r.pk))
+    runs = list(project.eval_runs.filter(pk__in=ids).select_related("eval_set").order_by("pk"))  # oldest first
     table = jobs.compare(runs) if runs else None
     same_set = len({r.eval_set_id for r in runs}) <= 1
     chart = comparison_chart(runs, table) if table else None
