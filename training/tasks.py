@@ -31,9 +31,10 @@ def train_job(job_id: int) -> str:
 
 @shared_task(name="training.tasks.sweep_stale_jobs")
 def sweep_stale_jobs() -> list[int]:
-    """Fail running training jobs (and evaluation runs) whose heartbeat is older than ``JOB_HEARTBEAT_TIMEOUT``."""
+    """Fail running training jobs (and evaluation runs, snapshot exports) whose heartbeat is older than ``JOB_HEARTBEAT_TIMEOUT``."""
     from evaluation.jobs import sweep_stale_runs
     from training.jobs import sweep_stale
-    from training.models import TrainingJob
+    from training.models import Snapshot, TrainingJob
 
-    return sweep_stale(TrainingJob, settings.JOB_HEARTBEAT_TIMEOUT) + sweep_stale_runs(settings.JOB_HEARTBEAT_TIMEOUT)
+    return (sweep_stale(TrainingJob, settings.JOB_HEARTBEAT_TIMEOUT) + sweep_stale_runs(settings.JOB_HEARTBEAT_TIMEOUT)
+            + sweep_stale(Snapshot, settings.JOB_HEARTBEAT_TIMEOUT))

@@ -138,3 +138,32 @@ def test_the_cli_names_a_bad_setting(project, demo_trajectories, tiny_model_dir,
     with pytest.raises(CommandError, match="template"):
         call_command("create_snapshot", str(tmp_path / "x"), project=project.slug, kind="sft", template="nope",
                      tokenizer=str(tiny_model_dir))
+
+
+def test_the_sweep_fails_an_export_whose_worker_died(snapshot, settings):
+    from django.utils import timezone
+
+    from training.tasks import sweep_stale_jobs
+
+    stale = timezone.now() - timezone.timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT + 5)
+    Snapshot.objects.filter(pk=snapshot.pk).update(status=JobStatus.RUNNING, started_at=stale, heartbeat_at=stale)
+    sweep_stale_jobs()
+    snapshot.refresh_from_db()
+    assert snapshot.status == JobStatus.FAILED and "No heartbeat" in snapshot.error
+
+
+def test_an_export_stops_when_the_sweep_already_failed_it(snapshot, monkeypatch):
+    from training import snapshots
+
+    original = snapshots.ProgressWriter.__call__
+
+    def swept_midway(self, fraction, message):
+        if fraction > 0.01:
+            Snapshot.objects.filter(pk=self.snapshot.pk).update(status=JobStatus.FAILED, error="swept")
+        self._last = 0.0
+        return original(self, fraction, message)
+
+    monkeypatch.setattr(snapshots.ProgressWriter, "__call__", swept_midway)
+    export_snapshot(snapshot.pk)
+    snapshot.refresh_from_db()
+    assert (snapshot.status, snapshot.error) == (JobStatus.FAILED, "swept")  # the sweep's verdict stands
