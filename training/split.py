@@ -212,9 +212,20 @@ class SamplePipeline:
     def _sample(self, traj, conv, prefixes, cut, validation, trajectory_id, k) -> dict:
         text, blocks = prefixes.get(cut.end, markers=True)
         messages = conv.messages[:cut.end]
+        check, markers, findings = self._masks(text, blocks, prefixes, cut, messages)
+        prompt_len = self._prompt_len(text, prefixes, cut, findings)
+        regions, spans = self._regions(text, conv, cut, check.spans, prompt_len)
+        findings += self._step_findings(conv, cut, regions, validation)
+        findings += self._leaks(text, messages, conv.tools, spans, blocks if markers is not None else [],
+                                prompt_len)
+        sample = self._sample_record(conv, cut, trajectory_id, k, text, spans, regions)
+        sample["audit"] = self._token_audit(sample, text, spans, regions, findings, check)
+        return sample
+
+    def _masks(self, text, blocks, prefixes, cut, messages):
+        """Both methods, cross-checked: ``(CrossCheck, markers or None, findings)``."""
         assistant = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
         findings: list[dict] = []
-
         diff = diff_spans(prefixes, text, assistant)
         markers = None
         if self.renderer.markers_text is not None:
@@ -233,7 +244,7 @@ class SamplePipeline:
                 findings.append(audit_mod.finding(code, f"prefix-diffing cannot place message {u['message']}: "
                                                         f"{u['why']}", message_index=u["message"]))
         check = cross_check(text, cut.supervised, markers, diff)
-        if check.method == "diff" and self.renderer.markers_text is None:
+        if check.method == "diff" and markers is None:
             findings.append(audit_mod.finding("mask_single_method", "the template has no generation markers: "
                                                                     "masks come from prefix-diffing alone"))
         for d in check.disagreements:
@@ -245,40 +256,43 @@ class SamplePipeline:
             findings.append(audit_mod.finding("generation_prompt_in_markers",
                                               f"the template's markers also cover {n} characters of generation "
                                               f"prompt (trained, as TRL does)"))
+        return check, markers, findings
 
-        prompt_len = 0
-        if cut.prompt_end is not None:
-            prompt = prefixes.get(cut.prompt_end, True)[0]
-            if text.startswith(prompt):
-                prompt_len = len(prompt)
-            else:
-                findings.append(audit_mod.finding("turn_prompt_mismatch", "the sample does not start with the "
-                                                                          "history as rendered at inference"))
+    def _prompt_len(self, text, prefixes, cut, findings) -> int:
+        """Turn samples: the length of the prompt (history + generation prompt), never supervised."""
+        if cut.prompt_end is None:
+            return 0
+        prompt = prefixes.get(cut.prompt_end, True)[0]
+        if text.startswith(prompt):
+            return len(prompt)
+        findings.append(audit_mod.finding("turn_prompt_mismatch",
+                                          "the sample does not start with the history as rendered at inference"))
+        return 0
 
-        regions, spans, masked_steps = self._regions(text, conv, cut, check.spans, prompt_len)
+    def _step_findings(self, conv, cut, regions, validation) -> list[dict]:
         sample_steps = {(conv.origins[i]["turn"], s) for i in range(cut.end) for s in conv.origins[i]["steps"]}
         supervised_steps = {(r["turn"], r["step"]) for r in regions if r["supervised"]}
-        findings += audit_mod.validation_findings(validation, supervised_steps, sample_steps)
-        findings += [audit_mod.finding("step_not_rendered", f"{r['kind']} step not rendered by the template",
-                                       turn=r["turn"], step=r["step"]) for r in regions if not r["rendered"]]
-        findings += [audit_mod.finding("step_not_rendered", f"{n['kind']} step not rendered: {n['why']}",
-                                       turn=n["turn"], step=n["step"])
-                     for n in conv.not_rendered if (n["turn"], n["step"]) in sample_steps or cut.turn is None]
-        # Leaks are looked for in what is trained on and in what the template's markers claim (what
-        # TRL would train on), so a template that marks a user message is caught even though the
-        # cross-check already keeps that text out of the labels.
-        protected = audit_mod.protected_regions(text, messages, conv.tools)
-        findings += audit_mod.find_leaks(text, spans, protected)
-        marked = [b for b in blocks if b[1] > b[0]] if markers is not None else []
-        if cut.prompt_end is not None:
-            marked = clip_spans(marked, prompt_len, len(text))
-        findings += [{**f, "message": "the template's generation markers claim it: " + f["message"]}
-                     for f in audit_mod.find_leaks(text, subtract_spans(marked, spans), protected)]
-        sample = self._sample_record(conv, cut, trajectory_id, k, text, spans, regions)
-        sample["audit"] = self._token_audit(sample, text, spans, regions, findings, check)
-        return sample
+        out = audit_mod.validation_findings(validation, supervised_steps, sample_steps)
+        out += [audit_mod.finding("step_not_rendered", f"{r['kind']} step not rendered by the template",
+                                  turn=r["turn"], step=r["step"]) for r in regions if not r["rendered"]]
+        out += [audit_mod.finding("step_not_rendered", f"{n['kind']} step not rendered: {n['why']}",
+                                  turn=n["turn"], step=n["step"])
+                for n in conv.not_rendered if (n["turn"], n["step"]) in sample_steps or cut.turn is None]
+        return out
+
+    def _leaks(self, text, messages, tools, spans, blocks, prompt_len) -> list[dict]:
+        """Leaks in what is trained on, and in what the template's markers claim (what TRL would
+        train on): a template that marks a user message is caught even though the cross-check keeps
+        that text out of the labels."""
+        protected = audit_mod.protected_regions(text, messages, tools)
+        out = audit_mod.find_leaks(text, spans, protected)
+        marked = clip_spans([b for b in blocks if b[1] > b[0]], prompt_len, len(text))
+        out += [{**f, "message": "the template's generation markers claim it: " + f["message"]}
+                for f in audit_mod.find_leaks(text, subtract_spans(marked, spans), protected)]
+        return out
 
     def _regions(self, text, conv, cut, spans_by_msg, prompt_len):
+        """Step regions of the supervised messages, and the spans left after the step policies."""
         regions: list[dict] = []
         masked: list[tuple[int, int]] = []
         all_spans: list[tuple[int, int]] = []
@@ -296,7 +310,7 @@ class SamplePipeline:
                 if why:
                     masked.append((r["start"], r["end"]))
             all_spans += spans
-        return regions, subtract_spans(all_spans, masked), masked
+        return regions, subtract_spans(all_spans, masked)
 
     def _step(self, ti, si) -> Step:
         return self._traj.turns[ti].steps[si]

@@ -135,15 +135,16 @@ def _traj(**changes) -> Trajectory:
     return Trajectory.from_dict(d)
 
 
-@pytest.mark.parametrize("settings, changes, supervised, not_supervised", [
+@pytest.mark.parametrize("render_settings, changes, supervised, not_supervised", [
     (RenderSettings(), {}, ["I should look up Paris.", '"city": "Paris"', "It is 18C"], ["Weather in Paris?", "18C cloudy"]),
     (RenderSettings(reasoning_loss=False), {}, ['"city": "Paris"', "It is 18C"], ["I should look up Paris.", "Now I can"]),
     (RenderSettings(), {"s1": {"train": False}}, ["I should look up Paris.", "It is 18C"], ['"city": "Paris"']),
     (RenderSettings(error_policy="mask"), {"s4": {"labels": ["ungrounded_answer"]}}, ['"city": "Paris"'], ["It is 18C"]),
     (RenderSettings(error_policy="mask"), {"s2": {"labels": ["tool_execution_error"]}}, ["It is 18C"], ["18C cloudy"]),
 ])
-def test_policies_mask_exactly_the_steps_they_name(settings, changes, supervised, not_supervised, tiny_tokenizer):
-    result = render_sample(_traj(**changes), get_template("qwen3_training"), tiny_tokenizer, settings)
+def test_policies_mask_exactly_the_steps_they_name(render_settings, changes, supervised, not_supervised,
+                                                  tiny_tokenizer):
+    result = render_sample(_traj(**changes), get_template("qwen3_training"), tiny_tokenizer, render_settings)
     sample, = result["samples"]
     text = _supervised_text(sample)
     for piece in supervised:
