@@ -128,14 +128,49 @@ def _token_text(value) -> str:
 
 
 @lru_cache(maxsize=4)
-def load_preview_tokenizer(folder: str):
-    """A tokenizer for the preview, once per process: ``LightTokenizer`` where the folder has a
-    ``tokenizer.json``, else transformers' (which converts vocab/merges files, at the price of its import)."""
+def load_preview_tokenizer(folder: str, convert_dir: str | None = None):
+    """A ``LightTokenizer`` for the preview, once per process.
+
+    A folder without ``tokenizer.json`` (only ``vocab.json`` / ``merges.txt``) is converted once by
+    transformers in a subprocess, saved under ``convert_dir`` and loaded from there, so the web
+    process still never imports transformers or torch. Without ``convert_dir``, transformers loads
+    it here.
+    """
     if (Path(folder) / "tokenizer.json").is_file():
         return LightTokenizer(folder)
-    from training.export import load_tokenizer
+    if convert_dir is None:
+        from training.export import load_tokenizer
 
-    return load_tokenizer(folder)
+        return load_tokenizer(folder)
+    return LightTokenizer(converted_tokenizer(Path(folder), Path(convert_dir)))
+
+
+def converted_tokenizer(folder: Path, convert_dir: Path) -> Path:
+    """``folder`` saved by transformers (which writes ``tokenizer.json``) under ``convert_dir``, keyed by
+    the folder's file contents; converted in a subprocess the first time."""
+    import hashlib
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    h = hashlib.sha256()
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.suffix in (".json", ".txt", ".model", ".jinja"):
+            h.update(p.name.encode() + b"\0" + p.read_bytes())
+    out = convert_dir / h.hexdigest()[:16]
+    if not (out / "tokenizer.json").is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
+        code = ("import sys; from transformers import AutoTokenizer; "
+                "AutoTokenizer.from_pretrained(sys.argv[1]).save_pretrained(sys.argv[2])")
+        subprocess.run([sys.executable, "-c", code, str(folder), str(tmp)], check=True, capture_output=True,
+                       timeout=600)
+        if out.exists():  # another process converted it meanwhile
+            shutil.rmtree(tmp)
+        else:
+            tmp.replace(out)
+    return out
 
 
 def piece_text(s: str) -> str:

@@ -331,7 +331,7 @@ def render_preview(trajectory: Trajectory, params: dict) -> dict:
 
     started = time.perf_counter()
     template = resolve_template(params["template"])
-    tokenizer = load_preview_tokenizer(params["tokenizer"])
+    tokenizer = load_preview_tokenizer(params["tokenizer"], str(Path(settings.DATA_DIR) / "tokenizers"))
     loaded = time.perf_counter()
     settings_ = RenderSettings(strategy=params["strategy"], reasoning_loss=params["reasoning_loss"] == "1",
                                error_policy=params["error_policy"])

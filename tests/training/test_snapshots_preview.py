@@ -80,3 +80,22 @@ def test_the_pure_modules_import_no_django(module):
     names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     assert not [n for n in names if n == "django" or n.startswith("django.")]
+
+
+def test_a_tokenizer_without_tokenizer_json_is_converted_once_outside_the_process(tmp_path):
+    from tests.conftest import shared_path
+    from training.export import load_tokenizer
+    from training.preview import converted_tokenizer, load_preview_tokenizer
+
+    folder = shared_path("tokenizers", "qwen3")
+    assert not (folder / "tokenizer.json").exists()
+    light = load_preview_tokenizer(str(folder), str(tmp_path))
+    assert isinstance(light, LightTokenizer)
+    assert converted_tokenizer(folder, tmp_path) == Path(light.name_or_path)  # cached: no second conversion
+    real = load_tokenizer(str(folder))
+    t = get_template("qwen3_training")
+    for doc in demo_docs()[:4]:
+        ours = render_sample(Trajectory.from_dict(doc), t, light, RenderSettings(tokenized=True))["samples"]
+        theirs = render_sample(Trajectory.from_dict(doc), t, real, RenderSettings(tokenized=True))["samples"]
+        assert [(s["text"], s["input_ids"], s["labels"]) for s in ours] == \
+               [(s["text"], s["input_ids"], s["labels"]) for s in theirs]
