@@ -186,3 +186,24 @@ def test_tokenized_output_has_the_shape_trl_reads(tiny_tokenizer):
     assert all((lab == -100) == (m == 0) for lab, m in zip(sample["labels"], sample["assistant_masks"]))
     assert all(lab in (-100, i) for lab, i in zip(sample["labels"], sample["input_ids"]))
     assert sample["num_supervised_tokens"] == sum(sample["assistant_masks"]) > 0
+
+
+def test_trl_takes_the_tokenized_output_as_it_is(tiny_tokenizer):
+    import tempfile
+
+    from datasets import Dataset
+    from trl import SFTConfig
+    from trl.trainer.sft_trainer import SFTTrainer
+
+    samples = [s for t in load("tau_bench", 2)
+               for s in render_sample(t, get_template("qwen3_training"), tiny_tokenizer,
+                                      RenderSettings(tokenized=True))["samples"]]
+    ds = Dataset.from_list([{k: s[k] for k in ("input_ids", "labels", "assistant_masks")} for s in samples])
+    trainer = SFTTrainer.__new__(SFTTrainer)
+    trainer._tokenizer, trainer.chat_template, trainer.completion_only_loss = tiny_tokenizer, None, False
+    args = SFTConfig(output_dir=tempfile.mkdtemp(), max_length=None, report_to=[], use_cpu=True, bf16=False,
+                     disable_tqdm=True)
+    out = trainer._prepare_dataset(ds, tiny_tokenizer, args, packing=False, formatting_func=None,
+                                   dataset_name="train")
+    assert [r["labels"] for r in out] == [s["labels"] for s in samples]
+    assert [r["input_ids"] for r in out] == [s["input_ids"] for s in samples]
