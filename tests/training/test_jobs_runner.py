@@ -176,3 +176,13 @@ def test_the_callback_logs_tokens_per_second_and_checkpoints(tmp_path, monkeypat
     assert lines[1]["values"] == {"loss": 2.5, "learning_rate": 1e-5, "tokens_per_second": 500.0}
     assert "tokens_per_second" not in lines[2]["values"] and lines[2]["values"]["eval_loss"] == 2.4
     assert lines[3]["path"] == "/runs/1/checkpoints/checkpoint-2" and lines[3]["step"] == 2
+
+
+@pytest.mark.parametrize("module", ["training/runner.py", "training/callbacks.py"])
+def test_the_training_subprocess_reaches_no_django(module):
+    # The runner runs without Django (under torchrun, the benchmark, a plain shell); see
+    # tests/test_pure_modules.py, whose check this reuses.
+    from tests.test_pure_modules import ROOT, forbidden_chain
+
+    chain = forbidden_chain(ROOT / module)
+    assert chain is None, " -> ".join(chain or [])

@@ -1,0 +1,207 @@
+"""Benchmark (not a test): the same SFT run through the app and through a plain TRL script.
+
+    python bench/bench_training.py [--steps 30] [--batch-size 2] [--repeats 2]
+
+The app path is what a lead's click does: ``launch_training`` (the launch form's code) queues a
+job after commit, a real Celery worker (a subprocess on the filesystem broker) claims it and
+runs ``training.runner`` in a subprocess, whose callback writes metrics.jsonl, which the worker
+tails into the database. The plain path is a script that builds ``SFTTrainer`` with the same
+``SFTConfig`` arguments on the same data and template, and nothing else.
+
+Printed: tokens/s of each (non-padding input tokens / the Trainer's train_runtime; the median over
+the repeats, run in A-B-B-A order so drift in the machine's load cancels) and their ratio (target
+>= 0.95), and the time from submit to the first logged step in the database (target <= 20 s on
+CPU), with where that time goes. Everything lives under bench/out/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out" / "training"
+sys.path.insert(0, str(ROOT))
+
+PLAIN_SCRIPT = r'''
+import json, sys, warnings
+warnings.filterwarnings("ignore")
+import datasets, transformers
+from transformers import AutoTokenizer
+from trl import SFTConfig, SFTTrainer
+datasets.disable_caching(); datasets.disable_progress_bars(); transformers.utils.logging.disable_progress_bar()
+spec = json.load(open(sys.argv[1]))
+tok = AutoTokenizer.from_pretrained(spec["model"])
+tok.chat_template = open(spec["template"]).read()
+dd = datasets.load_from_disk(spec["dataset"])
+trainer = SFTTrainer(model=spec["model"], args=SFTConfig(**spec["kwargs"]), train_dataset=dd["train"],
+                     processing_class=tok)
+out = trainer.train()
+tokens = trainer.state.num_input_tokens_seen
+print(json.dumps({"tokens": tokens, "runtime": out.metrics["train_runtime"],
+                  "tokens_per_second": tokens / out.metrics["train_runtime"]}))
+'''
+
+
+def setup_environment(data_dir: Path) -> None:
+    """Point Django at a fresh SQLite file and broker folders under ``data_dir`` (before setup)."""
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+    os.environ.update({"STUDIO_DATA_DIR": str(data_dir), "DATABASE_URL": f"sqlite:///{data_dir / 'studio.sqlite3'}",
+                       "DJANGO_SETTINGS_MODULE": "studio.settings"})
+    os.environ.pop("CELERY_BROKER_URL", None)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def build_snapshot(model_dir: Path) -> Path:
+    """The demo trajectories exported as an SFT snapshot (the real export, every case type)."""
+    from annotate.demo import demo_trajectories
+    from training.export import ExportItem, ExportSettings, MemoryCache, run_export
+
+    out = OUT / "snapshot-sft"
+    if (out / "hf" / "dataset_dict.json").exists():
+        return out
+    docs = {f"r{i}": t.to_dict() for i, t in enumerate(demo_trajectories())}
+    items = [ExportItem(key=k, ident=f"t{i}", split="train") for i, k in enumerate(docs)]
+    run_export(items, ExportSettings(kind="sft", template="qwen3_training", tokenizer=str(model_dir)), out,
+               load_documents=lambda keys: {k: docs[k] for k in keys}, cache=MemoryCache())
+    return out
+
+
+def start_worker(data_dir: Path) -> subprocess.Popen:
+    log = open(data_dir / "worker.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "studio", "worker", "-Q", "train", "-c", "1",
+                             "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"],
+                            cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while "ready." not in (data_dir / "worker.log").read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            sys.exit("the Celery worker did not start; see " + str(data_dir / "worker.log"))
+        time.sleep(0.2)
+    return proc
+
+
+def run_app(snapshot, model_dir: Path, settings) -> dict:
+    """Submit as the launch form does; time until the first metric point is in the database."""
+    from training.jobs import launch_training
+    from training.models import JobStatus, MetricPoint, TrainingJob
+
+    submitted = time.time()
+    job = launch_training(project=snapshot.project, snapshot=snapshot, kind="sft", base_model=str(model_dir),
+                          train_settings=settings)
+    first_point = None
+    while True:
+        job.refresh_from_db()
+        if first_point is None and MetricPoint.objects.filter(job=job).exists():
+            first_point = time.time()
+        if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+            break
+        time.sleep(0.05)
+    if job.status != JobStatus.SUCCEEDED:
+        sys.exit(f"the app run failed: {job.error}")
+    events = [json.loads(x) for x in Path(job.output_dir, "metrics.jsonl").read_text().splitlines()]
+    first = {}
+    for e in events:
+        first.setdefault(e["event"], e["time"])
+    results = TrainingJob.objects.get(pk=job.pk).summary["results"]
+    return {"tokens_per_second": results["tokens_per_second"], "tokens": results["num_input_tokens_seen"],
+            "runtime": results["train_runtime"], "submit_to_first_point": first_point - submitted,
+            "breakdown": {"queue + worker claim + process start": first["status"] - submitted,
+                          "imports, model and data loading": first["begin"] - first["status"],
+                          "first step": first["log"] - first["begin"],
+                          "into the database": first_point - first["log"]}}
+
+
+def run_plain(snapshot_dir: Path, model_dir: Path, kwargs: dict, tag: str) -> dict:
+    spec = OUT / f"plain-{tag}.json"
+    out_dir = OUT / f"plain-{tag}"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    spec.write_text(json.dumps({"model": str(model_dir), "dataset": str(snapshot_dir / "hf"),
+                                "template": str(snapshot_dir / "chat_template.jinja"),
+                                "kwargs": {**kwargs, "output_dir": str(out_dir)}}))
+    script = OUT / "plain_trl.py"
+    script.write_text(PLAIN_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(spec)], capture_output=True, text=True, cwd=OUT,
+                          env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    if done.returncode != 0:
+        sys.exit("the plain TRL script failed:\n" + done.stderr[-3000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--batch-size", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=2, help="runs of each path (A-B-B-A order)")
+    args = ap.parse_args()
+
+    data_dir = OUT / "data"
+    setup_environment(data_dir)
+    from annotate.models import Project
+    from training import runner
+    from training.jobs import effective_settings, run_config_for
+    from training.models import JobStatus, Snapshot, TrainingJob
+    from training.tiny_model import build_tiny_model
+
+    model_dir = build_tiny_model(ROOT / "var" / "test-cache" / "tiny-qwen3")
+    snapshot_dir = build_snapshot(model_dir)
+    project = Project.objects.create(name="Bench", slug="bench")
+    meta = json.loads((snapshot_dir / "snapshot.json").read_text())
+    snapshot = Snapshot.objects.create(project=project, kind="sft", name="bench sft", status=JobStatus.SUCCEEDED,
+                                       out_dir=str(snapshot_dir), render_settings=meta["settings"],
+                                       content_hash="bench")
+    settings = runner.TrainSettings(max_steps=args.steps, batch_size=args.batch_size, logging_steps=1,
+                                    save_steps=10_000, eval_steps=10_000, device="cpu")
+    # The plain script gets exactly the arguments the app's runner passes to SFTConfig.
+    probe = TrainingJob(project=project, snapshot=snapshot, kind="sft", base_model=str(model_dir),
+                        config=effective_settings(snapshot, settings).to_dict(), output_dir=str(OUT / "probe"))
+    kwargs = runner.trl_kwargs(run_config_for(probe), "cpu", has_eval=False, columns=meta["columns"])
+
+    worker = start_worker(data_dir)
+    app, plain = [], []
+    try:
+        order = (["plain", "app", "app", "plain"] * args.repeats)[: 2 * args.repeats]
+        for i, which in enumerate(order):
+            if which == "app":
+                app.append(run_app(snapshot, model_dir, settings))
+                r = app[-1]
+            else:
+                plain.append(run_plain(snapshot_dir, model_dir, kwargs, str(i)))
+                r = plain[-1]
+            print(f"  {which:5s} run {i + 1}: {r['tokens_per_second']:8.1f} tokens/s "
+                  f"({r['tokens']} tokens in {r['runtime']:.1f} s)", flush=True)
+    finally:
+        os.killpg(worker.pid, 15)
+        worker.wait(timeout=30)
+
+    app_tps = statistics.median(r["tokens_per_second"] for r in app)
+    plain_tps = statistics.median(r["tokens_per_second"] for r in plain)
+    first = min(app, key=lambda r: r["submit_to_first_point"])
+    print(f"SFT, tiny Qwen3, CPU ({os.cpu_count()} cores), {args.steps} steps, batch {args.batch_size}, "
+          f"median of {args.repeats}:")
+    print(f"  plain TRL script : {plain_tps:8.1f} tokens/s")
+    print(f"  through the app  : {app_tps:8.1f} tokens/s")
+    print(f"  ratio app/plain  : {app_tps / plain_tps:8.3f}   (target >= 0.95)")
+    every = ", ".join(f"{r['submit_to_first_point']:.1f}" for r in app)
+    print(f"  submit -> first logged step in the database: best {first['submit_to_first_point']:.1f} s "
+          f"(all: {every} s)   (target <= 20 s on CPU)")
+    for part, seconds in first["breakdown"].items():
+        print(f"      {part:38s} {seconds:6.1f} s")
+
+
+if __name__ == "__main__":
+    main()
