@@ -220,3 +220,24 @@ def test_one_sample_per_turn_exports_prompt_completion_and_flags_trained_tool_re
     assert plain.audit["findings"]["completion_holds_tool_results"] >= len(with_tools) and with_tools <= flagged
     tokenized = _export(docs, tmp_path / "turn-tok", tiny_model_dir, template="qwen3", tokenized=True)
     assert "completion_holds_tool_results" not in tokenized.audit["findings"]
+
+
+def test_tau_bench_samples_cut_by_max_length_are_reported_one_by_one(tiny_model_dir, tmp_path):
+    """tau-bench's long policy prompt and histories run past max_length=8192 with the tiny tokenizer:
+    TRL silently drops a sample whose supervised tokens are all cut; the export keeps the row and
+    reports it, and counts what partial cuts lose."""
+    from annotate.convert_tau import to_trajectory
+    from tests.conftest import shared_path
+
+    folder = shared_path("fixtures", "tau_bench")
+    records = json.loads((folder / "gpt-4o-airline_trial0.json").read_text())[:1]
+    tools = json.loads((folder / "airline_tools.json").read_text())
+    docs = {f"r{i}": to_trajectory(r, tools=tools).to_dict() for i, r in enumerate(records)}
+    result = _export(docs, tmp_path / "tau", tiny_model_dir, template="qwen3", max_length=8192, tokenized=True)
+    rows = [json.loads(x) for x in (tmp_path / "tau" / "train.jsonl").read_text().splitlines()]
+    nothing_left = [r["id"] for r in rows if all(label == -100 for label in r["labels"])]
+    assert len(rows) == result.samples and nothing_left  # kept in the files, not dropped
+    assert result.audit["findings"]["all_supervised_truncated"] == len(nothing_left)
+    assert result.audit["blocking"]
+    assert result.audit["totals"]["truncated_samples"] == sum(1 for r in rows if len(r["input_ids"]) == 8192)
+    assert result.audit["totals"]["supervised_tokens_cut"] > 0
