@@ -48,17 +48,18 @@ def test_switching_template_and_strategy_updates_the_preview_in_place(page, tiny
 
 
 @pytest.fixture
-def eager_tasks():
-    """The export runs inside the request (no worker in this test)."""
-    from studio.celery import app
+def queued(monkeypatch):
+    """Exports the page queues, for the test to run as the worker would (no worker in this test)."""
+    from training.snapshot_tasks import export_snapshot
 
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
+    sent: list[int] = []
+    monkeypatch.setattr(export_snapshot, "delay", sent.append)
+    return sent
 
 
-def test_a_lead_creates_a_snapshot_and_sees_its_audit(page, tiny_project, lead, eager_tasks):
+def test_a_lead_creates_a_snapshot_watches_it_export_and_sees_its_audit(page, tiny_project, lead, queued):
+    from training.snapshot_tasks import export_snapshot
+
     login(page, lead.username, PASSWORD)
     page.goto(f"/training/p/{tiny_project.slug}/snapshots/")
     page.click("#new-snapshot")
@@ -66,7 +67,11 @@ def test_a_lead_creates_a_snapshot_and_sees_its_audit(page, tiny_project, lead, 
     page.check("input[name=tokenized]")
     screenshot(page, "snapshot-form")
     page.click("#create-snapshot")
-    page.wait_for_selector("#live[data-status=succeeded]")
+    page.wait_for_selector("#live[data-status=queued]")
+    assert "Waiting for a worker" in page.locator("#snapshot-progress").inner_text()
+    assert len(queued) == 1
+    export_snapshot(queued[0])  # the worker's part; the page polls and picks up the result
+    page.wait_for_selector("#live[data-status=succeeded]", timeout=30000)
     assert page.locator("#audit-verdict").inner_text().startswith("The audit found no errors")
     assert int(page.locator("#supervised-tokens").inner_text().replace(",", "")) > 0
     assert page.locator("#snapshot-files [data-file='hf.zip']").count() == 1
