@@ -141,10 +141,9 @@ def index_search_text(rows: list[tuple[int, str]], *, replace: bool = False) -> 
     """Write ``(trajectory id, text)`` into the full-text index (a no-op where there is none)."""
     if not rows or not search_index_enabled():
         return
+    verb = "INSERT OR REPLACE" if replace else "INSERT"  # FTS5 replaces by rowid
     with connections["default"].cursor() as c:
-        if replace:
-            c.executemany(f"DELETE FROM {SEARCH_TABLE} WHERE rowid = %s", [(pk,) for pk, _ in rows])
-        c.executemany(f"INSERT INTO {SEARCH_TABLE}(rowid, text) VALUES (%s, %s)", rows)
+        c.executemany(f"{verb} INTO {SEARCH_TABLE}(rowid, text) VALUES (%s, %s)", rows)
 
 
 def import_parsed(project: Project, result, *, filename: str, fmt: str, user=None) -> ImportOutcome:
@@ -177,18 +176,23 @@ def replace_document(trajectory: Trajectory, doc: CanonicalTrajectory, *, user, 
         "step_count": doc.step_count(), "finding_count": findings,
     }
     author = _author(user)
-    with transaction.atomic():
+    # Inside save_edit's transaction no savepoint is needed: a failure undoes the whole save.
+    with transaction.atomic(savepoint=False):
         # The conditional UPDATE is the lock: it matches only while nobody saved since base_version.
         updated = Trajectory.objects.filter(pk=trajectory.pk, version=base_version).update(
             version=base_version + 1, updated_at=now,
             title=Case(When(title="", then=Value(_title(doc))), default=F("title")), **fields)
-        if updated != 1:
-            raise StaleVersion(trajectory.pk, base_version)
-        _write_rows(trajectory.pk, doc)
-        status = Trajectory.objects.filter(pk=trajectory.pk).values_list("status", flat=True).get()
-        Revision.objects.create(trajectory_id=trajectory.pk, version=base_version + 1, author=author,
-                                created_at=now, summary=summary[:300], status=status, document=doc.to_dict())
-        index_search_text([(trajectory.pk, search_text(doc))], replace=True)
+        if updated == 1:  # (raising inside a savepoint-less block would spoil an enclosing transaction)
+            _write_rows(trajectory.pk, doc)
+            if trajectory.version == base_version:
+                status = trajectory.status  # read with that version; any status change moves the version
+            else:
+                status = Trajectory.objects.filter(pk=trajectory.pk).values_list("status", flat=True).get()
+            Revision.objects.create(trajectory_id=trajectory.pk, version=base_version + 1, author=author,
+                                    created_at=now, summary=summary[:300], status=status, document=doc.to_dict())
+            index_search_text([(trajectory.pk, search_text(doc))], replace=True)
+    if updated != 1:
+        raise StaleVersion(trajectory.pk, base_version)
     for k, v in fields.items():
         setattr(trajectory, k, v)
     trajectory.version, trajectory.updated_at, trajectory.status = base_version + 1, now, status
@@ -273,14 +277,18 @@ def save_edit(trajectory: Trajectory, edit: Edit, *, user, base_version: int,
     ``trajectory`` is updated in place (its new version).
     """
     with transaction.atomic():
-        # On SQLite the transaction holds the write lock from its start (IMMEDIATE): the version
-        # read here cannot change before replace_document's conditional update.
-        version = Trajectory.objects.filter(pk=trajectory.pk).values_list("version", flat=True).get()
-        if version != base_version:
-            raise StaleVersion(trajectory.pk, base_version)
-        if loaded is not None and loaded[0] == version:
-            doc = loaded[1]
+        if loaded is not None:
+            # The document of the version the caller read; if that is the base, replace_document's
+            # conditional UPDATE proves nobody saved since (every save moves the version).
+            version, doc = loaded
+            if version != base_version:
+                raise StaleVersion(trajectory.pk, base_version)
         else:
+            # On SQLite the transaction holds the write lock from its start (IMMEDIATE): the
+            # version read here cannot change before replace_document's conditional update.
+            version = Trajectory.objects.filter(pk=trajectory.pk).values_list("version", flat=True).get()
+            if version != base_version:
+                raise StaleVersion(trajectory.pk, base_version)
             doc = current_document(trajectory, version)
         check_labels(edit, doc, trajectory.project)
         new = apply_edit(doc, edit)

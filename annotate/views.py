@@ -192,7 +192,6 @@ class Editor:
     can_edit: bool
     doc: Document
     findings: list[Finding]
-    catalog: dict
     taxonomy: list[dict]
     overrides: dict = field(default_factory=dict)  # step key -> StepPanel to show instead
 
@@ -204,9 +203,12 @@ class Editor:
         if edit and not can_edit:
             raise PermissionDenied("You may not edit this trajectory now (it is not yours, or it is in review).")
         doc = current_document(trajectory)
-        project = trajectory.project
-        catalog = {t.name: t.spec() for t in project.tools.all()}
-        return cls(trajectory, role, can_edit, doc, validate(doc), catalog, list(project.error_labels))
+        return cls(trajectory, role, can_edit, doc, validate(doc), list(trajectory.project.error_labels))
+
+    @cached_property
+    def catalog(self) -> dict:
+        """The project's tool catalog (only tool-call forms need it)."""
+        return {t.name: t.spec() for t in self.trajectory.project.tools.all()}
 
     def refresh(self, doc: Document) -> None:
         self.doc = doc
@@ -220,7 +222,9 @@ class Editor:
               doc: Document | None = None) -> StepPanel:
         d = doc or self.doc
         findings = self.findings if d is self.doc else validate(d)
-        panel = step_panel(d, ti, si, findings, taxonomy=self.taxonomy, catalog=self.catalog, form=form, mode=mode)
+        calls = d.turns[ti].steps[si].kind == "tool_call"
+        panel = step_panel(d, ti, si, findings, taxonomy=self.taxonomy, catalog=self.catalog if calls else {},
+                           form=form, mode=mode)
         panel.urls = {name: url.replace(_TURN, str(ti)).replace(_STEP, str(si)) for name, url in self.step_urls.items()}
         return panel
 
@@ -349,7 +353,9 @@ def update_step(request: HttpRequest, pk: int, turn: int, step: int) -> HttpResp
     if drawn is None or turn >= len(drawn.turns) or step >= len(drawn.turns[turn].steps):
         raise Http404("No such step")
     data = dict(request.POST.lists())
-    form = read_step_form(drawn.turns[turn].steps[step], data, schemas_for(drawn, ed.catalog), drawn)
+    target = drawn.turns[turn].steps[step]
+    schemas = schemas_for(drawn, ed.catalog) if target.kind == "tool_call" else {}
+    form = read_step_form(target, data, schemas, drawn)
     if not form.ok:
         return _step_problem(request, ed, drawn, turn, step, form, status=422)
     edit = Edit("update_step", turn, step, form.fields)
@@ -407,7 +413,7 @@ def argument_fields_view(request: HttpRequest, pk: int, turn: int, step: int) ->
     if request.method != "POST" or not request.htmx:
         key = f"?raw={turn}-{step}" if mode == "raw" else ""
         return redirect(reverse("annotate:trajectory-detail", args=[pk]) + key + f"#step-{turn}-{step}")
-    panel = _panel_or_404(ed, turn, step)
+    panel = _panel_or_404(request, ed, turn, step)
     data = dict(request.POST.lists())
     schemas = ed.schemas
     tool = first(data, "name", panel.step.name)
@@ -428,17 +434,23 @@ def check_arguments_view(request: HttpRequest, pk: int, turn: int, step: int) ->
     ed = Editor.load(request, pk, edit=True)
     if request.method != "POST":
         return HttpResponse(status=405)
-    panel = _panel_or_404(ed, turn, step)
+    panel = _panel_or_404(request, ed, turn, step)
     data = dict(request.POST.lists())
-    form = read_step_form(panel.step, data, ed.schemas, ed.doc)
+    form = read_step_form(panel.step, data, ed.schemas)
     panel.args = form.args
     return render(request, f"{PAGE}#arg_errors", ed.context(request, s=panel))
 
 
-def _panel_or_404(ed: Editor, turn: int, step: int) -> StepPanel:
-    if turn >= len(ed.doc.turns) or step >= len(ed.doc.turns[turn].steps):
+def _panel_or_404(request: HttpRequest, ed: Editor, turn: int, step: int) -> StepPanel:
+    """The tool-call step the form was drawn for: in the version the page shows (``base_version``),
+    which is not the current one when someone saved meanwhile."""
+    doc = ed.doc
+    base = _int(request.POST, "base_version")
+    if base is not None and base != ed.trajectory.version:
+        doc = document_at(ed.trajectory, base) or ed.doc
+    if turn >= len(doc.turns) or step >= len(doc.turns[turn].steps):
         raise Http404("No such step")
-    panel = ed.panel(turn, step)
+    panel = ed.panel(turn, step, doc=doc)
     if panel.step.kind != "tool_call":
         raise Http404("Not a tool call")
     return panel
