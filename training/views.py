@@ -87,7 +87,7 @@ def _step_ticks(steps: list[float], most: int = 10) -> list[int]:
 
 
 def line_chart(title: str, series: list[tuple[str, list[tuple[float, float]]]], *, width: int = 520,
-               height: int = 300) -> str:
+               height: int = 300, legend: bool | None = None) -> str:
     """An inline SVG line chart (pygal, no JavaScript) of ``[(label, [(step, value), ...]), ...]``."""
     series = [(label, points) for label, points in series if points]
     values = [v for _, points in series for _, v in points]
@@ -96,7 +96,8 @@ def line_chart(title: str, series: list[tuple[str, list[tuple[float, float]]]], 
     y_format = tick_formatter(y_step, max(map(abs, values), default=1.0))
     chart = pygal.XY(title=title, width=width, height=height, style=CHART_STYLE, js=[], disable_xml_declaration=True,
                      show_dots=max((len(p) for _, p in series), default=0) < 30, dots_size=2.5,
-                     stroke_style={"width": 2}, show_legend=len(series) > 1, legend_at_bottom=True,
+                     stroke_style={"width": 2}, show_legend=len(series) > 1 if legend is None else legend,
+                     legend_at_bottom=True,
                      legend_at_bottom_columns=4, truncate_legend=60, no_data_text="Waiting for the first logged step…",
                      y_labels=y_ticks or None, value_formatter=y_format,
                      x_value_formatter=lambda v: f"step {v:g}",
@@ -156,7 +157,7 @@ def run_list(request: HttpRequest, slug: str) -> HttpResponse:
         for job in compared:
             pts = [(s, v["loss"]) for s, v in job.metrics.values_list("step", "values") if "loss" in v]
             series.append((f"#{job.pk} {job.name}", pts))
-        overlay = line_chart("Training loss", series, width=1100, height=420)
+        overlay = line_chart("Training loss", series, width=1100, height=420, legend=True)
     return render(request, "training/run_list.html", {
         "project": project, "role": role, "page": page, "filters": f, "compared": compared,
         "compare_ids": compare_ids, "overlay": overlay, "statuses": JobStatus.choices,

@@ -212,6 +212,8 @@ def test_the_runs_page_filters_and_overlays_selected_loss_curves(client, lead, r
     both = c.get(url + f"?compare={running_job.pk}&compare={other.pk}").content.decode()
     overlay = both.split('id="overlay"')[1].split("</section>")[0]
     assert "Loss of 2 runs" in overlay and f"#{running_job.pk}" in overlay and "second" in overlay
+    one = c.get(url, {"compare": other.pk}).content.decode().split('id="overlay"')[1].split("</section>")[0]
+    assert "Loss of 1 run" in one and "second" in one  # a lone run is still named
 
 
 def test_a_finished_run_offers_its_model_as_a_zip_and_its_card_as_text(client, lead, running_job):
