@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "template_partials",
     "annotate",
@@ -152,6 +153,9 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Trajectory Studio API",
     "DESCRIPTION": "Import, curate, render, train and evaluate tool-calling trajectories.",
     "VERSION": "0.1.0",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Celery ---------------------------------------------------------------------------------

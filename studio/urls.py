@@ -12,7 +12,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 def api(patterns):
     """Exempt API views from the login redirect; DRF answers 401/403 itself."""
     for p in patterns:
-        if hasattr(p, "callback"):
+        if hasattr(p, "url_patterns"):  # an include(): exempt what it includes
+            api(p.url_patterns)
+        elif getattr(p, "callback", None) is not None:
             p.callback = login_not_required(p.callback)
     return patterns
 
@@ -24,6 +26,7 @@ def healthz(request):
 
 from annotate import api_urls as annotate_api  # noqa: E402
 from training import api_urls as training_api  # noqa: E402
+from training import snapshot_api_urls  # noqa: E402
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
@@ -32,6 +35,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/", include(api(list(annotate_api.urlpatterns)))),
     path("api/", include(api(list(training_api.urlpatterns)))),
+    path("api/", include(api(list(snapshot_api_urls.urlpatterns)))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("training/", include("training.urls")),

@@ -1,0 +1,109 @@
+"""REST API for snapshots: list, create (pin + queue the export), detail with the audit, override, cancel."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotate import permissions
+from annotate.models import Project
+from training.models import Snapshot
+from training.snapshots import SnapshotError, create_snapshot, override_audit, request_cancel
+
+
+class SnapshotSerializer(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    blocked = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Snapshot
+        fields = ["id", "name", "project", "kind", "status", "progress", "message", "error", "filters",
+                  "render_settings", "content_hash", "out_dir", "item_count", "sample_count", "audit_errors",
+                  "blocked", "override_reason", "override_at", "created_at", "started_at", "finished_at"]
+
+
+class SnapshotDetailSerializer(SnapshotSerializer):
+    class Meta(SnapshotSerializer.Meta):
+        fields = SnapshotSerializer.Meta.fields + ["audit"]
+
+
+class SnapshotCreateSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=[k for k, _ in Snapshot.KIND_CHOICES], default="sft")
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    filters = serializers.DictField(required=False, help_text="status, splits, case_types, labels, projects, ids")
+    render_settings = serializers.DictField(required=False,
+                                            help_text="template, tokenizer, strategy, reasoning_loss, error_policy, "
+                                                      "max_length, tokenized")
+
+
+class OverrideSerializer(serializers.Serializer):
+    reason = serializers.CharField()
+
+
+def snapshot_for(request, pk: int, minimum: str = permissions.ANNOTATOR) -> Snapshot:
+    snap = get_object_or_404(Snapshot.objects.select_related("project"), pk=pk)
+    permissions.require_role(request.user, snap.project, minimum)
+    return snap
+
+
+def error_response(e: SnapshotError) -> Response:
+    return Response({"field": e.field, "error": e.message if hasattr(e, "message") else str(e)},
+                    status=status.HTTP_400_BAD_REQUEST)
+
+
+class SnapshotListAPI(APIView):
+    @extend_schema(responses=SnapshotSerializer(many=True))
+    def get(self, request, slug: str):
+        project = get_object_or_404(Project, slug=slug)
+        permissions.require_role(request.user, project)
+        return Response(SnapshotSerializer(project.snapshots.order_by("-created_at")[:200], many=True).data)
+
+    @extend_schema(request=SnapshotCreateSerializer, responses={201: SnapshotSerializer, 200: SnapshotSerializer})
+    def post(self, request, slug: str):
+        project = get_object_or_404(Project, slug=slug)
+        permissions.require_role(request.user, project, permissions.LEAD)
+        inp = SnapshotCreateSerializer(data=request.data)
+        inp.is_valid(raise_exception=True)
+        d = inp.validated_data
+        try:
+            snap = create_snapshot(project, d["kind"], d.get("filters") or {}, d.get("render_settings") or {},
+                                   request.user, name=d.get("name", ""))
+        except SnapshotError as e:
+            return error_response(e)
+        # The same content hash returns the existing snapshot (200) instead of a new one (201).
+        return Response(SnapshotSerializer(snap).data,
+                        status=status.HTTP_200_OK if getattr(snap, "reused", False) else status.HTTP_201_CREATED)
+
+
+class SnapshotDetailAPI(APIView):
+    @extend_schema(responses=SnapshotDetailSerializer)
+    def get(self, request, pk: int):
+        return Response(SnapshotDetailSerializer(snapshot_for(request, pk)).data)
+
+
+class SnapshotOverrideAPI(APIView):
+    @extend_schema(request=OverrideSerializer, responses=SnapshotSerializer)
+    def post(self, request, pk: int):
+        snap = snapshot_for(request, pk, permissions.LEAD)
+        inp = OverrideSerializer(data=request.data)
+        inp.is_valid(raise_exception=True)
+        try:
+            override_audit(snap, request.user, inp.validated_data["reason"])
+        except SnapshotError as e:
+            return error_response(e)
+        return Response(SnapshotSerializer(snap).data)
+
+
+class SnapshotCancelAPI(APIView):
+    @extend_schema(request=None, responses=SnapshotSerializer)
+    def post(self, request, pk: int):
+        snap = snapshot_for(request, pk, permissions.LEAD)
+        try:
+            request_cancel(snap, request.user)
+        except SnapshotError as e:
+            return error_response(e)
+        snap.refresh_from_db()
+        return Response(SnapshotSerializer(snap).data)

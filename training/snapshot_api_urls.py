@@ -1,0 +1,10 @@
+from django.urls import path
+
+from training import snapshot_api
+
+urlpatterns = [
+    path("projects/<slug:slug>/snapshots/", snapshot_api.SnapshotListAPI.as_view(), name="api-snapshots"),
+    path("snapshots/<int:pk>/", snapshot_api.SnapshotDetailAPI.as_view(), name="api-snapshot"),
+    path("snapshots/<int:pk>/override/", snapshot_api.SnapshotOverrideAPI.as_view(), name="api-snapshot-override"),
+    path("snapshots/<int:pk>/cancel/", snapshot_api.SnapshotCancelAPI.as_view(), name="api-snapshot-cancel"),
+]
