@@ -149,12 +149,14 @@ def test_a_dead_worker_is_noticed_by_the_sweep_and_the_run_resumes_from_its_chec
 
 
 def test_manage_py_train_runs_the_same_job_path_and_prints_progress(sft_snapshot, tiny_model_dir, tmp_path):
+    # A LoRA run, so the peft path (an adapter, not a full model) is exercised end to end too.
     from django.core.management import call_command
 
     from training.export import directory_digest
 
     config = tmp_path / "run.json"
-    config.write_text(json.dumps({"max_steps": 2, "batch_size": 1, "save_steps": 100}))
+    config.write_text(json.dumps({"max_steps": 2, "batch_size": 1, "save_steps": 100, "method": "lora",
+                                  "lora_r": 4, "lora_alpha": 8, "lora_target_modules": "q_proj,v_proj"}))
     snapshot_files = directory_digest(Path(sft_snapshot.out_dir))
     out = io.StringIO()
     call_command("train", "--snapshot", str(sft_snapshot.pk), "--kind", "sft", "--model", str(tiny_model_dir),
@@ -163,8 +165,11 @@ def test_manage_py_train_runs_the_same_job_path_and_prints_progress(sft_snapshot
     job = TrainingJob.objects.get(name="from the CLI")
     assert job.status == JobStatus.SUCCEEDED and job.metrics.filter(values__has_key="loss").count() == 2
     assert "step 1/2 · loss" in text and "step 2/2 · loss" in text and f"Run #{job.pk} succeeded" in text
-    card = Path(job.summary["final_dir"], "README.md").read_text()
-    assert sft_snapshot.content_hash in card and "demo sft" in card
+    final = Path(job.summary["final_dir"])
+    assert json.loads((final / "adapter_config.json").read_text())["r"] == 4
+    assert not (final / "model.safetensors").exists()  # an adapter, not a copy of the base model
+    card = (final / "README.md").read_text()
+    assert sft_snapshot.content_hash in card and "demo sft" in card and "SFT LoRA adapter" in card
     assert directory_digest(Path(sft_snapshot.out_dir)) == snapshot_files  # training never writes into a snapshot
 
 
