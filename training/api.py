@@ -23,8 +23,8 @@ from rest_framework.views import APIView
 from annotate import permissions
 from annotate.models import Project
 from training import runner
-from training.jobs import (LaunchError, ResumeError, launch_errors, launch_training, request_cancel,
-                           resume_training)
+from training.jobs import (LaunchError, ResumeError, launch_errors, launch_training, preview_run_config,
+                           request_cancel, resume_training)
 from training.models import MetricPoint, TrainingJob
 
 
@@ -116,17 +116,11 @@ class TrainingJobListAPI(APIView):
 class TrainingPreviewAPI(APIView):
     @extend_schema(request=LaunchInputSerializer, responses=PreviewOutputSerializer)
     def post(self, request, slug: str):
-        from training.jobs import app_commit, effective_settings, runs_root, snapshot_info
-
         project = project_for(request, slug, permissions.LEAD)
         snapshot, kind, base_model, _, s = parse_launch(project, request.data)
-        s = effective_settings(snapshot, s)
-        run_dir = runs_root() / "<job id>-<created>"
-        cfg = runner.RunConfig(kind=kind, model=base_model, dataset_dir=f"{snapshot.out_dir}/hf",
-                               output_dir=str(run_dir), settings=s, snapshot=snapshot_info(snapshot),
-                               app_commit=app_commit())
+        cfg = preview_run_config(snapshot, kind, base_model, s)
         devices = ["cpu", "cuda"] if s.device == "auto" else [s.device]
-        return Response({"command": " ".join(runner.runner_command(run_dir / "job.json", python="python")),
+        return Response({"command": " ".join(runner.runner_command(cfg.run_dir / "job.json", python="python")),
                          "job": cfg.to_dict(), "trl_config": {d: runner.trl_kwargs(cfg, d) for d in devices}})
 
 

@@ -396,6 +396,17 @@ def run_config_for(job: TrainingJob) -> runner.RunConfig:
         trust_remote_code=bool(getattr(settings, "TRUST_REMOTE_CODE", False)))
 
 
+def preview_run_config(snapshot: Snapshot, kind: str, base_model: str,
+                       train_settings: runner.TrainSettings) -> runner.RunConfig:
+    """The job file a launch would write, before the job exists (its folder named by placeholders)."""
+    template = Path(snapshot.out_dir) / "chat_template.jinja"
+    return runner.RunConfig(
+        kind=kind, model=base_model.strip(), dataset_dir=str(Path(snapshot.out_dir) / "hf"),
+        output_dir=str(runs_root() / "<job id>-<created>"), settings=effective_settings(snapshot, train_settings),
+        snapshot=snapshot_info(snapshot), chat_template_file=str(template) if template.exists() else "",
+        app_commit=app_commit(), trust_remote_code=bool(getattr(settings, "TRUST_REMOTE_CODE", False)))
+
+
 def job_file(job: TrainingJob) -> Path:
     return Path(job.output_dir) / "job.json"
 

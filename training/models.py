@@ -147,6 +147,17 @@ class TrainingJob(JobFields):
         per_step = elapsed / (self.current_step - first[0])
         return max(0.0, per_step * (self.total_steps - self.current_step))
 
+    @property
+    def eta_text(self) -> str:
+        """"about 3 min 20 s left" (empty when unknown)."""
+        eta = self.eta_seconds
+        if eta is None:
+            return ""
+        s = int(round(eta))
+        h, m, sec = s // 3600, s % 3600 // 60, s % 60
+        left = f"{h} h {m:02d} min" if h else f"{m} min {sec:02d} s" if m else f"{sec} s"
+        return f"about {left} left"
+
 
 class TrainingDefaults(models.Model):
     """The launch form's last values in a project, per kind: the next launch starts from them."""

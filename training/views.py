@@ -13,7 +13,6 @@ import zipfile
 from pathlib import Path
 
 import pygal
-from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -25,8 +24,8 @@ from annotate import permissions
 from annotate.models import Project
 from training import runner
 from training.forms import LaunchForm
-from training.jobs import (LaunchError, ResumeError, launch_training, remember_launch, request_cancel, resume_point,
-                           resume_training, runs_root)
+from training.jobs import (LaunchError, ResumeError, launch_training, preview_run_config, remember_launch,
+                           request_cancel, resume_point, resume_training)
 from training.models import JobStatus, TrainingJob
 
 # Charts of the job page: (title, [(metric key, series label)]). DPO adds its reward charts.
@@ -198,24 +197,17 @@ def launch_job(request: HttpRequest, slug: str) -> HttpResponse:
 
 def launch_preview(project: Project, form: LaunchForm) -> dict:
     """The exact job file, TRL configuration and command the launch would run."""
-    from training.jobs import app_commit, effective_settings, snapshot_info
-
-    snapshot = form.cleaned_data["snapshot"]
-    s = effective_settings(snapshot, form.train_settings)
-    run_dir = runs_root() / "<job id>-<created>"
-    template = Path(snapshot.out_dir) / "chat_template.jinja"
-    cfg = runner.RunConfig(kind=form.kind, model=form.cleaned_data["base_model"].strip(),
-                           dataset_dir=str(Path(snapshot.out_dir) / "hf"), output_dir=str(run_dir), settings=s,
-                           snapshot=snapshot_info(snapshot), chat_template_file=str(template) if template.exists() else "",
-                           app_commit=app_commit(), trust_remote_code=bool(getattr(settings, "TRUST_REMOTE_CODE", False)))
+    cfg = preview_run_config(form.cleaned_data["snapshot"], form.kind, form.cleaned_data["base_model"],
+                             form.train_settings)
+    s = cfg.settings
     device = "cpu" if s.device == "auto" else s.device
     cuda_changes = ""
     if s.device == "auto":  # the worker decides: show the CPU config and what CUDA changes
         cpu, cuda = runner.trl_kwargs(cfg, "cpu"), runner.trl_kwargs(cfg, "cuda")
-        cuda_changes = ", ".join(f"{k}={cuda[k]!r}" if k in cuda else f"{k} left at TRL's default"
+        cuda_changes = ", ".join(f"{k}={cuda[k]!r}" if k in cuda else f"{k} at TRL's default"
                                  for k in sorted(set(cpu) | set(cuda)) if cpu.get(k, "∅") != cuda.get(k, "∅"))
     return {
-        "command": " ".join(runner.runner_command(run_dir / "job.json", python="python")),
+        "command": " ".join(runner.runner_command(cfg.run_dir / "job.json", python="python")),
         "job_json": json.dumps(cfg.to_dict(), indent=2, sort_keys=True),
         "config": runner.trl_call_text(cfg, device),
         "auto": s.device == "auto",

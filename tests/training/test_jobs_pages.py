@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from tests.conftest import PASSWORD
 from tests.training.jobs_harness import bare_snapshot_dir, fast_users, make_snapshot
@@ -173,8 +174,10 @@ def running_job(sft_snapshot, model_dir):
     MetricPoint.objects.bulk_create([
         MetricPoint(job=job, step=s, values={"loss": 2.0 - s / 10, "learning_rate": 1e-5, "grad_norm": 1.5,
                                              "tokens_per_second": 800.0 + s}) for s in (1, 2, 3)])
+    started = timezone.now() - timezone.timedelta(seconds=30)  # 3 steps in 30 s: one more takes about 10 s
     TrainingJob.objects.filter(pk=job.pk).update(current_step=3, total_steps=4, progress=0.75,
-                                                 log_tail="step 3/4 loss=1.7")
+                                                 log_tail="step 3/4 loss=1.7", heartbeat_at=timezone.now(),
+                                                 summary={"first_step": [0, started.timestamp()]})
     job.refresh_from_db()
     return job
 
@@ -183,6 +186,7 @@ def test_the_job_page_charts_the_logged_steps_and_polls_while_it_runs(client, le
     c = _client(client, lead)
     html = c.get(reverse("training:job-detail", args=[running_job.pk])).content.decode()
     assert 'hx-trigger="every 2s"' in html and "Step 3 of 4 (75 %)" in html and "step 3/4 loss=1.7" in html
+    assert re.search(r"about (9|10|11) s left", html)
     assert html.count("<svg") == 4 and 'data-chart="loss" data-points="3"' in html
     assert "1.7000" in html and "803" in html  # latest loss and tokens/s
     partial = c.get(reverse("training:job-detail", args=[running_job.pk]), HTTP_HX_REQUEST="true").content.decode()
