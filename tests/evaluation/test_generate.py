@@ -233,3 +233,25 @@ def test_settings_name_each_bad_value():
         GenerationSettings.from_dict({"beams": 4})
     with pytest.raises(ValueError, match="max_steps: expected an int"):
         GenerationSettings.from_dict({"max_steps": 2.5})
+
+
+def test_a_lora_adapter_is_applied_with_peft_and_merging_it_changes_nothing(tiny_model_dir, demo_items, tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), LoraConfig(
+        r=4, lora_alpha=64, target_modules="all-linear", init_lora_weights=False, task_type="CAUSAL_LM"))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_" in name:
+                p.normal_(0, 0.5)  # an adapter that visibly moves the untrained model
+    model.save_pretrained(tmp_path / "adapter")
+    convs = [(it.messages, it.tools) for it in demo_items[:3]]
+    settings = GenerationSettings(max_new_tokens=6)
+    base = LocalGenerator(str(tiny_model_dir), settings).generate(convs)
+    adapted = LocalGenerator(str(tiny_model_dir), settings, adapter=str(tmp_path / "adapter")).generate(convs)
+    merged = LocalGenerator(str(tiny_model_dir), settings, adapter=str(tmp_path / "adapter"), merge=True).generate(convs)
+    assert [g.text for g in adapted] != [g.text for g in base]
+    assert [g.text for g in merged] == [g.text for g in adapted]
