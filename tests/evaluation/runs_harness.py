@@ -28,9 +28,10 @@ def prompt_snapshot_dir(tokenizer_dir: Path) -> Path:
     from filelock import FileLock
 
     from annotate.demo import demo_trajectories
-    from training.export import ExportItem, ExportSettings, MemoryCache, run_export
+    from training.export import ExportItem, ExportSettings, MemoryCache, code_fingerprint, run_export
 
-    out = PROMPT_SNAPSHOT_CACHE
+    out = PROMPT_SNAPSHOT_CACHE / code_fingerprint()  # the render / export code changed: export afresh
+    out.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(out) + ".lock"):
         if (out / "snapshot.json").exists() and (out / "eval.jsonl").exists():
             return out
