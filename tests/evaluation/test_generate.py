@@ -255,3 +255,14 @@ def test_a_lora_adapter_is_applied_with_peft_and_merging_it_changes_nothing(tiny
     merged = LocalGenerator(str(tiny_model_dir), settings, adapter=str(tmp_path / "adapter"), merge=True).generate(convs)
     assert [g.text for g in adapted] != [g.text for g in base]
     assert [g.text for g in merged] == [g.text for g in adapted]
+
+
+def test_outputs_of_a_known_family_are_parsed_with_trls_response_template(local, tmp_path):
+    from evaluation.parse import trl_response_template
+    from evaluation.runner import EvalConfig, ModelSpec, response_template_for
+
+    cfg = EvalConfig(model=ModelSpec(path="tiny"), output_dir=str(tmp_path))
+    template, where = response_template_for(cfg, local)  # the tiny model carries TRL's qwen3 chat template
+    assert template == trl_response_template("qwen3") and where == "TRL's qwen3 response template"
+    cfg.settings.response_parser = "fallbacks"
+    assert response_template_for(cfg, local) == (None, "fallbacks")
