@@ -55,6 +55,10 @@ def make_prompt_snapshot(project, out_dir: Path, **fields):
 
 # --- an OpenAI-compatible server -----------------------------------------------------------------
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default backlog (5) drops connections that arrive together: 1 s SYN retries
+
+
 class ChatServer:
     """``POST /v1/chat/completions`` on a free local port, in threads; ``respond(body)`` returns the
     assistant message (a dict), or ``(status, text)`` to fail. Records every request body and the
@@ -105,7 +109,7 @@ class ChatServer:
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
                     pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
