@@ -304,9 +304,12 @@ def trajectory_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def _page_context(request: HttpRequest, ed: Editor, raw_key: str = "", **extra) -> dict:
     t = ed.trajectory
     members = members_of(t.project) if ed.role in (permissions.LEAD, permissions.ADMIN) else []
-    revisions = list(t.revisions.select_related("author").defer("document")[:5])
-    return ed.context(request, turns=ed.turns(raw_key), members=members, revisions=revisions,
+    return ed.context(request, turns=ed.turns(raw_key), members=members, revisions=recent_revisions(t),
                       transition_form=TransitionForm(), **extra)
+
+
+def recent_revisions(trajectory: Trajectory) -> list:
+    return list(trajectory.revisions.select_related("author").defer("document")[:5])
 
 
 def _int(data, key: str) -> int | None:
@@ -326,7 +329,8 @@ def _saved_response(request: HttpRequest, ed: Editor, partial: str, status: int 
     their ``base_version`` moves on; forms drawn from anything older keep theirs and will get a
     conflict view rather than overwrite what they have not seen.
     """
-    ctx = ed.context(request, oob=True, prior_version=prior_version, **extra)
+    ctx = ed.context(request, oob=True, prior_version=prior_version, revisions=recent_revisions(ed.trajectory),
+                     **extra)
     if partial == "document":
         ctx["turns"] = ed.turns()
     body = render(request, f"{PAGE}#{partial}", ctx).content + render(request, f"{PAGE}#after_save", ctx).content

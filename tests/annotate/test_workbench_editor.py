@@ -278,6 +278,30 @@ def test_a_stale_structure_edit_is_not_applied_and_offers_to_redo_it(as_lead, se
     assert redo.status_code == 200 and [s.kind for s in doc_of(t).turns[0].steps][-1] == "tool_result"
 
 
+def test_without_javascript_a_stale_structure_edit_gets_a_conflict_page(as_lead, second, by_id):
+    t = by_id["demo-weather"]
+    as_lead.post(f"/t/{t.pk}/steps/0/0/", step_form(t, 0, 0, text="Theirs."), **HTMX)
+    r = second.post(f"/t/{t.pk}/structure/?op=duplicate_step&turn=0&step=1", {"base_version": 1})
+    html = text(r)
+    assert r.status_code == 409 and "your save was not applied" in html and "Do it on the latest version" in html
+    assert "Theirs." in html  # the page shows the latest version
+
+
+def test_a_stale_metadata_save_keeps_what_was_ticked_and_merges_field_by_field(as_lead, second, by_id):
+    t = by_id["demo-clarify"]
+    as_lead.post(f"/t/{t.pk}/meta/", {"base_version": 1, "case_types": ["clarification"], "split": "eval",
+                                      "tags": "", "system": "Ask first."}, **HTMX)
+    mine = {"base_version": 1, "case_types": ["clarification", "no_tool"], "split": "eval", "tags": "hard",
+            "system": current_document(t).system}
+    r = second.post(f"/t/{t.pk}/meta/", mine, **HTMX)
+    html = text(r)
+    assert r.status_code == 409 and "lena saved version 2" in html
+    assert 'value="no_tool" checked' in html and 'name="tags" value="hard"' in html
+    second.post(f"/t/{t.pk}/meta/", {**mine, "resolution": "merge", "merge_base": 1, "seen_version": 2}, **HTMX)
+    d = doc_of(t)
+    assert (d.system, d.meta.case_types, d.meta.tags) == ("Ask first.", ["clarification", "no_tool"], ["hard"])
+
+
 def test_the_user_message_and_metadata_are_saved(as_lead, by_id):
     t = by_id["demo-clarify"]
     as_lead.post(f"/t/{t.pk}/turns/0/", {"base_version": 1, "user": "Find me a flight to Seattle, please."}, **HTMX)

@@ -38,6 +38,8 @@ def test_an_annotator_fixes_a_call_labels_a_step_and_submits_then_a_lead_approve
     page = new_page()
     login(page, annotator.username, PASSWORD)
     page.goto(f"/p/{project.slug}/")
+    expect(page.locator("#coverage")).to_contain_text("Clarification needed")
+    screenshot(page, "workbench-0-dashboard")
     page.get_by_role("button", name="Next in my queue").click()
     page.wait_for_url(f"**/t/{t.pk}/")
     screenshot(page, "workbench-1-editor")
