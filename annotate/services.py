@@ -169,10 +169,11 @@ def replace_document(trajectory: Trajectory, doc: CanonicalTrajectory, *, user, 
     """
     now = timezone.now()
     findings = len(validate(doc))
-    trajectory.set_case_types(doc.meta.case_types)
+    indexed = Trajectory()  # the row's case-type columns, worked out without touching ``trajectory`` yet
+    indexed.set_case_types(doc.meta.case_types)
     fields = {
         "system": doc.system, "tools": doc.tools, "split": doc.meta.split, "tags": list(doc.meta.tags),
-        "case_types": trajectory.case_types, "case_types_index": trajectory.case_types_index,
+        "case_types": indexed.case_types, "case_types_index": indexed.case_types_index,
         "step_count": doc.step_count(), "finding_count": findings,
     }
     author = _author(user)

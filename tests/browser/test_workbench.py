@@ -95,10 +95,16 @@ def test_an_annotator_fixes_a_call_labels_a_step_and_submits_then_a_lead_approve
     expect(current).to_have_id("step-0-1")
     screenshot(page, "workbench-4-fixed")
 
-    page.get_by_role("button", name="Submit for review").click()
-    page.wait_for_load_state("networkidle")
+    # Submit with the keyboard (it asks first), then move on with "n".
+    page.once("dialog", lambda d: d.accept())
+    page.keyboard.press("Control+Shift+Enter")
+    page.wait_for_url(lambda url: f"/t/{t.pk}/" not in url)
     t.refresh_from_db()
     assert t.status == "submitted"
+    after_submit = page.url
+    page.locator("h1").first.click()
+    page.keyboard.press("n")
+    page.wait_for_url(lambda url: url != after_submit)
     doc = current_document(t)
     assert doc.turns[0].steps[0].arguments == {"city": "Tokyo", "unit": "fahrenheit"}
     assert doc.turns[0].steps[2].labels == ["ungrounded_answer"]
