@@ -142,3 +142,13 @@ def test_api_document_carries_validation_findings(client, lead, project, demo_tr
 def test_openapi_schema_is_served(client, lead):
     r = client_for(client, lead).get("/api/schema/")
     assert r.status_code == 200 and b"/api/projects/" in r.content
+
+
+def test_the_project_page_leads_a_lead_to_every_stage_of_the_flow(client, lead, project, demo_trajectories):
+    r = client_for(client, lead).get(f"/p/{project.slug}/")
+    for url in (f"/p/{project.slug}/import/", f"/p/{project.slug}/trajectories/", f"/training/p/{project.slug}/snapshots/",
+                f"/training/p/{project.slug}/runs/", f"/evaluation/p/{project.slug}/"):
+        assert f'href="{url}'.encode() in r.content, url
+        assert client.get(url).status_code == 200, url
+    t = demo_trajectories[0]
+    assert f'href="/training/t/{t.pk}/preview/"'.encode() in client.get(f"/t/{t.pk}/").content
