@@ -3,11 +3,11 @@
 The prompts are the decision points of the demo trajectories (every case type; tool schemas in
 the system prompt, earlier calls and results in the history), rendered through the tiny model's
 chat template (TRL's qwen3), repeated to N prompts. Both ways generate exactly ``max_new_tokens``
-tokens per prompt greedily (the untrained model never stops early), so they do the same work; the
-ratio is seconds one by one over seconds batched (target >= 4x). The prompts are taken in length
-order (as ``LocalGenerator`` batches them) in groups of one batch, each group timed both ways back
-to back, alternating which goes first, so that load from other processes on a shared machine
-falls on both alike.
+tokens per prompt (default: the launch form's, 256), greedily; the untrained model never stops
+early, so both do the same work. The ratio is seconds one by one over seconds batched (target
+>= 4x). The prompts are taken in length order (as ``LocalGenerator`` batches them) in groups of
+one batch, each group timed both ways back to back, alternating which goes first, so that load
+from other processes on a shared machine falls on both alike.
 
 ``--threads``: torch's intra-op threads for both (default 1: the tiny model's matrices are too
 small to split, and on a busy machine every split op waits for a second core; 0 keeps torch's
@@ -16,7 +16,7 @@ default).
 A second part times the endpoint client against a local OpenAI-compatible server with a fixed
 latency per request: ``concurrency`` requests in flight vs one at a time.
 
-    python bench/bench_generation.py [N] [--batch-size 16] [--max-new-tokens 128] [--threads 1] [--model DIR]
+    python bench/bench_generation.py [N] [--batch-size 16] [--max-new-tokens 256] [--threads 1] [--model DIR]
 """
 
 from __future__ import annotations
@@ -112,7 +112,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("n", nargs="?", type=int, default=64, help="prompts (default 64)")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--max-new-tokens", type=int, default=GenerationSettings().max_new_tokens,
+                   help="new tokens per prompt (default: the launch form's default)")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: torch's default)")
     p.add_argument("--model", default="", help="a model folder (default: the tiny model, built if missing)")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
