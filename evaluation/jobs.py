@@ -117,8 +117,9 @@ def items_from_trajectories(project, filters: dict) -> list[EvalItem]:
     template = _template_for(project)
     out_rows = []
     for tid, version, _ in rows:
-        if tid in docs:
-            out_rows.extend(rows_from_trajectory(Trajectory.from_dict(docs[tid]), f"t{tid}v{version}", template))
+        # Every save writes a revision; a trajectory without one at its version is read from its rows.
+        doc = Trajectory.from_dict(docs[tid]) if tid in docs else project.trajectories.get(pk=tid).to_canonical()
+        out_rows.extend(rows_from_trajectory(doc, f"t{tid}v{version}", template))
     return items_from_prompt_rows(out_rows)
 
 
