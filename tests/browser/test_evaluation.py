@@ -1,6 +1,6 @@
-"""In Chromium, end to end: a lead launches two evaluations from the form (the tiny model, then an
-OpenAI-compatible endpoint that answers with the references), a real Celery worker on the ``eval``
-queue runs them, the dashboard fills in without a reload, the two runs compare side by side, and a
+"""In Chromium, end to end: a lead makes an eval set from a prompt snapshot, launches two evaluations
+from the form (the tiny model, then an OpenAI-compatible endpoint that answers with the references),
+a real Celery worker on the ``eval`` queue runs them, the dashboard fills in without a reload, the two runs compare side by side, and a
 failure becomes a preference pair. Screenshots in var/screenshots/.
 
 The web server and the worker are subprocesses sharing a SQLite file with this process (pytest's
@@ -32,14 +32,12 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stack(data_dir, django_db_blocker, tiny_model_dir):
-    """The shared database with a lead and an eval set, a worker on the eval queue, the web server."""
+    """The shared database with a lead and a prompt snapshot, a worker on the eval queue, the web server."""
     if not CHROMIUM:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium); `make test` installs it")
     from django.contrib.auth import get_user_model
 
     from annotate.models import Membership, Project
-    from evaluation import jobs
-    from evaluation.models import EvalSet
 
     db = data_dir / "studio.sqlite3"
     with shared_file_db(db, django_db_blocker), override_settings(EVAL_RUNS_DIR=data_dir / "eval-runs"):
@@ -47,11 +45,10 @@ def stack(data_dir, django_db_blocker, tiny_model_dir):
         lead = get_user_model().objects.create_user("lead-e2e", password=PASSWORD)
         Membership.objects.create(user=lead, project=project, role="lead")
         snapshot = make_prompt_snapshot(project, prompt_snapshot_dir(tiny_model_dir))
-        eval_set = jobs.create_eval_set(project, EvalSet.SNAPSHOT, snapshot=snapshot, split="eval")
         worker = Worker(data_dir, db, queues="eval")
         web = WebServer(data_dir, db)
         try:
-            yield {"project": project, "eval_set": eval_set, "web": web, "worker": worker}
+            yield {"project": project, "snapshot": snapshot, "web": web, "worker": worker}
         finally:
             web.stop()
             worker.stop()
@@ -59,10 +56,9 @@ def stack(data_dir, django_db_blocker, tiny_model_dir):
 
 def test_a_lead_launches_two_evaluations_watches_them_fill_in_and_compares_them(browser, stack, tiny_model_dir):
     from evaluation.items import EvalItem
-    from evaluation.models import EvalRun
+    from evaluation.models import EvalRun, EvalSet
 
-    project, eval_set, web = stack["project"], stack["eval_set"], stack["web"]
-    items = [EvalItem.from_dict(d) for d in eval_set.items.order_by("position").values_list("document", flat=True)]
+    project, snapshot, web = stack["project"], stack["snapshot"], stack["web"]
     ctx = browser.new_context(base_url=web.url, viewport={"width": 1366, "height": 900})
     ctx.set_default_timeout(20_000)
     page = ctx.new_page()
@@ -71,6 +67,18 @@ def test_a_lead_launches_two_evaluations_watches_them_fill_in_and_compares_them(
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_load_state("networkidle")
+
+    # 0. An eval set: the snapshot's eval split, frozen with its gold references.
+    page.goto(f"/evaluation/p/{project.slug}/")
+    page.get_by_role("link", name=re.compile("Eval sets")).click()
+    page.check("input[name=source][value=snapshot]")
+    page.select_option("#id_snapshot", str(snapshot.pk))
+    page.select_option("#id_split", "eval")
+    page.get_by_role("button", name="Make the eval set").click()
+    eval_set = EvalSet.objects.get()
+    expect(page.locator(f"#set-{eval_set.pk}")).to_contain_text("4")
+    screenshot(page, "evaluation-0-eval-sets")
+    items = [EvalItem.from_dict(d) for d in eval_set.items.order_by("position").values_list("document", flat=True)]
 
     # 1. The tiny model, from the launch form.
     page.goto(f"/evaluation/p/{project.slug}/")
