@@ -190,7 +190,8 @@ class _LoopAPI(APIView):
         try:
             outcome = getattr(jobs, self.action)(result, user=request.user)
         except (PairError, ValueError) as exc:
-            raise ValidationError({getattr(exc, "field", "") or "detail": [getattr(exc, "message", str(exc))]}) from None
+            field = getattr(exc, "field", "") or "detail"
+            raise ValidationError({field: [getattr(exc, "message", str(exc))]}) from None
         obj = outcome.obj
         return Response({"created": outcome.created, "id": obj.pk, "url": obj.get_absolute_url()},
                         status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK)

@@ -87,7 +87,8 @@ class GenerationSettings:
                     raise ValueError
                 base[key] = typ(value)
             except (TypeError, ValueError):
-                raise ValueError(f"{key}: expected {'an' if typ is int else 'a'} {typ.__name__}, got {value!r}") from None
+                article = "an" if typ is int else "a"
+                raise ValueError(f"{key}: expected {article} {typ.__name__}, got {value!r}") from None
         return cls(**base)
 
     def to_dict(self) -> dict:
@@ -327,8 +328,8 @@ class EndpointGenerator:
                 continue
             except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as e:
                 reason = getattr(e, "reason", e)
-                last = f"timed out after {self.settings.timeout:g} s" if isinstance(reason, (socket.timeout, TimeoutError)) \
-                    else f"{type(reason).__name__}: {reason}"
+                timed_out = isinstance(reason, (socket.timeout, TimeoutError))
+                last = f"timed out after {self.settings.timeout:g} s" if timed_out else f"{type(reason).__name__}: {reason}"
                 retry_after = None
                 continue
             except ValueError as e:

@@ -100,8 +100,8 @@ def items_from_prompt_rows(rows: Iterable[dict]) -> list[EvalItem]:
         messages = row.get("prompt") or []
         if not isinstance(messages, list):
             raise ValueError(f"row {row.get('id')!r}: the prompt must be a list of messages")
-        items.append(EvalItem(id=str(row.get("id") or f"item-{i}"), messages=messages, tools=list(row.get("tools") or []),
-                              reference=ref, case_types=list(row.get("case_types") or ref.get("case_types") or []),
+        items.append(EvalItem(id=str(row.get("id") or f"item-{i}"), messages=messages,
+                              tools=list(row.get("tools") or []), reference=ref, case_types=list(row.get("case_types") or ref.get("case_types") or []),
                               trajectory_id=trajectory_id_of(str(row.get("id") or ""))))
         point = decision_point(items[-1].id)
         if point is not None:
@@ -304,6 +304,6 @@ def steps_from_reference(ref: dict, *, call_prefix: str = "gold") -> list[Step]:
 
     r = Reference.from_dict(ref)
     if r.decision == "call":
-        return [Step(kind="tool_call", name=c["name"], arguments=c.get("arguments") or {}, call_id=f"{call_prefix}_{k + 1}")
-                for k, c in enumerate(r.calls)]
+        return [Step(kind="tool_call", name=c["name"], arguments=c.get("arguments") or {},
+                     call_id=f"{call_prefix}_{k + 1}") for k, c in enumerate(r.calls)]
     return [Step(kind="answer", text=reference_output(r))]

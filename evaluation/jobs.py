@@ -164,12 +164,14 @@ def items_from_candidates(data: bytes, filename: str, project=None) -> list[Eval
             rows.extend(rows_from_candidates(record, ident, template))
         except (PairError, ValueError) as e:
             where = getattr(e, "field", "")
-            raise EvalSetError(f"record {n}{' ' + where if where else ''}: {getattr(e, 'message', e)}", "file") from None
+            where = f" {where}" if where else ""
+            raise EvalSetError(f"record {n}{where}: {getattr(e, 'message', e)}", "file") from None
     return items_from_prompt_rows(rows)
 
 
 def create_eval_set(project, source: str, *, name: str = "", user=None, snapshot: Snapshot | None = None,
-                    split: str = "eval", filters: dict | None = None, upload: tuple[bytes, str] | None = None) -> EvalSet:
+                    split: str = "eval", filters: dict | None = None,
+                    upload: tuple[bytes, str] | None = None) -> EvalSet:
     """Freeze the items of a source into a new eval set (``EvalSetError`` naming the field otherwise)."""
     filters = dict(filters or {})
     if source == EvalSet.SNAPSHOT:
@@ -394,7 +396,8 @@ class EvalMonitor:
                 self.message = ev.get("message", "")[:500]
             elif kind == "begin":
                 self.total = int(ev.get("total") or self.total)
-                self.message = f"Generating with {ev.get('model', 'the model')} (parsing: {ev.get('parser', '?')})"[:500]
+                model, parser = ev.get("model", "the model"), ev.get("parser", "?")
+                self.message = f"Generating with {model} (parsing: {parser})"[:500]
             elif kind == "progress":
                 self.message = f"Evaluated {ev.get('done')} of {ev.get('total')} items"
             elif kind == "end":
@@ -628,7 +631,7 @@ def send_to_annotation(result: EvalItemResult, *, user) -> LoopOutcome:
     known = set(run.project.label_names())
     labels = [lab for lab in result.labels if lab in known]
     reasons = "; ".join((result.score or {}).get("reasons", []))
-    note = f"Model output from evaluation run #{run.pk} ({run.name}). " + (f"Why it failed: {reasons}" if reasons else "")
+    note = f"Model output from evaluation run #{run.pk} ({run.name})." + (f" Why it failed: {reasons}" if reasons else "")
     traj.turns[-1].steps.extend(_labelled(steps_from_output(result.parsed), labels, note))
     traj.meta.source = "evaluation"
     traj.meta.external_id = f"eval-{run.pk}-{result.item_id}"[:300]
@@ -663,9 +666,9 @@ def make_pair(result: EvalItemResult, *, user) -> LoopOutcome:
     else:
         category = core.guess_category(context, chosen, _labelled(copy.deepcopy(rejected), result.labels, ""))
     reasons = "; ".join((result.score or {}).get("reasons", []))
+    note = f"From evaluation run #{run.pk} ({run.name}), item {result.item_id}. {reasons}".strip()[:2000]
     pair = core.Pair(context=context, chosen=chosen, rejected=rejected, category=category, source="evaluation",
-                     note=f"From evaluation run #{run.pk} ({run.name}), item {result.item_id}. {reasons}".strip()[:2000],
-                     external_id=f"eval-{run.pk}-{result.position}")
+                     note=note, external_id=f"eval-{run.pk}-{result.position}")
     trajectory = result.set_item.trajectory if result.set_item else None
     with transaction.atomic():
         row = save_pair(run.project, pair, user=user, trajectory=trajectory)

@@ -22,8 +22,8 @@ from annotate import permissions
 from annotate.models import Project
 from annotate.trajectory import CASE_TYPE_NAMES, DEFAULT_ERROR_LABELS
 from evaluation import jobs
-from evaluation.forms import LaunchForm, EvalSetForm
-from evaluation.models import EvalItemResult, EvalRun, EvalSet
+from evaluation.forms import EvalSetForm, LaunchForm
+from evaluation.models import EvalRun, EvalSet
 from evaluation.scoring import DECISIONS, METRICS, Reference, reference_output
 from training.jobs import request_cancel
 from training.models import JobStatus

@@ -1,7 +1,7 @@
 """In Chromium, end to end: a lead makes an eval set from a prompt snapshot, launches two evaluations
 from the form (the tiny model, then an OpenAI-compatible endpoint that answers with the references),
-a real Celery worker on the ``eval`` queue runs them, the dashboard fills in without a reload, the two runs compare side by side, and a
-failure becomes a preference pair. Screenshots in var/screenshots/.
+a real Celery worker on the ``eval`` queue runs them, the dashboard fills in without a reload, the
+two runs compare side by side, and a failure becomes a preference pair. Screenshots in var/screenshots/.
 
 The web server and the worker are subprocesses sharing a SQLite file with this process (pytest's
 in-memory test database is invisible to them); the endpoint is a local HTTP server in this process.

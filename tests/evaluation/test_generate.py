@@ -19,7 +19,8 @@ from tests.evaluation.runs_harness import ChatServer, oracle, prompt_snapshot_di
 @pytest.fixture(scope="module")
 def demo_items(tiny_model_dir):
     out = prompt_snapshot_dir(tiny_model_dir)
-    rows = [json.loads(line) for split in ("train", "eval") for line in (out / f"{split}.jsonl").read_text().splitlines()]
+    lines = [line for split in ("train", "eval") for line in (out / f"{split}.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in lines]
     return items_from_prompt_rows(rows)
 
 
@@ -94,7 +95,8 @@ def test_an_endpoint_is_given_by_its_base_url(given, url):
 
 @pytest.mark.parametrize("structured", [True, False], ids=["tool_calls field", "tool_call text"])
 def test_an_endpoint_that_returns_the_references_scores_every_item_correct(demo_items, structured):
-    items = [it for it in demo_items if not it.id.startswith("t8v1")]  # demo-needs-fixing: its gold answer ignores the error
+    # t8 is demo-needs-fixing: its (unlabelled) gold answer ignores the failed call's error.
+    items = [it for it in demo_items if not it.id.startswith("t8v1")]
     settings = GenerationSettings(concurrency=4)
     with ChatServer(oracle(items, structured=structured)) as server:
         outputs = generate_items(items, EndpointGenerator(server.url, "oracle-model", settings), settings)
@@ -252,7 +254,8 @@ def test_a_lora_adapter_is_applied_with_peft_and_merging_it_changes_nothing(tiny
     settings = GenerationSettings(max_new_tokens=6)
     base = LocalGenerator(str(tiny_model_dir), settings).generate(convs)
     adapted = LocalGenerator(str(tiny_model_dir), settings, adapter=str(tmp_path / "adapter")).generate(convs)
-    merged = LocalGenerator(str(tiny_model_dir), settings, adapter=str(tmp_path / "adapter"), merge=True).generate(convs)
+    merged = LocalGenerator(str(tiny_model_dir), settings, adapter=str(tmp_path / "adapter"),
+                            merge=True).generate(convs)
     assert [g.text for g in adapted] != [g.text for g in base]
     assert [g.text for g in merged] == [g.text for g in adapted]
 

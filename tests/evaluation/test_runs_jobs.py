@@ -73,7 +73,8 @@ def test_an_eval_set_from_imported_benchmark_trajectories_keeps_their_possible_a
                                             "required": ["base", "height"]}}]
     records = [
         ({"id": "simple_python_0", "question": [[{"role": "user", "content": "Area, base 10, height 5?"}]],
-          "function": tools}, {"id": "simple_python_0", "ground_truth": [{"area": {"base": [10], "height": [5, 5.0]}}]}),
+          "function": tools},
+         {"id": "simple_python_0", "ground_truth": [{"area": {"base": [10], "height": [5, 5.0]}}]}),
         ({"id": "irrelevance_0", "question": [[{"role": "user", "content": "Who won in 1998?"}]], "function": tools},
          {"id": "irrelevance_0", "ground_truth": []}),
     ]

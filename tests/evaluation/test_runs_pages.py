@@ -267,7 +267,8 @@ def test_runs_compare_side_by_side(client, lead, finished):
     c = _client(client, lead)
     listing = c.get(reverse("evaluation:run-list", args=["weather"])).content.decode()
     assert 'name="runs"' in listing and "compare-runs" in listing
-    html = c.get(reverse("evaluation:compare-runs", args=["weather"]) + f"?runs={base.pk}&runs={sft.pk}").content.decode()
+    url = reverse("evaluation:compare-runs", args=["weather"]) + f"?runs={base.pk}&runs={sft.pk}"
+    html = c.get(url).content.decode()
     row = re.search(r'<tr data-metric="correct">.*?</tr>', html, re.S).group(0)
     assert row.index("50.0 %") < row.index("100.0 %")  # base, then SFT
     assert f"#{base.pk} base" in html and f"#{sft.pk} sft" in html and "<svg" in html
@@ -294,7 +295,8 @@ def test_the_api_launches_lists_and_reads_runs_with_their_summary(client, lead, 
     failed = c.get(reverse("evaluation:api-eval-run-items", args=[base.pk]) + "?failed=1").json()
     assert [r["position"] for r in failed["results"]] == [0, 2]
     pair = c.post(reverse("evaluation:api-eval-make-pair", args=[base.pk, 0]))
-    assert pair.status_code == 201 and c.post(reverse("evaluation:api-eval-make-pair", args=[base.pk, 0])).status_code == 200
+    again = c.post(reverse("evaluation:api-eval-make-pair", args=[base.pk, 0]))
+    assert pair.status_code == 201 and again.status_code == 200 and again.json()["id"] == pair.json()["id"]
 
 
 def test_the_api_makes_an_eval_set_and_refuses_annotators(client, lead, annotator, snapshot):
