@@ -54,7 +54,7 @@ class EvalRunDetailSerializer(EvalRunSerializer):
         return jobs.live_summary(run)
 
 
-class LaunchInputSerializer(serializers.Serializer):
+class EvalLaunchInputSerializer(serializers.Serializer):
     eval_set = serializers.IntegerField()
     model_source = serializers.ChoiceField(choices=[k for k, _ in EvalRun.MODEL_SOURCES])
     model_path = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
@@ -68,7 +68,7 @@ class LaunchInputSerializer(serializers.Serializer):
                                      help_text="evaluation.generate.GenerationSettings fields; missing: defaults")
 
 
-class ItemResultSerializer(serializers.ModelSerializer):
+class EvalItemResultSerializer(serializers.ModelSerializer):
     class Meta:
         model = EvalItemResult
         fields = ["position", "item_id", "case_types", "prompt_text", "raw_output", "parsed", "score", "labels",
@@ -76,7 +76,7 @@ class ItemResultSerializer(serializers.ModelSerializer):
                   "sent_trajectory", "pair"]
 
 
-class LoopOutputSerializer(serializers.Serializer):
+class EvalLoopOutputSerializer(serializers.Serializer):
     created = serializers.BooleanField()
     id = serializers.IntegerField()
     url = serializers.CharField()
@@ -126,10 +126,10 @@ class EvalRunListAPI(APIView):
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(EvalRunSerializer(page, many=True).data)
 
-    @extend_schema(request=LaunchInputSerializer, responses={201: EvalRunSerializer})
+    @extend_schema(request=EvalLaunchInputSerializer, responses={201: EvalRunSerializer})
     def post(self, request, slug: str):
         project = project_for(request, slug, permissions.LEAD)
-        inp = LaunchInputSerializer(data=request.data)
+        inp = EvalLaunchInputSerializer(data=request.data)
         inp.is_valid(raise_exception=True)
         v = inp.validated_data
         try:
@@ -156,7 +156,7 @@ class EvalRunDetailAPI(APIView):
 
 
 class EvalRunItemsAPI(APIView):
-    @extend_schema(responses=ItemResultSerializer(many=True))
+    @extend_schema(responses=EvalItemResultSerializer(many=True))
     def get(self, request, pk: int):
         run = run_for(request, pk)
         qs = run.results.all()
@@ -164,7 +164,7 @@ class EvalRunItemsAPI(APIView):
             qs = qs.filter(correct=False)
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(qs, request, view=self)
-        return paginator.get_paginated_response(ItemResultSerializer(page, many=True).data)
+        return paginator.get_paginated_response(EvalItemResultSerializer(page, many=True).data)
 
 
 class EvalRunCancelAPI(APIView):
@@ -179,7 +179,7 @@ class EvalRunCancelAPI(APIView):
 class _LoopAPI(APIView):
     action = ""
 
-    @extend_schema(request=None, responses={201: LoopOutputSerializer, 200: LoopOutputSerializer})
+    @extend_schema(request=None, responses={201: EvalLoopOutputSerializer, 200: EvalLoopOutputSerializer})
     def post(self, request, pk: int, position: int):
         from annotate.pairs import PairError
 
