@@ -43,9 +43,12 @@ tok.chat_template = open(spec["template"]).read()
 dd = datasets.load_from_disk(spec["dataset"])
 trainer = SFTTrainer(model=spec["model"], args=SFTConfig(**spec["kwargs"]), train_dataset=dd["train"],
                      processing_class=tok)
+import time
+cpu = time.process_time()
 out = trainer.train()
+cpu = time.process_time() - cpu
 tokens = trainer.state.num_input_tokens_seen
-print(json.dumps({"tokens": tokens, "runtime": out.metrics["train_runtime"],
+print(json.dumps({"tokens": tokens, "runtime": out.metrics["train_runtime"], "cpu": cpu,
                   "tokens_per_second": tokens / out.metrics["train_runtime"]}))
 '''
 
@@ -95,11 +98,26 @@ def start_worker(data_dir: Path) -> subprocess.Popen:
     return proc
 
 
-def run_app(snapshot, model_dir: Path, settings) -> dict:
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the processes of a process group (Linux /proc)."""
+    total = 0
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # field 5 of stat: the process group
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+def run_app(snapshot, model_dir: Path, settings, worker_pgid: int) -> dict:
     """Submit as the launch form does; time until the first metric point is in the database."""
     from training.jobs import launch_training
     from training.models import JobStatus, MetricPoint, TrainingJob
 
+    worker_cpu = group_cpu_seconds(worker_pgid)
     submitted = time.time()
     job = launch_training(project=snapshot.project, snapshot=snapshot, kind="sft", base_model=str(model_dir),
                           train_settings=settings)
@@ -111,6 +129,7 @@ def run_app(snapshot, model_dir: Path, settings) -> dict:
         if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
             break
         time.sleep(0.05)
+    worker_cpu = group_cpu_seconds(worker_pgid) - worker_cpu  # tailing, database writes, broker polling
     if job.status != JobStatus.SUCCEEDED:
         sys.exit(f"the app run failed: {job.error}")
     events = [json.loads(x) for x in Path(job.output_dir, "metrics.jsonl").read_text().splitlines()]
@@ -118,8 +137,10 @@ def run_app(snapshot, model_dir: Path, settings) -> dict:
     for e in events:
         first.setdefault(e["event"], e["time"])
     results = TrainingJob.objects.get(pk=job.pk).summary["results"]
+    training = first["end"] - first["begin"]  # the worker's share while the run trained, not while it loaded
     return {"tokens_per_second": results["tokens_per_second"], "tokens": results["num_input_tokens_seen"],
             "runtime": results["train_runtime"], "submit_to_first_point": first_point - submitted,
+            "cpu": results["train_cpu_seconds"] + worker_cpu * min(1.0, training / (time.time() - submitted)),
             "breakdown": {"queue + worker claim + process start": first["status"] - submitted,
                           "imports, model and data loading": first["begin"] - first["status"],
                           "first step": first["log"] - first["begin"],
@@ -172,30 +193,44 @@ def main() -> None:
     kwargs = runner.trl_kwargs(run_config_for(probe), "cpu", has_eval=False, columns=meta["columns"])
 
     worker = start_worker(data_dir)
-    app, plain = [], []
+    app, plain, runs = [], [], []
     try:
         order = (["plain", "app", "app", "plain"] * args.repeats)[: 2 * args.repeats]
         for i, which in enumerate(order):
             if which == "app":
-                app.append(run_app(snapshot, model_dir, settings))
+                app.append(run_app(snapshot, model_dir, settings, worker.pid))
                 r = app[-1]
             else:
                 plain.append(run_plain(snapshot_dir, model_dir, kwargs, str(i)))
                 r = plain[-1]
+            runs.append((which, r, os.getloadavg()[0]))
             print(f"  {which:5s} run {i + 1}: {r['tokens_per_second']:8.1f} tokens/s "
-                  f"({r['tokens']} tokens in {r['runtime']:.1f} s)", flush=True)
+                  f"({r['tokens']} tokens in {r['runtime']:.1f} s, {r['cpu']:.1f} CPU s)", flush=True)
     finally:
         os.killpg(worker.pid, 15)
         worker.wait(timeout=30)
 
     app_tps = statistics.median(r["tokens_per_second"] for r in app)
     plain_tps = statistics.median(r["tokens_per_second"] for r in plain)
+    app_cpu = statistics.median(r["tokens"] / r["cpu"] for r in app)
+    plain_cpu = statistics.median(r["tokens"] / r["cpu"] for r in plain)
+    # Neighbouring runs share the machine's load of the moment: the ratio within each A-B pair is
+    # the steadier figure when other work comes and goes.
+    pairs = [runs[i:i + 2] for i in range(0, len(runs) - 1, 2)]
+    pair_ratios = [next(r for w, r, _ in p if w == "app")["tokens_per_second"]
+                   / next(r for w, r, _ in p if w == "plain")["tokens_per_second"] for p in pairs]
     first = min(app, key=lambda r: r["submit_to_first_point"])
-    print(f"SFT, tiny Qwen3, CPU ({os.cpu_count()} cores), {args.steps} steps, batch {args.batch_size}, "
-          f"median of {args.repeats}:")
-    print(f"  plain TRL script : {plain_tps:8.1f} tokens/s")
-    print(f"  through the app  : {app_tps:8.1f} tokens/s")
-    print(f"  ratio app/plain  : {app_tps / plain_tps:8.3f}   (target >= 0.95)")
+    load = max(lo for _, _, lo in runs)
+    print(f"SFT, tiny Qwen3, CPU ({os.cpu_count()} cores, highest load average {load:.1f}), {args.steps} steps, "
+          f"batch {args.batch_size}, median of {args.repeats}:")
+    print(f"  plain TRL script : {plain_tps:8.1f} tokens/s   {plain_cpu:8.1f} tokens per CPU second")
+    print(f"  through the app  : {app_tps:8.1f} tokens/s   {app_cpu:8.1f} tokens per CPU second "
+          f"(training process + the worker's share)")
+    print(f"  ratio app/plain  : {app_tps / plain_tps:8.3f}              {app_cpu / plain_cpu:8.3f}   (target >= 0.95)")
+    print(f"  app/plain within each neighbouring pair: {', '.join(f'{x:.3f}' for x in pair_ratios)}"
+          f"   median {statistics.median(pair_ratios):.3f}")
+    if load > 1.5 * (os.cpu_count() or 1) / 2:
+        print("  (the machine was busy with other work: tokens/s are noisy; trust the pair ratios, or rerun)")
     every = ", ".join(f"{r['submit_to_first_point']:.1f}" for r in app)
     print(f"  submit -> first logged step in the database: best {first['submit_to_first_point']:.1f} s "
           f"(all: {every} s)   (target <= 20 s on CPU)")

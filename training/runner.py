@@ -543,13 +543,16 @@ def train(cfg: RunConfig, events: EventLog) -> dict[str, Any]:
     events.write("status", message=f"Loading {cfg.model} and the snapshot on {device}")
     trainer = build_trainer(cfg, device, events)
     events.write("status", message="Training")
+    cpu_start = time.process_time()
     output = trainer.train(resume_from_checkpoint=cfg.resume_from or None)
+    cpu_seconds = time.process_time() - cpu_start
     metrics_cb = next(cb for cb in trainer.callback_handler.callbacks if type(cb).__name__ == "MetricsCallback")
     final_dir = cfg.run_dir / FINAL_DIR
     events.write("status", message=f"Saving the final {'adapter' if cfg.settings.method == 'lora' else 'model'}")
     trainer.save_model(str(final_dir))
     trainer.processing_class.save_pretrained(str(final_dir))
     results = final_results(trainer, output.metrics, trainer.state.num_input_tokens_seen - metrics_cb.begin_tokens)
+    results["train_cpu_seconds"] = round(cpu_seconds, 2)  # all threads; with tokens, a load-independent speed
     template = getattr(trainer.processing_class, "chat_template", None) or ""
     import hashlib
 
