@@ -17,6 +17,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 from pygal.style import Style
 
@@ -27,6 +28,8 @@ from training.forms import LaunchForm
 from training.jobs import (LaunchError, ResumeError, launch_training, preview_run_config, remember_launch,
                            request_cancel, resume_point, resume_training)
 from training.models import JobStatus, TrainingJob
+
+QUEUE_HINT_AFTER = 30  # seconds queued before the job page asks whether a worker is running
 
 # Charts of the job page: (title, [(metric key, series label)]). DPO adds its reward charts.
 CHARTS = [
@@ -217,7 +220,9 @@ def launch_preview(project: Project, form: LaunchForm) -> dict:
 
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job, role = _job(request, pk)
+    waiting = (timezone.now() - job.created_at).total_seconds()
     context = {"job": job, "project": job.project, "role": role, "charts": job_charts(job),
+               "waiting_long": job.status == JobStatus.QUEUED and waiting > QUEUE_HINT_AFTER,
                "latest": latest_values(job), "artifacts": artifacts(job),
                "can_resume": role != permissions.ANNOTATOR and job.status in (JobStatus.FAILED, JobStatus.CANCELLED)
                and resume_point(job) is not None}

@@ -251,3 +251,14 @@ def test_chart_axes_get_few_round_distinct_labels(lo, hi, labels):
 
     ticks, step = nice_ticks(lo, hi)
     assert [tick_formatter(step, max(abs(lo), abs(hi)))(t) for t in ticks] == labels
+
+
+def test_a_run_nobody_picks_up_asks_whether_a_worker_is_running(client, lead, sft_snapshot, model_dir):
+    job = jobs.launch_training(project=sft_snapshot.project, snapshot=sft_snapshot, kind="sft",
+                               base_model=str(model_dir), train_settings=runner.TrainSettings(max_steps=4))
+    c = _client(client, lead)
+    fresh = c.get(reverse("training:job-detail", args=[job.pk])).content.decode()
+    assert "Waiting for a worker on the train queue" in fresh and "Is a worker running" not in fresh
+    TrainingJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timezone.timedelta(minutes=2))
+    stale = c.get(reverse("training:job-detail", args=[job.pk])).content.decode()
+    assert "none has taken it for 2" in stale and "Is a worker running" in stale
