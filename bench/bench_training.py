@@ -1,6 +1,10 @@
 """Benchmark (not a test): the same SFT run through the app and through a plain TRL script.
 
-    python bench/bench_training.py [--steps 30] [--batch-size 2] [--repeats 2]
+    python bench/bench_training.py [--steps 30] [--batch-size 2] [--repeats 2] [--device cpu|cuda] [--model DIR]
+
+On a GPU machine, ``--device cuda`` runs both paths in bf16 (the app's CUDA settings); ``--model``
+takes a local Qwen-family model folder instead of the tiny one (the snapshot is rendered text,
+re-tokenized by the model's tokenizer with the snapshot's template).
 
 The app path is what a lead's click does: ``launch_training`` (the launch form's code) queues a
 job after commit, a real Celery worker (a subprocess on the filesystem broker) claims it and
@@ -168,6 +172,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--batch-size", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2, help="runs of each path (A-B-B-A order)")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--model", type=Path, help="a local model folder (default: the tiny Qwen3)")
     args = ap.parse_args()
 
     data_dir = OUT / "data"
@@ -178,19 +184,20 @@ def main() -> None:
     from training.models import JobStatus, Snapshot, TrainingJob
     from training.tiny_model import build_tiny_model
 
-    model_dir = build_tiny_model(ROOT / "var" / "test-cache" / "tiny-qwen3")
-    snapshot_dir = build_snapshot(model_dir)
+    tiny = build_tiny_model(ROOT / "var" / "test-cache" / "tiny-qwen3")
+    model_dir = args.model.resolve() if args.model else tiny
+    snapshot_dir = build_snapshot(tiny)
     project = Project.objects.create(name="Bench", slug="bench")
     meta = json.loads((snapshot_dir / "snapshot.json").read_text())
     snapshot = Snapshot.objects.create(project=project, kind="sft", name="bench sft", status=JobStatus.SUCCEEDED,
                                        out_dir=str(snapshot_dir), render_settings=meta["settings"],
                                        content_hash="bench")
     settings = runner.TrainSettings(max_steps=args.steps, batch_size=args.batch_size, logging_steps=1,
-                                    save_steps=10_000, eval_steps=10_000, device="cpu")
+                                    save_steps=10_000, eval_steps=10_000, device=args.device)
     # The plain script gets exactly the arguments the app's runner passes to SFTConfig.
     probe = TrainingJob(project=project, snapshot=snapshot, kind="sft", base_model=str(model_dir),
                         config=effective_settings(snapshot, settings).to_dict(), output_dir=str(OUT / "probe"))
-    kwargs = runner.trl_kwargs(run_config_for(probe), "cpu", has_eval=False, columns=meta["columns"])
+    kwargs = runner.trl_kwargs(run_config_for(probe), args.device, has_eval=False, columns=meta["columns"])
 
     worker = start_worker(data_dir)
     app, plain, runs = [], [], []
@@ -221,7 +228,8 @@ def main() -> None:
                    / next(r for w, r, _ in p if w == "plain")["tokens_per_second"] for p in pairs]
     first = min(app, key=lambda r: r["submit_to_first_point"])
     load = max(lo for _, _, lo in runs)
-    print(f"SFT, tiny Qwen3, CPU ({os.cpu_count()} cores, highest load average {load:.1f}), {args.steps} steps, "
+    where = ("CUDA bf16" if args.device == "cuda" else "CPU") + f" ({os.cpu_count()} cores"
+    print(f"SFT, {model_dir.name}, {where}, highest load average {load:.1f}), {args.steps} steps, "
           f"batch {args.batch_size}, median of {args.repeats}:")
     print(f"  plain TRL script : {plain_tps:8.1f} tokens/s   {plain_cpu:8.1f} tokens per CPU second")
     print(f"  through the app  : {app_tps:8.1f} tokens/s   {app_cpu:8.1f} tokens per CPU second "

@@ -12,7 +12,7 @@ import re
 import pytest
 from django.test import override_settings
 
-from tests.browser.conftest import CHROMIUM_ARGS, login, screenshot  # noqa: F401  (the browser fixture is shared)
+from tests.browser.conftest import login, screenshot
 from tests.training.jobs_harness import WebServer, Worker, export_snapshot_files, make_snapshot, shared_file_db
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("worker")]
