@@ -6,6 +6,7 @@ in the project; launching, cancelling and resuming need the lead role.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -109,23 +110,29 @@ def line_chart(title: str, series: list[tuple[str, list[tuple[float, float]]]], 
     return chart.render(is_unicode=True)
 
 
-def job_charts(job: TrainingJob) -> list[dict]:
-    """The job page's charts, from its metric points."""
-    points = list(job.metrics.values_list("step", "values"))
+def thin(points: list, most: int = 400) -> list:
+    """At most about ``most`` evenly spaced points, always keeping the last (long runs log thousands)."""
+    if len(points) <= most:
+        return points
+    every = math.ceil(len(points) / most)
+    return points[::every] + ([points[-1]] if (len(points) - 1) % every else [])
+
+
+def job_charts(job: TrainingJob, points: list[tuple[int, dict]]) -> list[dict]:
+    """The job page's charts from its metric points ``[(step, values), ...]``."""
     out = []
     for title, keys in CHARTS + (DPO_CHARTS if job.kind == "dpo" else []):
-        series = [(label, [(step, v[key]) for step, v in points if key in v]) for key, label in keys]
+        series = [(label, thin([(step, v[key]) for step, v in points if key in v])) for key, label in keys]
         out.append({"title": title, "keys": [k for k, _ in keys], "points": sum(len(p) for _, p in series),
                     "svg": line_chart(title, series)})
     return out
 
 
-def latest_values(job: TrainingJob) -> dict:
-    """The newest value of each metric (shown as numbers beside the charts)."""
-    latest: dict = {}
-    for values in job.metrics.order_by("step", "id").values_list("values", flat=True):
-        latest.update(values)
-    return latest
+def live_version(job: TrainingJob, n_points: int) -> str:
+    """Changes whenever the live region would: a poll that has nothing new gets 204 (htmx keeps the page)."""
+    parts = (job.status, job.current_step, job.total_steps, n_points, job.message, len(job.log_tail),
+             job.cancel_requested, len(job.error))
+    return hashlib.sha1(repr(parts).encode()).hexdigest()[:12]
 
 
 def _project(request: HttpRequest, slug: str, minimum: str = permissions.ANNOTATOR) -> tuple[Project, str]:
@@ -220,10 +227,17 @@ def launch_preview(project: Project, form: LaunchForm) -> dict:
 
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job, role = _job(request, pk)
+    version = live_version(job, job.metrics.count())
+    if request.htmx and request.GET.get("v") == version:
+        return HttpResponse(status=204)  # nothing new since the last poll: htmx leaves the page as it is
+    points = list(job.metrics.values_list("step", "values"))
+    latest: dict = {}
+    for _, values in points:
+        latest.update(values)
     waiting = (timezone.now() - job.created_at).total_seconds()
-    context = {"job": job, "project": job.project, "role": role, "charts": job_charts(job),
+    context = {"job": job, "project": job.project, "role": role, "charts": job_charts(job, points),
+               "latest": latest, "artifacts": artifacts(job), "version": version,
                "waiting_long": job.status == JobStatus.QUEUED and waiting > QUEUE_HINT_AFTER,
-               "latest": latest_values(job), "artifacts": artifacts(job),
                "can_resume": role != permissions.ANNOTATOR and job.status in (JobStatus.FAILED, JobStatus.CANCELLED)
                and resume_point(job) is not None}
     template = "training/job_detail.html#live" if request.htmx else "training/job_detail.html"

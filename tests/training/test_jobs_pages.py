@@ -191,6 +191,10 @@ def test_the_job_page_charts_the_logged_steps_and_polls_while_it_runs(client, le
     assert "1.7000" in html and "803" in html  # latest loss and tokens/s
     partial = c.get(reverse("training:job-detail", args=[running_job.pk]), HTTP_HX_REQUEST="true").content.decode()
     assert partial.lstrip().startswith('<section id="live"') and "<html" not in partial
+    poll = re.search(r'hx-get="([^"]+)"', partial).group(1).replace("&amp;", "&")
+    assert c.get(poll, HTTP_HX_REQUEST="true").status_code == 204  # nothing new: the page stays as it is
+    MetricPoint.objects.create(job=running_job, step=4, values={"loss": 1.5})
+    assert c.get(poll, HTTP_HX_REQUEST="true").status_code == 200  # a new point: the region is redrawn
     running_job.status = JobStatus.SUCCEEDED
     running_job.save()
     done = c.get(reverse("training:job-detail", args=[running_job.pk]), HTTP_HX_REQUEST="true").content.decode()
@@ -262,3 +266,12 @@ def test_a_run_nobody_picks_up_asks_whether_a_worker_is_running(client, lead, sf
     TrainingJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timezone.timedelta(minutes=2))
     stale = c.get(reverse("training:job-detail", args=[job.pk])).content.decode()
     assert "none has taken it for 2" in stale and "Is a worker running" in stale
+
+
+def test_long_runs_are_thinned_for_the_charts_but_keep_their_last_point():
+    from training.views import thin
+
+    points = [(s, float(s)) for s in range(1, 2001)]
+    shown = thin(points)
+    assert len(shown) <= 401 and shown[0] == (1, 1.0) and shown[-1] == (2000, 2000.0)
+    assert thin(points[:50]) == points[:50]
