@@ -75,7 +75,10 @@ class LaunchForm(forms.Form):
     def __init__(self, *args, project, kind: str, **kwargs):
         super().__init__(*args, **kwargs)
         self.project, self.kind = project, kind
-        self.fields["snapshot"].queryset = project.snapshots.filter(kind=kind, status=JobStatus.SUCCEEDED)
+        snapshots = project.snapshots.filter(kind=kind, status=JobStatus.SUCCEEDED)
+        self.fields["snapshot"].queryset = snapshots
+        if not self.is_bound and not self.initial.get("snapshot") and (newest := snapshots.first()):
+            self.initial["snapshot"] = newest.pk  # the likeliest choice: the newest finished snapshot
         if kind != "dpo":
             for name in DPO_ONLY:
                 del self.fields[name]
@@ -101,9 +104,9 @@ class LaunchForm(forms.Form):
             self.train_settings = runner.TrainSettings.from_dict(given, self.kind)
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from None
-        if any(name in self.errors for name in ("snapshot", "base_model")):
-            return data  # the field's own error says it; don't add a second one
-        problems = launch_errors(self.project, data.get("snapshot"), self.kind, data.get("base_model", ""),
+        # Every problem at once (a missing snapshot must not hide a bad learning rate), but one
+        # message per field: a field's own parsing error says it first.
+        problems = launch_errors(self.project, data.get("snapshot"), self.kind, data.get("base_model") or "",
                                  self.train_settings)
         for name, message in problems.items():
             if name in self.fields and name not in self.errors:

@@ -242,7 +242,7 @@ def launch_errors(project, snapshot: Snapshot | None, kind: str, base_model: str
         errors["kind"] = f"Choose one of: {', '.join(runner.KINDS)}."
         return errors
     if snapshot is None:
-        errors["snapshot"] = "Choose a snapshot."
+        errors["snapshot"] = "Choose a finished snapshot."
     elif snapshot.project_id != project.pk:
         errors["snapshot"] = "That snapshot belongs to another project."
     elif problem := snapshot_error(snapshot, kind):

@@ -88,6 +88,21 @@ def test_bad_values_get_field_errors_and_launch_nothing(client, lead, sft_snapsh
     assert not TrainingJob.objects.exists()
 
 
+def test_every_problem_is_reported_at_once(client, lead, sft_snapshot, model_dir):
+    page = _client(client, lead).post(reverse("training:launch-job", args=["weather"]),
+                                      _form(sft_snapshot, model_dir, snapshot="", learning_rate="-1", batch_size="0"))
+    html = page.content.decode()
+    assert "This field is required" in _field_errors(html, "snapshot")
+    assert "Must be above 0" in _field_errors(html, "learning_rate") and "between 1" in _field_errors(html, "batch_size")
+    assert "Please fix the 3 problems below" in html
+
+
+def test_the_newest_finished_snapshot_is_offered_first(client, lead, sft_snapshot, project, tmp_path):
+    newer = make_snapshot(project, "sft", bare_snapshot_dir(tmp_path / "newer"), name="weather v2")
+    html = _client(client, lead).get(reverse("training:launch-job", args=["weather"])).content.decode()
+    assert f'<option value="{newer.pk}" selected>' in html
+
+
 def test_a_snapshot_with_unreviewed_audit_errors_cannot_be_trained_on(client, lead, sft_snapshot, model_dir):
     sft_snapshot.audit_errors = 3
     sft_snapshot.save()
