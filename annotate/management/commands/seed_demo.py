@@ -10,6 +10,8 @@ from annotate.demo import TOOLS, demo_trajectories
 from annotate.models import Membership, Project, Tool
 from annotate.services import write_trajectories
 
+NEEDS_WORK = {"demo-needs-fixing", "demo-unnecessary-call"}
+
 DEMO_USERS = [
     # username, password, superuser, role in the demo project
     ("admin", "admin-demo", True, None),
@@ -39,7 +41,12 @@ class Command(BaseCommand):
             Tool.objects.get_or_create(project=project, name=spec["name"], defaults={
                 "description": spec["description"], "parameters": spec["parameters"]})
         if not project.trajectories.exists():
-            write_trajectories(project, demo_trajectories())
+            # The clean examples arrive approved, so a snapshot, a run and an evaluation work at
+            # once; the two with mistakes wait in the queue for an annotator.
+            docs = demo_trajectories()
+            to_fix = [d for d in docs if d.meta.external_id in NEEDS_WORK]
+            write_trajectories(project, [d for d in docs if d not in to_fix], status="approved")
+            write_trajectories(project, to_fix)
         for username, password, superuser, role in DEMO_USERS:
             user, made = User.objects.get_or_create(username=username, defaults={
                 "is_superuser": superuser, "is_staff": superuser})
