@@ -94,6 +94,9 @@ FIXTURE_FILES = [
     ("bfcl/BFCL_v4_irrelevance.json", "bfcl", None),
     ("tau_bench/gpt-4o-airline_trial0.json", "tau_bench", "tools:tau_bench/airline_tools.json"),
     ("toolrl/rlla_sft_first200.json", "toolrl", None),
+    ("hermes_fc/few_shot.json", "toolrl", None),
+    ("adp/toucan_1_5m/sample_raw.json", "messages", None),
+    ("adp/orca_agentinstruct/sample_raw.json", "messages", None),
 ]
 
 
