@@ -145,6 +145,7 @@ def run_app(snapshot, model_dir: Path, settings, worker_pgid: int) -> dict:
     return {"tokens_per_second": results["tokens_per_second"], "tokens": results["num_input_tokens_seen"],
             "runtime": results["train_runtime"], "submit_to_first_point": first_point - submitted,
             "cpu": results["train_cpu_seconds"] + worker_cpu * min(1.0, training / (time.time() - submitted)),
+            "worker_cpu": worker_cpu, "runner_cpu": results["train_cpu_seconds"],
             "breakdown": {"queue + worker claim + process start": first["status"] - submitted,
                           "imports, model and data loading": first["begin"] - first["status"],
                           "first step": first["log"] - first["begin"],
@@ -211,8 +212,10 @@ def main() -> None:
                 plain.append(run_plain(snapshot_dir, model_dir, kwargs, str(i)))
                 r = plain[-1]
             runs.append((which, r, os.getloadavg()[0]))
+            split = (f": training process {r['runner_cpu']:.1f} + worker {r['worker_cpu']:.1f} from submit to end"
+                     if which == "app" else "")
             print(f"  {which:5s} run {i + 1}: {r['tokens_per_second']:8.1f} tokens/s "
-                  f"({r['tokens']} tokens in {r['runtime']:.1f} s, {r['cpu']:.1f} CPU s)", flush=True)
+                  f"({r['tokens']} tokens in {r['runtime']:.1f} s, {r['cpu']:.1f} CPU s{split})", flush=True)
     finally:
         os.killpg(worker.pid, 15)
         worker.wait(timeout=30)

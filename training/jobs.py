@@ -29,7 +29,6 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -354,9 +353,12 @@ def resume_training(job: TrainingJob, user=None, *, enqueue: bool = True) -> Tra
     return new
 
 
-@lru_cache(maxsize=1)
 def app_commit() -> str:
-    """The app's git commit (``+dirty`` with uncommitted changes), or "unknown" outside a checkout."""
+    """The app's git commit (``+dirty`` with uncommitted changes), or "unknown" outside a checkout.
+
+    Asked at each launch, not cached: the runner subprocess runs the code on disk now, which may
+    be newer than the worker's own.
+    """
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=settings.BASE_DIR, capture_output=True, text=True,
                               timeout=10)
