@@ -20,7 +20,8 @@ from annotate.findings import validate
 from annotate.trajectory import Trajectory as CanonicalTrajectory
 
 
-def _title(t: CanonicalTrajectory) -> str:
+def title_of(t: CanonicalTrajectory) -> str:
+    """A trajectory's list title: its first user message (or system prompt), on one line, ≤ 120 chars."""
     first = t.turns[0].user if t.turns else t.system
     first = " ".join(first.split())
     return first[:120] + ("…" if len(first) > 120 else "")
@@ -110,7 +111,7 @@ def insert_trajectories(project, trajectories: list[CanonicalTrajectory], *, aut
             tid = first_traj + k
             case_types = sorted(set(t.meta.case_types))
             traj_rows.append(traj_t.row({
-                "id": tid, "project_id": project.pk, "title": _title(t), "external_id": t.meta.external_id[:300],
+                "id": tid, "project_id": project.pk, "title": title_of(t), "external_id": t.meta.external_id[:300],
                 "source": t.meta.source[:300], "system": t.system, "tools": _j(t.tools), "status": status,
                 "version": 1, "case_types": _j(case_types),
                 "case_types_index": "|" + "|".join(case_types) + "|" if case_types else "",

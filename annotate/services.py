@@ -18,6 +18,7 @@ from django.utils import timezone
 from annotate import permissions, workflow
 from annotate.editing import Edit, EditError, apply_edit
 from annotate import bulk
+from annotate.bulk import title_of as _title
 from annotate.findings import validate
 from annotate.models import (SEARCH_TABLE, ImportBatch, Project, Revision, Step, StepLabel, Tool, Trajectory, Turn,
                              search_index_enabled)
@@ -44,12 +45,6 @@ class ImportOutcome:
 def get_or_create_project(slug: str, name: str | None = None) -> tuple[Project, bool]:
     """A project by slug, created with the default taxonomy when missing."""
     return Project.objects.get_or_create(slug=slug, defaults={"name": name or slug.replace("-", " ").title()})
-
-
-def _title(t: CanonicalTrajectory) -> str:
-    first = t.turns[0].user if t.turns else t.system
-    first = " ".join(first.split())
-    return first[:120] + ("…" if len(first) > 120 else "")
 
 
 def _rows_for(project: Project, t: CanonicalTrajectory, now, user) -> tuple[Trajectory, list, list, list]:
