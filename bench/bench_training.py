@@ -4,7 +4,9 @@
 
 On a GPU machine, ``--device cuda`` runs both paths in bf16 (the app's CUDA settings); ``--model``
 takes a local Qwen-family model folder instead of the tiny one (the snapshot is rendered text,
-re-tokenized by the model's tokenizer with the snapshot's template).
+re-tokenized by the model's tokenizer with the snapshot's template). With no hub, a realistic
+model for that is ``python bench/random_qwen3.py DIR`` (Qwen3-0.6B's shape, random weights, the
+real Qwen3 tokenizer from ../shared/tokenizers).
 
 The app path is what a lead's click does: ``launch_training`` (the launch form's code) queues a
 job after commit, a real Celery worker (a subprocess on the filesystem broker) claims it and
