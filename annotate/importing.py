@@ -151,7 +151,7 @@ def parse_file(data: bytes, filename: str, fmt: str = "auto", max_bytes: int = D
     if result.errors and not skip_invalid:
         return result
 
-    with tool_memo(), _gc_paused():
+    with tool_memo(), gc_paused():
         _convert_all(result, text, filename, fmt, answer_map, default_tools)
     if not result.trajectories and not result.errors:
         fail(None, "", "the file holds no records")
@@ -159,11 +159,12 @@ def parse_file(data: bytes, filename: str, fmt: str = "auto", max_bytes: int = D
 
 
 @contextlib.contextmanager
-def _gc_paused():
+def gc_paused():
     """Pause the cyclic garbage collector while building many objects that are all kept.
 
     Each collection walks every object made so far, so on a large file the collector's passes
-    cost about as much as the parsing itself; the trajectories hold no reference cycles.
+    cost about as much as the parsing itself (and, in the import, as writing the rows); the
+    trajectories and rows hold no reference cycles.
     """
     was_enabled = gc.isenabled()
     gc.disable()

@@ -20,6 +20,7 @@ from annotate.editing import Edit, EditError, apply_edit
 from annotate import bulk
 from annotate.bulk import title_of as _title
 from annotate.findings import validate
+from annotate.importing import gc_paused
 from annotate.models import (SEARCH_TABLE, ImportBatch, Project, Revision, Step, StepLabel, Tool, Trajectory, Turn,
                              search_index_enabled)
 from annotate.revisions import Change, diff_documents, rebase_edit
@@ -92,7 +93,7 @@ def write_trajectories(project: Project, trajectories: list[CanonicalTrajectory]
     author = user if (user is not None and user.is_authenticated) else None
     if bulk.available():  # the embedded SQLite default: plain executemany, ~10x the ORM's speed
         ids: list[int] = []
-        with transaction.atomic():
+        with transaction.atomic(), gc_paused():
             for start in range(0, len(trajectories), BATCH):
                 chunk = trajectories[start:start + BATCH]
                 chunk_ids = bulk.insert_trajectories(project, chunk, author_id=author.pk if author else None,

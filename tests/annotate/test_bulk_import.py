@@ -48,3 +48,31 @@ def test_ids_are_never_reused_after_deletes(project):
     # And the ORM keeps allocating above them.
     t = Trajectory.objects.create(project=project)
     assert t.pk > max(second)
+
+
+@pytest.mark.parametrize("value", [
+    {"b": 1, "a": [1, 2.5, None, True], "é": "ü\u2028", "n": {"x": ""}},  # key order, non-ASCII, null
+    {"big": 2 ** 70, "neg": -2 ** 64},  # beyond 64 bits: orjson refuses, the standard encoder writes them
+    {"x": float("nan"), "y": [float("inf"), None]},  # orjson would write null
+    {1: "one", None: "none"},  # non-string keys (json.dumps turns them into strings)
+    "\ud800",  # a lone surrogate
+    [],
+])
+def test_dumps_writes_the_value_json_dumps_writes(value):
+    import json
+
+    expected = json.dumps(value, ensure_ascii=False)
+    got = bulk.dumps(value)
+    assert isinstance(got, str)
+    if "NaN" in expected or "Infinity" in expected:
+        assert got == expected
+    else:
+        assert json.loads(got) == json.loads(expected)
+        assert list(json.loads(got)) == list(json.loads(expected))  # key order
+
+
+def test_dumps_refuses_what_json_refuses():
+    import datetime
+
+    with pytest.raises(TypeError):
+        bulk.dumps({"when": datetime.date(2024, 1, 1)})
