@@ -500,7 +500,7 @@ class RunMonitor:
         return out
 
 
-def run_training_job(job_id: int, *, echo: Callable[[str], None] | None = None, poll: float = 0.5) -> str:
+def run_training_job(job_id: int, *, echo: Callable[[str], None] | None = None, poll: float = 1.0) -> str:
     """Claim ``job_id`` and run it to the end in a supervised subprocess; return the final status.
 
     Every ``poll`` seconds: ingest new events; every ``HEARTBEAT_EVERY`` seconds: heartbeat with
