@@ -39,6 +39,7 @@ from typing import Any, Callable, Sequence
 from evaluation.items import EvalItem
 from evaluation.parse import ParsedOutput, parse_output, parsed_from_message
 from evaluation.scoring import call_key
+from training.runner_io import resolve_device
 
 DEVICES = ("auto", "cpu", "cuda")
 PARSERS = ("auto", "fallbacks")
@@ -217,16 +218,6 @@ def _has_tokenizer(folder: str) -> bool:
     from pathlib import Path
 
     return any((Path(folder) / n).is_file() for n in ("tokenizer.json", "tokenizer_config.json"))
-
-
-def resolve_device(requested: str) -> str:
-    import torch
-
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda was asked for, but this worker has no CUDA device")
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return requested
 
 
 # --- an OpenAI-compatible endpoint -------------------------------------------------------------

@@ -7,7 +7,7 @@ Read it top to bottom:
 1. ``EvalConfig.load``: the job file (the model, ``GenerationSettings``, the items file).
 2. ``build_generator``: a local model folder (+ LoRA adapter) or an OpenAI-compatible endpoint.
 3. ``main``: items in chunks → generate (with replay) → parse → score → one JSON line per item
-   in ``results.jsonl``; progress events in ``events.jsonl`` (``training.runner.EventLog``).
+   in ``results.jsonl``; progress events in ``events.jsonl`` (``training.runner_io.EventLog``).
 
 The worker tails both files into the database, so the dashboard fills in while this runs. This
 module imports no Django, and torch / transformers only for a local model: an endpoint run
@@ -16,12 +16,10 @@ starts in a fraction of a second.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -31,6 +29,7 @@ from evaluation.generate import (EndpointGenerator, GenerationSettings, Generati
 from evaluation.items import EvalItem
 from evaluation.scoring import Reference, score_output
 from evaluation.parse import ParsedOutput
+from training.runner_io import EventLog, JobFile, command_for, run_main
 
 EVENTS_FILE = "events.jsonl"
 RESULTS_FILE = "results.jsonl"
@@ -60,7 +59,7 @@ class ModelSpec:
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(JobFile):
     """Everything one evaluation needs: written by the worker as ``job.json`` in the run folder."""
 
     model: ModelSpec
@@ -78,22 +77,6 @@ class EvalConfig:
         d["settings"] = GenerationSettings.from_dict(d.get("settings"))
         return cls(**d)
 
-    @classmethod
-    def load(cls, path: str | Path) -> "EvalConfig":
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def write(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
-        return path
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.output_dir)
-
     @property
     def items_path(self) -> Path:
         return Path(self.items_file) if self.items_file else self.run_dir / ITEMS_FILE
@@ -107,7 +90,7 @@ class EvalConfig:
 
 def runner_command(job_file: str | Path, python: str = sys.executable) -> list[str]:
     """The command the worker runs (cwd: the app's root)."""
-    return [python, "-m", "evaluation.runner", str(job_file)]
+    return command_for("evaluation.runner", job_file, python)
 
 
 def read_items(path: str | Path) -> list[EvalItem]:
@@ -181,7 +164,7 @@ def chunks(items: list, size: int) -> Iterator[list]:
         yield items[start:start + size]
 
 
-def evaluate(cfg: EvalConfig, events) -> dict[str, Any]:
+def evaluate(cfg: EvalConfig, events: EventLog) -> dict[str, Any]:
     """Generate, parse and score every item, appending to ``results.jsonl``; return the totals."""
     items = read_items(cfg.items_path)
     events.write("status", message=f"Loading {cfg.model.describe()}")
@@ -208,25 +191,7 @@ def evaluate(cfg: EvalConfig, events) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.runner import EventLog, watch_parent  # pure and light: no Django, nothing heavy
-
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m evaluation.runner JOB.json", file=sys.stderr)
-        return 2
-    cfg = EvalConfig.load(argv[0])
-    events = EventLog(cfg.run_dir / EVENTS_FILE)
-    watch_parent(events)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        totals = evaluate(cfg, events)
-    except Exception as exc:  # the worker shows this to the user as the run's error
-        traceback.print_exc()
-        events.write("error", message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
-        return 1
-    events.write("end", results=totals)
-    print(f"done: {json.dumps(totals)}", flush=True)
-    return 0
+    return run_main(argv, module="evaluation.runner", load=EvalConfig.load, events_file=EVENTS_FILE, work=evaluate)
 
 
 if __name__ == "__main__":

@@ -22,12 +22,13 @@ import os
 import platform
 import re
 import sys
-import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+# EventLog and watch_parent are re-exported: tests and older callers know them from here.
+from training.runner_io import EventLog, JobFile, command_for, resolve_device, run_main, watch_parent  # noqa: F401
 
 KINDS = ("sft", "dpo")
 METHODS = ("full", "lora")
@@ -189,7 +190,7 @@ def target_modules(text: str) -> str | list[str]:
 
 
 @dataclass
-class RunConfig:
+class RunConfig(JobFile):
     """Everything one run needs: written by the worker as ``job.json`` in the run folder."""
 
     kind: str
@@ -210,26 +211,10 @@ class RunConfig:
         data["settings"] = TrainSettings.from_dict(data.get("settings", {}), data.get("kind", "sft"))
         return cls(**data)
 
-    @classmethod
-    def load(cls, path: str | Path) -> RunConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def write(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
-        return path
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.output_dir)
-
 
 def runner_command(job_file: str | Path, python: str = sys.executable) -> list[str]:
     """The command the worker runs (cwd: the app's root)."""
-    return [python, "-m", "training.runner", str(job_file)]
+    return command_for("training.runner", job_file, python)
 
 
 def dataset_columns(dataset_dir: str | Path) -> list[str]:
@@ -344,28 +329,6 @@ def checkpoint_step(path: str | Path) -> int:
     return int(m.group(1)) if m else 0
 
 
-class EventLog:
-    """Append-only JSON Lines of run events: begin, step, log, checkpoint, status, end, error.
-
-    Each line is flushed at once so the worker tailing the file sees it within its poll.
-    """
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = self.path.open("a", encoding="utf-8")
-        self._lock = threading.Lock()
-
-    def write(self, event: str, **data: Any) -> None:
-        line = json.dumps({"event": event, "time": time.time(), **data}, default=str)
-        with self._lock:
-            self._fh.write(line + "\n")
-            self._fh.flush()
-
-    def close(self) -> None:
-        self._fh.close()
-
-
 def model_card(cfg: RunConfig, *, device: str, versions: dict[str, str], results: dict[str, Any],
                template_sha256: str = "") -> str:
     """The README.md written next to the final model: what it was trained on, and how."""
@@ -425,30 +388,6 @@ def library_versions() -> dict[str, str]:
 
 
 # The training process -------------------------------------------------------------------------
-
-def watch_parent(events: EventLog, interval: float = 1.0) -> None:
-    """Exit when the process that started us dies (a killed worker must not leave a run going)."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while True:
-            time.sleep(interval)
-            if os.getppid() != parent:
-                events.write("error", message="The worker that started this run is gone; stopping.")
-                os._exit(75)
-
-    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
-
-
-def resolve_device(requested: str) -> str:
-    import torch
-
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda was asked for, but this worker has no CUDA device")
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return requested
-
 
 def load_datasets(cfg: RunConfig):
     """Train and (optional) eval datasets from the snapshot folder."""
@@ -575,26 +514,15 @@ def quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m training.runner JOB.json", file=sys.stderr)
-        return 2
-    cfg = RunConfig.load(argv[0])
-    events = EventLog(cfg.run_dir / METRICS_FILE)
-    watch_parent(events)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+def start_training(cfg: RunConfig, events: EventLog) -> dict[str, Any]:
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     events.write("status", message="Starting: importing torch, transformers and TRL")
-    try:
-        results = train(cfg, events)
-    except Exception as exc:  # the worker shows this to the user as the job's error
-        traceback.print_exc()
-        events.write("error", message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
-        return 1
-    events.write("end", results=results, final_dir=str(cfg.run_dir / FINAL_DIR))
-    print(f"done: {json.dumps(results)}", flush=True)
-    return 0
+    return train(cfg, events)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(argv, module="training.runner", load=RunConfig.load, events_file=METRICS_FILE,
+                    work=start_training, end=lambda cfg: {"final_dir": str(cfg.run_dir / FINAL_DIR)})
 
 
 if __name__ == "__main__":
