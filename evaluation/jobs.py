@@ -1,12 +1,12 @@
 """Evaluation jobs: eval sets, launching, running (the worker side), dashboards' numbers, and
 turning failures into annotation work or preference pairs.
 
-The job mechanics are training's (``training.jobs``: ``claim``, ``beat``, ``finish``,
-``request_cancel``, ``sweep_stale``, process groups): an ``EvalRun`` row is the single source of
-truth the pages read. ``run_eval_job`` claims the row, writes ``job.json`` and ``items.jsonl``
-into the run folder, starts ``python -m evaluation.runner`` in its own process group, and while
-it runs tails ``results.jsonl`` into ``EvalItemResult`` rows and ``events.jsonl`` into the row's
-progress, heartbeating and honouring a cancel.
+The job mechanics are training's (``training.supervisor``: ``claim``, ``beat``, ``finish``,
+``request_cancel``, ``sweep_stale``, process groups, the supervision loop): an ``EvalRun`` row is
+the single source of truth the pages read. ``run_eval_job`` claims the row, writes ``job.json``
+and ``items.jsonl`` into the run folder, starts ``python -m evaluation.runner`` in its own process
+group, and while it runs ``EvalMonitor`` tails ``results.jsonl`` into ``EvalItemResult`` rows and
+``events.jsonl`` into the row's progress, heartbeating and honouring a cancel.
 
 Every function takes the acting user and leaves the permission check to its caller (views and
 API ask ``annotate.permissions``; the CLI acts as an operator).
@@ -15,7 +15,6 @@ API ask ``annotate.permissions``; the CLI acts as an operator).
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -32,12 +31,10 @@ from evaluation.items import (EvalItem, case_types_of, items_from_prompt_rows, r
 from evaluation.models import EvalItemResult, EvalRun, EvalSet, EvalSetItem
 from evaluation.scoring import (METRICS, ItemScore, aggregate, breakdown, confusion, label_table, mean_interval,
                                 rate)
-from training.jobs import (HOST, FileTail, beat, claim, describe_exit, finish, last_lines, start_process,
-                           stop_process)
 from training.models import JobStatus, Snapshot, TrainingJob
+from training.supervisor import (HOST, FileTail, Monitor, claim, fail_before_start, last_lines, run_supervised,
+                                 sweep_stale)
 
-log = logging.getLogger(__name__)
-HEARTBEAT_EVERY = 2.0
 MAX_UPLOAD_ITEMS = 100_000
 
 
@@ -354,25 +351,29 @@ def config_for(run: EvalRun) -> runner.EvalConfig:
                              trust_remote_code=bool(getattr(settings, "TRUST_REMOTE_CODE", False)))
 
 
-class EvalMonitor:
+class EvalMonitor(Monitor):
     """Tails the run's results into ``EvalItemResult`` rows and its events into the row's progress."""
 
+    model = EvalRun
+    process = "evaluation process"
+    noun = "run"
+    log_name = runner.LOG_FILE
+
     def __init__(self, run: EvalRun, set_items: list[EvalSetItem], echo: Callable[[str], None] | None = None):
+        super().__init__(run, echo)
         self.run = run
-        self.run_dir = Path(run.output_dir)
         self.results = FileTail(self.run_dir / runner.RESULTS_FILE)
         self.events = FileTail(self.run_dir / runner.EVENTS_FILE)
         self.set_items = set_items
-        self.echo = echo
         self.done = run.results.count()
         self.failed = run.results.exclude(error="").count()
         self.total = run.total_items or len(set_items)
         self.message = ""
-        self.ended = False
         self.totals: dict = {}
-        self.error = ""
+        self.summary: dict = {}
 
     def ingest(self) -> None:
+        """Read the new results and events; they reach the row with the next heartbeat."""
         rows = []
         for line in self.results.read_lines():
             try:
@@ -411,12 +412,26 @@ class EvalMonitor:
 
     def fields(self) -> dict:
         out = {"done_items": self.done, "failed_items": self.failed, "total_items": self.total,
-               "log_tail": last_lines(self.run_dir / runner.LOG_FILE)}
+               "log_tail": last_lines(self.log_path)}
         if self.total:
             out["progress"] = round(min(1.0, self.done / self.total), 4)
         if self.message:
             out["message"] = self.message
         return out
+
+    def final_fields(self) -> dict:
+        self.summary = summarize(EvalRun.objects.get(pk=self.pk))
+        return {**self.fields(), "summary": self.summary}
+
+    def success_fields(self) -> dict:
+        return {"summary": {**self.summary, "timing": self.totals}, "progress": 1.0,
+                "message": f"Finished: {self.done} items"}
+
+    def cancelled_message(self) -> str:
+        return f"Cancelled after {self.done} of {self.total} items"
+
+    def failed_message(self) -> str:
+        return f"Failed after {self.done} of {self.total} items"
 
 
 def result_row(run_id: int, position: int, set_item: EvalSetItem | None, r: dict) -> EvalItemResult:
@@ -447,80 +462,14 @@ def run_eval_job(run_id: int, *, echo: Callable[[str], None] | None = None, poll
         runner.write_items([it for _, it in pairs], cfg.items_path)
         path = cfg.write(run_dir / "job.json")
     except Exception as exc:  # a broken row or an unwritable data dir: say so on the row
-        finish(EvalRun, run_id, JobStatus.FAILED, error=f"Could not prepare the run: {type(exc).__name__}: {exc}",
-               message="Failed before generation started")
-        return JobStatus.FAILED
+        return fail_before_start(EvalRun, run_id, exc, "Failed before generation started")
     EvalRun.objects.filter(pk=run_id).update(total_items=len(pairs))
     run.total_items = len(pairs)
     monitor = EvalMonitor(run, [row for row, _ in pairs], echo)
-    proc = start_process(runner.runner_command(path), cwd=Path(settings.BASE_DIR), log_path=run_dir / runner.LOG_FILE,
-                         env={"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"})
-    EvalRun.objects.filter(pk=run_id).update(worker_pid=proc.pid)
-    try:
-        stopped_for = _supervise(run_id, proc, monitor, poll, echo)
-    except BaseException:  # Ctrl-C in `manage.py evaluate`, a Celery hard time limit...
-        stop_process(proc)
-        monitor.ingest()
-        _conclude(run_id, proc.returncode, monitor, "cancel")
-        raise
-    monitor.ingest()
-    return _conclude(run_id, proc.returncode, monitor, stopped_for)
-
-
-def _supervise(run_id: int, proc, monitor: EvalMonitor, poll: float, echo) -> str:
-    import subprocess
-    import time
-
-    last_beat = 0.0
-    while True:
-        try:
-            proc.wait(timeout=poll)
-            return ""
-        except subprocess.TimeoutExpired:
-            pass
-        monitor.ingest()
-        if time.monotonic() - last_beat < HEARTBEAT_EVERY:
-            continue
-        last_beat = time.monotonic()
-        if not beat(EvalRun, run_id, **monitor.fields()):
-            stopped_for = "lost"  # swept, or finished elsewhere: the row has the verdict
-        elif EvalRun.objects.filter(pk=run_id, cancel_requested=True).exists():
-            stopped_for = "cancel"
-        else:
-            continue
-        if echo:
-            echo("Cancelling: stopping the evaluation process" if stopped_for == "cancel" else
-                 "The run is no longer running on this worker; stopping the evaluation process")
-        stop_process(proc)
-        return stopped_for
-
-
-def _conclude(run_id: int, returncode: int | None, monitor: EvalMonitor, stopped_for: str) -> str:
-    fields = monitor.fields()
-    fields["summary"] = summarize(EvalRun.objects.get(pk=run_id))
-    if returncode == 0 and monitor.ended:
-        fields["summary"]["timing"] = monitor.totals
-        fields.update(progress=1.0, message=f"Finished: {monitor.done} items")
-        status = JobStatus.SUCCEEDED
-    elif stopped_for == "cancel":
-        fields.update(message=f"Cancelled after {monitor.done} of {monitor.total} items")
-        status = JobStatus.CANCELLED
-    elif stopped_for == "lost":
-        return EvalRun.objects.values_list("status", flat=True).get(pk=run_id)
-    else:
-        error = monitor.error or describe_exit(returncode if returncode is not None else -9).replace(
-            "training process", "evaluation process")
-        if not monitor.error and (returncode or 0) > 0:
-            error += " The last lines of its log:\n" + last_lines(monitor.run_dir / runner.LOG_FILE, 15)
-        fields.update(error=error, message=f"Failed after {monitor.done} of {monitor.total} items")
-        status = JobStatus.FAILED
-    finish(EvalRun, run_id, status, **fields)
-    return status
+    return run_supervised(monitor, runner.runner_command(path), poll=poll)
 
 
 def sweep_stale_runs(timeout: float) -> list[int]:
-    from training.jobs import sweep_stale
-
     return sweep_stale(EvalRun, timeout, marker="evaluation.runner")
 
 

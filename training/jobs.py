@@ -1,210 +1,30 @@
-"""Job mechanics, and the training jobs built on them.
+"""Training jobs: ``launch_training`` (validate, create, enqueue after commit), ``resume_training``
+and ``run_training_job`` (what the Celery task and ``manage.py train`` run).
 
-Part 1, for any model with ``JobFields`` (training now, evaluation next): the row is the single
-source of truth the UI reads.
-
-- ``claim``: a worker takes a queued row with a conditional UPDATE; a duplicate delivery gets 0
-  rows and does nothing (which is what makes ``acks_late`` safe).
-- ``beat``: progress and heartbeat, written only while the row is still running; 0 rows means the
-  job was swept or finished elsewhere and the worker must stop.
-- ``finish``: the final status, again only from running (never over the sweep's verdict).
-- ``request_cancel``: a queued row is cancelled at once; a running one is flagged and its worker
-  kills the subprocess's process group.
-- ``sweep_stale``: running rows whose heartbeat is older than the timeout are failed with the
-  reason (a periodic Celery task runs it; ``JOB_HEARTBEAT_TIMEOUT``).
-- ``start_process`` / ``stop_process``: a subprocess in its own session, so one ``killpg`` stops it
-  and anything it started.
-
-Part 2: training jobs: ``launch_training`` (validate, create, enqueue after commit),
-``resume_training`` and ``run_training_job`` (what the Celery task and ``manage.py train`` run).
+The job mechanics every kind of job shares (``claim``, ``beat``, ``finish``, ``request_cancel``,
+``sweep_stale``, process groups, the supervision loop) live in ``training.supervisor``; they are
+re-exported here for the callers that know them from this module. ``RunMonitor`` says what a
+training run's events mean for its row.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
-import signal
-import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
-from django.utils import timezone
 
 from training import runner
 from training.models import JobStatus, MetricPoint, Snapshot, TrainingDefaults, TrainingJob
+from training.supervisor import (HEARTBEAT_EVERY, HOST, LOG_TAIL_LINES, FileTail, Monitor,  # noqa: F401
+                                 beat, claim, conclude, describe_exit, fail_before_start, finish, last_lines,
+                                 request_cancel, run_supervised, start_process, stop_process, stop_process_group,
+                                 sweep_stale)
 
-log = logging.getLogger(__name__)
-HOST = socket.gethostname()
-HEARTBEAT_EVERY = 2.0  # seconds between heartbeats while a subprocess runs
-LOG_TAIL_LINES = 40
-
-
-# --- Part 1: mechanics -------------------------------------------------------------------------
-
-def claim(model, pk: int, **fields) -> bool:
-    """Take a queued row (True), or learn that another delivery / a cancel got there first (False)."""
-    now = timezone.now()
-    return model.objects.filter(pk=pk, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, **fields) == 1
-
-
-def beat(model, pk: int, **fields) -> bool:
-    """Heartbeat (+ progress fields) while running; False when the row is no longer running."""
-    return model.objects.filter(pk=pk, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now(), **fields) == 1
-
-
-def finish(model, pk: int, status: str, **fields) -> bool:
-    """Set the final status of a running row (a row the sweep already failed stays failed)."""
-    return model.objects.filter(pk=pk, status=JobStatus.RUNNING).update(
-        status=status, finished_at=timezone.now(), **fields) == 1
-
-
-def request_cancel(job) -> str:
-    """'cancelled' (it had not started), 'cancelling' (its worker will stop it) or 'finished'."""
-    model = type(job)
-    if model.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
-            status=JobStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now(),
-            message="Cancelled before it started") == 1:
-        return "cancelled"
-    if model.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
-            cancel_requested=True, message="Cancelling…") == 1:
-        return "cancelling"
-    return "finished"
-
-
-def _is_our_process_group(pgid: int, marker: str) -> bool:
-    """Guard against a recycled pid: the group leader's command line must name ``marker``."""
-    try:
-        return marker in Path(f"/proc/{pgid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return False
-
-
-def sweep_stale(model, timeout: float, *, marker: str = "training.runner") -> list[int]:
-    """Fail running rows whose heartbeat is older than ``timeout`` seconds; return their ids.
-
-    A row whose cancel was requested ends cancelled instead. Where the dead worker ran on this
-    machine, a training process it left behind is killed too (it normally stops on its own when
-    its parent dies; see ``training.runner.watch_parent``).
-    """
-    now = timezone.now()
-    cutoff = now - timezone.timedelta(seconds=timeout)
-    stale = model.objects.filter(status=JobStatus.RUNNING).filter(
-        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff))
-    swept = []
-    for row in stale:
-        seen = row.heartbeat_at or row.started_at
-        silent = int((now - seen).total_seconds()) if seen else int(timeout)
-        if row.cancel_requested:
-            status, error, message = JobStatus.CANCELLED, "", "Cancelled (its worker had stopped responding)"
-        else:
-            status = JobStatus.FAILED
-            message = "Failed: the worker stopped responding"
-            error = (f"No heartbeat for {silent} s (the limit is {int(timeout)} s): the worker or its machine "
-                     f"stopped while this job ran. Resume it from its last checkpoint, or launch it again.")
-        done = model.objects.filter(pk=row.pk, status=JobStatus.RUNNING, heartbeat_at=row.heartbeat_at).update(
-            status=status, finished_at=now, error=error, message=message)
-        if not done:
-            continue  # it beat or finished in the meantime
-        swept.append(row.pk)
-        log.warning("swept %s %s: %s", model.__name__, row.pk, message)
-        host = getattr(row, "worker_host", "")
-        if row.worker_pid and host == HOST and _is_our_process_group(row.worker_pid, marker):
-            stop_process_group(row.worker_pid, grace=5)
-    return swept
-
-
-def start_process(cmd: list[str], *, cwd: Path, log_path: Path, env: dict | None = None) -> subprocess.Popen:
-    """Start ``cmd`` in a new session (its own process group), stdout and stderr into ``log_path``."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as out:
-        return subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, **(env or {})}, start_new_session=True)
-
-
-def stop_process_group(pgid: int, grace: float = 10.0) -> None:
-    """SIGTERM the group, then SIGKILL whatever is left after ``grace`` seconds."""
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def stop_process(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    stop_process_group(proc.pid, grace)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass
-
-
-class FileTail:
-    """New complete lines of a growing file, from where the last read stopped."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.offset = 0
-
-    def read_lines(self) -> list[str]:
-        try:
-            with open(self.path, "rb") as fh:
-                fh.seek(self.offset)
-                data = fh.read()
-        except FileNotFoundError:
-            return []
-        end = data.rfind(b"\n")
-        if end < 0:
-            return []  # a line still being written
-        self.offset += end + 1
-        return data[:end].decode("utf-8", errors="replace").splitlines()
-
-
-def last_lines(path: Path, n: int = LOG_TAIL_LINES, max_bytes: int = 16384) -> str:
-    """The last ``n`` lines of a text file (empty when it does not exist)."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - max_bytes))
-            data = fh.read()
-    except FileNotFoundError:
-        return ""
-    return "\n".join(data.decode("utf-8", errors="replace").splitlines()[-n:])
-
-
-def describe_exit(returncode: int) -> str:
-    """What a subprocess's exit code means, for the job's error."""
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        why = " (out of memory is the usual cause when nobody sent it)" if -returncode == signal.SIGKILL else ""
-        return f"The training process was killed by {name}{why}."
-    if returncode == 75:
-        return "The training process stopped because the worker that started it went away."
-    return f"The training process exited with code {returncode}."
-
-
-# --- Part 2: training jobs ---------------------------------------------------------------------
 
 class LaunchError(ValueError):
     """A launch that cannot go ahead; ``errors`` maps form fields to messages."""
@@ -420,20 +240,22 @@ class Progress:
     step: int = 0
     max_steps: int = 0
     message: str = ""
-    ended: bool = False
     results: dict | None = None
-    error: str = ""
     last_checkpoint: str = ""
 
 
-class RunMonitor:
+class RunMonitor(Monitor):
     """Tails ``metrics.jsonl`` into ``MetricPoint`` rows and the job row (heartbeat, progress, log tail)."""
 
+    model = TrainingJob
+    process = "training process"
+    noun = "job"
+    log_name = "train.log"
+
     def __init__(self, job: TrainingJob, echo: Callable[[str], None] | None = None):
+        super().__init__(job, echo)
         self.job = job
-        self.run_dir = Path(job.output_dir)
         self.tail = FileTail(self.run_dir / runner.METRICS_FILE)
-        self.echo = echo
         self.progress = Progress(step=job.current_step, max_steps=job.total_steps)
         self.summary = dict(job.summary)
 
@@ -467,9 +289,9 @@ class RunMonitor:
                 if self.echo:
                     self.echo(self.progress.message)
             elif kind == "end":
-                self.progress.ended, self.progress.results = True, ev.get("results", {})
+                self.ended, self.progress.results = True, ev.get("results", {})
             elif kind == "error":
-                self.progress.error = ev.get("message", "")
+                self.error = ev.get("message", "")
         if points:
             MetricPoint.objects.bulk_create(points)
         return count
@@ -490,14 +312,30 @@ class RunMonitor:
 
     def fields(self) -> dict:
         p = self.progress
-        out = {"current_step": p.step, "summary": self.summary,
-               "log_tail": last_lines(self.run_dir / "train.log")}
+        out = {"current_step": p.step, "summary": self.summary, "log_tail": last_lines(self.log_path)}
         if p.max_steps:
             out["total_steps"] = p.max_steps
             out["progress"] = round(min(1.0, p.step / p.max_steps), 4)
         if p.message:
             out["message"] = p.message
         return out
+
+    def success_fields(self) -> dict:
+        self.summary["results"] = self.progress.results or {}
+        self.summary["final_dir"] = str(self.run_dir / runner.FINAL_DIR)
+        return {"summary": self.summary, "progress": 1.0, "message": "Finished"}
+
+    def cancelled_message(self) -> str:
+        return f"Cancelled at step {self.progress.step}"
+
+    def failed_message(self) -> str:
+        return f"Failed at step {self.progress.step}"
+
+    def failure_error(self, returncode: int | None) -> str:
+        error = super().failure_error(returncode)
+        if self.error and (returncode or 0) < 0:  # it said what went wrong, then a signal ended it
+            error = describe_exit(returncode, self.process) + " " + error
+        return error
 
 
 def run_training_job(job_id: int, *, echo: Callable[[str], None] | None = None, poll: float = 1.0) -> str:
@@ -509,79 +347,9 @@ def run_training_job(job_id: int, *, echo: Callable[[str], None] | None = None, 
     if not claim(TrainingJob, job_id, worker_host=HOST, message="Starting the training process"):
         return "not claimed"
     job = TrainingJob.objects.select_related("snapshot").get(pk=job_id)
-    run_dir = Path(job.output_dir)
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        cfg = run_config_for(job)
-        path = cfg.write(job_file(job))
+        Path(job.output_dir).mkdir(parents=True, exist_ok=True)
+        path = run_config_for(job).write(job_file(job))
     except Exception as exc:  # a broken row or an unwritable data dir: say so on the row
-        finish(TrainingJob, job_id, JobStatus.FAILED, error=f"Could not prepare the run: {type(exc).__name__}: {exc}",
-               message="Failed before training started")
-        return JobStatus.FAILED
-    monitor = RunMonitor(job, echo)
-    proc = start_process(runner.runner_command(path), cwd=Path(settings.BASE_DIR), log_path=run_dir / "train.log",
-                         env={"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"})
-    TrainingJob.objects.filter(pk=job_id).update(worker_pid=proc.pid)
-    try:
-        stopped_for = _supervise(job_id, proc, monitor, poll, echo)
-    except BaseException:  # Ctrl-C in `manage.py train`, a Celery hard time limit...
-        stop_process(proc)
-        monitor.ingest()
-        _conclude(job_id, proc.returncode, monitor, "cancel")
-        raise
-    monitor.ingest()
-    return _conclude(job_id, proc.returncode, monitor, stopped_for)
-
-
-def _supervise(job_id: int, proc: subprocess.Popen, monitor: RunMonitor, poll: float,
-               echo: Callable[[str], None] | None) -> str:
-    """Wait for the process, ingesting its events and heartbeating; '' when it exited by itself,
-    'cancel' or 'lost' when this worker stopped it."""
-    last_beat = 0.0
-    while True:
-        try:
-            proc.wait(timeout=poll)
-            return ""
-        except subprocess.TimeoutExpired:
-            pass
-        fresh = monitor.ingest()
-        if not fresh and time.monotonic() - last_beat < HEARTBEAT_EVERY:
-            continue  # news goes to the row at once; otherwise a heartbeat every HEARTBEAT_EVERY s
-        last_beat = time.monotonic()
-        if not beat(TrainingJob, job_id, **monitor.fields()):
-            stopped_for = "lost"  # swept, or finished by someone else: the row has the verdict
-        elif TrainingJob.objects.filter(pk=job_id, cancel_requested=True).exists():
-            stopped_for = "cancel"
-        else:
-            continue
-        if echo:
-            echo("Cancelling: stopping the training process" if stopped_for == "cancel" else
-                 "The job is no longer running on this worker; stopping the training process")
-        stop_process(proc)
-        return stopped_for
-
-
-def _conclude(job_id: int, returncode: int, monitor: RunMonitor, stopped_for: str) -> str:
-    p = monitor.progress
-    fields = monitor.fields()
-    if returncode == 0 and p.ended:
-        monitor.summary["results"] = p.results or {}
-        monitor.summary["final_dir"] = str(monitor.run_dir / runner.FINAL_DIR)
-        fields.update(summary=monitor.summary, progress=1.0, message="Finished")
-        status = JobStatus.SUCCEEDED
-    elif stopped_for == "cancel":
-        fields.update(message=f"Cancelled at step {p.step}")
-        status = JobStatus.CANCELLED
-    elif stopped_for == "lost":
-        return TrainingJob.objects.values_list("status", flat=True).get(pk=job_id)
-    else:
-        error = p.error or describe_exit(returncode)
-        if not p.error and returncode > 0:
-            error += " The last lines of its log:\n" + last_lines(monitor.run_dir / "train.log", 15)
-        elif p.error and returncode < 0:
-            error = describe_exit(returncode) + " " + error
-        fields.update(error=error, message=f"Failed at step {p.step}")
-        status = JobStatus.FAILED
-    finish(TrainingJob, job_id, status, **fields)
-    return status
-
+        return fail_before_start(TrainingJob, job_id, exc, "Failed before training started")
+    return run_supervised(RunMonitor(job, echo), runner.runner_command(path), poll=poll)

@@ -159,6 +159,8 @@ def test_the_monitor_turns_run_events_into_metric_points_and_progress(make_job, 
     (1, [{"event": "error", "message": "ValueError: nothing to train on: raise max_length."}], JobStatus.FAILED,
      "ValueError: nothing to train on"),
     (3, [], JobStatus.FAILED, "exited with code 3"),
+    (-signal.SIGTERM, [{"event": "error", "message": "RuntimeError: boom"}], JobStatus.FAILED,
+     "The training process was killed by SIGTERM. RuntimeError: boom"),
     (0, [], JobStatus.FAILED, "exited with code 0"),  # exit 0 without finishing is no success
 ])
 def test_the_verdict_on_a_finished_process(make_job, returncode, events, status, says):
@@ -168,7 +170,7 @@ def test_the_verdict_on_a_finished_process(make_job, returncode, events, status,
     _write_events(Path(job.output_dir), *events)
     monitor = jobs.RunMonitor(job)
     monitor.ingest()
-    assert jobs._conclude(job.pk, returncode, monitor, "") == status
+    assert jobs.conclude(monitor, returncode, "") == status
     job.refresh_from_db()
     assert job.status == status and says in job.error
     if status == JobStatus.SUCCEEDED:

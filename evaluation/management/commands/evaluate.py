@@ -19,7 +19,7 @@ from evaluation.generate import GenerationSettings
 from evaluation.jobs import LaunchError, launch_eval, run_eval_job
 from evaluation.models import EvalRun, EvalSet
 from evaluation.scoring import METRICS
-from training.models import JobStatus
+from training.supervisor import run_in_command
 
 
 class Command(BaseCommand):
@@ -63,13 +63,7 @@ class Command(BaseCommand):
         except LaunchError as exc:
             raise CommandError("Cannot launch:\n" + "\n".join(f"  {k}: {m}" for k, m in exc.errors.items())) from None
         self.stdout.write(f"Evaluation #{run.pk} {run.name}: {run.total_items} items\n  folder: {run.output_dir}")
-        try:
-            status = run_eval_job(run.pk, echo=self.stdout.write)
-        except KeyboardInterrupt:  # the run was stopped and marked cancelled on the way out
-            raise CommandError(f"Evaluation #{run.pk} cancelled.") from None
-        run.refresh_from_db()
-        if status != JobStatus.SUCCEEDED:
-            raise CommandError(f"Evaluation #{run.pk} {status}: {run.error or run.message}")
+        run_in_command(run_eval_job, run, f"Evaluation #{run.pk}", echo=self.stdout.write)
         self.print_table(run)
 
     def print_table(self, run: EvalRun) -> None:

@@ -16,7 +16,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from training import runner
 from training.jobs import LaunchError, launch_training, run_training_job
-from training.models import JobStatus, Snapshot
+from training.models import Snapshot
+from training.supervisor import run_in_command
 
 
 class Command(BaseCommand):
@@ -44,13 +45,7 @@ class Command(BaseCommand):
         except LaunchError as exc:
             raise CommandError("Cannot launch:\n" + "\n".join(f"  {k}: {m}" for k, m in exc.errors.items())) from None
         self.stdout.write(f"Run #{job.pk} {job.name}\n  folder: {job.output_dir}")
-        try:
-            status = run_training_job(job.pk, echo=self.stdout.write)
-        except KeyboardInterrupt:  # the run was stopped and marked cancelled on the way out
-            raise CommandError(f"Run #{job.pk} cancelled.") from None
-        job.refresh_from_db()
-        if status != JobStatus.SUCCEEDED:
-            raise CommandError(f"Run #{job.pk} {status}: {job.error or job.message}")
+        run_in_command(run_training_job, job, f"Run #{job.pk}", echo=self.stdout.write)
         results = job.summary.get("results", {})
         self.stdout.write(self.style.SUCCESS(
             f"Run #{job.pk} succeeded: {results.get('global_step')} steps, train loss "
