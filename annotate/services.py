@@ -92,14 +92,10 @@ def write_trajectories(project: Project, trajectories: list[CanonicalTrajectory]
     created: list[Trajectory] = []
     author = user if (user is not None and user.is_authenticated) else None
     if bulk.available():  # the embedded SQLite default: plain executemany, ~10x the ORM's speed
-        ids: list[int] = []
         with transaction.atomic(), gc_paused():
-            for start in range(0, len(trajectories), BATCH):
-                chunk = trajectories[start:start + BATCH]
-                chunk_ids = bulk.insert_trajectories(project, chunk, author_id=author.pk if author else None,
-                                                     status=status, now=now)
-                index_search_text([(pk, search_text(t)) for pk, t in zip(chunk_ids, chunk)])
-                ids.extend(chunk_ids)
+            ids = bulk.insert_trajectories(project, trajectories, author_id=author.pk if author else None,
+                                           status=status, now=now,
+                                           index_search=index_search_text if search_index_enabled() else None)
         return ids if ids_only else list(Trajectory.objects.filter(pk__in=ids).order_by("id"))
     for start in range(0, len(trajectories), BATCH):
         chunk = trajectories[start:start + BATCH]

@@ -210,3 +210,22 @@ def test_export_to_an_unknown_format_is_refused():
 def test_an_issue_reads_as_file_line_field_message():
     assert str(ImportIssue("a.jsonl", 3, "turns[0].user", "must be a string")) == "a.jsonl:3: turns[0].user: must be a string"
     assert str(ImportIssue("a.jsonl", None, "", "the file is empty")) == "a.jsonl: the file is empty"
+
+
+@pytest.mark.parametrize("data, line, constant", [
+    (b'{"turns": [{"user": "hi", "assistant_answer": "x"}]}\n{"turns": [], "meta": {"extra": {"x": NaN}}}\n', 2, "NaN"),
+    (b'[{"turns": []},\n {"turns": [], "meta": {"reference": -Infinity}}]', 2, "-Infinity"),
+    (b'{\n "turns": [],\n "meta": {"reference": Infinity}\n}\n', 1, "Infinity"),
+    (b'{"turns": [{"user": "a", "assistant_tool": {"name": "f", "arguments": {"x": 1e999}}}]}\n', 1, "1e999"),
+])
+def test_nan_and_infinity_are_reported_where_they_are(data, line, constant):
+    # Python's reader takes them but JSON and the database's JSON columns do not: reported with
+    # the line instead of failing the insert.
+    r = parse_file(data, "a.jsonl")
+    assert not r.trajectories
+    assert [(e.line, e.message.split(" is ")[0]) for e in r.errors] == [(line, f"not valid JSON: {constant}")]
+
+
+def test_ordinary_floats_are_read_as_before():
+    r = parse_file(b'{"turns": [], "meta": {"extra": {"a": 1.5, "b": -0.0, "c": 1E3, "d": 2.5e-8}}}', "a.jsonl")
+    assert r.trajectories[0][1].meta.extra == {"a": 1.5, "b": -0.0, "c": 1000.0, "d": 2.5e-8}
