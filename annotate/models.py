@@ -16,6 +16,7 @@ from django.utils import timezone
 from annotate.trajectory import CASE_TYPES, DEFAULT_ERROR_LABELS, Meta, Step as CanonicalStep
 from annotate.trajectory import Trajectory as CanonicalTrajectory
 from annotate.trajectory import Turn as CanonicalTurn
+from studio.fields import OrderedJSONField
 
 
 def default_error_labels() -> list[dict]:
@@ -78,7 +79,7 @@ class Tool(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tools")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    parameters = models.JSONField(default=dict)
+    parameters = OrderedJSONField(default=dict)
 
     class Meta:
         ordering = ["name"]
@@ -162,7 +163,7 @@ class Trajectory(models.Model):
     source = models.CharField(max_length=300, blank=True)
     system = models.TextField(blank=True)
     # Tool specs as the trajectory saw them (usually the project catalog at import time).
-    tools = models.JSONField(default=list, blank=True)
+    tools = OrderedJSONField(default=list, blank=True)
     status = models.CharField(max_length=20, choices=STATUS_CHOICES, default=DRAFT)
     assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                  on_delete=models.SET_NULL, related_name="assigned_trajectories")
@@ -175,7 +176,7 @@ class Trajectory(models.Model):
     case_types_index = models.CharField(max_length=300, blank=True, default="")
     split = models.CharField(max_length=10, choices=SPLIT_CHOICES, default="train")
     tags = models.JSONField(default=list, blank=True)
-    reference = models.JSONField(null=True, blank=True)
+    reference = OrderedJSONField(null=True, blank=True)
     extra = models.JSONField(default=dict, blank=True)
     step_count = models.PositiveIntegerField(default=0)
     finding_count = models.PositiveIntegerField(default=0)
@@ -248,7 +249,7 @@ class Step(models.Model):
     kind = models.CharField(max_length=20, choices=KIND_CHOICES)
     text = models.TextField(blank=True)
     name = models.CharField(max_length=200, blank=True)
-    arguments = models.JSONField(null=True, blank=True)
+    arguments = OrderedJSONField(null=True, blank=True)
     call_id = models.CharField(max_length=200, blank=True)
     ok = models.BooleanField(default=True)
     note = models.TextField(blank=True)
@@ -295,7 +296,7 @@ class Revision(models.Model):
     # The trajectory's review status after this revision (workflow moves make revisions too,
     # so the history shows who submitted, approved or rejected).
     status = models.CharField(max_length=20, blank=True, default="")
-    document = models.JSONField()
+    document = OrderedJSONField()
 
     class Meta:
         ordering = ["-version"]

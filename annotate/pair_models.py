@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from annotate import pairs as core
+from studio.fields import OrderedJSONField
 
 __all__ = ["PairCategory", "Pair", "PairSuggestion", "SuggestionScan"]
 
@@ -68,9 +69,9 @@ class Pair(models.Model):
                                  related_name="+")
     cut_turn = models.PositiveIntegerField(default=0)
     cut_step = models.PositiveIntegerField(default=0)
-    context = models.JSONField()
-    chosen = models.JSONField(default=list)
-    rejected = models.JSONField(default=list)
+    context = OrderedJSONField()
+    chosen = OrderedJSONField(default=list)
+    rejected = OrderedJSONField(default=list)
     category = models.CharField(max_length=50, default="other")
     source = models.CharField(max_length=20, choices=SOURCE_CHOICES, default="manual")
     status = models.CharField(max_length=20, choices=STATUS_CHOICES, default=DRAFT)
@@ -151,9 +152,9 @@ class PairSuggestion(models.Model):
     version = models.PositiveIntegerField(help_text="The revision holding the correction")
     cut_turn = models.PositiveIntegerField()
     cut_step = models.PositiveIntegerField()
-    context = models.JSONField()
-    chosen = models.JSONField()
-    rejected = models.JSONField()
+    context = OrderedJSONField()
+    chosen = OrderedJSONField()
+    rejected = OrderedJSONField()
     category = models.CharField(max_length=50, default="other")
     key = models.CharField(max_length=64, help_text="Pair.content_key of the suggested pair")
     status = models.CharField(max_length=20, choices=STATUS_CHOICES, default=PENDING)

@@ -20,6 +20,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from studio.fields import OrderedJSONField
 from training.models import JobFields
 
 
@@ -56,7 +57,7 @@ class EvalSetItem(models.Model):
     eval_set = models.ForeignKey(EvalSet, on_delete=models.CASCADE, related_name="items")
     position = models.PositiveIntegerField()
     item_id = models.CharField(max_length=400)
-    document = models.JSONField(help_text="evaluation.items.EvalItem as a dict")
+    document = OrderedJSONField(help_text="evaluation.items.EvalItem as a dict")
     trajectory = models.ForeignKey("annotate.Trajectory", null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
 
@@ -130,7 +131,7 @@ class EvalItemResult(models.Model):
     gold_decision = models.CharField(max_length=10, blank=True)
     correct = models.BooleanField(null=True)
     error = models.TextField(blank=True, help_text="The request failed (the environment, not the model)")
-    episode = models.JSONField(null=True, blank=True, help_text="The replayed continuation, when there was one")
+    episode = OrderedJSONField(null=True, blank=True, help_text="The replayed continuation, when there was one")
     seconds = models.FloatField(default=0.0)
     new_tokens = models.PositiveIntegerField(default=0)
     sent_trajectory = models.ForeignKey("annotate.Trajectory", null=True, blank=True, on_delete=models.SET_NULL,

@@ -113,8 +113,15 @@ def test_import_and_background_work_run_on_postgres_and_redis(postgres_url, redi
            "STUDIO_DATA_DIR": str(tmp_path / "data"), "DJANGO_SETTINGS_MODULE": "studio.settings"}
     manage(env, "migrate", "--noinput")
     manage(env, "seed_demo", "--no-model")
-    records = [{"turns": [{"user": f"weather {i}?", "assistant_tool": {"name": "get_weather",
-                                                                       "arguments": {"city": f"C{i}"}},
+    # Keys in an order jsonb would change (it sorts shorter keys first): the chat template renders
+    # schemas and arguments in stored order, so PostgreSQL must give back what was imported.
+    tool = {"name": "get_weather", "description": "Weather", "parameters": {
+        "type": "object", "properties": {"unit_system": {"type": "string"}, "city": {"type": "string"}},
+        "required": ["city"]}}
+    records = [{"tools": [tool],
+                "turns": [{"user": f"weather {i}?", "assistant_tool": {"name": "get_weather",
+                                                                       "arguments": {"unit_system": "metric",
+                                                                                     "city": f"C{i}"}},
                            "tool_result": "sunny", "assistant_answer": "Sunny."}]} for i in range(5)]
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -146,4 +153,14 @@ def test_import_and_background_work_run_on_postgres_and_redis(postgres_url, redi
             worker.kill()
     exported = tmp_path / "out.jsonl"
     manage(env, "export_trajectories", str(exported), "--project", "demo", "--format", "messages")
-    assert len(exported.read_text().splitlines()) == 5 + 10  # our 5 plus the 10 demo trajectories
+    lines = exported.read_text().splitlines()
+    assert len(lines) == 5 + 10  # our 5 plus the 10 demo trajectories
+    ours = [json.loads(line) for line in lines if '"weather 0?"' in line]
+    assert len(ours) == 1
+    call = next(m for m in ours[0]["messages"] if m.get("tool_calls"))["tool_calls"][0]["function"]
+    arguments = call["arguments"] if isinstance(call["arguments"], dict) else json.loads(call["arguments"])
+    assert list(arguments) == ["unit_system", "city"]
+    spec = ours[0]["tools"][0]
+    spec = spec.get("function", spec)
+    assert list(spec["parameters"]["properties"]) == ["unit_system", "city"]
+    assert list(spec["parameters"]) == ["type", "properties", "required"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from studio.fields import OrderedJSONField
 
 __all__ = ["SnapshotPair", "RenderCacheEntry"]
 
@@ -26,7 +27,7 @@ class SnapshotPair(models.Model):
     position = models.PositiveIntegerField()
     source_id = models.PositiveBigIntegerField(null=True, blank=True)
     key = models.CharField(max_length=64, help_text="sha256 of the pinned document")
-    document = models.JSONField()
+    document = OrderedJSONField()
 
     class Meta:
         ordering = ["position"]
