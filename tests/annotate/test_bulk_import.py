@@ -128,13 +128,13 @@ def _rows(ids):
 def test_rows_built_in_a_second_process_are_the_rows_built_here(project):
     from annotate.services import index_search_text
 
-    docs = _varied_docs() * 3
+    docs = _varied_docs() * 15  # (batches of 60: several full multi-row INSERTs per table, and a rest)
     now = timezone.now()
 
     def write(parallel):
         with transaction.atomic():
             return bulk.insert_trajectories(project, docs, author_id=None, status="draft", now=now,
-                                            index_search=index_search_text, parallel=parallel, batch=4)
+                                            index_search=index_search_text, parallel=parallel, batch=60)
 
     here, there = write(False), write(True)
     assert len(here) == len(there) == len(docs) and min(there) > max(here)
