@@ -258,11 +258,19 @@ class _LocalRows:
 
     def __enter__(self):
         ts = self.trajectories
-        return (_packed_rows(self.tables, ts[i:i + self.batch], self.first, self.args)
-                for i in range(0, len(ts), self.batch))
+        return (_packed_rows(self.tables, ts[i:j], self.first, self.args) for i, j in _slices(len(ts), self.batch))
 
     def __exit__(self, *exc):
         return False
+
+
+def _slices(n: int, batch: int):
+    """``(start, stop)`` of each batch; the first is an eighth of the others, so that the writer,
+    which waits for it in the parallel case, starts soon."""
+    start, size = 0, max(1, batch // 8)
+    while start < n:
+        yield start, min(n, start + size)
+        start, size = start + size, batch
 
 
 def _can_fork() -> bool:
@@ -297,7 +305,7 @@ class _ForkedRows:
         return self._batches()
 
     def _batches(self):
-        for _ in range(0, len(self.trajectories), self.batch):
+        for _ in _slices(len(self.trajectories), self.batch):
             try:
                 message = self.recv.recv_bytes()
             except EOFError:
@@ -322,8 +330,8 @@ class _ForkedRows:
 def _child(send, tables, trajectories, first, batch, args) -> None:
     gc.disable()  # a short-lived copy: nothing to collect
     try:
-        for i in range(0, len(trajectories), batch):
-            rows = _packed_rows(tables, trajectories[i:i + batch], first, args)
+        for i, j in _slices(len(trajectories), batch):
+            rows = _packed_rows(tables, trajectories[i:j], first, args)
             try:
                 message = b"m" + marshal.dumps(rows)
             except ValueError:  # a value marshal does not know (a str subclass...): pickle knows more
