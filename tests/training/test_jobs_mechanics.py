@@ -236,3 +236,33 @@ def test_the_file_tail_returns_only_complete_new_lines(tmp_path):
         fh.write("ial\n")
     assert tail.read_lines() == ["partial"] and tail.read_lines() == []
 
+
+
+# --- waiting for the training process without a busy loop ----------------------------------------
+
+def test_the_exit_watch_wakes_when_the_process_exits_not_when_the_timeout_ends():
+    from training.supervisor import ExitWatch
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
+    watch = ExitWatch(proc)
+    start = time.monotonic()
+    assert watch.wait(30) is True
+    assert time.monotonic() - start < 10 and proc.returncode == 0
+
+
+def test_the_exit_watch_times_out_on_a_running_process_and_reports_a_later_exit():
+    from training.supervisor import ExitWatch
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    watch = ExitWatch(proc)
+    try:
+        start = time.monotonic()
+        assert watch.wait(0.3) is False
+        assert time.monotonic() - start >= 0.29
+        cpu = time.process_time()
+        assert watch.wait(1.0) is False
+        # Asleep in the kernel for the whole second, not polling waitpid every few milliseconds.
+        assert time.process_time() - cpu < 0.002  # Popen.wait(timeout=1) takes ~4 ms of CPU here
+    finally:
+        proc.kill()
+    assert watch.wait(30) is True and proc.returncode == -signal.SIGKILL
