@@ -16,7 +16,8 @@ tails into the database. The plain path is a script that builds ``SFTTrainer`` w
 
 Printed: tokens/s of each (non-padding input tokens / the Trainer's train_runtime; the median over
 the repeats, run in A-B-B-A order so drift in the machine's load cancels) and their ratio (target
->= 0.95), and the time from submit to the first logged step in the database (target <= 20 s on
+>= 0.95), the ratio within each neighbouring pair with its uncertainty (on a shared 2-core VM a
+single run moves by ±5 %: use ``--repeats 5`` for a verdict), and the time from submit to the first logged step in the database (target <= 20 s on
 CPU), with where that time goes. Everything lives under bench/out/ (git-ignored).
 """
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -243,8 +245,15 @@ def main() -> None:
     print(f"  through the app  : best {app_best:8.1f} tokens/s   median {app_tps:8.1f}")
     print(f"  ratio app/plain  : best {app_best / plain_best:8.3f}            median {app_tps / plain_tps:8.3f}"
           f"   (target >= 0.95)")
-    print(f"  app/plain within each neighbouring pair: {', '.join(f'{x:.3f}' for x in pair_ratios)}")
-    if load > 1.5 * (os.cpu_count() or 1) / 2:
+    geo = math.exp(statistics.fmean(math.log(x) for x in pair_ratios))
+    print(f"  app/plain within each neighbouring pair: {', '.join(f'{x:.3f}' for x in pair_ratios)}"
+          f"   (median {statistics.median(pair_ratios):.3f}, geometric mean {geo:.3f})")
+    if len(pair_ratios) > 1:
+        # How far a ratio moves between runs on this machine: the verdict is only as sharp as this.
+        spread = statistics.stdev(math.log(x) for x in pair_ratios) / math.sqrt(len(pair_ratios))
+        print(f"  uncertainty of the pair mean (one standard error): x/÷ {math.exp(spread):.3f}"
+              f"  -> {geo / math.exp(2 * spread):.3f} .. {geo * math.exp(2 * spread):.3f} (about 95 %)")
+    if load > (os.cpu_count() or 1) + 0.5:  # the training itself keeps every core busy
         print("  (the machine was busy with other work: medians are noisy; trust best/best, or rerun)")
     every = ", ".join(f"{r['submit_to_first_point']:.1f}" for r in app)
     print(f"  submit -> first logged step in the database: best {first['submit_to_first_point']:.1f} s "
