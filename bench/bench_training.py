@@ -17,8 +17,8 @@ tails into the database. The plain path is a script that builds ``SFTTrainer`` w
 Printed: tokens/s of each (non-padding input tokens / the Trainer's train_runtime; the median over
 the repeats, run in A-B-B-A order so drift in the machine's load cancels) and their ratio (target
 >= 0.95), the ratio within each neighbouring pair with its uncertainty (on a shared 2-core VM a
-single run moves by ±5 %: use ``--repeats 5`` for a verdict), and the time from submit to the first logged step in the database (target <= 20 s on
-CPU), with where that time goes. Everything lives under bench/out/ (git-ignored).
+single run moves by ±5 %: use ``--repeats 5`` for a verdict), and the time from submit to the
+first logged step in the database (target <= 20 s on CPU), with where that time goes. Everything lives under bench/out/ (git-ignored).
 """
 
 from __future__ import annotations
