@@ -9,7 +9,7 @@ rebuilds the document; ``Revision`` keeps a full snapshot of it per save.
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import models
+from django.db import connections, models
 from django.urls import reverse
 from django.utils import timezone
 
@@ -108,18 +108,23 @@ class TrajectoryQuerySet(models.QuerySet):
     def search(self, query: str):
         """Trajectories whose user messages or steps contain every word of ``query`` (as prefixes).
 
-        SQLite: the FTS5 index ``annotate_trajectory_search`` (kept by ``annotate.services``);
+        SQLite: the FTS5 index ``annotate_trajectory_search``; PostgreSQL: a table of the same
+        name with a ``tsvector`` per trajectory and a GIN index (both kept by ``annotate.services``);
         elsewhere a portable, slower scan of turns and steps.
         """
         from django.db.models import Q
         from django.db.models.expressions import RawSQL
 
-        from annotate.search import fts_query, search_terms
+        from annotate.search import fts_query, search_terms, tsquery
 
         terms = search_terms(query)
         if not terms:
             return self
         if search_index_enabled(self.db):
+            if connections[self.db].vendor == "postgresql":
+                return self.filter(pk__in=RawSQL(
+                    f"SELECT trajectory_id FROM {SEARCH_TABLE} WHERE document @@ to_tsquery('simple', %s)",
+                    [tsquery(query)]))
             return self.filter(pk__in=RawSQL(
                 f"SELECT rowid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH %s", [fts_query(query)]))
         qs = self
@@ -131,8 +136,9 @@ class TrajectoryQuerySet(models.QuerySet):
         return qs
 
 
-# The full-text index over every user message and step (SQLite FTS5; rowid = trajectory id),
-# created by migration 0002_workbench_search and written by annotate.services.
+# The full-text index over every user message and step, written by annotate.services: SQLite
+# FTS5 (rowid = trajectory id; migration 0002_workbench_search) or, on PostgreSQL, a table of
+# (trajectory_id, document tsvector) with a GIN index (migration 0004_postgres_search).
 SEARCH_TABLE = "annotate_trajectory_search"
 _search_index: dict[str, bool] = {}
 
@@ -140,14 +146,16 @@ _search_index: dict[str, bool] = {}
 def search_index_enabled(alias: str = "default") -> bool:
     """Whether the FTS5 search index exists on database ``alias`` (checked once per process)."""
     if alias not in _search_index:
-        from django.db import connections
-
         conn = connections[alias]
         ok = False
         if conn.vendor == "sqlite":
             with conn.cursor() as c:
                 c.execute("SELECT 1 FROM sqlite_master WHERE name = %s", [SEARCH_TABLE])
                 ok = c.fetchone() is not None
+        elif conn.vendor == "postgresql":
+            with conn.cursor() as c:
+                c.execute("SELECT to_regclass(%s) IS NOT NULL", [SEARCH_TABLE])
+                ok = bool(c.fetchone()[0])
         _search_index[alias] = ok
     return _search_index[alias]
 

@@ -3,7 +3,8 @@
 The queue searches every user message and every step (reasoning, tool names, arguments, tool
 output, answers, notes). ``search_text`` is the text indexed for one trajectory; ``fts_query``
 turns what a user typed into an SQLite FTS5 query (every word must occur, each as a prefix, so
-``HAT1`` finds ``HAT145``); ``search_terms`` gives the same words for the portable fallback.
+``HAT1`` finds ``HAT145``); ``tsquery`` does the same for PostgreSQL's full-text search;
+``search_terms`` gives the same words for the portable fallback.
 
 >>> from annotate.trajectory import Trajectory
 >>> t = Trajectory.from_dict({"turns": [{"user": "Weather in Paris?", "steps": [
@@ -50,6 +51,18 @@ def search_terms(query: str) -> list[str]:
     ['HAT145', 'script']
     """
     return _WORD.findall(query)[:MAX_TERMS]
+
+
+def tsquery(query: str) -> str:
+    """A PostgreSQL ``to_tsquery`` expression: every word, each as a prefix.
+
+    The words are runs of letters and digits, so no tsquery syntax leaks through.
+    Returns "" when the query has no words.
+
+    >>> tsquery('paris "get weather" <b>')
+    'paris:* & get:* & weather:* & b:*'
+    """
+    return " & ".join(f"{term}:*" for term in search_terms(query))
 
 
 def fts_query(query: str) -> str:

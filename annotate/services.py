@@ -133,8 +133,14 @@ def index_search_text(rows: list[tuple[int, str]], *, replace: bool = False) -> 
     """Write ``(trajectory id, text)`` into the full-text index (a no-op where there is none)."""
     if not rows or not search_index_enabled():
         return
+    conn = connections["default"]
+    if conn.vendor == "postgresql":
+        with conn.cursor() as c:
+            c.executemany(f"INSERT INTO {SEARCH_TABLE} (trajectory_id, document) VALUES (%s, to_tsvector('simple', %s)) "
+                          "ON CONFLICT (trajectory_id) DO UPDATE SET document = EXCLUDED.document", rows)
+        return
     verb = "INSERT OR REPLACE" if replace else "INSERT"  # FTS5 replaces by rowid
-    with connections["default"].cursor() as c:
+    with conn.cursor() as c:
         c.executemany(f"{verb} INTO {SEARCH_TABLE}(rowid, text) VALUES (%s, %s)", rows)
 
 

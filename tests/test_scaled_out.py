@@ -164,3 +164,52 @@ def test_import_and_background_work_run_on_postgres_and_redis(postgres_url, redi
     spec = spec.get("function", spec)
     assert list(spec["parameters"]["properties"]) == ["unit_system", "city"]
     assert list(spec["parameters"]) == ["type", "properties", "required"]
+
+
+SEARCH_CHECK = """
+from django.db import connection
+from annotate.models import Trajectory as T, search_index_enabled
+print("enabled", search_index_enabled())
+print("counts", T.objects.search("C3").count(), T.objects.search("weath").count(),
+      T.objects.search("unit_sys metric c4").count(), T.objects.search("nothing-like-this").count())
+with connection.cursor() as c:
+    c.execute("SET enable_seqscan = off")
+    sql, params = T.objects.search("C3").values("id").query.sql_with_params()
+    c.execute("EXPLAIN " + sql, params)
+    print("plan", " ".join(row[0] for row in c.fetchall()))
+"""
+
+
+def search_counts(env) -> tuple[list[str], str]:
+    lines = manage(env, "shell", "--no-imports", "-c", SEARCH_CHECK).splitlines()
+    assert "enabled True" in lines
+    counts = next(line for line in lines if line.startswith("counts")).split()[1:]
+    return counts, next(line for line in lines if line.startswith("plan"))
+
+
+def test_queue_search_uses_a_full_text_index_on_postgres(postgres_url, tmp_path):
+    server = postgres_url.rsplit("/", 1)[0]
+    env = {**os.environ, "DATABASE_URL": server + "/postgres", "STUDIO_DATA_DIR": str(tmp_path / "data"),
+           "DJANGO_SETTINGS_MODULE": "studio.settings"}
+    manage(env, "shell", "--no-imports", "-c",
+           "from django.db import connection; connection.cursor().execute('CREATE DATABASE search')")
+    env["DATABASE_URL"] = server + "/search"  # a database of its own, beside the other test's
+    manage(env, "migrate", "--noinput")
+    records = [{"turns": [{"user": f"weather {i}?", "assistant_tool": {"name": "get_weather", "arguments": {
+        "unit_system": "metric", "city": f"C{i}"}}, "tool_result": "sunny", "assistant_answer": "Sunny."}]}
+               for i in range(6)]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in records))
+    manage(env, "import_trajectories", str(src), "--project", "search")
+    counts, plan = search_counts(env)
+    # Each word is a prefix, every word must match: C3 alone, all six, C4 alone, none.
+    assert counts == ["1", "6", "1", "0"]
+    assert "annotate_trajectory_search_gin" in plan, plan
+    # Rebuilt from the stored rows by the migration (what an existing database gets)...
+    manage(env, "migrate", "annotate", "0003", "--noinput")
+    manage(env, "migrate", "--noinput")
+    assert search_counts(env)[0] == ["1", "6", "1", "0"]
+    # ...and a deleted trajectory leaves the index with it.
+    manage(env, "shell", "--no-imports", "-c",
+           "from annotate.models import Trajectory as T; T.objects.search('C3').delete()")
+    assert search_counts(env)[0] == ["0", "5", "1", "0"]
