@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import pickle
 import sqlite3
+import threading
 
 import orjson
 from django.db import connection, models
@@ -278,9 +279,11 @@ def _can_fork() -> bool:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return False
-    # (A daemonic process, such as a worker of Celery's prefork pool, may not start children.)
+    # A daemonic process, such as a worker of Celery's prefork pool, may not start children; and
+    # forking a process that runs other threads (a threaded web server) can leave the child stuck
+    # on a lock one of them held, so those import in one process (the CLI and the bench fork).
     return (cpus > 1 and "fork" in multiprocessing.get_all_start_methods()
-            and not multiprocessing.current_process().daemon)
+            and not multiprocessing.current_process().daemon and threading.active_count() == 1)
 
 
 class _ForkedRows:

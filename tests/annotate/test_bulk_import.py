@@ -220,3 +220,20 @@ def test_a_big_import_reads_back_as_imported(project, small_parallel_min):
     for row, (_, doc) in zip(rows, result.trajectories):
         assert row.to_canonical() == doc and current_document(row) == doc
     assert Trajectory.objects.filter(project=project).search("answer 59").get().external_id == "r59"
+
+
+def test_a_process_running_other_threads_imports_without_forking():
+    """A threaded web server must not fork mid-request: the child could wait forever on a lock."""
+    import threading
+
+    if not bulk._can_fork():
+        pytest.skip("needs fork and a second CPU")
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert bulk._can_fork() is False
+    finally:
+        stop.set()
+        other.join()
+    assert bulk._can_fork() is True
