@@ -108,7 +108,7 @@ def test_compose_file_wires_web_worker_redis_and_postgres_through_the_environmen
         assert env["DATABASE_URL"].startswith("postgres://") and env["CELERY_BROKER_URL"].startswith("redis://")
 
 
-def test_import_and_background_work_run_on_postgres_and_redis(postgres_url, redis_url, tmp_path):
+def test_import_and_background_work_run_on_postgres_and_redis(postgres_url, redis_url, tmp_path, tiny_model_dir):
     env = {**os.environ, "DATABASE_URL": postgres_url, "CELERY_BROKER_URL": redis_url,
            "STUDIO_DATA_DIR": str(tmp_path / "data"), "DJANGO_SETTINGS_MODULE": "studio.settings"}
     manage(env, "migrate", "--noinput")
@@ -164,6 +164,19 @@ def test_import_and_background_work_run_on_postgres_and_redis(postgres_url, redi
     spec = spec.get("function", spec)
     assert list(spec["parameters"]["properties"]) == ["unit_system", "city"]
     assert list(spec["parameters"]) == ["type", "properties", "required"]
+    # Rendered through the chat template from PostgreSQL: the trained text keeps the imported order.
+    snap = tmp_path / "snapshot"
+    manage(env, "create_snapshot", str(snap), "--project", "demo", "--kind", "sft", "--template", "qwen3_training",
+           "--tokenizer", str(tiny_model_dir), "--status", "any", "--strategy", "conversation", "--tokenized")
+    rows = [json.loads(line) for name in ("train.jsonl", "eval.jsonl") if (snap / name).exists()
+            for line in (snap / name).read_text().splitlines()]
+    assert len(rows) == 15
+    row = next(r for r in rows if any(m.get("content") == "weather 0?" for m in r["messages"]))
+    from transformers import AutoTokenizer
+
+    text = AutoTokenizer.from_pretrained(tiny_model_dir).decode(row["input_ids"])
+    assert text.index('"unit_system"') < text.index('"city"')  # in the tool schema
+    assert '{"unit_system": "metric", "city": "C0"}' in text  # the call's arguments
 
 
 SEARCH_CHECK = """
