@@ -16,6 +16,9 @@ from training.models import JobStatus, Snapshot
 
 METHOD_CHOICES = [("full", "Full fine-tuning"), ("lora", "LoRA adapter (peft)")]
 PRECISION_CHOICES = [("auto", "Auto (bf16 on CUDA, fp32 on CPU)"), ("bf16", "bf16 (CUDA only)"), ("fp32", "fp32")]
+CHECKPOINTING_CHOICES = [("auto", "Auto (on with CUDA, off on CPU)"),
+                         ("on", "On: less GPU memory, slower steps"),
+                         ("off", "Off: faster, when the model fits in GPU memory")]
 DEVICE_CHOICES = [("auto", "Auto (CUDA when the worker has it)"), ("cpu", "CPU"), ("cuda", "CUDA")]
 SCHEDULER_CHOICES = [(s, s.replace("_", " ")) for s in runner.SCHEDULERS]
 LOSS_CHOICES = [(s, s) for s in runner.DPO_LOSS_TYPES]
@@ -69,6 +72,10 @@ class LaunchForm(forms.Form):
                                                                                   "its last checkpoint.")
     precision = forms.ChoiceField(choices=PRECISION_CHOICES)
     device = forms.ChoiceField(choices=DEVICE_CHOICES)
+    gradient_checkpointing = forms.ChoiceField(label="Gradient checkpointing", choices=CHECKPOINTING_CHOICES,
+                                               required=False,  # missing (older clients): auto
+                                               help_text="Recomputes activations in the backward pass to save "
+                                                         "memory; about 2x slower steps on a GPU.")
     beta = forms.FloatField(required=False, help_text="How far the model may move from the reference (0.1 usual).")
     loss_type = forms.ChoiceField(label="DPO loss", choices=LOSS_CHOICES, required=False)
 
@@ -140,7 +147,7 @@ class LaunchForm(forms.Form):
         return self.section(["eval_fraction", "eval_steps", "logging_steps", "save_steps"])
 
     def hardware_fields(self):
-        return self.section(["precision", "device"])
+        return self.section(["precision", "device", "gradient_checkpointing"])
 
     def dpo_fields(self):
         return self.section(DPO_ONLY)

@@ -34,6 +34,7 @@ KINDS = ("sft", "dpo")
 METHODS = ("full", "lora")
 PRECISIONS = ("auto", "bf16", "fp32")
 DEVICES = ("auto", "cpu", "cuda")
+CHECKPOINTING = ("auto", "on", "off")
 SCHEDULERS = ("linear", "cosine", "cosine_with_min_lr", "constant", "constant_with_warmup", "polynomial",
               "inverse_sqrt")
 DPO_LOSS_TYPES = ("sigmoid", "ipo", "hinge", "robust", "bco_pair", "sppo_hard", "nca_pair", "apo_zero", "apo_down",
@@ -72,6 +73,10 @@ class TrainSettings:
     save_steps: int = 100
     precision: str = "auto"
     device: str = "auto"
+    # Gradient checkpointing: auto = on with CUDA (TRL's default: less GPU memory), off on CPU (it
+    # only costs time there). Off on a GPU where the model fits: 2.4x faster for a 0.6B model on an
+    # H200 (bench/random_qwen3.py, 20 steps of batch 8: 2,236 vs 5,292 tokens/s).
+    gradient_checkpointing: str = "auto"
     beta: float = 0.1  # DPO only
     loss_type: str = "sigmoid"  # DPO only
 
@@ -144,6 +149,8 @@ def settings_errors(kind: str, s: TrainSettings) -> dict[str, str]:
     check("save_steps", s.save_steps >= 1, "Save a checkpoint every 1 step or more.")
     check("precision", s.precision in PRECISIONS, f"Choose one of: {', '.join(PRECISIONS)}.")
     check("device", s.device in DEVICES, f"Choose one of: {', '.join(DEVICES)}.")
+    check("gradient_checkpointing", s.gradient_checkpointing in CHECKPOINTING,
+          f"Choose one of: {', '.join(CHECKPOINTING)}.")
     check("precision", not (s.precision == "bf16" and s.device == "cpu"),
           "bf16 training needs a CUDA device; on CPU choose auto or fp32.")
     if kind == "dpo":
@@ -237,8 +244,9 @@ def trl_kwargs(cfg: RunConfig, device: str, *, has_eval: bool | None = None,
                columns: list[str] | None = None) -> dict[str, Any]:
     """The exact keyword arguments of ``SFTConfig`` / ``DPOConfig`` for ``cfg`` on ``device``.
 
-    CPU: fp32 (``use_cpu=True, bf16=False``) and no gradient checkpointing (it only trades
-    compute for GPU memory). CUDA: bf16 unless fp32 was asked for; TRL's default checkpointing.
+    CPU: fp32 (``use_cpu=True, bf16=False``) and no gradient checkpointing unless asked for (it
+    only trades compute for GPU memory). CUDA: bf16 unless fp32 was asked for; gradient
+    checkpointing as asked, else TRL's default (on).
 
     >>> kw = trl_kwargs(RunConfig("sft", "m", "d", "/runs/1", TrainSettings(max_steps=4)), "cpu", has_eval=False)
     >>> kw["use_cpu"], kw["bf16"], kw["max_steps"], kw["output_dir"]
@@ -275,9 +283,11 @@ def trl_kwargs(cfg: RunConfig, device: str, *, has_eval: bool | None = None,
         "trust_remote_code": cfg.trust_remote_code,
     }
     if device == "cpu":
-        kw.update(use_cpu=True, bf16=False, gradient_checkpointing=False)
+        kw.update(use_cpu=True, bf16=False, gradient_checkpointing=s.gradient_checkpointing == "on")
     else:
         kw.update(use_cpu=False, bf16=s.precision != "fp32")
+        if s.gradient_checkpointing != "auto":
+            kw["gradient_checkpointing"] = s.gradient_checkpointing == "on"
     if cfg.kind == "sft":
         columns = dataset_columns(cfg.dataset_dir) if columns is None else columns
         # Loss on assistant tokens only: from the snapshot's own masks when it ships them

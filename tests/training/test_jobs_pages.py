@@ -77,6 +77,7 @@ def model_dir(tmp_path):
     ({"base_model": "just words"}, "base_model", "neither an existing folder nor a hub id"),
     ({"eval_fraction": "0.9"}, "eval_fraction", "less than half"),
     ({"snapshot": ""}, "snapshot", "This field is required"),
+    ({"gradient_checkpointing": "maybe"}, "gradient_checkpointing", "Select a valid choice"),
 ])
 def test_bad_values_get_field_errors_and_launch_nothing(client, lead, sft_snapshot, model_dir, over, field, says):
     page = _client(client, lead).post(reverse("training:launch-job", args=[sft_snapshot.project.slug]),
@@ -149,6 +150,20 @@ def test_with_device_auto_the_preview_says_what_a_cuda_worker_changes(client, le
                                       _form(sft_snapshot, model_dir, action="preview", device="auto"))
     cuda = page.content.decode().split('id="preview-cuda"')[1].split("</p>")[0]
     assert "bf16=True" in cuda and "use_cpu=False" in cuda
+
+
+@pytest.mark.parametrize("choice, on_cuda", [("auto", "gradient_checkpointing at TRL"),
+                                              ("off", None), ("on", None)])
+def test_gradient_checkpointing_can_be_chosen_for_a_gpu_run(client, lead, sft_snapshot, model_dir, choice, on_cuda):
+    page = _client(client, lead).post(reverse("training:launch-job", args=["weather"]),
+                                      _form(sft_snapshot, model_dir, action="preview", device="auto",
+                                            gradient_checkpointing=choice))
+    html = page.content.decode()
+    assert 'name="gradient_checkpointing"' in html
+    assert f"gradient_checkpointing={choice == 'on'}," in html  # the CPU config
+    cuda = html.split('id="preview-cuda"')[1].split("</p>")[0]
+    # A CUDA worker keeps an explicit choice; only "auto" leaves it to TRL (on).
+    assert (on_cuda in cuda) if on_cuda else ("gradient_checkpointing" not in cuda)
 
 
 @pytest.mark.parametrize("method, url_name", [("get", "training:launch-job"), ("post", "training:launch-job")])

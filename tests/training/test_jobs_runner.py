@@ -75,6 +75,22 @@ def test_on_cuda_it_trains_in_bf16_unless_fp32_was_asked_for(precision, bf16):
     assert kw["use_cpu"] is False and kw["bf16"] is bf16 and "gradient_checkpointing" not in kw
 
 
+@pytest.mark.parametrize("device, choice, expected", [
+    ("cuda", "auto", None), ("cuda", "on", True), ("cuda", "off", False),  # None: TRL's default (on)
+    ("cpu", "auto", False), ("cpu", "on", True), ("cpu", "off", False)])
+def test_gradient_checkpointing_follows_the_choice_and_the_device(device, choice, expected):
+    kw = runner.trl_kwargs(_cfg(gradient_checkpointing=choice), device, has_eval=False, columns=["messages"])
+    assert kw.get("gradient_checkpointing") is expected
+    from trl import SFTConfig
+
+    args = SFTConfig(**{**kw, "use_cpu": True, "bf16": False})  # TRL takes them (CPU here)
+    assert args.gradient_checkpointing is (True if expected is None else expected)
+
+
+def test_an_unknown_gradient_checkpointing_choice_is_a_field_error():
+    assert "gradient_checkpointing" in runner.settings_errors("sft", TrainSettings(gradient_checkpointing="maybe"))
+
+
 def test_the_trl_arguments_carry_the_form_values():
     cfg = _cfg(learning_rate=1e-4, max_steps=12, batch_size=4, gradient_accumulation_steps=2, max_length=512,
                warmup=0.1, lr_scheduler_type="cosine", seed=9, save_steps=5, logging_steps=3)
