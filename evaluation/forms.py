@@ -11,7 +11,7 @@ from django import forms
 
 from annotate.trajectory import CASE_TYPE_NAMES
 from evaluation.generate import DEVICES, GenerationSettings
-from evaluation.jobs import launch_errors
+from evaluation.jobs import SPLITS, launch_errors
 from evaluation.models import EvalRun, EvalSet
 from training.models import JobStatus
 
@@ -107,7 +107,7 @@ class LaunchForm(forms.Form):
         return [self[n] for n in ("concurrency", "timeout", "retries")]
 
 
-SPLIT_CHOICES = [("eval", "eval"), ("test", "test"), ("train", "train")]
+SPLIT_CHOICES = [(s, s) for s in SPLITS]
 
 
 class EvalSetForm(forms.Form):

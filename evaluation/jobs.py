@@ -38,6 +38,9 @@ from training.supervisor import (HOST, FileTail, Monitor, claim, fail_before_sta
 MAX_UPLOAD_ITEMS = 100_000
 
 
+SPLITS = ("eval", "test", "train")  # the files a snapshot may hold
+
+
 class EvalSetError(ValueError):
     """An eval set that cannot be made; ``field`` names the form field."""
 
@@ -72,6 +75,8 @@ def items_from_snapshot(snapshot: Snapshot, split: str) -> list[EvalItem]:
                            f"(decision points with their gold continuation)", "snapshot")
     if snapshot.status != JobStatus.SUCCEEDED:
         raise EvalSetError(f"{snapshot} is {snapshot.get_status_display().lower()}; choose a finished one", "snapshot")
+    if split not in SPLITS:  # also keeps the path inside the snapshot folder
+        raise EvalSetError(f"choose one of: {', '.join(SPLITS)}", "split")
     path = Path(snapshot.out_dir) / f"{split}.jsonl"
     if not path.is_file():
         raise EvalSetError(f"{snapshot} has no {split} split", "split")

@@ -116,6 +116,9 @@ def test_an_eval_set_from_uploaded_candidates_takes_the_marked_one_as_gold(proje
 
 @pytest.mark.parametrize("make, field, says", [
     (lambda p, s: jobs.create_eval_set(p, EvalSet.SNAPSHOT, snapshot=s, split="test"), "split", "has no test split"),
+    # (the API takes any text: a path must not reach outside the snapshot folder)
+    (lambda p, s: jobs.create_eval_set(p, EvalSet.SNAPSHOT, snapshot=s, split="../eval"), "split",
+     "choose one of: eval, test, train"),
     (lambda p, s: jobs.create_eval_set(p, EvalSet.TRAJECTORIES, filters={"tag": "nope"}), "filters",
      "no trajectory matches"),
     (lambda p, s: jobs.create_eval_set(p, EvalSet.CANDIDATES, upload=(b'{"question": "q", "candidates": '
