@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 
 from annotate.trajectory import Step
 from evaluation import runner
@@ -112,7 +113,9 @@ def items_from_trajectories(project, filters: dict) -> list[EvalItem]:
     for start in range(0, len(rows), 500):
         chunk = rows[start:start + 500]
         wanted = {(tid, v) for tid, v, _ in chunk}
-        for tid, v, doc in Revision.objects.filter(trajectory_id__in=[t for t, _ in wanted]).values_list(
+        # Only the current revisions (not every old version's document).
+        for tid, v, doc in Revision.objects.filter(trajectory_id__in=[t for t, _ in wanted],
+                                                   version=F("trajectory__version")).values_list(
                 "trajectory_id", "version", "document"):
             if (tid, v) in wanted:
                 docs[tid] = doc
