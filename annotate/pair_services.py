@@ -22,13 +22,10 @@ from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
 from annotate import pairs as core
+from annotate.permissions import author_of
 from annotate.models import Revision, Trajectory
 from annotate.pair_models import Pair, PairSuggestion, SuggestionScan, categories_for
 from annotate.trajectory import Trajectory as CanonicalTrajectory
-
-
-def _author(user):
-    return user if user is not None and getattr(user, "is_authenticated", False) else None
 
 
 def current_revision(trajectory: Trajectory) -> Revision | None:
@@ -52,7 +49,7 @@ def save_pair(project, pair: core.Pair, *, user, row: Pair | None = None, trajec
     core.check_pair(pair, categories_for(project))
     now = timezone.now()
     if row is None:
-        row = Pair(project=project, trajectory=trajectory, revision=revision, author=_author(user),
+        row = Pair(project=project, trajectory=trajectory, revision=revision, author=author_of(user),
                    created_at=now)
     row.set_core(pair)
     row.updated_at = now
@@ -69,7 +66,7 @@ def review_pair(row: Pair, status: str, *, user, note: str | None = None) -> Pai
     if status == Pair.APPROVED:
         core.check_pair(row.to_core(), categories_for(row.project))
     row.status = status
-    row.reviewer = _author(user) if status != Pair.DRAFT else None
+    row.reviewer = author_of(user) if status != Pair.DRAFT else None
     row.reviewed_at = timezone.now() if status != Pair.DRAFT else None
     fields = ["status", "reviewer", "reviewed_at"]
     if note is not None:
@@ -154,7 +151,7 @@ def decide_suggestions(project, ids, action: str, *, user) -> Decision:
     now = timezone.now()
     for s in qs:
         if action == "dismiss":
-            s.status, s.decided_by, s.decided_at = PairSuggestion.DISMISSED, _author(user), now
+            s.status, s.decided_by, s.decided_at = PairSuggestion.DISMISSED, author_of(user), now
             s.save(update_fields=["status", "decided_by", "decided_at"])
             out.dismissed += 1
             continue
@@ -170,9 +167,9 @@ def decide_suggestions(project, ids, action: str, *, user) -> Decision:
                 row = Pair(project=project, trajectory=s.trajectory, revision=revision, author=s.corrected_by,
                            created_at=now, updated_at=now)
                 row.set_core(pair)
-            row.status, row.reviewer, row.reviewed_at = Pair.APPROVED, _author(user), now
+            row.status, row.reviewer, row.reviewed_at = Pair.APPROVED, author_of(user), now
             row.save()
-            s.status, s.decided_by, s.decided_at, s.pair = PairSuggestion.ACCEPTED, _author(user), now, row
+            s.status, s.decided_by, s.decided_at, s.pair = PairSuggestion.ACCEPTED, author_of(user), now, row
             s.save(update_fields=["status", "decided_by", "decided_at", "pair"])
         out.accepted.append(row)
     return out
@@ -207,7 +204,7 @@ def import_candidates(project, data: bytes, filename: str, *, user) -> PairImpor
                 out.duplicates += 1
                 continue
             known.add(key)
-            row = Pair(project=project, author=_author(user), created_at=now, updated_at=now)
+            row = Pair(project=project, author=author_of(user), created_at=now, updated_at=now)
             row.set_core(pair)
             rows.append(row)
         Pair.objects.bulk_create(rows)

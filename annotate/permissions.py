@@ -72,3 +72,8 @@ class ProjectRole(drf_permissions.BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return bool(request.user and request.user.is_authenticated)
+
+
+def author_of(user):
+    """The user to record as author / creator of a change: None for no user or an anonymous one."""
+    return user if getattr(user, "is_authenticated", False) else None

@@ -16,6 +16,7 @@ from django.db.models import Case, Count, F, Value, When
 from django.utils import timezone
 
 from annotate import permissions, workflow
+from annotate.permissions import author_of
 from annotate.editing import Edit, EditError, apply_edit
 from annotate import bulk
 from annotate.bulk import title_of as _title
@@ -90,7 +91,7 @@ def write_trajectories(project: Project, trajectories: list[CanonicalTrajectory]
     """
     now = timezone.now()
     created: list[Trajectory] = []
-    author = user if (user is not None and user.is_authenticated) else None
+    author = author_of(user)
     if bulk.available():  # the embedded SQLite default: plain executemany, ~10x the ORM's speed
         with transaction.atomic(), gc_paused():
             ids = bulk.insert_trajectories(project, trajectories, author_id=author.pk if author else None,
@@ -150,7 +151,7 @@ def import_parsed(project: Project, result, *, filename: str, fmt: str, user=Non
     trajectories = [t for _, t in result.trajectories]
     with transaction.atomic():
         batch = ImportBatch.objects.create(project=project, filename=filename[:500], fmt=fmt,
-                                           created_by=user if user is not None and user.is_authenticated else None,
+                                           created_by=author_of(user),
                                            imported=len(trajectories), skipped=len(errors), errors=errors[:1000])
         if trajectories:
             merge_tool_catalog(project, trajectories)
@@ -174,7 +175,7 @@ def replace_document(trajectory: Trajectory, doc: CanonicalTrajectory, *, user, 
         "case_types": indexed.case_types, "case_types_index": indexed.case_types_index,
         "step_count": doc.step_count(), "finding_count": findings,
     }
-    author = _author(user)
+    author = author_of(user)
     # Inside save_edit's transaction no savepoint is needed: a failure undoes the whole save.
     with transaction.atomic(savepoint=False):
         # The conditional UPDATE is the lock: it matches only while nobody saved since base_version.
@@ -197,10 +198,6 @@ def replace_document(trajectory: Trajectory, doc: CanonicalTrajectory, *, user, 
     trajectory.version, trajectory.updated_at, trajectory.status = base_version + 1, now, status
     trajectory.title = trajectory.title or _title(doc)
     return trajectory
-
-
-def _author(user):
-    return user if user is not None and getattr(user, "is_authenticated", False) else None
 
 
 def _write_rows(pk: int, doc: CanonicalTrajectory) -> None:
@@ -416,7 +413,7 @@ def transition(trajectory: Trajectory, action: str, *, user, comment: str = "",
         Trajectory.objects.filter(pk=trajectory.pk, version=version).update(**changes)
         summary = {"submit": "submitted for review", "approve": "approved", "reject": "rejected",
                    "reopen": "reopened as draft"}[action] + (f": {comment}" if comment else "")
-        Revision.objects.create(trajectory_id=trajectory.pk, version=version + 1, author=_author(user),
+        Revision.objects.create(trajectory_id=trajectory.pk, version=version + 1, author=author_of(user),
                                 created_at=now, summary=summary[:300], status=act.target, document=doc.to_dict())
     trajectory.refresh_from_db()
     return trajectory

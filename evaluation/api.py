@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotate import permissions
-from annotate.models import Project
+from annotate.api import project_for
 from evaluation import jobs
 from evaluation.generate import GenerationSettings
 from evaluation.models import EvalItemResult, EvalRun, EvalSet
@@ -80,12 +80,6 @@ class EvalLoopOutputSerializer(serializers.Serializer):
     created = serializers.BooleanField()
     id = serializers.IntegerField()
     url = serializers.CharField()
-
-
-def project_for(request, slug: str, minimum: str = permissions.ANNOTATOR) -> Project:
-    project = get_object_or_404(Project, slug=slug)
-    permissions.require_role(request.user, project, minimum)
-    return project
 
 
 def run_for(request, pk: int, minimum: str = permissions.ANNOTATOR) -> EvalRun:

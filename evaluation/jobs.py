@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
+from annotate.permissions import author_of
 from annotate.trajectory import Step
 from evaluation import runner
 from evaluation.generate import GenerationSettings
@@ -32,6 +33,7 @@ from evaluation.items import (EvalItem, case_types_of, items_from_prompt_rows, r
 from evaluation.models import EvalItemResult, EvalRun, EvalSet, EvalSetItem
 from evaluation.scoring import (METRICS, ItemScore, aggregate, breakdown, confusion, label_table, mean_interval,
                                 rate)
+from training.jobs import LaunchError  # one launch error for training and evaluation alike
 from training.models import JobStatus, Snapshot, TrainingJob
 from training.supervisor import (HOST, FileTail, Monitor, claim, fail_before_start, last_lines, run_supervised,
                                  sweep_stale)
@@ -48,14 +50,6 @@ class EvalSetError(ValueError):
     def __init__(self, message: str, field: str = ""):
         super().__init__(f"{field}: {message}" if field else message)
         self.message, self.field = message, field
-
-
-class LaunchError(ValueError):
-    """A launch that cannot go ahead; ``errors`` maps form fields to messages."""
-
-    def __init__(self, errors: dict[str, str]):
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        self.errors = errors
 
 
 # --- eval sets ---------------------------------------------------------------------------------
@@ -207,16 +201,12 @@ def create_eval_set(project, source: str, *, name: str = "", user=None, snapshot
                                     snapshot=snapshot if source == EvalSet.SNAPSHOT else None,
                                     split=split if source == EvalSet.SNAPSHOT else "", filters=filters,
                                     item_count=len(items), case_type_counts=case_types_of(items),
-                                    created_by=_author(user))
+                                    created_by=author_of(user))
         EvalSetItem.objects.bulk_create([
             EvalSetItem(eval_set=es, position=i, item_id=it.id[:400], document=it.to_dict(),
                         trajectory_id=it.trajectory_id if it.trajectory_id in known else None)
             for i, it in enumerate(items)], batch_size=1000)
     return es
-
-
-def _author(user):
-    return user if user is not None and getattr(user, "is_authenticated", False) else None
 
 
 # --- launching ---------------------------------------------------------------------------------
@@ -307,7 +297,7 @@ def launch_eval(*, project, eval_set: EvalSet | None, model_source: str, gen: Ge
             training_job=training_job if model_source == EvalRun.TRAINING_JOB else None,
             merge_adapter=merge_adapter, endpoint_url=endpoint_url.strip() if model_source == EvalRun.ENDPOINT else "",
             endpoint_model=endpoint_model.strip(), settings=gen.to_dict(), limit=limit, total_items=total,
-            created_by=_author(user), message="Waiting for a worker on the eval queue")
+            created_by=author_of(user), message="Waiting for a worker on the eval queue")
         if not name.strip():
             name = default_run_name(eval_set, run.model_label)
         run.name = name.strip()[:200]

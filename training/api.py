@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotate import permissions
+from annotate.api import project_for
 from annotate.models import Project
 from training import runner
 from training.jobs import (LaunchError, ResumeError, launch_errors, launch_training, preview_run_config,
@@ -58,12 +59,6 @@ class PreviewOutputSerializer(serializers.Serializer):
     command = serializers.CharField()
     job = serializers.DictField()
     trl_config = serializers.DictField(child=serializers.DictField())
-
-
-def project_for(request, slug: str, minimum: str = permissions.ANNOTATOR) -> Project:
-    project = get_object_or_404(Project, slug=slug)
-    permissions.require_role(request.user, project, minimum)
-    return project
 
 
 def job_for(request, pk: int, minimum: str = permissions.ANNOTATOR) -> TrainingJob:

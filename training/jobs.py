@@ -18,6 +18,7 @@ from typing import Callable
 from django.conf import settings
 from django.db import transaction
 
+from annotate.permissions import author_of
 from training import runner
 from training.models import JobStatus, MetricPoint, Snapshot, TrainingDefaults, TrainingJob
 from training.supervisor import (HEARTBEAT_EVERY, HOST, LOG_TAIL_LINES, FileTail, Monitor,  # noqa: F401
@@ -102,7 +103,7 @@ def launch_training(*, project, snapshot: Snapshot | None, kind: str, base_model
         job = TrainingJob.objects.create(
             project=project, snapshot=snapshot, kind=kind, base_model=base_model,
             name=name.strip() or default_run_name(kind, snapshot, base_model), config=train_settings.to_dict(),
-            total_steps=train_settings.max_steps, created_by=user if getattr(user, "is_authenticated", False) else None,
+            total_steps=train_settings.max_steps, created_by=author_of(user),
             message="Waiting for a worker on the train queue")
         job.output_dir = str(runs_root() / f"{job.pk}-{job.created_at:%Y%m%d-%H%M%S}")
         job.save(update_fields=["output_dir"])
@@ -120,7 +121,7 @@ def enqueue_training(job: TrainingJob) -> None:
 def remember_launch(project, kind: str, values: dict, user=None) -> None:
     """Keep the form's values as the project's starting point for its next ``kind`` launch."""
     TrainingDefaults.objects.update_or_create(project=project, kind=kind, defaults={
-        "values": values, "updated_by": user if getattr(user, "is_authenticated", False) else None})
+        "values": values, "updated_by": author_of(user)})
 
 
 def remembered_launch(project, kind: str) -> dict:
@@ -161,7 +162,7 @@ def resume_training(job: TrainingJob, user=None, *, enqueue: bool = True) -> Tra
             project=job.project, snapshot=job.snapshot, kind=job.kind, base_model=job.base_model, config=job.config,
             name=f"{base} (resumed from step {step})"[:200], resumed_from=job, resume_checkpoint=str(checkpoint),
             total_steps=job.total_steps, current_step=step,
-            created_by=user if getattr(user, "is_authenticated", False) else None,
+            created_by=author_of(user),
             message=f"Waiting for a worker; will continue from step {step}")
         new.output_dir = str(runs_root() / f"{new.pk}-{new.created_at:%Y%m%d-%H%M%S}")
         new.save(update_fields=["output_dir"])

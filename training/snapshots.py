@@ -31,6 +31,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from annotate import permissions
+from annotate.permissions import author_of
 from annotate.models import Project, Revision, StepLabel, Trajectory
 from annotate.trajectory import CASE_TYPES, SPLITS
 from training.export import ExportSettings, SettingsError, content_fingerprint
@@ -270,7 +271,7 @@ def create_snapshot(project: Project, kind: str, filters: dict | None, render_se
         snap = Snapshot.objects.create(
             project=project, kind=kind, name=name[:200], filters=plan.selection.to_dict(),
             render_settings=plan.settings.to_dict(), content_hash=plan.content_hash,
-            created_by=user if user is not None and user.is_authenticated else None,
+            created_by=author_of(user),
             item_count=len(plan.items) or len(plan.pairs), message="queued")
         SnapshotItem.objects.bulk_create([SnapshotItem(snapshot=snap, trajectory_id=t, revision_id=r)
                                           for t, r in plan.items], batch_size=2000)
