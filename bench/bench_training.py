@@ -187,8 +187,8 @@ def main() -> None:
     setup_environment(data_dir)
     from annotate.models import Project
     from training import runner
-    from training.jobs import effective_settings, run_config_for
-    from training.models import JobStatus, Snapshot, TrainingJob
+    from training.jobs import preview_run_config
+    from training.models import JobStatus, Snapshot
     from training.tiny_model import build_tiny_model
 
     tiny = build_tiny_model(ROOT / "var" / "test-cache" / "tiny-qwen3")
@@ -202,9 +202,8 @@ def main() -> None:
     settings = runner.TrainSettings(max_steps=args.steps, batch_size=args.batch_size, logging_steps=1,
                                     save_steps=10_000, eval_steps=10_000, device=args.device)
     # The plain script gets exactly the arguments the app's runner passes to SFTConfig.
-    probe = TrainingJob(project=project, snapshot=snapshot, kind="sft", base_model=str(model_dir),
-                        config=effective_settings(snapshot, settings).to_dict(), output_dir=str(OUT / "probe"))
-    kwargs = runner.trl_kwargs(run_config_for(probe), args.device, has_eval=False, columns=meta["columns"])
+    kwargs = runner.trl_kwargs(preview_run_config(snapshot, "sft", str(model_dir), settings), args.device,
+                               has_eval=False, columns=meta["columns"])
 
     worker = start_worker(data_dir)
     app, plain, runs = [], [], []

@@ -209,25 +209,25 @@ def snapshot_info(snapshot: Snapshot) -> dict:
 
 
 def run_config_for(job: TrainingJob) -> runner.RunConfig:
-    snapshot = job.snapshot
-    template = Path(snapshot.out_dir) / "chat_template.jinja"
-    return runner.RunConfig(
-        kind=job.kind, model=job.base_model, dataset_dir=str(Path(snapshot.out_dir) / "hf"),
-        output_dir=job.output_dir, settings=runner.TrainSettings.from_dict(job.config, job.kind), job_id=job.pk,
-        snapshot=snapshot_info(snapshot), resume_from=job.resume_checkpoint,
-        chat_template_file=str(template) if template.exists() else "", app_commit=app_commit(),
-        trust_remote_code=bool(getattr(settings, "TRUST_REMOTE_CODE", False)))
+    return _run_config(job.snapshot, job.kind, job.base_model, runner.TrainSettings.from_dict(job.config, job.kind),
+                       job.output_dir, job_id=job.pk, resume_from=job.resume_checkpoint)
 
 
 def preview_run_config(snapshot: Snapshot, kind: str, base_model: str,
                        train_settings: runner.TrainSettings) -> runner.RunConfig:
     """The job file a launch would write, before the job exists (its folder named by placeholders)."""
+    return _run_config(snapshot, kind, base_model.strip(), effective_settings(snapshot, train_settings),
+                       str(runs_root() / "<job id>-<created>"))
+
+
+def _run_config(snapshot: Snapshot, kind: str, model: str, train_settings: runner.TrainSettings, output_dir: str,
+                **job) -> runner.RunConfig:
     template = Path(snapshot.out_dir) / "chat_template.jinja"
     return runner.RunConfig(
-        kind=kind, model=base_model.strip(), dataset_dir=str(Path(snapshot.out_dir) / "hf"),
-        output_dir=str(runs_root() / "<job id>-<created>"), settings=effective_settings(snapshot, train_settings),
-        snapshot=snapshot_info(snapshot), chat_template_file=str(template) if template.exists() else "",
-        app_commit=app_commit(), trust_remote_code=bool(getattr(settings, "TRUST_REMOTE_CODE", False)))
+        kind=kind, model=model, dataset_dir=str(Path(snapshot.out_dir) / "hf"), output_dir=output_dir,
+        settings=train_settings, snapshot=snapshot_info(snapshot),
+        chat_template_file=str(template) if template.exists() else "", app_commit=app_commit(),
+        trust_remote_code=bool(getattr(settings, "TRUST_REMOTE_CODE", False)), **job)
 
 
 def job_file(job: TrainingJob) -> Path:
