@@ -31,6 +31,7 @@ from django.db import connection, models
 from annotate.findings import validate
 from annotate.search import search_text
 from annotate.trajectory import Trajectory as CanonicalTrajectory
+from annotate.trajectory import case_type_columns
 
 
 def title_of(t: CanonicalTrajectory) -> str:
@@ -64,7 +65,6 @@ class _Table:
         self.per_statement = max(1, min(100, max_params // len(columns)))
         self._head = f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(c) for c in columns)}) VALUES "
         self._values = f"({', '.join(['%s'] * len(columns))})"
-        self.sql = self.sql_for(1)
 
     def sql_for(self, rows: int) -> str:
         return self._head + ", ".join([self._values] * rows)
@@ -135,9 +135,6 @@ def _has_nonfinite(value) -> bool:
         elif isinstance(v, float) and not math.isfinite(v):
             return True
     return False
-
-
-_j = dumps
 
 
 def available() -> bool:
@@ -221,7 +218,7 @@ def build_rows(trajectories: list[CanonicalTrajectory], first: list[int], projec
     for k, t in enumerate(trajectories):
         tid = first_traj + k
         meta = t.meta
-        case_types = sorted(set(meta.case_types))
+        case_types, case_types_index = case_type_columns(meta.case_types)
         step_count = 0
         for ti, turn in enumerate(t.turns):
             turn_rows.append((turn_id, tid, ti, turn.user))
@@ -231,7 +228,7 @@ def build_rows(trajectories: list[CanonicalTrajectory], first: list[int], projec
                 # (ok / train as 1 / 0, which SQLite stores for a bool anyway: a bool parameter
                 # costs sqlite3 an adapter lookup, ~1 us each.)
                 step_rows.append((step_id, tid, ti, si, kind, s.text, s.name,
-                                  _j(s.arguments) if kind == "tool_call" else None,
+                                  dumps(s.arguments) if kind == "tool_call" else None,
                                   s.call_id, 1 if s.ok else 0, s.note, 1 if s.train else 0))
                 if s.labels:
                     for label in dict.fromkeys(s.labels):
@@ -239,12 +236,12 @@ def build_rows(trajectories: list[CanonicalTrajectory], first: list[int], projec
                 step_id += 1
             step_count += len(turn.steps)
         traj_rows.append((
-            tid, project_id, title_of(t), meta.external_id[:300], meta.source[:300], t.system, _j(t.tools),
-            status, 1, _j(case_types), "|" + "|".join(case_types) + "|" if case_types else "", meta.split,
-            _j(list(meta.tags)), _j(meta.reference) if meta.reference is not None else None,
-            _j(dict(meta.extra)), step_count, len(validate(t)), ts, ts,
+            tid, project_id, title_of(t), meta.external_id[:300], meta.source[:300], t.system, dumps(t.tools),
+            status, 1, dumps(case_types), case_types_index, meta.split,
+            dumps(list(meta.tags)), dumps(meta.reference) if meta.reference is not None else None,
+            dumps(dict(meta.extra)), step_count, len(validate(t)), ts, ts,
         ))
-        rev_rows.append((tid, 1, author_id, ts, "imported", status, _j(t.to_dict())))
+        rev_rows.append((tid, 1, author_id, ts, "imported", status, dumps(t.to_dict())))
         if search:
             search_rows.append((tid, search_text(t)))
     first[:] = [first_traj + len(trajectories), turn_id, step_id]

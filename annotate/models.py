@@ -13,7 +13,7 @@ from django.db import connections, models
 from django.urls import reverse
 from django.utils import timezone
 
-from annotate.trajectory import CASE_TYPES, DEFAULT_ERROR_LABELS, Meta, Step as CanonicalStep
+from annotate.trajectory import CASE_TYPES, DEFAULT_ERROR_LABELS, Meta, case_type_columns, Step as CanonicalStep
 from annotate.trajectory import Trajectory as CanonicalTrajectory
 from annotate.trajectory import Turn as CanonicalTurn
 from studio.fields import OrderedJSONField
@@ -216,8 +216,7 @@ class Trajectory(models.Model):
         return reverse("annotate:trajectory-detail", args=[self.pk])
 
     def set_case_types(self, case_types: list[str]) -> None:
-        self.case_types = sorted(set(case_types))
-        self.case_types_index = "|" + "|".join(self.case_types) + "|" if self.case_types else ""
+        self.case_types, self.case_types_index = case_type_columns(case_types)
 
     def to_canonical(self) -> CanonicalTrajectory:
         turns = list(self.turns.order_by("index"))

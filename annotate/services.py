@@ -26,7 +26,7 @@ from annotate.models import (SEARCH_TABLE, ImportBatch, Project, Revision, Step,
                              search_index_enabled)
 from annotate.revisions import Change, diff_documents, rebase_edit
 from annotate.search import search_text
-from annotate.trajectory import CASE_TYPE_NAMES
+from annotate.trajectory import CASE_TYPE_NAMES, case_type_columns
 from annotate.trajectory import Trajectory as CanonicalTrajectory
 
 BATCH = 2000
@@ -168,11 +168,10 @@ def replace_document(trajectory: Trajectory, doc: CanonicalTrajectory, *, user, 
     """
     now = timezone.now()
     findings = len(validate(doc))
-    indexed = Trajectory()  # the row's case-type columns, worked out without touching ``trajectory`` yet
-    indexed.set_case_types(doc.meta.case_types)
+    case_types, case_types_index = case_type_columns(doc.meta.case_types)
     fields = {
         "system": doc.system, "tools": doc.tools, "split": doc.meta.split, "tags": list(doc.meta.tags),
-        "case_types": indexed.case_types, "case_types_index": indexed.case_types_index,
+        "case_types": case_types, "case_types_index": case_types_index,
         "step_count": doc.step_count(), "finding_count": findings,
     }
     author = author_of(user)

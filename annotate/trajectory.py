@@ -47,6 +47,18 @@ CASE_TYPE_NAMES = {
     "multi_turn": "Multi-turn with earlier tool results",
 }
 
+
+def case_type_columns(case_types) -> tuple[list[str], str]:
+    """A trajectory row's case-type columns: the sorted names, and the "|a|b|" index a portable
+    LIKE filter reads ("" for none; JSON containment is not available on SQLite).
+
+    >>> case_type_columns(["multi_turn", "tool_required", "multi_turn"])
+    (['multi_turn', 'tool_required'], '|multi_turn|tool_required|')
+    """
+    names = sorted(set(case_types))
+    return names, "|" + "|".join(names) + "|" if names else ""
+
+
 DEFAULT_ERROR_LABELS = (
     ("format_error", "Output is not parseable in the expected tool-call format"),
     ("hallucinated_tool", "Calls a tool that does not exist"),
