@@ -193,6 +193,11 @@ def test_a_running_dashboard_polls_and_fills_in_as_results_arrive(client, lead, 
     partial = c.get(url, HTTP_HX_REQUEST="true").content.decode()
     assert partial.lstrip().startswith('<section id="live"') and "<html" not in partial
     assert "1 of 4 items" in partial and 'data-metric="correct"' in partial and "1/1" in partial
+    # The page polls with its version: nothing new since then is a 204, and htmx keeps the page.
+    poll = re.search(r'hx-get="([^"]+)"', partial).group(1).replace("&amp;", "&")
+    assert c.get(poll, HTTP_HX_REQUEST="true").status_code == 204
+    EvalRun.objects.filter(pk=run.pk).update(done_items=2, progress=0.5)
+    assert "2 of 4 items" in c.get(poll, HTTP_HX_REQUEST="true").content.decode()
 
 
 def test_model_output_is_shown_escaped_on_every_page(client, lead, finished):
