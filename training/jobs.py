@@ -21,10 +21,9 @@ from django.db import transaction
 from annotate.permissions import author_of
 from training import runner
 from training.models import JobStatus, MetricPoint, Snapshot, TrainingDefaults, TrainingJob
-from training.supervisor import (HEARTBEAT_EVERY, HOST, LOG_TAIL_LINES, FileTail, Monitor,  # noqa: F401
+from training.supervisor import (HEARTBEAT_EVERY, HOST, FileTail, Monitor,  # noqa: F401
                                  beat, claim, conclude, describe_exit, fail_before_start, finish, last_lines,
-                                 request_cancel, run_supervised, start_process, stop_process, stop_process_group,
-                                 sweep_stale)
+                                 request_cancel, run_supervised, start_process, stop_process, sweep_stale)
 
 
 class LaunchError(ValueError):

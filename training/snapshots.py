@@ -378,7 +378,7 @@ class ProgressWriter:
     def __call__(self, fraction: float, message: str) -> None:
         import time
 
-        from training.jobs import beat
+        from training.supervisor import beat
 
         if self.echo is not None:
             self.echo(fraction, message)
@@ -406,7 +406,7 @@ class Heartbeat:
     def _run(self) -> None:
         from django.db import connection
 
-        from training.jobs import beat
+        from training.supervisor import beat
 
         from django.db import DatabaseError
 
@@ -432,16 +432,16 @@ def claim(snapshot_id: int) -> bool:
     """Take a queued snapshot for this worker; False when another delivery already took it."""
     import os
 
-    from training import jobs
+    from training.supervisor import claim
 
-    return jobs.claim(Snapshot, snapshot_id, worker_pid=os.getpid(), message="starting")
+    return claim(Snapshot, snapshot_id, worker_pid=os.getpid(), message="starting")
 
 
 def run_snapshot_export(snapshot: Snapshot, echo: Callable[[float, str], None] | None = None,
                         heartbeat: float = 5.0) -> Snapshot:
     """Render and write a claimed (running) snapshot; the row ends succeeded, failed or cancelled."""
     from training.export import ExportSettings, run_export
-    from training.jobs import finish
+    from training.supervisor import finish
 
     items, load = export_items(snapshot)
     settings = ExportSettings.from_dict(snapshot.render_settings)
@@ -468,9 +468,9 @@ def run_snapshot_export(snapshot: Snapshot, echo: Callable[[float, str], None] |
 
 def request_cancel(snapshot: Snapshot, user) -> str:
     """A lead stops a queued or running export: 'cancelled', 'cancelling' or 'finished'."""
-    from training import jobs
+    from training import supervisor
 
     permissions.require_role(user, snapshot.project, permissions.LEAD)
-    outcome = jobs.request_cancel(snapshot)
+    outcome = supervisor.request_cancel(snapshot)
     snapshot.refresh_from_db()
     return outcome
