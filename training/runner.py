@@ -111,6 +111,11 @@ class TrainSettings:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @property
+    def never_evaluates(self) -> bool:
+        """The run ends (max_steps) before its first evaluation would come (eval_steps)."""
+        return bool(self.max_steps) and self.eval_steps > self.max_steps
+
 
 def settings_errors(kind: str, s: TrainSettings) -> dict[str, str]:
     """Problems with ``s`` for a ``kind`` run, by field name (empty when it can run).
@@ -254,8 +259,7 @@ def trl_kwargs(cfg: RunConfig, device: str, *, has_eval: bool | None = None,
     """
     s = cfg.settings
     if has_eval is None:
-        has_eval = ("eval" in dataset_splits(cfg.dataset_dir) or s.eval_fraction > 0) and not (
-            s.max_steps and s.eval_steps > s.max_steps)
+        has_eval = ("eval" in dataset_splits(cfg.dataset_dir) or s.eval_fraction > 0) and not s.never_evaluates
     kw: dict[str, Any] = {
         "output_dir": str(Path(cfg.output_dir) / CHECKPOINTS_DIR),
         "learning_rate": s.learning_rate,
@@ -411,7 +415,7 @@ def load_datasets(cfg: RunConfig):
         dd = datasets.DatasetDict({"train": dd})
     train, evald = dd["train"], dd.get("eval")
     s = cfg.settings
-    if s.max_steps and s.eval_steps > s.max_steps:
+    if s.never_evaluates:
         return train, None  # no evaluation would ever run: don't tokenize an eval set for nothing
     if evald is None and cfg.settings.eval_fraction > 0 and len(train) > 1:
         split = train.train_test_split(test_size=cfg.settings.eval_fraction, seed=cfg.settings.seed)
