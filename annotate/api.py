@@ -22,11 +22,10 @@ from annotate import permissions, workflow
 from annotate.editing import OPS, Edit, EditError
 from annotate.findings import argument_errors, validate
 from annotate.forms import IMPORT_FORMATS
-from annotate.importing import parse_file
 from annotate.models import Project, Revision, Trajectory
 from annotate.revisions import diff_documents
 from annotate.services import (QUEUE_SORTS, StaleVersion, WorkflowRefused, assign, conflict_for, current_document,
-                               dashboard, document_at, import_parsed, next_in_queue, queue, replace_document,
+                               dashboard, document_at, import_file, next_in_queue, queue, replace_document,
                                resolve_conflict, revert, save_edit, transition)
 from annotate.step_forms import schemas_for
 from annotate.trajectory import CASE_TYPES, SPLITS, SchemaError
@@ -494,13 +493,12 @@ class ImportAPI(APIView):
                 status=status.HTTP_400_BAD_REQUEST)
         answers = inp.validated_data.get("answers")
         tools = inp.validated_data.get("tools")
-        result = parse_file(upload.read(), upload.name, fmt=inp.validated_data["format"],
-                            max_bytes=settings.IMPORT_MAX_BYTES, skip_invalid=inp.validated_data["skip_invalid"],
-                            answers=answers.read() if answers else None,
-                            answers_filename=answers.name if answers else "",
-                            tools=tools.read() if tools else None, tools_filename=tools.name if tools else "")
-        outcome = import_parsed(project, result, filename=upload.name, fmt=inp.validated_data["format"],
-                                user=request.user)
+        outcome = import_file(project, upload.read(), upload.name, fmt=inp.validated_data["format"],
+                              skip_invalid=inp.validated_data["skip_invalid"],
+                              answers=answers.read() if answers else None,
+                              answers_filename=answers.name if answers else "",
+                              tools=tools.read() if tools else None, tools_filename=tools.name if tools else "",
+                              user=request.user)
         code = status.HTTP_201_CREATED if outcome.imported else status.HTTP_400_BAD_REQUEST
         return Response(ImportOutputSerializer({"imported": outcome.imported, "skipped": outcome.skipped,
                                                 "errors": outcome.errors}).data, status=code)

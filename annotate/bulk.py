@@ -14,6 +14,8 @@ only (the embedded default); other databases take the ORM's ``bulk_create`` path
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gc
 import itertools
 import json
@@ -24,11 +26,13 @@ import os
 import pickle
 import sqlite3
 import threading
+from dataclasses import dataclass
 
 import orjson
 from django.db import connection, models
 
 from annotate.findings import validate
+from annotate.importing import ImportResult, Reading
 from annotate.search import search_text
 from annotate.trajectory import Trajectory as CanonicalTrajectory
 from annotate.trajectory import case_type_columns
@@ -141,8 +145,80 @@ def available() -> bool:
     return connection.vendor == "sqlite"
 
 
-# Imports at least this big build their rows in a second process (see insert_trajectories).
+# The WAL checkpoint of a big import, run in a background thread (see checkpoint_later).
+_checkpoints: list[threading.Thread] = []
+
+
+@contextlib.contextmanager
+def checkpoint_later(conn=None):
+    """Fold a big write's WAL into the database file in a background thread, not at its commit.
+
+    In WAL mode a commit that leaves the log over ``wal_autocheckpoint`` pages copies every page
+    it wrote back into the database file and syncs it: for a 10,000-trajectory import, ~100 MB
+    and a third of the import's time, with the writer waiting on the disk. Inside this block the
+    connection (a DB-API SQLite connection; default: Django's) does not checkpoint; when the
+    block ends (after the caller's commit) its setting is restored and a thread with a
+    connection of its own runs a PASSIVE checkpoint, which neither blocks nor waits for other
+    readers and writers. Durability is SQLite's WAL + ``synchronous=NORMAL`` as before; if the
+    process ends first, the next commit on the database checkpoints instead. Files in another
+    journal mode (and in-memory databases) are left alone.
+    """
+    if conn is None:
+        if connection.vendor != "sqlite":
+            yield
+            return
+        connection.ensure_connection()
+        conn = connection.connection
+    path = _wal_file_of(conn)
+    if path is None:
+        yield
+        return
+    (before,) = conn.execute("PRAGMA wal_autocheckpoint").fetchone()
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    try:
+        yield
+    finally:
+        conn.execute(f"PRAGMA wal_autocheckpoint = {int(before)}")
+        thread = threading.Thread(target=_checkpoint, args=(path,), name="sqlite-checkpoint", daemon=True)
+        thread.start()
+        _checkpoints[:] = [t for t in _checkpoints if t.is_alive()] + [thread]
+
+
+def wait_for_checkpoints() -> None:
+    """Wait for the background checkpoints started so far (a command about to exit; a benchmark)."""
+    while _checkpoints:
+        _checkpoints.pop(0).join()
+
+
+def _wal_file_of(conn) -> str | None:
+    """The file of a SQLite connection's main database if it is in WAL mode, else None."""
+    (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+    if str(mode).lower() != "wal":
+        return None
+    for _, name, path in conn.execute("PRAGMA database_list").fetchall():
+        if name == "main":
+            return path or None
+    return None
+
+
+def _checkpoint(path: str) -> None:
+    db = sqlite3.connect(path, timeout=60)
+    try:
+        db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    except sqlite3.Error:  # (busy or gone: the next commit's automatic checkpoint does it)
+        pass
+    finally:
+        db.close()
+
+
+# Lists of at least this many trajectories build their rows in a second process, and files of at
+# least this many bytes are read by other processes (see insert_trajectories and import_stream).
 PARALLEL_MIN = 4000
+STREAM_MIN_BYTES = 4 << 20
+# How many processes read a big JSON Lines file at once (import_stream) while this one writes: the
+# CPUs beside this one, at most 2 (the writer keeps up with two; on a 2-CPU machine a second
+# reader only takes turns with the first: measured no faster).
+READERS = None
 BATCH = 1000
 
 
@@ -155,85 +231,173 @@ def insert_trajectories(project, trajectories: list[CanonicalTrajectory], *, aut
     can show them without re-validating. ``index_search``, when given, is called with each
     batch's ``(trajectory id, search text)`` rows (the full-text index).
 
-    Ids are allocated once for the whole list; rows are written ``batch`` (default ``BATCH``)
-    trajectories at a time.
+    Trajectory ids are allocated once for the whole list (turn and step ids by the database);
+    rows are written ``batch`` (default ``BATCH``) trajectories at a time.
     With ``parallel`` (by default: at least ``PARALLEL_MIN`` trajectories, on a machine with a
     second CPU where ``fork`` is available) the rows are built (validation, JSON, search text)
     in a forked process while this one writes the previous batch: the child inherits the
-    trajectories, so only the finished rows travel (``marshal``, ~7 us a trajectory to read).
+    trajectories, so only the finished rows travel (``marshal``, ~10 us a trajectory to read).
     Either way the rows are the same; an error in the child is raised here, inside the caller's
     transaction, so nothing is written.
     """
-    from annotate.models import Revision, Step, StepLabel, Trajectory, Turn
-
     n = len(trajectories)
     if not n:
         return []
-    ts = connection.ops.adapt_datetimefield_value(now)
     if parallel is None:
         parallel = n >= PARALLEL_MIN and _can_fork()
     batch = batch or BATCH
     with connection.cursor() as c:
-        try:
-            max_params = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        except AttributeError:  # (getlimit: Python 3.11+)
-            max_params = connection.features.max_query_params
-        tables = (
-            _Table(Trajectory, ("id", "project_id", "title", "external_id", "source", "system", "tools", "status",
-                                "version", "case_types", "case_types_index", "split", "tags", "reference", "extra",
-                                "step_count", "finding_count", "created_at", "updated_at"), max_params),
-            _Table(Turn, ("id", "trajectory_id", "index", "user"), max_params),
-            _Table(Step, ("id", "trajectory_id", "turn_index", "position", "kind", "text", "name", "arguments",
-                          "call_id", "ok", "note", "train"), max_params),
-            _Table(StepLabel, ("step_id", "trajectory_id", "label"), max_params),
-            _Table(Revision, ("trajectory_id", "version", "author_id", "created_at", "summary", "status", "document"),
-                   max_params),
-        )
-        first = [tables[0].allocate(c), tables[1].allocate(c), tables[2].allocate(c)]
-        first_traj = first[0]
-        args = (project.pk, author_id, status, ts, index_search is not None)
-        with (_ForkedRows if parallel else _LocalRows)(tables, trajectories, first, batch, args) as batches:
-            for packed, search_rows in batches:
-                for table, table_rows in zip(tables, packed):
-                    table.insert(c, table_rows)
-                if index_search is not None:
-                    index_search(search_rows)
-    return list(range(first_traj, first_traj + n))
+        tables, first, args = _start(c, project, author_id, status, now, index_search)
+
+        def produce():
+            for i, j in _slices(n, batch):
+                yield _built(tables, trajectories[i:j], range(first + i, first + j), args)
+
+        with contextlib.closing(_produced(produce, parallel)) as items:
+            for built in items:
+                _write(c, tables, built, index_search)
+    return list(range(first, first + n))
 
 
-def _packed_rows(tables, trajectories, first, args) -> tuple[list, list]:
-    """One batch: each table's rows packed for its INSERTs, and the search rows."""
-    rows = build_rows(trajectories, first, *args)
-    return [table.pack(r) for table, r in zip(tables, rows)], rows[5]
+@dataclass
+class Streamed:
+    """What :func:`import_stream` wrote: trajectory ids, the tools they use, and the reading's result."""
+
+    ids: list[int]
+    tools: dict[str, dict]  # each tool name's first spec in the file, in order of first use
+    result: ImportResult  # problems, record count and format (no trajectories)
 
 
-def build_rows(trajectories: list[CanonicalTrajectory], first: list[int], project_id: int, author_id: int | None,
+def import_stream(project, reading: Reading, *, author_id: int | None, status: str, now, index_search=None,
+                  readers: int | None = None) -> Streamed:
+    """Write a file's trajectories while it is read, the reading (parsing, converting, checking,
+    building the rows) spread over ``readers`` forked processes while this one writes.
+
+    ``reading`` is :func:`annotate.importing.read_file`'s; its text is inherited by the readers,
+    so only finished rows travel. By default ``READERS`` processes read a JSON Lines file (each
+    every READERS-th batch of lines, skipping the others' lines unparsed) and one reads other
+    files; with ``readers=0`` (or where :func:`_can_fork` says no) this process reads. The
+    batches are written in file order, so the rows are the same either way.
+
+    Call inside ``transaction.atomic()`` and roll back when the result has problems that should
+    abort the import: rows stop coming at the first problem unless the reading skips invalid
+    records, but the ones before it are written. A trajectory's id is the first id plus its
+    record's number in the file (so the ids of skipped records are left unused).
+    """
+    if reading.text is None:  # (nothing to read: the file's problems are in reading.result)
+        readers = 0
+    elif readers is None:
+        readers = (_readers() if reading.stripes_possible() else 1) if _can_fork() else 0
+    with connection.cursor() as c:
+        tables, first, args = _start(c, project, author_id, status, now, index_search)
+
+        def produce(stripe: int, stripes: int):
+            part = ImportResult(reading.result.file)
+            seen: set[str] = set()
+            for batch in reading.batches(stripe, stripes, into=part):
+                trajectories = [t for _, _, t in batch]
+                tools = []
+                for t in trajectories:
+                    for spec in t.tools:
+                        if spec["name"] not in seen:
+                            seen.add(spec["name"])
+                            tools.append(spec)
+                yield _built(tables, trajectories, [first + n for _, n, _ in batch], args), tools
+            yield None, part
+
+        ids, tools = [], {}
+        with contextlib.ExitStack() as stack:
+            if readers:
+                sources = [stack.enter_context(contextlib.closing(
+                    _produced(functools.partial(produce, i, readers), True))) for i in range(readers)]
+            else:
+                sources = [produce(0, 1)]
+            parts: list[ImportResult | None] = [None] * len(sources)
+            k = 0
+            while any(p is None for p in parts):  # batch k comes from reader k % readers
+                i = k % len(sources)
+                k += 1
+                if parts[i] is not None:
+                    continue
+                built, extra = next(sources[i])
+                if built is None:
+                    parts[i] = extra
+                    continue
+                _write(c, tables, built, index_search)
+                ids.extend(built[0])
+                for spec in extra:
+                    tools.setdefault(spec["name"], spec)
+    return Streamed(ids, tools, reading.finish(*parts))
+
+
+def _start(c, project, author_id, status, now, index_search) -> tuple[tuple[_Table, ...], int, tuple]:
+    """The tables, the first free trajectory id and the arguments of build_rows."""
+    from annotate.models import Revision, Step, StepLabel, Trajectory, Turn
+
+    try:
+        max_params = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    except AttributeError:  # (getlimit: Python 3.11+)
+        max_params = connection.features.max_query_params
+    tables = (
+        _Table(Trajectory, ("id", "project_id", "title", "external_id", "source", "system", "tools", "status",
+                            "version", "case_types", "case_types_index", "split", "tags", "reference", "extra",
+                            "step_count", "finding_count", "created_at", "updated_at"), max_params),
+        _Table(Turn, ("trajectory_id", "index", "user"), max_params),
+        _Table(Step, ("trajectory_id", "turn_index", "position", "kind", "text", "name", "arguments",
+                      "call_id", "ok", "note", "train"), max_params),
+        _Table(Revision, ("trajectory_id", "version", "author_id", "created_at", "summary", "status", "document"),
+               max_params),
+        _Table(StepLabel, ("step_id", "trajectory_id", "label"), max_params),
+    )
+    ts = connection.ops.adapt_datetimefield_value(now)
+    return tables, tables[0].allocate(c), (project.pk, author_id, status, ts, index_search is not None)
+
+
+def _built(tables, trajectories, ids, args) -> tuple:
+    """One batch, ready to write: trajectory ids, the packed rows of the trajectory, turn, step and
+    revision tables, the step count, the labels and the search rows."""
+    rows = build_rows(trajectories, ids, *args)
+    return (list(ids), [table.pack(r) for table, r in zip(tables, rows[:4])], len(rows[2]), rows[4], rows[5])
+
+
+def _write(c, tables, built, index_search) -> None:
+    _, packed, steps, labels, search_rows = built
+    for table, table_rows in zip(tables, packed):
+        table.insert(c, table_rows)
+        if labels and table is tables[2]:
+            # The database numbered the steps, in order and one after another (this transaction
+            # holds the write lock): label rows name their step by its place in the batch.
+            c.execute("SELECT last_insert_rowid()")
+            first_step = c.fetchone()[0] - steps + 1
+            tables[4].insert(c, tables[4].pack([(first_step + k, tid, label) for k, tid, label in labels]))
+    if index_search is not None:
+        index_search(search_rows)
+
+
+def build_rows(trajectories: list[CanonicalTrajectory], ids, project_id: int, author_id: int | None,
                status: str, ts: str, search: bool) -> tuple[list[tuple], ...]:
-    """The rows of trajectories, turns, steps, labels, revisions and search text (pure).
+    """The rows of trajectories (with ``ids``), turns, steps, revisions, labels and search text (pure).
 
-    ``first`` holds the next trajectory, turn and step ids; it is advanced past these rows.
+    Turns and steps get their ids from the database; a label row names its step by the step's
+    place among these rows: ``(step number, trajectory id, label)``.
     """
     traj_rows, turn_rows, step_rows, label_rows, rev_rows, search_rows = [], [], [], [], [], []
-    first_traj, turn_id, step_id = first
-    for k, t in enumerate(trajectories):
-        tid = first_traj + k
+    for tid, t in zip(ids, trajectories):
         meta = t.meta
         case_types, case_types_index = case_type_columns(meta.case_types)
         step_count = 0
         for ti, turn in enumerate(t.turns):
-            turn_rows.append((turn_id, tid, ti, turn.user))
-            turn_id += 1
+            turn_rows.append((tid, ti, turn.user))
             for si, s in enumerate(turn.steps):
                 kind = s.kind
-                # (ok / train as 1 / 0, which SQLite stores for a bool anyway: a bool parameter
-                # costs sqlite3 an adapter lookup, ~1 us each.)
-                step_rows.append((step_id, tid, ti, si, kind, s.text, s.name,
-                                  dumps(s.arguments) if kind == "tool_call" else None,
-                                  s.call_id, 1 if s.ok else 0, s.note, 1 if s.train else 0))
                 if s.labels:
                     for label in dict.fromkeys(s.labels):
-                        label_rows.append((step_id, tid, label))
-                step_id += 1
+                        label_rows.append((len(step_rows), tid, label))
+                # (ok / train as 1 / 0, which SQLite stores for a bool anyway: a bool parameter
+                # costs sqlite3 an adapter lookup, ~1 us each.)
+                step_rows.append((tid, ti, si, kind, s.text, s.name,
+                                  dumps(s.arguments) if kind == "tool_call" else None,
+                                  s.call_id, 1 if s.ok else 0, s.note, 1 if s.train else 0))
             step_count += len(turn.steps)
         traj_rows.append((
             tid, project_id, title_of(t), meta.external_id[:300], meta.source[:300], t.system, dumps(t.tools),
@@ -244,22 +408,7 @@ def build_rows(trajectories: list[CanonicalTrajectory], first: list[int], projec
         rev_rows.append((tid, 1, author_id, ts, "imported", status, dumps(t.to_dict())))
         if search:
             search_rows.append((tid, search_text(t)))
-    first[:] = [first_traj + len(trajectories), turn_id, step_id]
-    return traj_rows, turn_rows, step_rows, label_rows, rev_rows, search_rows
-
-
-class _LocalRows:
-    """Each batch's rows, built here."""
-
-    def __init__(self, tables, trajectories, first, batch, args):
-        self.tables, self.trajectories, self.first, self.batch, self.args = tables, trajectories, first, batch, args
-
-    def __enter__(self):
-        ts = self.trajectories
-        return (_packed_rows(self.tables, ts[i:j], self.first, self.args) for i, j in _slices(len(ts), self.batch))
-
-    def __exit__(self, *exc):
-        return False
+    return traj_rows, turn_rows, step_rows, rev_rows, label_rows, search_rows
 
 
 def _slices(n: int, batch: int):
@@ -271,6 +420,12 @@ def _slices(n: int, batch: int):
         start, size = start + size, batch
 
 
+def _readers() -> int:
+    if READERS is not None:
+        return READERS
+    return max(1, min(2, len(os.sched_getaffinity(0)) - 1))
+
+
 def _can_fork() -> bool:
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -279,64 +434,64 @@ def _can_fork() -> bool:
     # A daemonic process, such as a worker of Celery's prefork pool, may not start children; and
     # forking a process that runs other threads (a threaded web server) can leave the child stuck
     # on a lock one of them held, so those import in one process (the CLI and the bench fork).
+    # (Our own checkpoint threads are fine: the child never calls SQLite, whose locks they hold.)
     return (cpus > 1 and "fork" in multiprocessing.get_all_start_methods()
-            and not multiprocessing.current_process().daemon and threading.active_count() == 1)
+            and not multiprocessing.current_process().daemon
+            and all(t is threading.main_thread() or t in _checkpoints for t in threading.enumerate()))
 
 
-class _ForkedRows:
-    """Each batch's rows, built by a forked child while the caller writes the previous batch.
+def _produced(produce, parallel: bool):
+    """The items of ``produce()``: made here, or with ``parallel`` in a forked child while the
+    caller uses the previous one.
 
     The child only computes (it never touches the database connection it inherited) and leaves
     with ``os._exit`` (multiprocessing's way), so nothing of the parent's state is closed or
-    flushed twice.
+    flushed twice. An exception in the child is raised here; closing this generator early (the
+    caller failed) stops the child.
     """
-
-    def __init__(self, tables, trajectories, first, batch, args):
-        self.tables, self.trajectories, self.first, self.batch, self.args = tables, trajectories, first, batch, args
-
-    def __enter__(self):
-        ctx = multiprocessing.get_context("fork")
-        self.recv, send = ctx.Pipe(duplex=False)
-        self.proc = ctx.Process(target=_child, args=(send, self.tables, self.trajectories, self.first, self.batch,
-                                                     self.args),
-                                name="import-rows", daemon=True)
-        self.proc.start()
-        send.close()
-        return self._batches()
-
-    def _batches(self):
-        for _ in _slices(len(self.trajectories), self.batch):
+    if not parallel:
+        yield from produce()
+        return
+    ctx = multiprocessing.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(send, produce), name="import-rows", daemon=True)
+    proc.start()
+    send.close()
+    finished = False
+    try:
+        while True:
             try:
-                message = self.recv.recv_bytes()
+                message = recv.recv_bytes()
             except EOFError:
-                self.proc.join()
-                raise RuntimeError(f"the import's row builder stopped (exit code {self.proc.exitcode})") from None
+                proc.join()
+                raise RuntimeError(f"the import's row builder stopped (exit code {proc.exitcode})") from None
             kind, payload = message[:1], memoryview(message)[1:]
             if kind == b"m":
                 yield marshal.loads(payload)
             elif kind == b"p":
                 yield pickle.loads(payload)
-            else:
+            elif kind == b"e":
                 raise pickle.loads(payload)
+            else:  # b".": the end
+                finished = True
+                return
+    finally:
+        if not finished and proc.is_alive():
+            proc.terminate()  # (the caller stopped early: the child would only wait to write)
+        recv.close()
+        proc.join()
 
-    def __exit__(self, *exc):
-        if exc[0] is not None and self.proc.is_alive():
-            self.proc.terminate()  # (before closing its pipe: it would only fail to write)
-        self.recv.close()
-        self.proc.join()
-        return False
 
-
-def _child(send, tables, trajectories, first, batch, args) -> None:
+def _child(send, produce) -> None:
     gc.disable()  # a short-lived copy: nothing to collect
     try:
-        for i, j in _slices(len(trajectories), batch):
-            rows = _packed_rows(tables, trajectories[i:j], first, args)
+        for item in produce():
             try:
-                message = b"m" + marshal.dumps(rows)
-            except ValueError:  # a value marshal does not know (a str subclass...): pickle knows more
-                message = b"p" + pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
+                message = b"m" + marshal.dumps(item, 2)  # (version 2: no sharing of equal objects, 40 % faster)
+            except ValueError:  # a value marshal does not know (a str subclass, a dataclass): pickle knows more
+                message = b"p" + pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
             send.send_bytes(message)
+        send.send_bytes(b".")
     except Exception as e:  # raised in the parent, as building the rows there would have
         try:
             message = b"e" + pickle.dumps(e)

@@ -265,8 +265,9 @@ _TOOL_MEMO: contextvars.ContextVar[dict | None] = contextvars.ContextVar("tool_m
 
 
 @contextlib.contextmanager
-def tool_memo():
-    token = _TOOL_MEMO.set({})
+def tool_memo(memo: dict | None = None):
+    """Memoise tool normalisation inside the block; pass the same ``memo`` to share it across blocks."""
+    token = _TOOL_MEMO.set({} if memo is None else memo)
     try:
         yield
     finally:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import json
 import math
 import re
@@ -148,23 +149,153 @@ def parse_file(data: bytes, filename: str, fmt: str = "auto", max_bytes: int = D
     ``answers`` is a BFCL possible-answer file (its entries become the gold ``meta.reference``);
     ``tools`` a JSON list of tool specs for records that carry none (tau-bench's domain tools).
     """
+    reading = read_file(data, filename, fmt, max_bytes, skip_invalid, answers,
+                        answers_filename=answers_filename, tools=tools, tools_filename=tools_filename)
+    trajectories = [(line, t) for batch in reading.batches() for line, _, t in batch]
+    result = reading.finish(reading.result)
+    result.trajectories = trajectories
+    return _finish(result, skip_invalid)
+
+
+BATCH = 1000
+
+
+def read_file(data: bytes, filename: str, fmt: str = "auto", max_bytes: int = DEFAULT_MAX_BYTES,
+              skip_invalid: bool = False, answers: bytes | None = None, *, answers_filename: str = "",
+              tools: bytes | None = None, tools_filename: str = "") -> Reading:
+    """A file made ready to read a batch at a time (:class:`Reading`), for imports that write
+    while they read; :func:`parse_file` reads it whole.
+
+    The checks of the whole file (format, size, UTF-8, the answers and tools files) run here;
+    their problems are in ``reading.result.errors`` and, when the file cannot be read at all,
+    ``reading.text`` is None.
+    """
     result = ImportResult(filename)
+    text, answer_map, default_tools = _prepare(result, data, fmt, max_bytes, skip_invalid, answers,
+                                               answers_filename, tools, tools_filename)
+    return Reading(result, text, FORMAT_ALIASES.get(fmt, fmt), answer_map, default_tools, skip_invalid)
+
+
+@dataclass
+class Reading:
+    """A file's records, converted a batch at a time, possibly by several readers at once.
+
+    ``batches(stripe, stripes)`` reads batch k of the file (records ``[b_k, b_k+1)``: the first
+    batch an eighth of ``size`` records, so that a writer waiting for it starts soon, then
+    ``size`` each) for every k with ``k % stripes == stripe``, and gives one list per such batch
+    (empty when it holds no good record) of ``(line, record number, trajectory)``. Several
+    readers (forked processes) can so share a file, each skipping the others' lines unparsed;
+    that needs one record per line (:meth:`stripes_possible`). Each reader's problems and counts
+    go to the ``ImportResult`` it reads into; :meth:`finish` merges them.
+
+    Without ``skip_invalid`` no trajectory comes after the first problem (the lists are empty),
+    but the rest of the file is still read, so that every problem is reported; the caller must
+    then drop what it took before (all-or-nothing), as :func:`parse_file` does.
+    """
+
+    result: ImportResult  # the problems of the whole file (from read_file)
+    text: str | None
+    fmt: str
+    answer_map: dict | None
+    default_tools: list[dict] | None
+    skip_invalid: bool
+
+    def stripes_possible(self) -> bool:
+        """Whether the file is JSON Lines (its first line a whole record), so readers can share it."""
+        if self.text is None:
+            return False
+        first = self.text[_WS.match(self.text).end():].split("\n", 1)[0]
+        if not first.startswith("{"):
+            return False
+        try:
+            return type(_DECODER.decode(first)) is dict
+        except (ValueError, RecursionError):
+            return False
+
+    def batches(self, stripe: int = 0, stripes: int = 1, size: int = BATCH,
+                into: ImportResult | None = None) -> Iterator[list[tuple[int, int, Trajectory]]]:
+        """The converted records of this reader's batches (see the class); problems go to ``into``
+        (default: ``self.result``)."""
+        if self.text is None:
+            return
+        result = self.result if into is None else into
+        errors = result.errors
+        first_size = max(1, size // 8)
+        if stripes > 1:
+            assert self.stripes_possible(), "only JSON Lines can be read in stripes"
+
+            def wanted(n: int) -> bool:
+                return (0 if n < first_size else 1 + (n - first_size) // size) % stripes == stripe
+        else:
+            wanted = None
+        seen_formats = result.__dict__.setdefault("_formats", {})
+        memo: dict = {}
+        records = _records(self.text, result.file, wanted)
+        batch, start = 0, 0
+        failed = False
+        while True:
+            mine = batch % stripes == stripe
+            out: list[tuple[int, int, Trajectory]] = []
+            with tool_memo(memo), gc_paused():
+                chunk = list(itertools.islice(records, first_size if batch == 0 else size))
+                if not chunk:
+                    return
+                if mine:
+                    for n, (line, rec) in enumerate(chunk, start):
+                        if isinstance(rec, ImportIssue):  # (a line that is not JSON)
+                            errors.append(rec)
+                            failed = True
+                            continue
+                        result.records += 1
+                        traj = _convert(line, rec, result.file, self.fmt, self.answer_map, self.default_tools,
+                                        errors, seen_formats)
+                        if traj is None:
+                            failed = True
+                        elif self.skip_invalid or not failed:
+                            out.append((line, n, traj))
+            if mine:
+                yield out if self.skip_invalid or not failed else []
+            batch, start = batch + 1, start + len(chunk)
+
+    def finish(self, *parts: ImportResult) -> ImportResult:
+        """The file's result: its own problems, then each reader's (``parts``; default: its own
+        reading) in line order, the record count and the formats read."""
+        result = self.result
+        if parts and parts != (result,):
+            found = sorted((e for p in parts for e in p.errors), key=lambda e: e.line or 0)
+            result.errors.extend(found)
+            result.records = sum(p.records for p in parts)
+            formats = {f: None for p in parts for f in p.__dict__.get("_formats", {})}
+        else:
+            formats = result.__dict__.get("_formats", {})
+        result.__dict__.pop("_formats", None)
+        result.format = ", ".join(formats) or (self.fmt if self.fmt != "auto" else "")
+        if self.text is not None and not result.errors and not result.records:
+            result.errors.append(ImportIssue(result.file, None, "", "the file holds no records"))
+        return result
+
+
+def _prepare(result: ImportResult, data: bytes, fmt: str, max_bytes: int, skip_invalid: bool,
+             answers: bytes | None, answers_filename: str, tools: bytes | None,
+             tools_filename: str) -> tuple[str | None, dict | None, list[dict] | None]:
+    """The file's text, answers and default tools; text None when the file cannot be read at all
+    (the reasons are in ``result.errors``)."""
+    filename = result.file
     fail = lambda line, fld, msg: result.errors.append(ImportIssue(filename, line, fld, msg))  # noqa: E731
     fmt = FORMAT_ALIASES.get(fmt, fmt)
     if fmt != "auto" and fmt not in FORMATS:
         fail(None, "format", f"unknown format {fmt!r}; expected auto, {', '.join(FORMATS)}")
-        return result
+        return None, None, None
     if len(data) > max_bytes:
         fail(None, "", f"the file is {len(data):,} bytes, over the limit of {max_bytes:,} bytes")
-        return result
+        return None, None, None
     text = _decode(data, filename, result.errors, skip_invalid)
     if text is None:
-        return result
+        return None, None, None
     if not text or text.isspace():
         if not result.errors:
             fail(None, "", "the file is empty")
-        return _finish(result, skip_invalid)
-
+        return None, None, None
     answer_map = None
     if answers is not None:
         answer_map = _answers(answers, answers_filename or f"{filename} (answers)", max_bytes, result.errors)
@@ -172,13 +303,8 @@ def parse_file(data: bytes, filename: str, fmt: str = "auto", max_bytes: int = D
     if tools is not None:
         default_tools = _tools(tools, tools_filename or f"{filename} (tools)", result.errors)
     if result.errors and not skip_invalid:
-        return result
-
-    with tool_memo(), gc_paused():
-        _convert_all(result, text, filename, fmt, answer_map, default_tools)
-    if not result.trajectories and not result.errors:
-        fail(None, "", "the file holds no records")
-    return _finish(result, skip_invalid)
+        return None, None, None
+    return text, answer_map, default_tools
 
 
 @contextlib.contextmanager
@@ -207,42 +333,35 @@ def gc_paused():
             gc.enable()
 
 
-def _convert_all(result: ImportResult, text: str, filename: str, fmt: str, answer_map: dict | None,
-                 default_tools: list[dict] | None) -> None:
-    fail = lambda line, fld, msg: result.errors.append(ImportIssue(filename, line, fld, msg))  # noqa: E731
-    seen_formats: dict[str, None] = {}
-    out = result.trajectories
-    for line, rec in _records(text, filename):
-        if isinstance(rec, ImportIssue):
-            result.errors.append(rec)
-            continue
-        result.records += 1
-        try:
-            f = fmt if fmt != "auto" else detect_format(rec)
-            if type(rec) is not dict:
-                raise SchemaError(f"a record must be a JSON object, got {_kind(rec)}", "")
-            source = f"{f}:{filename}"
-            if f == "bfcl":
-                answer = None
-                if answer_map is not None:
-                    answer = answer_map.get(rec.get("id"))
-                    if answer is None and "irrelevance" not in str(rec.get("id", "")):
-                        raise SchemaError(f"no possible answer with id {rec.get('id')!r} in the answers file", "id")
-                traj = convert_bfcl.to_trajectory(rec, answer=answer, source=source, tools=default_tools)
-            else:
-                traj = _CONVERTERS[f](rec, source=source, tools=default_tools)
-        except SchemaError as e:
-            result.errors.append(ImportIssue(filename, line, e.field, e.message))
-            continue
-        except RecursionError:
-            fail(line, "", f"nested deeper than {MAX_NESTING} levels")
-            continue
-        except Exception as e:  # a converter bug must not lose the report for the other records
-            fail(line, "", f"could not convert this record ({type(e).__name__}: {e}); please report it")
-            continue
-        seen_formats[f] = None
-        out.append((line, traj))
-    result.format = ", ".join(seen_formats) or (fmt if fmt != "auto" else "")
+def _convert(line: int, rec: Any, filename: str, fmt: str, answer_map: dict | None, default_tools: list[dict] | None,
+             errors: list[ImportIssue], seen_formats: dict[str, None]) -> Trajectory | None:
+    """One record's trajectory, or None with its problem added to ``errors``."""
+    try:
+        f = fmt if fmt != "auto" else detect_format(rec)
+        if type(rec) is not dict:
+            raise SchemaError(f"a record must be a JSON object, got {_kind(rec)}", "")
+        source = f"{f}:{filename}"
+        if f == "bfcl":
+            answer = None
+            if answer_map is not None:
+                answer = answer_map.get(rec.get("id"))
+                if answer is None and "irrelevance" not in str(rec.get("id", "")):
+                    raise SchemaError(f"no possible answer with id {rec.get('id')!r} in the answers file", "id")
+            traj = convert_bfcl.to_trajectory(rec, answer=answer, source=source, tools=default_tools)
+        else:
+            traj = _CONVERTERS[f](rec, source=source, tools=default_tools)
+    except SchemaError as e:
+        errors.append(ImportIssue(filename, line, e.field, e.message))
+        return None
+    except RecursionError:
+        errors.append(ImportIssue(filename, line, "", f"nested deeper than {MAX_NESTING} levels"))
+        return None
+    except Exception as e:  # a converter bug must not lose the report for the other records
+        errors.append(ImportIssue(filename, line, "", f"could not convert this record ({type(e).__name__}: {e}); "
+                                  "please report it"))
+        return None
+    seen_formats[f] = None
+    return traj
 
 
 def _finish(result: ImportResult, skip_invalid: bool) -> ImportResult:
@@ -277,17 +396,31 @@ def _decode(data: bytes, filename: str, errors: list[ImportIssue], skip_invalid:
     return text[1:] if text.startswith("\ufeff") else text
 
 
-def _records(text: str, filename: str) -> Iterator[tuple[int, Any]]:
+_SKIPPED = object()  # a record left unread (another reader's)
+
+
+def _records(text: str, filename: str, wanted=None) -> Iterator[tuple[int, Any]]:
     """``(line, record)`` for each record of a JSON array, a single JSON object or JSON Lines;
-    a record that cannot be read comes as ``(line, ImportIssue)``."""
+    a record that cannot be read comes as ``(line, ImportIssue)``.
+
+    ``wanted(n)`` (JSON Lines only), when given, says whether to read the n-th record (0-based);
+    the others come as ``(line, _SKIPPED)``.
+    """
     start = _WS.match(text).end()
     if text.startswith("[", start):
+        assert wanted is None, "the records of a JSON array are read in order"
         yield from _array_records(text, start, filename)
         return
     lines = text.split("\n")
     first = True
+    n = -1
     for i, line in enumerate(lines):
         if not line or line.isspace():
+            continue
+        n += 1
+        if wanted is not None and not wanted(n):
+            yield i + 1, _SKIPPED
+            first = False
             continue
         try:
             rec = _DECODER.decode(line)

@@ -8,8 +8,10 @@ one transaction, so an import is all-or-nothing.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import connections, transaction
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case, Count, F, Value, When
@@ -21,7 +23,7 @@ from annotate.editing import Edit, EditError, apply_edit
 from annotate import bulk
 from annotate.bulk import title_of as _title
 from annotate.findings import validate
-from annotate.importing import gc_paused
+from annotate.importing import gc_paused, parse_file, read_file
 from annotate.models import (SEARCH_TABLE, ImportBatch, Project, Revision, Step, StepLabel, Tool, Trajectory, Turn,
                              search_index_enabled)
 from annotate.revisions import Change, diff_documents, rebase_edit
@@ -70,12 +72,16 @@ def _rows_for(project: Project, t: CanonicalTrajectory, now, user) -> tuple[Traj
 
 def merge_tool_catalog(project: Project, trajectories: list[CanonicalTrajectory]) -> int:
     """Add tools the trajectories use that the project's catalog does not have yet."""
+    return _merge_tools(project, (spec for t in trajectories for spec in t.tools))
+
+
+def _merge_tools(project: Project, specs: Iterable[dict]) -> int:
+    """Add the tools of ``specs`` (the first spec of each name) that the catalog does not have yet."""
     known = set(project.tools.values_list("name", flat=True))
     new: dict[str, dict] = {}
-    for t in trajectories:
-        for spec in t.tools:
-            if spec["name"] not in known and spec["name"] not in new:
-                new[spec["name"]] = spec
+    for spec in specs:
+        if spec["name"] not in known and spec["name"] not in new:
+            new[spec["name"]] = spec
     Tool.objects.bulk_create([
         Tool(project=project, name=n[:200], description=s.get("description", ""), parameters=s.get("parameters", {}))
         for n, s in new.items()
@@ -143,6 +149,47 @@ def index_search_text(rows: list[tuple[int, str]], *, replace: bool = False) -> 
     verb = "INSERT OR REPLACE" if replace else "INSERT"  # FTS5 replaces by rowid
     with conn.cursor() as c:
         c.executemany(f"{verb} INTO {SEARCH_TABLE}(rowid, text) VALUES (%s, %s)", rows)
+
+
+def import_file(project: Project, data: bytes, filename: str, *, fmt: str = "auto", skip_invalid: bool = False,
+                answers: bytes | None = None, answers_filename: str = "", tools: bytes | None = None,
+                tools_filename: str = "", user=None) -> ImportOutcome:
+    """Import the bytes of a file (the upload page, the API and ``manage.py import_trajectories``).
+
+    All-or-nothing unless ``skip_invalid``; files over ``settings.IMPORT_MAX_BYTES`` are refused.
+    A big file on the embedded SQLite (``bulk.STREAM_MIN_BYTES``+, where a second process can be
+    forked) is written while it is read (:func:`annotate.bulk.import_stream`); otherwise it is
+    read whole, then written (:func:`import_parsed`). Both write the same rows and report the
+    same problems.
+    """
+    if not (bulk.available() and len(data) >= bulk.STREAM_MIN_BYTES and bulk._can_fork()):
+        result = parse_file(data, filename, fmt, settings.IMPORT_MAX_BYTES, skip_invalid, answers,
+                            answers_filename=answers_filename, tools=tools, tools_filename=tools_filename)
+        return import_parsed(project, result, filename=filename, fmt=fmt, user=user)
+    reading = read_file(data, filename, fmt, settings.IMPORT_MAX_BYTES, skip_invalid, answers,
+                        answers_filename=answers_filename, tools=tools, tools_filename=tools_filename)
+    author = author_of(user)
+    with bulk.checkpoint_later(), transaction.atomic():
+        try:
+            with transaction.atomic(), gc_paused():
+                streamed = bulk.import_stream(project, reading, author_id=author.pk if author else None,
+                                              status=Trajectory.DRAFT, now=timezone.now(),
+                                              index_search=index_search_text if search_index_enabled() else None)
+                if streamed.result.errors and not skip_invalid:
+                    raise _Abort
+                _merge_tools(project, streamed.tools.values())
+                imported = len(streamed.ids)
+        except _Abort:  # (rolls back the rows written before the first problem)
+            imported = 0
+        errors = [e.to_dict() for e in streamed.result.errors]
+        batch = ImportBatch.objects.create(project=project, filename=filename[:500], fmt=fmt,
+                                           created_by=author, imported=imported, skipped=len(errors),
+                                           errors=errors[:1000])
+    return ImportOutcome(batch=batch, imported=imported, skipped=len(errors), errors=errors)
+
+
+class _Abort(Exception):
+    pass
 
 
 def import_parsed(project: Project, result, *, filename: str, fmt: str, user=None) -> ImportOutcome:

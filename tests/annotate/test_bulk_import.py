@@ -178,48 +178,172 @@ def _jsonl(n, bad_line=None):
 
 
 @pytest.fixture
-def small_parallel_min(monkeypatch):
-    """Imports of 50+ trajectories take the second process, 7 trajectories a batch; counts its uses."""
+def forks(monkeypatch):
+    """Files of 1 KB+ are imported while they are read, in batches of 7; lists of 50+ trajectories
+    build their rows in a second process. Counts the processes forked."""
     if not bulk._can_fork():
         pytest.skip("needs fork and a second CPU")
     monkeypatch.setattr(bulk, "PARALLEL_MIN", 50)
+    monkeypatch.setattr(bulk, "STREAM_MIN_BYTES", 1024)
     monkeypatch.setattr(bulk, "BATCH", 7)
+    monkeypatch.setattr("annotate.importing.BATCH", 7)
     used = []
-    enter = bulk._ForkedRows.__enter__
-    monkeypatch.setattr(bulk._ForkedRows, "__enter__", lambda self: used.append(1) or enter(self))
+    produced = bulk._produced
+    monkeypatch.setattr(bulk, "_produced",
+                        lambda produce, parallel: (used.append(True) if parallel else None) or produced(produce, parallel))
     return used
 
 
-def test_a_bad_line_late_in_a_big_file_still_aborts_everything_with_its_line(project, small_parallel_min):
-    from annotate.importing import parse_file
-    from annotate.services import import_parsed
+def _import(project, data, name="big.jsonl", **kw):
+    from annotate.services import import_file
 
-    result = parse_file(_jsonl(120, bad_line=117), "big.jsonl")
-    assert [str(e) for e in result.errors] == [
-        "big.jsonl:117: turns[0].steps[1].call_id: orphan tool result: no earlier tool call has id 'zz'"]
-    outcome = import_parsed(project, result, filename="big.jsonl", fmt="auto")
+    return import_file(project, data, name, **kw)
+
+
+def _labelled_jsonl(n):
+    """JSON Lines with labels on the steps, tools of several names, and now and then two turns."""
+    lines = []
+    for i in range(n):
+        steps = [{"kind": "think", "text": f"think {i}", "labels": ["wrong_tool"] if i % 3 == 0 else []},
+                 {"kind": "tool_call", "name": f"tool_{i % 4}", "arguments": {"q": f"q{i}"}, "call_id": "c",
+                  "labels": ["arg_value_error", "missing_required_arg"] if i % 5 == 0 else []},
+                 {"kind": "tool_result", "call_id": "c", "text": f"r{i}"},
+                 {"kind": "answer", "text": f"answer {i}", "note": "check" if i % 2 else ""}]
+        turns = [{"user": f"question {i}", "steps": steps}]
+        if i % 4 == 1:
+            turns.append({"user": f"and then {i}?", "steps": [{"kind": "answer", "text": "no", "labels": ["x_label"]}]})
+        lines.append(json.dumps({"turns": turns, "tools": [
+            {"name": f"tool_{i % 4}", "description": f"from record {i}",
+             "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}],
+            "meta": {"external_id": f"r{i}", "tags": [f"t{i % 2}"]}}))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _project_rows(project):
+    """_rows of the project's trajectories, without what differs between two imports (project, time)."""
+    ids = list(Trajectory.objects.filter(project=project).order_by("id").values_list("id", flat=True))
+    out = _rows(ids)
+    for rows in out.values():
+        for r in rows:
+            if isinstance(r, dict):
+                for k in ("project_id", "created_at", "updated_at"):
+                    r.pop(k, None)
+    return out
+
+
+@pytest.mark.parametrize("readers", [0, 1, 2, 3])
+def test_a_file_imported_while_read_gives_the_rows_of_a_file_read_first(project, forks, readers, monkeypatch):
+    from annotate.models import Project, Tool
+
+    data = _labelled_jsonl(40)
+    other = Project.objects.create(slug="read-first", name="read first")
+    monkeypatch.setattr(bulk, "STREAM_MIN_BYTES", 10 ** 9)
+    _import(other, data)
+    assert forks == []  # read whole, written in one process
+    monkeypatch.setattr(bulk, "STREAM_MIN_BYTES", 1024)
+    monkeypatch.setattr(bulk, "READERS", readers or 1)
+    if not readers:
+        monkeypatch.setattr(bulk, "_can_fork", lambda: False)
+    outcome = _import(project, data)
+    assert (outcome.imported, outcome.skipped, outcome.errors) == (40, 0, [])
+    assert forks == ([] if not readers else [True] * readers)
+    first, second = _project_rows(other), _project_rows(project)
+    assert first and first == second
+    for t in Trajectory.objects.filter(project=project):  # labels sit on the steps that carry them
+        assert t.to_canonical() == Trajectory.objects.get(project=other, external_id=t.external_id).to_canonical()
+    assert StepLabel.objects.filter(trajectory__project=project).count() == 40 // 3 + 1 + 2 * 8 + 10
+    assert list(Tool.objects.filter(project=project).order_by("id").values_list("name", "description")) == [
+        ("tool_0", "from record 0"), ("tool_1", "from record 1"), ("tool_2", "from record 2"),
+        ("tool_3", "from record 3")]
+    assert Trajectory.objects.filter(project=project).search("answer 39").get().external_id == "r39"
+
+
+@pytest.mark.parametrize("readers", [1, 2])
+def test_a_bad_line_late_in_a_big_file_still_aborts_everything_with_its_line(project, forks, readers, monkeypatch):
+    from annotate.models import ImportBatch
+
+    monkeypatch.setattr(bulk, "READERS", readers)
+    data = _jsonl(120, bad_line=117).replace(b'{"turns": [{"user": "question 30"', b'{"turns": 3, "x": [{"user": "q"')
+    outcome = _import(project, data)
     assert outcome.imported == 0 and not Trajectory.objects.filter(project=project).exists()
+    assert [(e["line"], e["field"], e["message"]) for e in outcome.errors] == [
+        (31, "turns", "must be a list, got a number"),
+        (117, "turns[0].steps[1].call_id", "orphan tool result: no earlier tool call has id 'zz'")]
+    assert ImportBatch.objects.get(project=project).skipped == 2
 
-    result = parse_file(_jsonl(120, bad_line=117), "big.jsonl", skip_invalid=True)
-    outcome = import_parsed(project, result, filename="big.jsonl", fmt="auto")
-    assert small_parallel_min  # the second process built the rows
-    assert (outcome.imported, outcome.skipped) == (119, 1)
-    assert Trajectory.objects.filter(project=project).count() == 119
-    assert not Trajectory.objects.filter(project=project, external_id="r116").exists()
+    outcome = _import(project, data, skip_invalid=True)
+    assert forks == [True] * readers * 2  # the second process(es) built the rows
+    assert (outcome.imported, outcome.skipped) == (118, 2)
+    assert Trajectory.objects.filter(project=project).count() == 118
+    assert not Trajectory.objects.filter(project=project, external_id__in=["r30", "r116"]).exists()
+    assert Trajectory.objects.get(project=project, external_id="r119").to_canonical().turns[0].user == "question 119"
 
 
-def test_a_big_import_reads_back_as_imported(project, small_parallel_min):
+def test_a_json_array_is_read_by_one_reader_and_gives_the_same_trajectories(project, forks, monkeypatch):
+    monkeypatch.setattr(bulk, "READERS", 2)
+    lines = _labelled_jsonl(30).decode().splitlines()
+    outcome = _import(project, ("[\n" + ",\n".join(lines) + "\n]").encode(), "big.json")
+    assert outcome.imported == 30 and forks == [True]
+    assert [t.external_id for t in Trajectory.objects.filter(project=project).order_by("id")] == [
+        f"r{i}" for i in range(30)]
+
+
+def test_a_file_that_cannot_be_read_writes_nothing_and_forks_nothing(project, forks):
+    outcome = _import(project, b"\xff\xfe" + b"x" * 2000, "bad.jsonl")
+    assert outcome.imported == 0 and forks == []
+    assert outcome.errors[0]["message"].startswith("not UTF-8")
+
+
+def test_a_big_import_reads_back_as_imported(project, forks):
     from annotate.importing import parse_file
-    from annotate.services import current_document, import_parsed
+    from annotate.services import current_document
 
-    result = parse_file(_jsonl(60), "big.jsonl")
-    import_parsed(project, result, filename="big.jsonl", fmt="auto")
-    assert small_parallel_min
+    data = _jsonl(60)
+    _import(project, data)
+    assert forks == [True]
     rows = Trajectory.objects.filter(project=project).order_by("id")
     assert [r.external_id for r in rows] == [f"r{i}" for i in range(60)]
-    for row, (_, doc) in zip(rows, result.trajectories):
+    for row, (_, doc) in zip(rows, parse_file(data, "big.jsonl").trajectories):
         assert row.to_canonical() == doc and current_document(row) == doc
     assert Trajectory.objects.filter(project=project).search("answer 59").get().external_id == "r59"
+
+
+def test_a_big_list_builds_its_rows_in_a_second_process(project, forks):
+    from annotate.services import write_trajectories
+
+    docs = _varied_docs() * 8
+    ids = write_trajectories(project, docs, ids_only=True)
+    assert forks == [True] and len(ids) == len(docs)
+    assert [Trajectory.objects.get(pk=i).to_canonical() for i in ids] == docs
+
+
+def test_a_checkpoint_after_a_big_write_runs_beside_it(tmp_path):
+    """The WAL is folded into the database file by a background thread, not by the commit."""
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "x.sqlite3", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE t (x TEXT)")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    with bulk.checkpoint_later(db):
+        assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO t VALUES (?)", [("x" * 1000,)] * 5000)  # ~1,300 pages, over the 1,000 default
+        db.execute("COMMIT")
+    assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    bulk.wait_for_checkpoints()
+    busy, frames, done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert frames > 1000 and done == frames  # all there, and already copied by the thread
+    assert sqlite3.connect(tmp_path / "x.sqlite3").execute("SELECT count(*) FROM t").fetchone() == (5000,)
+
+
+def test_an_in_memory_database_is_left_alone():
+    import sqlite3
+
+    db = sqlite3.connect(":memory:")
+    with bulk.checkpoint_later(db):
+        pass
+    assert bulk._checkpoints == [] or all(not t.is_alive() for t in bulk._checkpoints)
 
 
 def test_a_process_running_other_threads_imports_without_forking():

@@ -9,8 +9,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from annotate.forms import IMPORT_FORMATS
-from annotate.importing import parse_file
-from annotate.services import get_or_create_project, import_parsed
+from annotate import bulk
+from annotate.services import get_or_create_project, import_file
 
 
 class Command(BaseCommand):
@@ -39,14 +39,14 @@ class Command(BaseCommand):
         for extra in (answers, tools):
             if extra is not None and not extra.is_file():
                 raise CommandError(f"{extra}: no such file")
-        result = parse_file(path.read_bytes(), path.name, fmt=format, max_bytes=settings.IMPORT_MAX_BYTES,
-                            skip_invalid=skip_invalid, answers=answers.read_bytes() if answers else None,
-                            answers_filename=answers.name if answers else "",
-                            tools=tools.read_bytes() if tools else None, tools_filename=tools.name if tools else "")
         proj, created = get_or_create_project(project)
         if created:
             self.stdout.write(f"Created project '{proj.slug}' with the default error-label taxonomy.")
-        outcome = import_parsed(proj, result, filename=path.name, fmt=format)
+        outcome = import_file(proj, path.read_bytes(), path.name, fmt=format, skip_invalid=skip_invalid,
+                              answers=answers.read_bytes() if answers else None,
+                              answers_filename=answers.name if answers else "",
+                              tools=tools.read_bytes() if tools else None, tools_filename=tools.name if tools else "")
+        bulk.wait_for_checkpoints()  # (fold the import into the database file before this process ends)
         for e in outcome.errors[:50]:
             line = e.get("line")
             where = f"{e.get('file', path.name)}" + (f":{line}" if line else "")
