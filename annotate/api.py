@@ -8,6 +8,7 @@ a person's edit unseen. Permissions come from ``annotate.permissions``, as for t
 from __future__ import annotations
 
 from django.conf import settings
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -25,7 +26,7 @@ from annotate.forms import IMPORT_FORMATS
 from annotate.models import Project, Revision, Trajectory
 from annotate.revisions import diff_documents
 from annotate.services import (QUEUE_SORTS, StaleVersion, WorkflowRefused, assign, conflict_for, current_document,
-                               dashboard, document_at, import_file, next_in_queue, queue, replace_document,
+                               dashboard, document_at, history_of, import_file, next_in_queue, queue, replace_document,
                                resolve_conflict, revert, save_edit, transition)
 from annotate.step_forms import schemas_for
 from annotate.trajectory import CASE_TYPES, SPLITS, SchemaError
@@ -322,9 +323,10 @@ class RevisionListAPI(APIView):
     @extend_schema(responses=RevisionSerializer(many=True))
     def get(self, request, pk: int):
         trajectory = trajectory_for(request, pk)
-        qs = trajectory.revisions.select_related("author").defer("document").order_by("-version")
+        history = history_of(trajectory)
         paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(qs, request, view=self)
+        page = paginator.paginate_queryset(history if isinstance(history, list) else history.defer("document"),
+                                           request, view=self)
         return paginator.get_paginated_response(RevisionSerializer(page, many=True).data)
 
 
@@ -332,7 +334,13 @@ class RevisionDetailAPI(APIView):
     @extend_schema(responses=RevisionDetailSerializer)
     def get(self, request, pk: int, version: int):
         trajectory = trajectory_for(request, pk)
-        revision = get_object_or_404(trajectory.revisions.select_related("author"), version=version)
+        history = history_of(trajectory)
+        if isinstance(history, list):  # (an unchanged import: its version 1 is implied by its rows)
+            revision = history[0] if version == 1 else None
+        else:
+            revision = history.filter(version=version).first()
+        if revision is None:
+            raise Http404(f"no version {version}")
         before = document_at(trajectory, version - 1)
         data = dict(RevisionSerializer(revision).data)
         data["document"] = revision.document

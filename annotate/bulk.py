@@ -1,14 +1,17 @@
 """Fast bulk insert of canonical trajectories (imports of 100k+ trajectories).
 
-The ORM's ``bulk_create`` builds a model instance per row and compiles SQL per batch: about 14
-rows per trajectory (trajectory, turns, steps, labels, first revision) made the ORM path the
-bottleneck of an import. Here rows are plain tuples written with multi-row INSERTs, their JSON
-written by orjson (:func:`dumps`), and on big imports built in a second process while this one
-writes (:func:`insert_trajectories`).
+The ORM's ``bulk_create`` builds a model instance per row and compiles SQL per batch: about 13
+rows per trajectory (trajectory, turns, steps, labels) made the ORM path the bottleneck of an
+import. Here rows are plain tuples written with multi-row INSERTs, their JSON written by orjson
+(:func:`dumps`), and on big imports built in other processes while this one writes: a file is
+read there batch by batch (:func:`import_stream`), a list of trajectories turned into rows
+(:func:`insert_trajectories`).
 
-Columns come from the models' ``_meta`` so a field added later still gets its default; ids are
-allocated up front (above the current maximum, while the import's transaction holds SQLite's
-write lock), so child rows can point at their parents without reading anything back. SQLite
+Columns come from the models' ``_meta`` so a field added later still gets its default.
+Trajectory ids are allocated up front (above the current maximum, while the import's
+transaction holds SQLite's write lock), so child rows can point at them without reading
+anything back; turn and step ids come from the database. No Revision is written: until an
+imported trajectory first changes, its rows are its version 1 (``annotate.services``). SQLite
 only (the embedded default); other databases take the ORM's ``bulk_create`` path.
 """
 
@@ -222,10 +225,9 @@ READERS = None
 BATCH = 1000
 
 
-def insert_trajectories(project, trajectories: list[CanonicalTrajectory], *, author_id: int | None,
-                        status: str, now, index_search=None, parallel: bool | None = None,
-                        batch: int | None = None) -> list[int]:
-    """Insert trajectories with turns, steps, labels and revision 1; returns their ids.
+def insert_trajectories(project, trajectories: list[CanonicalTrajectory], *, status: str, now, index_search=None,
+                        parallel: bool | None = None, batch: int | None = None) -> list[int]:
+    """Insert trajectories with their turns, steps and labels (version 1, no revision yet); returns their ids.
 
     Call inside ``transaction.atomic()``. Findings are counted here (``validate``) so the queue
     can show them without re-validating. ``index_search``, when given, is called with each
@@ -247,7 +249,7 @@ def insert_trajectories(project, trajectories: list[CanonicalTrajectory], *, aut
         parallel = n >= PARALLEL_MIN and _can_fork()
     batch = batch or BATCH
     with connection.cursor() as c:
-        tables, first, args = _start(c, project, author_id, status, now, index_search)
+        tables, first, args = _start(c, project, status, now, index_search)
 
         def produce():
             for i, j in _slices(n, batch):
@@ -268,7 +270,7 @@ class Streamed:
     result: ImportResult  # problems, record count and format (no trajectories)
 
 
-def import_stream(project, reading: Reading, *, author_id: int | None, status: str, now, index_search=None,
+def import_stream(project, reading: Reading, *, status: str, now, index_search=None,
                   readers: int | None = None) -> Streamed:
     """Write a file's trajectories while it is read, the reading (parsing, converting, checking,
     building the rows) spread over ``readers`` forked processes while this one writes.
@@ -289,7 +291,7 @@ def import_stream(project, reading: Reading, *, author_id: int | None, status: s
     elif readers is None:
         readers = (_readers() if reading.stripes_possible() else 1) if _can_fork() else 0
     with connection.cursor() as c:
-        tables, first, args = _start(c, project, author_id, status, now, index_search)
+        tables, first, args = _start(c, project, status, now, index_search)
 
         def produce(stripe: int, stripes: int):
             part = ImportResult(reading.result.file)
@@ -330,9 +332,9 @@ def import_stream(project, reading: Reading, *, author_id: int | None, status: s
     return Streamed(ids, tools, reading.finish(*parts))
 
 
-def _start(c, project, author_id, status, now, index_search) -> tuple[tuple[_Table, ...], int, tuple]:
+def _start(c, project, status, now, index_search) -> tuple[tuple[_Table, ...], int, tuple]:
     """The tables, the first free trajectory id and the arguments of build_rows."""
-    from annotate.models import Revision, Step, StepLabel, Trajectory, Turn
+    from annotate.models import Step, StepLabel, Trajectory, Turn
 
     try:
         max_params = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
@@ -345,19 +347,17 @@ def _start(c, project, author_id, status, now, index_search) -> tuple[tuple[_Tab
         _Table(Turn, ("trajectory_id", "index", "user"), max_params),
         _Table(Step, ("trajectory_id", "turn_index", "position", "kind", "text", "name", "arguments",
                       "call_id", "ok", "note", "train"), max_params),
-        _Table(Revision, ("trajectory_id", "version", "author_id", "created_at", "summary", "status", "document"),
-               max_params),
         _Table(StepLabel, ("step_id", "trajectory_id", "label"), max_params),
     )
     ts = connection.ops.adapt_datetimefield_value(now)
-    return tables, tables[0].allocate(c), (project.pk, author_id, status, ts, index_search is not None)
+    return tables, tables[0].allocate(c), (project.pk, status, ts, index_search is not None)
 
 
 def _built(tables, trajectories, ids, args) -> tuple:
-    """One batch, ready to write: trajectory ids, the packed rows of the trajectory, turn, step and
-    revision tables, the step count, the labels and the search rows."""
+    """One batch, ready to write: trajectory ids, the packed rows of the trajectory, turn and step
+    tables, the step count, the labels and the search rows."""
     rows = build_rows(trajectories, ids, *args)
-    return (list(ids), [table.pack(r) for table, r in zip(tables, rows[:4])], len(rows[2]), rows[4], rows[5])
+    return (list(ids), [table.pack(r) for table, r in zip(tables, rows[:3])], len(rows[2]), rows[3], rows[4])
 
 
 def _write(c, tables, built, index_search) -> None:
@@ -369,19 +369,20 @@ def _write(c, tables, built, index_search) -> None:
             # holds the write lock): label rows name their step by its place in the batch.
             c.execute("SELECT last_insert_rowid()")
             first_step = c.fetchone()[0] - steps + 1
-            tables[4].insert(c, tables[4].pack([(first_step + k, tid, label) for k, tid, label in labels]))
+            tables[3].insert(c, tables[3].pack([(first_step + k, tid, label) for k, tid, label in labels]))
     if index_search is not None:
         index_search(search_rows)
 
 
-def build_rows(trajectories: list[CanonicalTrajectory], ids, project_id: int, author_id: int | None,
-               status: str, ts: str, search: bool) -> tuple[list[tuple], ...]:
-    """The rows of trajectories (with ``ids``), turns, steps, revisions, labels and search text (pure).
+def build_rows(trajectories: list[CanonicalTrajectory], ids, project_id: int, status: str, ts: str,
+               search: bool) -> tuple[list[tuple], ...]:
+    """The rows of trajectories (with ``ids``), turns, steps, labels and search text (pure).
 
     Turns and steps get their ids from the database; a label row names its step by the step's
-    place among these rows: ``(step number, trajectory id, label)``.
+    place among these rows: ``(step number, trajectory id, label)``. No revision: an imported
+    trajectory's rows are its version 1 until it changes (see annotate.services.keep_original).
     """
-    traj_rows, turn_rows, step_rows, label_rows, rev_rows, search_rows = [], [], [], [], [], []
+    traj_rows, turn_rows, step_rows, label_rows, search_rows = [], [], [], [], []
     for tid, t in zip(ids, trajectories):
         meta = t.meta
         case_types, case_types_index = case_type_columns(meta.case_types)
@@ -405,10 +406,9 @@ def build_rows(trajectories: list[CanonicalTrajectory], ids, project_id: int, au
             dumps(list(meta.tags)), dumps(meta.reference) if meta.reference is not None else None,
             dumps(dict(meta.extra)), step_count, len(validate(t)), ts, ts,
         ))
-        rev_rows.append((tid, 1, author_id, ts, "imported", status, dumps(t.to_dict())))
         if search:
             search_rows.append((tid, search_text(t)))
-    return traj_rows, turn_rows, step_rows, rev_rows, label_rows, search_rows
+    return traj_rows, turn_rows, step_rows, label_rows, search_rows
 
 
 def _slices(n: int, batch: int):

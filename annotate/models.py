@@ -219,20 +219,50 @@ class Trajectory(models.Model):
         self.case_types, self.case_types_index = case_type_columns(case_types)
 
     def to_canonical(self) -> CanonicalTrajectory:
-        turns = list(self.turns.order_by("index"))
+        turns = list(self.turns.order_by("index").values_list("index", "user"))
         steps = list(Step.objects.filter(trajectory=self).order_by("turn_index", "position")
                      .prefetch_related("labels"))
         by_turn: dict[int, list[CanonicalStep]] = {}
         for s in steps:
             by_turn.setdefault(s.turn_index, []).append(s.to_canonical())
+        return self._document(turns, by_turn)
+
+    def _document(self, turns: list[tuple[int, str]], steps: dict[int, list[CanonicalStep]]) -> CanonicalTrajectory:
+        """The document of this row with its ``(index, user)`` turns and their steps by turn index."""
         return CanonicalTrajectory(
             system=self.system,
             tools=list(self.tools),
-            turns=[CanonicalTurn(user=t.user, steps=by_turn.get(t.index, [])) for t in turns],
+            turns=[CanonicalTurn(user=user, steps=steps.get(index, [])) for index, user in turns],
             meta=Meta(source=self.source, external_id=self.external_id, case_types=list(self.case_types),
                       split=self.split, tags=list(self.tags), reference=self.reference,
                       extra=dict(self.extra)),
         )
+
+
+def documents_of(ids: list[int], chunk: int = 500) -> dict[int, CanonicalTrajectory]:
+    """The documents of trajectories ``ids`` read from their rows (as ``to_canonical``), four
+    queries per ``chunk`` trajectories instead of three per trajectory."""
+    out: dict[int, CanonicalTrajectory] = {}
+    for start in range(0, len(ids), chunk):
+        part = ids[start:start + chunk]
+        labels: dict[int, list[str]] = {}
+        for step_id, label in StepLabel.objects.filter(trajectory_id__in=part).values_list("step_id", "label"):
+            labels.setdefault(step_id, []).append(label)
+        steps: dict[int, dict[int, list[CanonicalStep]]] = {}
+        for (sid, tid, turn_index, kind, text, name, arguments, call_id, ok, note, train) in (
+                Step.objects.filter(trajectory_id__in=part).order_by("trajectory_id", "turn_index", "position")
+                .values_list("id", "trajectory_id", "turn_index", "kind", "text", "name", "arguments", "call_id",
+                             "ok", "note", "train")):
+            steps.setdefault(tid, {}).setdefault(turn_index, []).append(CanonicalStep(
+                kind=kind, text=text, name=name, arguments=arguments if kind == "tool_call" else None,
+                call_id=call_id, ok=ok, labels=labels.get(sid, []), note=note, train=train))
+        turns: dict[int, list[tuple[int, str]]] = {}
+        for tid, index, user in (Turn.objects.filter(trajectory_id__in=part).order_by("trajectory_id", "index")
+                                 .values_list("trajectory_id", "index", "user")):
+            turns.setdefault(tid, []).append((index, user))
+        for t in Trajectory.objects.filter(pk__in=part):
+            out[t.pk] = t._document(turns.get(t.pk, []), steps.get(t.pk, {}))
+    return out
 
 
 class Turn(models.Model):

@@ -25,11 +25,20 @@ from annotate import pairs as core
 from annotate.permissions import author_of
 from annotate.models import Revision, Trajectory
 from annotate.pair_models import Pair, PairSuggestion, SuggestionScan, categories_for
+from annotate.services import keep_original
 from annotate.trajectory import Trajectory as CanonicalTrajectory
 
 
 def current_revision(trajectory: Trajectory) -> Revision | None:
     return trajectory.revisions.filter(version=trajectory.version).first()
+
+
+def pin_current_revision(trajectory: Trajectory) -> Revision:
+    """The revision of the trajectory's current version, written from its rows if it has none yet."""
+    with transaction.atomic():
+        version = Trajectory.objects.filter(pk=trajectory.pk).values_list("version", flat=True).get()
+        keep_original(trajectory.pk, version)
+        return trajectory.revisions.get(version=version)
 
 
 def fork_trajectory(trajectory: Trajectory, turn: int, step: int, **kw) -> tuple[core.Pair, Revision | None]:
@@ -49,6 +58,8 @@ def save_pair(project, pair: core.Pair, *, user, row: Pair | None = None, trajec
     core.check_pair(pair, categories_for(project))
     now = timezone.now()
     if row is None:
+        if trajectory is not None and revision is None:  # (an unchanged import: pin its version 1)
+            revision = pin_current_revision(trajectory)
         row = Pair(project=project, trajectory=trajectory, revision=revision, author=author_of(user),
                    created_at=now)
     row.set_core(pair)
@@ -163,7 +174,7 @@ def decide_suggestions(project, ids, action: str, *, user) -> Decision:
         with transaction.atomic():
             row = project.pairs.filter(content_key=pair.content_key()).first()
             if row is None:
-                revision = s.trajectory.revisions.filter(version=s.version).first()
+                revision = s.trajectory.revisions.filter(version=s.version).first()  # (a change: it has one)
                 row = Pair(project=project, trajectory=s.trajectory, revision=revision, author=s.corrected_by,
                            created_at=now, updated_at=now)
                 row.set_core(pair)

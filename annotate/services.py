@@ -91,17 +91,18 @@ def _merge_tools(project: Project, specs: Iterable[dict]) -> int:
 
 def write_trajectories(project: Project, trajectories: list[CanonicalTrajectory], user=None,
                        status: str = Trajectory.DRAFT, *, ids_only: bool = False) -> list:
-    """Bulk-insert trajectories with their turns, steps, labels and first revision.
+    """Bulk-insert trajectories with their turns, steps and labels, at version 1.
 
-    Returns the new rows, or only their ids with ``ids_only`` (large imports).
+    No Revision is written: the rows are version 1 until the trajectory first changes, when
+    :func:`keep_original` writes it (and :func:`history_of` shows it meanwhile). Returns the new
+    rows, or only their ids with ``ids_only`` (large imports).
     """
     now = timezone.now()
     created: list[Trajectory] = []
     author = author_of(user)
     if bulk.available():  # the embedded SQLite default: plain executemany, ~10x the ORM's speed
         with transaction.atomic(), gc_paused():
-            ids = bulk.insert_trajectories(project, trajectories, author_id=author.pk if author else None,
-                                           status=status, now=now,
+            ids = bulk.insert_trajectories(project, trajectories, status=status, now=now,
                                            index_search=index_search_text if search_index_enabled() else None)
         return ids if ids_only else list(Trajectory.objects.filter(pk__in=ids).order_by("id"))
     for start in range(0, len(trajectories), BATCH):
@@ -126,11 +127,6 @@ def write_trajectories(project: Project, trajectories: list[CanonicalTrajectory]
                   for st, labs in zip(steps, step_labels) for lab in dict.fromkeys(labs)]
         if labels:
             StepLabel.objects.bulk_create(labels, batch_size=5000)
-        Revision.objects.bulk_create([
-            Revision(trajectory_id=row.pk, version=1, author=author, created_at=now, summary="imported",
-                     status=status, document=t.to_dict())
-            for row, t in zip(rows, chunk)
-        ], batch_size=2000)
         index_search_text([(row.pk, search_text(t)) for row, t in zip(rows, chunk)])
         created.extend(rows)
     return [r.pk for r in created] if ids_only else created
@@ -172,8 +168,7 @@ def import_file(project: Project, data: bytes, filename: str, *, fmt: str = "aut
     with bulk.checkpoint_later(), transaction.atomic():
         try:
             with transaction.atomic(), gc_paused():
-                streamed = bulk.import_stream(project, reading, author_id=author.pk if author else None,
-                                              status=Trajectory.DRAFT, now=timezone.now(),
+                streamed = bulk.import_stream(project, reading, status=Trajectory.DRAFT, now=timezone.now(),
                                               index_search=index_search_text if search_index_enabled() else None)
                 if streamed.result.errors and not skip_invalid:
                     raise _Abort
@@ -224,6 +219,7 @@ def replace_document(trajectory: Trajectory, doc: CanonicalTrajectory, *, user, 
     author = author_of(user)
     # Inside save_edit's transaction no savepoint is needed: a failure undoes the whole save.
     with transaction.atomic(savepoint=False):
+        keep_original(trajectory.pk, base_version)
         # The conditional UPDATE is the lock: it matches only while nobody saved since base_version.
         updated = Trajectory.objects.filter(pk=trajectory.pk, version=base_version).update(
             version=base_version + 1, updated_at=now,
@@ -284,10 +280,44 @@ def current_document(trajectory: Trajectory, version: int | None = None) -> Cano
 
 
 def document_at(trajectory: Trajectory, version: int) -> CanonicalTrajectory | None:
-    """The document as it was at ``version`` (from its Revision), or None if there is none."""
+    """The document as it was at ``version`` (from its Revision, or the rows for an unchanged
+    import's version 1), or None if there is none."""
     doc = (Revision.objects.filter(trajectory_id=trajectory.pk, version=version)
            .values_list("document", flat=True).first())
-    return CanonicalTrajectory.from_dict(doc) if doc is not None else None
+    if doc is not None:
+        return CanonicalTrajectory.from_dict(doc)
+    if version == trajectory.version and not trajectory.revisions.exists():
+        return Trajectory.objects.get(pk=trajectory.pk).to_canonical()
+    return None
+
+
+def keep_original(trajectory_id: int, version: int, doc: CanonicalTrajectory | None = None) -> None:
+    """Before ``version`` of a trajectory is changed, make sure it has its Revision.
+
+    Imports write no revision (a third of an import's cost): until it first changes, a
+    trajectory's rows are its version 1. The first change writes that version from the rows
+    (or ``doc``, the same document) before they are replaced, dated when the trajectory was
+    imported, so history, diffs, revert and correction suggestions keep the original. Call
+    inside the change's transaction.
+    """
+    if Revision.objects.filter(trajectory_id=trajectory_id, version=version).exists():
+        return
+    row = Trajectory.objects.get(pk=trajectory_id)
+    Revision.objects.create(trajectory_id=trajectory_id, version=version, author=None,
+                            created_at=row.created_at if version == 1 else row.updated_at,
+                            summary="imported" if version == 1 else "saved outside the workbench",
+                            status=row.status, document=(doc or row.to_canonical()).to_dict())
+
+
+def history_of(trajectory: Trajectory):
+    """The trajectory's revisions, newest first (a queryset), or, for an import that has not
+    changed yet, its implied version 1 (a list of one unsaved Revision, see keep_original)."""
+    qs = trajectory.revisions.select_related("author").order_by("-version")
+    if trajectory.version != 1 or qs.exists():
+        return qs
+    return [Revision(trajectory=trajectory, version=1, author=None, created_at=trajectory.created_at,
+                     summary="imported", status=trajectory.status,
+                     document=Trajectory.objects.get(pk=trajectory.pk).to_canonical().to_dict())]
 
 
 def check_labels(edit: Edit, doc: CanonicalTrajectory, project: Project) -> None:
@@ -451,6 +481,7 @@ def transition(trajectory: Trajectory, action: str, *, user, comment: str = "",
                 raise WorkflowRefused("Fix these errors, or label the steps that carry them, before submitting.",
                                       blockers)
         version = current["version"]
+        keep_original(trajectory.pk, version, doc)
         changes = {"status": act.target, "version": version + 1, "updated_at": now}
         if action in ("approve", "reject"):
             changes["reviewer_comment"] = comment

@@ -32,7 +32,7 @@ from annotate.models import Project, Trajectory
 from annotate.revisions import diff_documents, rebase_edit
 from annotate.services import (THIN_SHARE, Conflict, StaleVersion, WorkflowRefused, assign, conflict_for,
                                current_document, dashboard, document_at, next_to_review, queue,
-                               import_file, next_in_queue, resolve_conflict, revert, save_edit, transition)
+                               history_of, import_file, next_in_queue, resolve_conflict, revert, save_edit, transition)
 from annotate.step_forms import (StepForm, StepPanel, argument_state, case_type_choices, check_arguments, first,
                                  read_arguments, read_step_form, schemas_for, step_panel)
 from annotate.trajectory import CASE_TYPE_NAMES, CASE_TYPES, SPLITS, Trajectory as Document
@@ -308,7 +308,8 @@ def _page_context(request: HttpRequest, ed: Editor, raw_key: str = "", **extra) 
 
 
 def recent_revisions(trajectory: Trajectory) -> list:
-    return list(trajectory.revisions.select_related("author").defer("document")[:5])
+    history = history_of(trajectory)
+    return list(history.defer("document")[:5] if not isinstance(history, list) else history)
 
 
 def _int(data, key: str) -> int | None:
@@ -637,8 +638,7 @@ def history(request: HttpRequest, pk: int) -> HttpResponse:
     """Every revision (who, when, what) with its per-step diff against the one before."""
     trajectory = get_object_or_404(Trajectory.objects.select_related("project"), pk=pk)
     role = permissions.require_role(request.user, trajectory.project)
-    page = Paginator(trajectory.revisions.select_related("author").order_by("-version"),
-                     HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(history_of(trajectory), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     revisions = list(page)
     versions = {r.version for r in revisions} | {r.version - 1 for r in revisions}
     docs = dict(trajectory.revisions.filter(version__in=versions).values_list("version", "document"))

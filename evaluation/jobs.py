@@ -84,7 +84,7 @@ TRAJECTORY_FILTERS = ("split", "source", "tag", "case_type", "status")
 
 def items_from_trajectories(project, filters: dict) -> list[EvalItem]:
     """Decision points of the project's trajectories matching ``filters`` (their current revisions)."""
-    from annotate.models import Revision
+    from annotate.models import Revision, documents_of
 
     f = {k: str(filters.get(k) or "").strip() for k in TRAJECTORY_FILTERS}
     qs = project.trajectories.all()
@@ -113,11 +113,13 @@ def items_from_trajectories(project, filters: dict) -> list[EvalItem]:
                 "trajectory_id", "version", "document"):
             if (tid, v) in wanted:
                 docs[tid] = doc
+    # A trajectory without a revision at its version (an import that has not changed yet) is read
+    # from its rows.
+    from_rows = documents_of([tid for tid, _, _ in rows if tid not in docs])
     template = _template_for(project)
     out_rows = []
     for tid, version, _ in rows:
-        # Every save writes a revision; a trajectory without one at its version is read from its rows.
-        doc = Trajectory.from_dict(docs[tid]) if tid in docs else project.trajectories.get(pk=tid).to_canonical()
+        doc = Trajectory.from_dict(docs[tid]) if tid in docs else from_rows[tid]
         out_rows.extend(rows_from_trajectory(doc, f"t{tid}v{version}", template))
     return items_from_prompt_rows(out_rows)
 

@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from annotate import permissions
 from annotate.permissions import author_of
-from annotate.models import Project, Revision, StepLabel, Trajectory
+from annotate.models import Project, Revision, StepLabel, Trajectory, documents_of
 from annotate.trajectory import CASE_TYPES, SPLITS
 from training.export import ExportSettings, SettingsError, content_fingerprint
 from training.models import JobStatus, Snapshot, SnapshotItem
@@ -150,16 +150,25 @@ def select_trajectories(projects: list[Project], selection: Selection):
 def pin_revisions(trajectories) -> list[tuple[int, int]]:
     """``(trajectory id, revision id)`` of each trajectory's current version, in id order.
 
-    Every save writes a revision; a trajectory whose current version has none (rows edited by
-    some other path) gets one written from its rows now, so what is pinned is what is stored.
+    Every save writes a revision; a trajectory whose current version has none (an import that
+    has not changed yet, whose rows are its version 1; rows edited by some other path) gets one
+    written from its rows now, a few queries per 500, so what is pinned is what is stored.
     """
     pinned = dict(Revision.objects.filter(trajectory__in=trajectories, version=F("trajectory__version"))
                   .values_list("trajectory_id", "id"))
     ids = list(trajectories.values_list("id", flat=True))
-    for t in Trajectory.objects.filter(pk__in=[i for i in ids if i not in pinned]):
-        rev, _ = Revision.objects.get_or_create(trajectory=t, version=t.version, defaults={
-            "summary": "pinned by a snapshot", "document": t.to_canonical().to_dict()})
-        pinned[t.pk] = rev.pk
+    missing = [i for i in ids if i not in pinned]
+    for start in range(0, len(missing), 500):
+        part = missing[start:start + 500]
+        docs = documents_of(part)
+        rows = Trajectory.objects.filter(pk__in=part).values_list("id", "version", "status", "created_at", "updated_at")
+        Revision.objects.bulk_create([
+            Revision(trajectory_id=tid, version=version, status=status,
+                     created_at=created if version == 1 else updated,
+                     summary="imported" if version == 1 else "pinned by a snapshot", document=docs[tid].to_dict())
+            for tid, version, status, created, updated in rows], ignore_conflicts=True)
+        pinned.update(Revision.objects.filter(trajectory_id__in=part, version=F("trajectory__version"))
+                      .values_list("trajectory_id", "id"))
     return [(i, pinned[i]) for i in ids]
 
 

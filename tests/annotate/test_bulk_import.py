@@ -11,13 +11,14 @@ from django.utils import timezone
 from annotate import bulk
 from annotate.demo import demo_trajectories
 from annotate.models import Revision, StepLabel, Trajectory
+from annotate.services import document_at, history_of
 
 pytestmark = pytest.mark.django_db
 
 
 def insert(project, docs):
     with transaction.atomic():
-        return bulk.insert_trajectories(project, docs, author_id=None, status="draft", now=timezone.now())
+        return bulk.insert_trajectories(project, docs, status="draft", now=timezone.now())
 
 
 def test_bulk_inserted_trajectories_read_back_identical(project):
@@ -30,7 +31,8 @@ def test_bulk_inserted_trajectories_read_back_identical(project):
         assert back.turns == doc.turns
         assert back.tools == doc.tools and back.system == doc.system
         assert t.case_types == sorted(set(doc.meta.case_types)) and t.version == 1
-        assert Revision.objects.get(trajectory=t, version=1).document == doc.to_dict()
+        assert not Revision.objects.filter(trajectory=t).exists()  # (written on its first change)
+        assert document_at(t, 1) == doc and [r.summary for r in history_of(t)] == ["imported"]
 
 
 def test_labels_and_findings_are_queryable_after_a_bulk_insert(project):
@@ -109,7 +111,7 @@ def _rows(ids):
     with connection.cursor() as c:
         for table, key in (("annotate_trajectory", "id"), ("annotate_turn", "trajectory_id"),
                            ("annotate_step", "trajectory_id"), ("annotate_steplabel", "trajectory_id"),
-                           ("annotate_revision", "trajectory_id"), ("annotate_trajectory_search", "rowid")):
+                           ("annotate_trajectory_search", "rowid")):
             c.execute(f"SELECT * FROM {table} WHERE {key} BETWEEN %s AND %s ORDER BY {key}, rowid", [lo, hi])
             names = [d[0] for d in c.description]
             rows = []
@@ -133,13 +135,13 @@ def test_rows_built_in_a_second_process_are_the_rows_built_here(project):
 
     def write(parallel):
         with transaction.atomic():
-            return bulk.insert_trajectories(project, docs, author_id=None, status="draft", now=now,
+            return bulk.insert_trajectories(project, docs, status="draft", now=now,
                                             index_search=index_search_text, parallel=parallel, batch=60)
 
     here, there = write(False), write(True)
     assert len(here) == len(there) == len(docs) and min(there) > max(here)
     assert _rows(here) == _rows(there)
-    assert Revision.objects.get(trajectory_id=there[-1], version=1).document == docs[-1].to_dict()
+    assert document_at(Trajectory.objects.get(pk=there[-1]), 1) == docs[-1]
     assert Trajectory.objects.get(pk=there[-1]).to_canonical() == docs[-1]
 
 
@@ -156,12 +158,12 @@ def test_an_error_while_building_rows_writes_nothing(project, parallel):
     before = Trajectory.objects.count()
     with pytest.raises(TypeError, match="not JSON serializable"):
         insert(project, docs) if not parallel else _insert_parallel(project, docs)
-    assert Trajectory.objects.count() == before and not Revision.objects.filter(trajectory__project=project).exists()
+    assert Trajectory.objects.count() == before
 
 
 def _insert_parallel(project, docs):
     with transaction.atomic():
-        return bulk.insert_trajectories(project, docs, author_id=None, status="draft", now=timezone.now(),
+        return bulk.insert_trajectories(project, docs, status="draft", now=timezone.now(),
                                         parallel=True, batch=5)
 
 
