@@ -10,16 +10,16 @@ turns what a user typed into an SQLite FTS5 query (every word must occur, each a
 >>> t = Trajectory.from_dict({"turns": [{"user": "Weather in Paris?", "steps": [
 ...     {"kind": "tool_call", "name": "get_weather", "arguments": {"city": "Paris"}}]}]})
 >>> search_text(t)
-'Weather in Paris?\\nget_weather {"city": "Paris"}'
+'Weather in Paris?\\nget_weather {"city":"Paris"}'
 >>> fts_query('paris "get weather"')
 '"paris"* AND "get"* AND "weather"*'
 """
 
 from __future__ import annotations
 
-import json
 import re
 
+from annotate.jsontext import dumps
 from annotate.trajectory import Trajectory
 
 # Words as FTS5's unicode61 tokenizer sees them: runs of letters and digits.
@@ -35,7 +35,7 @@ def search_text(traj: Trajectory) -> str:
             parts.append(turn.user)
         for step in turn.steps:
             if step.kind == "tool_call":
-                args = json.dumps(step.arguments, ensure_ascii=False) if step.arguments not in (None, {}) else ""
+                args = dumps(step.arguments) if step.arguments not in (None, {}) else ""
                 parts.append(f"{step.name} {args}".strip())
             elif step.text:
                 parts.append(step.text)

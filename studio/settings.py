@@ -132,6 +132,9 @@ WHITENOISE_USE_FINDERS = True  # no collectstatic step for the embedded default
 
 # Uploads: imports bigger than this are refused with a clear message.
 IMPORT_MAX_BYTES = envint("IMPORT_MAX_BYTES", str(200 * 1024 * 1024))
+# Processes that read a big JSON Lines import while one writes it (annotate.bulk); 0: 2 (1 on a
+# single CPU).
+IMPORT_READERS = envint("IMPORT_READERS", "0")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 

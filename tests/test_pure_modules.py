@@ -17,7 +17,7 @@ FORBIDDEN = ("django", "rest_framework")
 PURE_PATTERNS = [
     "annotate/trajectory.py", "annotate/findings.py", "annotate/convert_*.py", "annotate/importing.py",
     "annotate/case_types.py", "annotate/pairs.py", "annotate/demo.py", "annotate/editing.py", "annotate/revisions.py",
-    "annotate/search.py", "annotate/workflow.py", "training/runner.py", "training/runner_io.py",
+    "annotate/search.py", "annotate/jsontext.py", "annotate/workflow.py", "training/runner.py", "training/runner_io.py",
     "training/callbacks.py", "training/export.py", "training/preview.py", "evaluation/items.py",
     "evaluation/generate.py", "evaluation/runner.py",
     "training/render*.py", "training/masks.py", "training/split*.py", "training/audit.py",

@@ -320,7 +320,7 @@ def test_search_text_holds_user_messages_steps_arguments_and_notes():
     d = doc()
     d.turns[0].steps[0].note = "reviewer note"
     text = search_text(d)
-    for expected in ("Weather in Paris?", "Look it up.", '"city": "Paris"', "18C", "reviewer note"):
+    for expected in ("Weather in Paris?", "Look it up.", '"city":"Paris"', "18C", "reviewer note"):
         assert expected in text
 
 
