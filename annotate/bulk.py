@@ -23,6 +23,7 @@ import gc
 import itertools
 import marshal
 import multiprocessing
+import multiprocessing.connection
 import os
 import pickle
 import sqlite3
@@ -240,8 +241,9 @@ def import_stream(project, reading: Reading, *, status: str, now, index_search=N
     ``reading`` is :func:`annotate.importing.read_file`'s; its text is inherited by the readers,
     so only finished rows travel. By default ``READERS`` processes read a JSON Lines file (each
     every READERS-th batch of lines, skipping the others' lines unparsed) and one reads other
-    files; with ``readers=0`` (or where :func:`_can_fork` says no) this process reads. The
-    batches are written in file order, so the rows are the same either way.
+    files; with ``readers=0`` (or where :func:`_can_fork` says no) this process reads. Batches
+    are written as they come; the rows are the same either way (ids follow the records' places
+    in the file, the tools are merged in file order).
 
     Call inside ``transaction.atomic()`` and roll back when the result has problems that should
     abort the import: rows stop coming at the first problem unless the reading skips invalid
@@ -258,7 +260,7 @@ def import_stream(project, reading: Reading, *, status: str, now, index_search=N
         def produce(stripe: int, stripes: int):
             part = ImportResult(reading.result.file)
             seen: set[str] = set()
-            for batch in reading.batches(stripe, stripes, into=part):
+            for k, batch in enumerate(reading.batches(stripe, stripes, into=part)):
                 trajectories = [t for _, _, t in batch]
                 tools = []
                 for t in trajectories:
@@ -266,32 +268,44 @@ def import_stream(project, reading: Reading, *, status: str, now, index_search=N
                         if spec["name"] not in seen:
                             seen.add(spec["name"])
                             tools.append(spec)
-                yield _built(tables, trajectories, [first + n for _, n, _ in batch], args), tools
-            yield None, part
+                built = _built(tables, trajectories, [first + n for _, n, _ in batch], args)
+                yield stripe + k * stripes, built, tools
+            yield stripe, None, part  # (the end: this reader's problems and counts)
 
-        ids, tools = [], {}
-        with contextlib.ExitStack() as stack:
-            if readers:
-                sources = [stack.enter_context(contextlib.closing(
-                    _produced(functools.partial(produce, i, readers), True))) for i in range(readers)]
-            else:
-                sources = [produce(0, 1)]
-            parts: list[ImportResult | None] = [None] * len(sources)
-            k = 0
-            while any(p is None for p in parts):  # batch k comes from reader k % readers
-                i = k % len(sources)
-                k += 1
-                if parts[i] is not None:
-                    continue
-                built, extra = next(sources[i])
-                if built is None:
-                    parts[i] = extra
-                    continue
-                _write(c, tables, built, index_search)
-                ids.extend(built[0])
-                for spec in extra:
-                    tools.setdefault(spec["name"], spec)
-    return Streamed(ids, tools, reading.finish(*parts))
+        ids, tools_by_batch, parts = [], [], []
+
+        def write(item) -> None:
+            k, built, extra = item
+            if built is None:
+                parts.append((k, extra))
+                return
+            _write(c, tables, built, index_search)
+            ids.extend(built[0])
+            tools_by_batch.append((k, extra))
+
+        if not readers:
+            for item in produce(0, 1):
+                write(item)
+        else:
+            # Batches are written as they come: a trajectory's id is fixed by its place in the
+            # file, turn and step ids are the database's, and tools are merged in file order below.
+            with contextlib.ExitStack() as stack:
+                waiting = {}
+                for i in range(readers):
+                    child = stack.enter_context(_Forked(functools.partial(produce, i, readers)))
+                    waiting[child.conn] = child
+                while waiting:
+                    for conn in multiprocessing.connection.wait(list(waiting)):
+                        item = waiting[conn].take()
+                        if item is _END:
+                            del waiting[conn]
+                        else:
+                            write(item)
+        tools = {}
+        for _, batch_tools in sorted(tools_by_batch, key=lambda kt: kt[0]):
+            for spec in batch_tools:
+                tools.setdefault(spec["name"], spec)
+    return Streamed(sorted(ids), tools, reading.finish(*(part for _, part in sorted(parts, key=lambda kp: kp[0]))))
 
 
 def _start(c, project, status, now, index_search) -> tuple[tuple[_Table, ...], int, tuple]:
@@ -405,44 +419,63 @@ def _can_fork() -> bool:
 
 def _produced(produce, parallel: bool):
     """The items of ``produce()``: made here, or with ``parallel`` in a forked child while the
-    caller uses the previous one.
-
-    The child only computes (it never touches the database connection it inherited) and leaves
-    with ``os._exit`` (multiprocessing's way), so nothing of the parent's state is closed or
-    flushed twice. An exception in the child is raised here; closing this generator early (the
-    caller failed) stops the child.
+    caller uses the previous one (see :class:`_Forked`). Closing this generator early (the caller
+    failed) stops the child.
     """
     if not parallel:
         yield from produce()
         return
-    ctx = multiprocessing.get_context("fork")
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(send, produce), name="import-rows", daemon=True)
-    proc.start()
-    send.close()
-    finished = False
-    try:
-        while True:
-            try:
-                message = recv.recv_bytes()
-            except EOFError:
-                proc.join()
-                raise RuntimeError(f"the import's row builder stopped (exit code {proc.exitcode})") from None
-            kind, payload = message[:1], memoryview(message)[1:]
-            if kind == b"m":
-                yield marshal.loads(payload)
-            elif kind == b"p":
-                yield pickle.loads(payload)
-            elif kind == b"e":
-                raise pickle.loads(payload)
-            else:  # b".": the end
-                finished = True
-                return
-    finally:
-        if not finished and proc.is_alive():
-            proc.terminate()  # (the caller stopped early: the child would only wait to write)
-        recv.close()
-        proc.join()
+    with _Forked(produce) as child:
+        while (item := child.take()) is not _END:
+            yield item
+
+
+_END = object()
+
+
+class _Forked:
+    """A forked child sending the items of ``produce()``; :meth:`take` reads the next one.
+
+    The child only computes (it never touches the database connection it inherited) and leaves
+    with ``os._exit`` (multiprocessing's way), so nothing of the parent's state is closed or
+    flushed twice. An exception in the child is raised by :meth:`take`; leaving the block before
+    the end stops the child.
+    """
+
+    def __init__(self, produce):
+        self.produce = produce
+        self.finished = False
+
+    def __enter__(self) -> "_Forked":
+        ctx = multiprocessing.get_context("fork")
+        self.conn, send = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=_child, args=(send, self.produce), name="import-rows", daemon=True)
+        self.proc.start()
+        send.close()
+        return self
+
+    def take(self):
+        """The next item (waiting for it), or ``_END`` after the last one."""
+        try:
+            message = self.conn.recv_bytes()
+        except EOFError:
+            self.proc.join()
+            raise RuntimeError(f"the import's row builder stopped (exit code {self.proc.exitcode})") from None
+        kind, payload = message[:1], memoryview(message)[1:]
+        if kind == b"m":
+            return marshal.loads(payload)
+        if kind == b"p":
+            return pickle.loads(payload)
+        if kind == b"e":
+            raise pickle.loads(payload)
+        self.finished = True  # b".": the end
+        return _END
+
+    def __exit__(self, *exc) -> None:
+        if not self.finished and self.proc.is_alive():
+            self.proc.terminate()  # (the caller stopped early: the child would only wait to write)
+        self.conn.close()
+        self.proc.join()
 
 
 def _child(send, produce) -> None:

@@ -204,7 +204,9 @@ class Reading:
         """Whether the file is JSON Lines (its first line a whole record), so readers can share it."""
         if self.text is None:
             return False
-        first = self.text[_WS.match(self.text).end():].split("\n", 1)[0]
+        start = _WS.match(self.text).end()
+        end = self.text.find("\n", start)
+        first = self.text[start:end if end >= 0 else len(self.text)]
         if not first.startswith("{"):
             return False
         try:
@@ -411,10 +413,9 @@ def _records(text: str, filename: str, wanted=None) -> Iterator[tuple[int, Any]]
         assert wanted is None, "the records of a JSON array are read in order"
         yield from _array_records(text, start, filename)
         return
-    lines = text.split("\n")
     first = True
     n = -1
-    for i, line in enumerate(lines):
+    for i, line in enumerate(_lines(text)):
         if not line or line.isspace():
             continue
         n += 1
@@ -440,6 +441,19 @@ def _records(text: str, filename: str, wanted=None) -> Iterator[tuple[int, Any]]
         else:
             yield i + 1, rec
         first = False
+
+
+def _lines(text: str) -> Iterator[str]:
+    """``text.split("\\n")``, one line at a time (the first record of a big file is read at once,
+    not after the whole file is split)."""
+    start, find = 0, text.find
+    while True:
+        end = find("\n", start)
+        if end < 0:
+            yield text[start:]
+            return
+        yield text[start:end]
+        start = end + 1
 
 
 def _not_a_number_message(e: _NotANumber) -> str:
