@@ -68,6 +68,10 @@ def tsquery(query: str) -> str:
 def fts_query(query: str) -> str:
     """An FTS5 MATCH expression: each word quoted (so no FTS syntax leaks through) and a prefix.
 
-    Returns "" when the query has no words.
+    Each quoted term is one token as FTS5's tokenizer reads it (which splits at ``_``): the index
+    keeps no positions, so it answers no phrase. Returns "" when the query has no words.
+
+    >>> fts_query("get_weather HAT1")
+    '"get"* AND "weather"* AND "HAT1"*'
     """
-    return " AND ".join(f'"{term}"*' for term in search_terms(query))
+    return " AND ".join(f'"{piece}"*' for term in search_terms(query) for piece in term.split("_") if piece)

@@ -1,0 +1,59 @@
+"""The search index's rebuild without positions (0005) keeps every entry, the trigger and the search."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SEED = """
+from annotate.models import Trajectory
+from annotate.services import get_or_create_project, import_file
+p, _ = get_or_create_project("up")
+rows = [b'{"turns": [{"user": "weather in Paris?", "steps": [{"kind": "tool_call", "name": "get_weather", '
+        b'"arguments": {"city": "Paris"}, "call_id": "c"}, {"kind": "tool_result", "call_id": "c", "text": "18 C"}, '
+        b'{"kind": "answer", "text": "HAT145 it is"}]}], "meta": {"external_id": "r%d"}}' % i for i in range(5)]
+assert import_file(p, b"\\n".join(rows), "up.jsonl").imported == 5
+"""
+
+CHECK = """
+from annotate.models import Trajectory
+qs = Trajectory.objects.filter(project__slug="up")
+print(qs.search("HAT1").count(), qs.search("get_weather paris").count(), qs.search("nothing").count())
+qs.filter(pk=qs.order_by("id").values_list("id", flat=True)[0]).delete()
+print(qs.search("HAT1").count())
+"""
+
+
+def manage(env, *args, stdin=None):
+    r = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=300, input=stdin)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def test_the_index_is_rebuilt_without_positions_and_back(tmp_path):
+    env = {**os.environ, "STUDIO_DATA_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "studio.settings"}
+    env.pop("DATABASE_URL", None)
+    db = tmp_path / "studio.sqlite3"
+
+    def table_sql():
+        with sqlite3.connect(db) as c:
+            return (c.execute("SELECT sql FROM sqlite_master WHERE name = 'annotate_trajectory_search'").fetchone()[0],
+                    c.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()[0])
+
+    manage(env, "migrate", "annotate", "0004", "--noinput")
+    manage(env, "shell", "-v", "0", stdin=SEED)  # written with positions (detail=full)
+    assert "detail" not in table_sql()[0]
+    manage(env, "migrate", "--noinput")
+    sql, triggers = table_sql()
+    assert "detail = none" in sql and triggers == 1
+    assert manage(env, "shell", "-v", "0", stdin=CHECK).split() == ["5", "5", "0", "4"]  # every entry kept; delete still cascades
+    manage(env, "migrate", "annotate", "0004", "--noinput")
+    sql, triggers = table_sql()
+    assert "detail = full" in sql and triggers == 1
+    assert manage(env, "shell", "-v", "0", stdin=CHECK).split() == ["4", "4", "0", "3"]
