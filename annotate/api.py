@@ -26,8 +26,8 @@ from annotate.forms import IMPORT_FORMATS
 from annotate.models import Project, Revision, Trajectory
 from annotate.revisions import diff_documents
 from annotate.services import (QUEUE_SORTS, StaleVersion, WorkflowRefused, assign, conflict_for, current_document,
-                               dashboard, document_at, history_of, import_file, next_in_queue, queue, replace_document,
-                               resolve_conflict, revert, save_edit, transition)
+                               dashboard, document_at, history_of, import_upload, next_in_queue, queue,
+                               replace_document, resolve_conflict, revert, save_edit, transition)
 from annotate.step_forms import schemas_for
 from annotate.trajectory import CASE_TYPES, SPLITS, SchemaError
 from annotate.trajectory import Trajectory as Document
@@ -499,14 +499,10 @@ class ImportAPI(APIView):
                 "file": upload.name, "line": None, "field": "",
                 "message": f"file is {upload.size:,} bytes; the limit is {settings.IMPORT_MAX_BYTES:,} bytes"}]},
                 status=status.HTTP_400_BAD_REQUEST)
-        answers = inp.validated_data.get("answers")
-        tools = inp.validated_data.get("tools")
-        outcome = import_file(project, upload.read(), upload.name, fmt=inp.validated_data["format"],
-                              skip_invalid=inp.validated_data["skip_invalid"],
-                              answers=answers.read() if answers else None,
-                              answers_filename=answers.name if answers else "",
-                              tools=tools.read() if tools else None, tools_filename=tools.name if tools else "",
-                              user=request.user)
+        outcome = import_upload(project, upload, fmt=inp.validated_data["format"],
+                                skip_invalid=inp.validated_data["skip_invalid"],
+                                answers=inp.validated_data.get("answers"), tools=inp.validated_data.get("tools"),
+                                user=request.user)
         code = status.HTTP_201_CREATED if outcome.imported else status.HTTP_400_BAD_REQUEST
         return Response(ImportOutputSerializer({"imported": outcome.imported, "skipped": outcome.skipped,
                                                 "errors": outcome.errors}).data, status=code)

@@ -95,6 +95,8 @@ class ImportResult:
     trajectories: list[tuple[int, Trajectory]] = field(default_factory=list)
     errors: list[ImportIssue] = field(default_factory=list)
     records: int = 0  # records seen, good and bad
+    # The formats read so far, in order (``format`` once the reading is finished).
+    formats_read: dict[str, None] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -152,7 +154,7 @@ def parse_file(data: bytes, filename: str, fmt: str = "auto", max_bytes: int = D
     reading = read_file(data, filename, fmt, max_bytes, skip_invalid, answers,
                         answers_filename=answers_filename, tools=tools, tools_filename=tools_filename)
     trajectories = [(line, t) for batch in reading.batches() for line, _, t in batch]
-    result = reading.finish(reading.result)
+    result = reading.finish()
     result.trajectories = trajectories
     return _finish(result, skip_invalid)
 
@@ -230,7 +232,7 @@ class Reading:
                 return (0 if n < first_size else 1 + (n - first_size) // size) % stripes == stripe
         else:
             wanted = None
-        seen_formats = result.__dict__.setdefault("_formats", {})
+        seen_formats = result.formats_read
         memo: dict = {}
         records = _records(self.text, result.file, wanted)
         batch, start = 0, 0
@@ -263,14 +265,13 @@ class Reading:
         """The file's result: its own problems, then each reader's (``parts``; default: its own
         reading) in line order, the record count and the formats read."""
         result = self.result
-        if parts and parts != (result,):
+        if parts:
             found = sorted((e for p in parts for e in p.errors), key=lambda e: e.line or 0)
             result.errors.extend(found)
             result.records = sum(p.records for p in parts)
-            formats = {f: None for p in parts for f in p.__dict__.get("_formats", {})}
+            formats = {f: None for p in parts for f in p.formats_read}
         else:
-            formats = result.__dict__.get("_formats", {})
-        result.__dict__.pop("_formats", None)
+            formats = result.formats_read
         result.format = ", ".join(formats) or (self.fmt if self.fmt != "auto" else "")
         if self.text is not None and not result.errors and not result.records:
             result.errors.append(ImportIssue(result.file, None, "", "the file holds no records"))

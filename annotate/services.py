@@ -176,29 +176,39 @@ def import_file(project: Project, data: bytes, filename: str, *, fmt: str = "aut
                 imported = len(streamed.ids)
         except _Abort:  # (rolls back the rows written before the first problem)
             imported = 0
-        errors = [e.to_dict() for e in streamed.result.errors]
-        batch = ImportBatch.objects.create(project=project, filename=filename[:500], fmt=fmt,
-                                           created_by=author, imported=imported, skipped=len(errors),
-                                           errors=errors[:1000])
-    return ImportOutcome(batch=batch, imported=imported, skipped=len(errors), errors=errors)
+        return _record_import(project, filename, fmt, author, imported, streamed.result.errors)
+
+
+def import_upload(project: Project, upload, *, fmt: str, skip_invalid: bool, answers=None, tools=None,
+                  user=None) -> ImportOutcome:
+    """:func:`import_file` for uploaded files (the upload page and the API): the trajectories file,
+    and optionally a BFCL answers file and a tools file."""
+    return import_file(project, upload.read(), upload.name, fmt=fmt, skip_invalid=skip_invalid,
+                       answers=answers.read() if answers else None, answers_filename=answers.name if answers else "",
+                       tools=tools.read() if tools else None, tools_filename=tools.name if tools else "", user=user)
 
 
 class _Abort(Exception):
     pass
 
 
+def _record_import(project: Project, filename: str, fmt: str, author, imported: int, issues) -> ImportOutcome:
+    """The ImportBatch of an import (what came in, what was skipped and why) and its outcome."""
+    errors = [e.to_dict() if hasattr(e, "to_dict") else dict(e) for e in issues]
+    batch = ImportBatch.objects.create(project=project, filename=filename[:500], fmt=fmt, created_by=author,
+                                       imported=imported, skipped=len(errors), errors=errors[:1000])
+    return ImportOutcome(batch=batch, imported=imported, skipped=len(errors), errors=errors)
+
+
 def import_parsed(project: Project, result, *, filename: str, fmt: str, user=None) -> ImportOutcome:
     """Write an ``annotate.importing.ImportResult``: all-or-nothing unless it was parsed with skip_invalid."""
-    errors = [e.to_dict() if hasattr(e, "to_dict") else dict(e) for e in result.errors]
     trajectories = [t for _, t in result.trajectories]
     with transaction.atomic():
-        batch = ImportBatch.objects.create(project=project, filename=filename[:500], fmt=fmt,
-                                           created_by=author_of(user),
-                                           imported=len(trajectories), skipped=len(errors), errors=errors[:1000])
+        outcome = _record_import(project, filename, fmt, author_of(user), len(trajectories), result.errors)
         if trajectories:
             merge_tool_catalog(project, trajectories)
             write_trajectories(project, trajectories, user=user, ids_only=True)
-    return ImportOutcome(batch=batch, imported=len(trajectories), skipped=len(errors), errors=errors)
+    return outcome
 
 
 def replace_document(trajectory: Trajectory, doc: CanonicalTrajectory, *, user, base_version: int,
@@ -287,7 +297,7 @@ def document_at(trajectory: Trajectory, version: int) -> CanonicalTrajectory | N
     if doc is not None:
         return CanonicalTrajectory.from_dict(doc)
     if version == trajectory.version and not trajectory.revisions.exists():
-        return Trajectory.objects.get(pk=trajectory.pk).to_canonical()
+        return trajectory.to_canonical()
     return None
 
 
@@ -303,10 +313,17 @@ def keep_original(trajectory_id: int, version: int, doc: CanonicalTrajectory | N
     if Revision.objects.filter(trajectory_id=trajectory_id, version=version).exists():
         return
     row = Trajectory.objects.get(pk=trajectory_id)
-    Revision.objects.create(trajectory_id=trajectory_id, version=version, author=None,
-                            created_at=row.created_at if version == 1 else row.updated_at,
-                            summary="imported" if version == 1 else "saved outside the workbench",
-                            status=row.status, document=(doc or row.to_canonical()).to_dict())
+    implied_revision(row.pk, version, row.status, row.created_at, row.updated_at, doc or row.to_canonical(),
+                     otherwise="saved outside the workbench").save()
+
+
+def implied_revision(trajectory_id: int, version: int, status: str, created_at, updated_at,
+                     doc: CanonicalTrajectory, *, otherwise: str) -> Revision:
+    """The (unsaved) Revision a trajectory's rows stand for at ``version``: "imported", dated at
+    the import, for version 1; ``otherwise`` (why it is written now) for a later version."""
+    return Revision(trajectory_id=trajectory_id, version=version, author=None, status=status,
+                    created_at=created_at if version == 1 else updated_at,
+                    summary="imported" if version == 1 else otherwise, document=doc.to_dict())
 
 
 def history_of(trajectory: Trajectory):
@@ -315,9 +332,8 @@ def history_of(trajectory: Trajectory):
     qs = trajectory.revisions.select_related("author").order_by("-version")
     if trajectory.version != 1 or qs.exists():
         return qs
-    return [Revision(trajectory=trajectory, version=1, author=None, created_at=trajectory.created_at,
-                     summary="imported", status=trajectory.status,
-                     document=Trajectory.objects.get(pk=trajectory.pk).to_canonical().to_dict())]
+    return [implied_revision(trajectory.pk, 1, trajectory.status, trajectory.created_at, trajectory.updated_at,
+                             trajectory.to_canonical(), otherwise="")]
 
 
 def check_labels(edit: Edit, doc: CanonicalTrajectory, project: Project) -> None:

@@ -32,7 +32,7 @@ from annotate.models import Project, Trajectory
 from annotate.revisions import diff_documents, rebase_edit
 from annotate.services import (THIN_SHARE, Conflict, StaleVersion, WorkflowRefused, assign, conflict_for,
                                current_document, dashboard, document_at, next_to_review, queue,
-                               history_of, import_file, next_in_queue, resolve_conflict, revert, save_edit, transition)
+                               history_of, import_upload, next_in_queue, resolve_conflict, revert, save_edit, transition)
 from annotate.step_forms import (StepForm, StepPanel, argument_state, case_type_choices, check_arguments, first,
                                  read_arguments, read_step_form, schemas_for, step_panel)
 from annotate.trajectory import CASE_TYPE_NAMES, CASE_TYPES, SPLITS, Trajectory as Document
@@ -682,18 +682,14 @@ def import_trajectories(request: HttpRequest, slug: str) -> HttpResponse:
     report = None
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
-        answers = form.cleaned_data.get("answers")
-        tools = form.cleaned_data.get("tools")
         if upload.size > settings.IMPORT_MAX_BYTES:
             form.add_error("file", f"{upload.name} is {upload.size:,} bytes; the limit is "
                                    f"{settings.IMPORT_MAX_BYTES:,} bytes (IMPORT_MAX_BYTES).")
         else:
-            outcome = import_file(project, upload.read(), upload.name, fmt=form.cleaned_data["format"],
-                                  skip_invalid=form.cleaned_data["skip_invalid"],
-                                  answers=answers.read() if answers else None,
-                                  answers_filename=answers.name if answers else "",
-                                  tools=tools.read() if tools else None, tools_filename=tools.name if tools else "",
-                                  user=request.user)
+            outcome = import_upload(project, upload, fmt=form.cleaned_data["format"],
+                                    skip_invalid=form.cleaned_data["skip_invalid"],
+                                    answers=form.cleaned_data.get("answers"), tools=form.cleaned_data.get("tools"),
+                                    user=request.user)
             if outcome.imported:
                 messages.success(request, f"Imported {outcome.imported} trajectories from {upload.name}"
                                           + (f"; skipped {outcome.skipped} invalid records." if outcome.skipped else "."))

@@ -33,6 +33,7 @@ from django.utils import timezone
 from annotate import permissions
 from annotate.permissions import author_of
 from annotate.models import Project, Revision, StepLabel, Trajectory, documents_of
+from annotate.services import implied_revision
 from annotate.trajectory import CASE_TYPES, SPLITS
 from training.export import ExportSettings, SettingsError, content_fingerprint
 from training.models import JobStatus, Snapshot, SnapshotItem
@@ -163,9 +164,7 @@ def pin_revisions(trajectories) -> list[tuple[int, int]]:
         docs = documents_of(part)
         rows = Trajectory.objects.filter(pk__in=part).values_list("id", "version", "status", "created_at", "updated_at")
         Revision.objects.bulk_create([
-            Revision(trajectory_id=tid, version=version, status=status,
-                     created_at=created if version == 1 else updated,
-                     summary="imported" if version == 1 else "pinned by a snapshot", document=docs[tid].to_dict())
+            implied_revision(tid, version, status, created, updated, docs[tid], otherwise="pinned by a snapshot")
             for tid, version, status, created, updated in rows], ignore_conflicts=True)
         pinned.update(Revision.objects.filter(trajectory_id__in=part, version=F("trajectory__version"))
                       .values_list("trajectory_id", "id"))
