@@ -48,8 +48,8 @@ class TrajectoryBuilder:
         self._calls_in_turn = 0
 
     # Turns ------------------------------------------------------------------------------
-    def user(self, text: str) -> None:
-        self._turn = Turn(text, [])
+    def user(self, text: str, extra: dict | None = None) -> None:
+        self._turn = Turn(text, [], extra or {})
         self.turns.append(self._turn)
         self._calls_in_turn = 0
 
@@ -62,16 +62,16 @@ class TrajectoryBuilder:
     # Steps ------------------------------------------------------------------------------
     # (The hot path of every import: type checks are written out rather than delegated, and error
     # paths are only built when an error is raised.)
-    def think(self, text: str, ann: tuple = ()) -> None:
+    def think(self, text: str, ann: tuple = (), extra: dict | None = None) -> None:
         steps = self._turn.steps if self._turn is not None else self._steps()
-        steps.append(Step("think", text, "", None, "", True, *ann) if ann else Step("think", text))
+        steps.append(_step("think", text, "", None, "", True, ann, extra) if ann or extra else Step("think", text))
 
-    def answer(self, text: str, ann: tuple = ()) -> None:
+    def answer(self, text: str, ann: tuple = (), extra: dict | None = None) -> None:
         steps = self._turn.steps if self._turn is not None else self._steps()
-        steps.append(Step("answer", text, "", None, "", True, *ann) if ann else Step("answer", text))
+        steps.append(_step("answer", text, "", None, "", True, ann, extra) if ann or extra else Step("answer", text))
 
     def call(self, name: Any, arguments: Any, call_id: Any, where: str, ann: tuple = (),
-             name_field: str = "name", arguments_field: str = "arguments") -> str:
+             name_field: str = "name", arguments_field: str = "arguments", extra: dict | None = None) -> str:
         """Add a tool call; returns its (possibly generated) call id."""
         steps = self._turn.steps if self._turn is not None else self._steps()
         if type(name) is not str or not name:
@@ -99,11 +99,11 @@ class TrajectoryBuilder:
         self._used.add(call_id)
         self._open[call_id] = name
         self._calls_in_turn += 1
-        steps.append(Step("tool_call", "", name, arguments, call_id, True, *ann))
+        steps.append(_step("tool_call", "", name, arguments, call_id, True, ann, extra))
         return call_id
 
     def result(self, text: str, call_id: Any, name: Any, ok: bool, where: str, ann: tuple = (),
-               id_field: str = "tool_call_id") -> None:
+               id_field: str = "tool_call_id", extra: dict | None = None) -> None:
         """Add a tool result, linked to an earlier unanswered call; an orphan is a SchemaError."""
         steps = self._turn.steps if self._turn is not None else self._steps()
         if name is None:
@@ -128,7 +128,7 @@ class TrajectoryBuilder:
                                   where)
         call_name = self._open.pop(call_id)
         self._answered.add(call_id)
-        steps.append(Step("tool_result", text, name or call_name, None, call_id, ok, *ann))
+        steps.append(_step("tool_result", text, name or call_name, None, call_id, ok, ann, extra))
 
     def _oldest_open(self, name: str) -> str | None:
         for cid, n in self._open.items():
@@ -141,6 +141,13 @@ class TrajectoryBuilder:
 
     def finish(self, system: str = "", tools: list | None = None, meta: Meta | None = None) -> Trajectory:
         return Trajectory(system, tools if tools is not None else [], self.turns, meta or Meta())
+
+
+def _step(kind: str, text: str, name: str, arguments: Any, call_id: str, ok: bool, ann: tuple,
+          extra: dict | None) -> Step:
+    """A step with its annotations ``(labels, note, train)`` (or ``()``) and its ``extra`` values."""
+    labels, note, train = ann if ann else ([], "", True)
+    return Step(kind, text, name, arguments, call_id, ok, labels, note, train, extra or {})
 
 
 # Field helpers ---------------------------------------------------------------------------------

@@ -105,6 +105,9 @@ class Step:
     labels: list[str] = field(default_factory=list)
     note: str = ""
     train: bool = True
+    # Values of the source record that have no canonical place, kept verbatim (read-only in the
+    # editor, written back by the raw export): nothing an import reads is dropped.
+    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         # Labels are a set: kept sorted and unique so documents compare and hash the same
@@ -129,6 +132,8 @@ class Step:
             d["note"] = self.note
         if not self.train:
             d["train"] = False
+        if self.extra:
+            d["extra"] = dict(self.extra)
         return d
 
     @classmethod
@@ -170,6 +175,7 @@ class Step:
             labels=list(labels),
             note=note,
             train=bool(d.get("train", True)),
+            extra=extra_field(d.get("extra"), f"{where}.extra"),
         )
 
 
@@ -177,9 +183,14 @@ class Step:
 class Turn:
     user: str
     steps: list[Step] = field(default_factory=list)
+    # The source's values for this turn (its user message) with no canonical place; see Step.extra.
+    extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"user": self.user, "steps": [s.to_dict() for s in self.steps]}
+        d = {"user": self.user, "steps": [s.to_dict() for s in self.steps]}
+        if self.extra:
+            d["extra"] = dict(self.extra)
+        return d
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "turn") -> "Turn":
@@ -193,7 +204,8 @@ class Turn:
         steps = d.get("steps", [])
         if not isinstance(steps, list):
             raise SchemaError("must be a list", f"{where}.steps")
-        return cls(user=user, steps=[Step.from_dict(s, f"{where}.steps[{i}]") for i, s in enumerate(steps)])
+        return cls(user=user, steps=[Step.from_dict(s, f"{where}.steps[{i}]") for i, s in enumerate(steps)],
+                   extra=extra_field(d.get("extra"), f"{where}.extra"))
 
 
 @dataclass
@@ -330,6 +342,20 @@ def normalize_tool(t: Any, where: str = "tool") -> dict:
     out["description"] = t.get("description") or ""
     out["parameters"] = params
     return out
+
+
+def extra_field(value: Any, where: str) -> dict:
+    """A turn's or step's ``extra`` object (``{}`` when absent).
+
+    >>> extra_field({"source_id": 7}, "step.extra")
+    {'source_id': 7}
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SchemaError("must be an object", where)
+    check_nesting(value, where)
+    return dict(value)
 
 
 def check_nesting(value: Any, where: str, limit: int = MAX_NESTING) -> None:
