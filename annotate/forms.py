@@ -2,15 +2,9 @@ from __future__ import annotations
 
 from django import forms
 
-IMPORT_FORMATS = [
-    ("auto", "Detect automatically"),
-    ("raw", "Raw annotation (turns / steps / role-tagged messages)"),
-    ("messages", "OpenAI / TRL messages"),
-    ("sharegpt", "ShareGPT (LLaMA-Factory)"),
-    ("bfcl", "BFCL question file"),
-    ("tau_bench", "tau-bench trajectories"),
-    ("toolrl", "ToolRL rows"),
-]
+from annotate import formats
+
+IMPORT_FORMATS = [("auto", "Detect automatically")] + [(f.name, f.title or f.name) for f in formats.FORMATS.values()]
 
 
 class ImportForm(forms.Form):

@@ -27,24 +27,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
-from annotate import convert_bfcl, convert_messages, convert_raw, convert_sharegpt, convert_tau, convert_toolrl
+from annotate import formats
 from annotate.convert_common import tool_memo, tools_field
 from annotate.trajectory import MAX_NESTING, SchemaError, Trajectory
 
-FORMATS = ("raw", "messages", "sharegpt", "bfcl", "tau_bench", "toolrl")
-EXPORT_FORMATS = ("raw", "messages")
+# The formats, in the order the command line and the upload page list them.
+FORMATS = tuple(formats.FORMATS)
+EXPORT_FORMATS = tuple(name for name, f in formats.FORMATS.items() if f.write is not None)
 # Other names people use for the same formats.
-FORMAT_ALIASES = {"openai": "messages", "trl": "messages", "tau": "tau_bench", "hermes": "toolrl"}
+FORMAT_ALIASES = formats.ALIASES
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
-
-_CONVERTERS = {
-    "raw": convert_raw.to_trajectory,
-    "messages": convert_messages.to_trajectory,
-    "sharegpt": convert_sharegpt.to_trajectory,
-    "tau_bench": convert_tau.to_trajectory,
-    "toolrl": convert_toolrl.to_trajectory,
-}
-_EXPORTERS = {"raw": convert_raw.from_trajectory, "messages": convert_messages.from_trajectory}
 _WS = re.compile(r"[ \t\r\n]*")
 
 
@@ -116,23 +108,9 @@ def detect_format(record: Any) -> str:
     """
     if type(record) is not dict:
         raise SchemaError("a record must be a JSON object", "")
-    if "turns" in record:
-        return "raw"
-    if "traj" in record:
-        return "tau_bench"
-    if "question" in record and "function" in record:
-        return "bfcl"
-    if "output" in record and ("instruction" in record or "input" in record) or "example" in record:
-        return "toolrl"
-    for key in ("messages", "conversations"):
-        msgs = record.get(key)
-        if isinstance(msgs, list):
-            first = next((m for m in msgs if type(m) is dict), None)
-            if first is not None and "from" in first:
-                return "sharegpt"
-            if key == "messages" and convert_raw.is_raw_messages(record):
-                return "raw"
-            return "messages"
+    found = formats.detect(record)
+    if found is not None:
+        return found
     if "ground_truth" in record:
         raise SchemaError("this is a BFCL possible-answer file: import the question file and give this one "
                           "as its answers", "ground_truth")
@@ -344,15 +322,13 @@ def _convert(line: int, rec: Any, filename: str, fmt: str, answer_map: dict | No
         if type(rec) is not dict:
             raise SchemaError(f"a record must be a JSON object, got {_kind(rec)}", "")
         source = f"{f}:{filename}"
-        if f == "bfcl":
-            answer = None
-            if answer_map is not None:
-                answer = answer_map.get(rec.get("id"))
-                if answer is None and "irrelevance" not in str(rec.get("id", "")):
-                    raise SchemaError(f"no possible answer with id {rec.get('id')!r} in the answers file", "id")
-            traj = convert_bfcl.to_trajectory(rec, answer=answer, source=source, tools=default_tools)
-        else:
-            traj = _CONVERTERS[f](rec, source=source, tools=default_tools)
+        reader = formats.FORMATS[f]
+        answer = None
+        if reader.takes_answers and answer_map is not None:
+            answer = answer_map.get(rec.get("id"))
+            if answer is None and "irrelevance" not in str(rec.get("id", "")):
+                raise SchemaError(f"no possible answer with id {rec.get('id')!r} in the answers file", "id")
+        traj = reader.read(rec, source=source, tools=default_tools, answer=answer)
     except SchemaError as e:
         errors.append(ImportIssue(filename, line, e.field, e.message))
         return None
@@ -548,7 +524,7 @@ def export_records(trajs: Iterable[Trajectory], fmt: str) -> Iterator[dict]:
     """Records in an export format (``raw`` or ``messages``), lossless: importing them gives ``trajs`` back."""
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"cannot export to {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
-    exporter = _EXPORTERS[fmt]
+    exporter = formats.FORMATS[fmt].write
     return (exporter(t) for t in trajs)
 
 
