@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
 from annotate import formats
-from annotate.convert_common import tool_memo, tools_field
+from annotate.formats.common import tool_memo, tools_field
 from annotate.trajectory import MAX_NESTING, SchemaError, Trajectory
 
 # The formats, in the order the command line and the upload page list them.

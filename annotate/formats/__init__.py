@@ -64,9 +64,22 @@ def detect(record: Any) -> str | None:
     return None
 
 
+# The format modules (each registers itself) in detection order: the most specific rules first.
+# A new format module goes into this list, before the looser rules it would otherwise lose to.
+DETECTION_ORDER = ("raw", "tau_bench", "bfcl", "toolrl", "sharegpt", "messages")
+
+
 def _load() -> None:
-    # Registration order is detection order: the most specific rules first.
-    from annotate.formats import builtin  # noqa: F401
+    import importlib
+
+    for name in DETECTION_ORDER:
+        importlib.import_module(f"annotate.formats.{name}")
+    # Modules import one another (sharegpt reads toolrl's tags), so registration order is not
+    # detection order: put the registry in DETECTION_ORDER (formats not listed go last).
+    rank = {name: i for i, name in enumerate(DETECTION_ORDER)}
+    ordered = sorted(FORMATS.items(), key=lambda kv: rank.get(kv[0], len(rank)))
+    FORMATS.clear()
+    FORMATS.update(ordered)
 
 
 _load()

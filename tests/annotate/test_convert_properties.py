@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from annotate import convert_bfcl, convert_messages, convert_raw, convert_sharegpt, convert_tau, convert_toolrl
+from annotate.formats import bfcl as convert_bfcl, messages as convert_messages, raw as convert_raw
+from annotate.formats import sharegpt as convert_sharegpt, tau_bench as convert_tau, toolrl as convert_toolrl
 from annotate.importing import dump_jsonl, export_records, parse_file
 from annotate.trajectory import CASE_TYPES, SPLITS, Meta, SchemaError, Step, Trajectory, Turn
 

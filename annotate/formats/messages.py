@@ -36,8 +36,9 @@ from __future__ import annotations
 from typing import Any
 
 from annotate.case_types import infer_case_types, looks_like_failure
-from annotate.convert_common import (
-    TrajectoryBuilder, annotations, annotations_of, dump_arguments, make_meta, meta_field, require_dict,
+from annotate.formats import Format, register
+from annotate.formats.common import (
+    TrajectoryBuilder, messages_kind, annotations, annotations_of, dump_arguments, make_meta, meta_field, require_dict,
     require_list, string_field, text_of, tools_field, type_name,
 )
 from annotate.trajectory import SchemaError, Step, Trajectory
@@ -231,3 +232,14 @@ def _export_steps(steps: list[Step], out: list[dict]) -> None:
                  "function": {"name": s.name, "arguments": dump_arguments(s.arguments)}})
         notes.append(annotations_of(s))
     flush()
+
+
+register(Format(
+    "messages", title="OpenAI / TRL messages", aliases=("openai", "trl"),
+    detect=lambda r: messages_kind(r) == "messages", read=lambda r, *, source="", tools=None, answer=None: to_trajectory(r, source=source, tools=tools),
+    write=from_trajectory, rule="'messages' with OpenAI roles (system, user, assistant with tool_calls, tool)",
+    example={"messages": [{"role": "user", "content": "Weather in Paris?"},
+                          {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+                           "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+                          {"role": "tool", "tool_call_id": "c1", "content": "18 C"},
+                          {"role": "assistant", "content": "18 C in Paris."}]}))

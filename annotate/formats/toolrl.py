@@ -34,7 +34,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from annotate.case_types import infer_case_types, looks_like_failure
-from annotate.convert_common import (
+from annotate.formats import Format, register
+from annotate.formats.common import (
     TrajectoryBuilder, make_meta, meta_field, require_dict, string_field, tools_field,
 )
 from annotate.trajectory import MAX_NESTING, SchemaError, Trajectory, check_nesting, normalize_tool
@@ -345,3 +346,12 @@ def add_tool_responses(b: TrajectoryBuilder, body: str, calls: int, where: str) 
         if isinstance(value, dict) and isinstance(value.get("name"), str):
             name = value["name"]
         b.result(inner, None, name, not looks_like_failure(inner), where)
+
+
+register(Format(
+    "toolrl", title="ToolRL rows", aliases=("hermes",),
+    detect=lambda r: "output" in r and ("instruction" in r or "input" in r) or "example" in r,
+    read=lambda r, *, source="", tools=None, answer=None: to_trajectory(r, source=source, tools=tools),
+    rule="'output' with 'instruction' or 'input' (or a Hermes 'example')",
+    example={"instruction": "...tools in <tool> tags...", "input": "<user>Weather in Paris?</user>",
+             "output": "<think>One call.</think>\n<tool_call>\n{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}\n</tool_call>"}))

@@ -42,8 +42,9 @@ import json
 from typing import Any
 
 from annotate.case_types import infer_case_types, looks_like_failure
-from annotate.convert_common import (
-    TrajectoryBuilder, annotations, annotations_of, dump_arguments, make_meta, meta_field, require_dict,
+from annotate.formats import Format, register
+from annotate.formats.common import (
+    RAW_ROLES, TrajectoryBuilder, is_raw_messages, messages_kind, annotations, annotations_of, dump_arguments, make_meta, meta_field, require_dict,
     require_list, string_field, text_of, tools_field, type_name,
 )
 from annotate.trajectory import STEP_KINDS, SchemaError, Step, Trajectory
@@ -51,16 +52,9 @@ from annotate.trajectory import STEP_KINDS, SchemaError, Step, Trajectory
 ROUND_KEYS = ("assistant_think", "assistant_tool", "tool_result", "assistant_answer")
 TURN_KEYS = ("user", "steps") + ROUND_KEYS
 RESULT_ROLES = ("tool", "tool_result", "observation")
-RAW_ROLES = ("assistant_think", "assistant_tool", "assistant_answer", "tool_result", "observation")
 _CONTENT_KEYS = ("content", "result", "output", "text", "observation")
 _ARGUMENT_KEYS = ("arguments", "args", "parameters")
 _ID_KEYS = ("call_id", "id", "tool_call_id")
-
-
-def is_raw_messages(record: dict) -> bool:
-    """Whether a ``messages`` record uses the raw role tags (``assistant_think`` ...)."""
-    msgs = record.get("messages")
-    return isinstance(msgs, list) and any(type(m) is dict and m.get("role") in RAW_ROLES for m in msgs)
 
 
 def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = None) -> Trajectory:
@@ -306,3 +300,13 @@ def _rounds(steps: list[Step]) -> list[dict]:
             if key in r and len(r[key]) == 1:
                 r[key] = r[key][0]
     return rounds
+
+
+register(Format(
+    "raw", title="Raw annotation (turns / steps / role-tagged messages)",
+    detect=lambda r: "turns" in r or messages_kind(r) == "raw",
+    read=lambda r, *, source="", tools=None, answer=None: to_trajectory(r, source=source, tools=tools),
+    write=from_trajectory,
+    rule="a 'turns' list, or 'messages' with raw role tags (assistant_think …)",
+    example={"turns": [{"user": "Weather in Paris?", "assistant_tool": {"name": "get_weather", "arguments": {"city": "Paris"}},
+                        "tool_result": "18 C", "assistant_answer": "18 C in Paris."}]}))

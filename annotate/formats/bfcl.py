@@ -25,7 +25,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from annotate.convert_common import (
+from annotate.formats import Format, register
+from annotate.formats.common import (
     TrajectoryBuilder, make_meta, meta_field, require_dict, text_of, tools_field, type_name,
 )
 from annotate.findings import bfcl_types_to_json_schema
@@ -107,3 +108,13 @@ def _questions(b: TrajectoryBuilder, question: Any) -> str:
             else:
                 raise SchemaError(f"unexpected role {role!r} in a BFCL question", f"{w}.role")
     return "\n\n".join(system)
+
+
+register(Format(
+    "bfcl", title="BFCL question file", takes_answers=True,
+    detect=lambda r: "question" in r and "function" in r,
+    read=lambda r, *, source="", tools=None, answer=None: to_trajectory(r, answer=answer, source=source, tools=tools),
+    rule="'question' and 'function' (its possible answers given as a second file)",
+    example={"id": "simple_0", "question": [[{"role": "user", "content": "Area of a circle of radius 3?"}]],
+             "function": [{"name": "circle_area", "description": "Area of a circle.",
+                           "parameters": {"type": "dict", "properties": {"radius": {"type": "integer"}}}}]}))

@@ -25,12 +25,13 @@
 from __future__ import annotations
 
 from annotate.case_types import infer_case_types
-from annotate.convert_common import (
-    TrajectoryBuilder, make_meta, meta_field, require_dict, require_list, string_field, text_of, tools_field,
+from annotate.formats import Format, register
+from annotate.formats.common import (
+    TrajectoryBuilder, messages_kind, make_meta, meta_field, require_dict, require_list, string_field, text_of, tools_field,
     type_name,
 )
-from annotate.convert_messages import split_inline_think
-from annotate.convert_toolrl import TOOLS_BLOCK, add_calls, add_results, add_tagged_assistant, add_tool_responses
+from annotate.formats.messages import split_inline_think
+from annotate.formats.toolrl import TOOLS_BLOCK, add_calls, add_results, add_tagged_assistant, add_tool_responses
 from annotate.trajectory import SchemaError, Trajectory
 
 USER_TAGS = ("human", "user")
@@ -100,3 +101,13 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
     if "case_types" not in given:
         traj.meta.case_types = infer_case_types(traj)
     return traj
+
+
+register(Format(
+    "sharegpt", title="ShareGPT (LLaMA-Factory)",
+    detect=lambda r: messages_kind(r) == "sharegpt", read=lambda r, *, source="", tools=None, answer=None: to_trajectory(r, source=source, tools=tools),
+    rule="'conversations' (or 'messages') whose entries have 'from'",
+    example={"conversations": [{"from": "human", "value": "Weather in Paris?"},
+                               {"from": "function_call", "value": "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}"},
+                               {"from": "observation", "value": "18 C"}, {"from": "gpt", "value": "18 C in Paris."}],
+             "tools": "[{\"name\": \"get_weather\", \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}}}}]"}))

@@ -18,8 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 from annotate.case_types import infer_case_types
-from annotate.convert_common import make_meta, meta_field, require_dict, require_list, tools_field, type_name
-from annotate.convert_messages import messages_to_trajectory
+from annotate.formats import Format, register
+from annotate.formats.common import make_meta, meta_field, require_dict, require_list, tools_field, type_name
+from annotate.formats.messages import messages_to_trajectory
 from annotate.trajectory import SchemaError, Trajectory
 
 
@@ -54,3 +55,11 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
     if "case_types" not in given:
         traj.meta.case_types = infer_case_types(traj)
     return traj
+
+
+register(Format(
+    "tau_bench", title="tau-bench trajectories", aliases=("tau",),
+    detect=lambda r: "traj" in r, read=lambda r, *, source="", tools=None, answer=None: to_trajectory(r, source=source, tools=tools),
+    rule="a 'traj' list of OpenAI messages",
+    example={"task_id": 3, "reward": 1.0, "traj": [{"role": "system", "content": "You are an airline agent."},
+             {"role": "user", "content": "Cancel my booking."}, {"role": "assistant", "content": "Done."}]}))
