@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
 from annotate import formats
+from annotate.formats import conservation
 from annotate.formats.common import tool_memo, tools_field
 from annotate.trajectory import MAX_NESTING, SchemaError, Trajectory
 
@@ -329,6 +330,7 @@ def _convert(line: int, rec: Any, filename: str, fmt: str, answer_map: dict | No
             if answer is None and "irrelevance" not in str(rec.get("id", "")):
                 raise SchemaError(f"no possible answer with id {rec.get('id')!r} in the answers file", "id")
         traj = reader.read(rec, source=source, tools=default_tools, answer=answer)
+        conservation.check(rec, traj, reader.markup)  # every value mapped, kept in extra, or refused
     except SchemaError as e:
         errors.append(ImportIssue(filename, line, e.field, e.message))
         return None

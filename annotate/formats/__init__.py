@@ -40,6 +40,9 @@ class Format:
     aliases: tuple[str, ...] = ()
     # Whether records are matched to an answers file (BFCL's possible answers) by their id.
     takes_answers: bool = False
+    # Fixed scaffolding text the reader removes from prose fields (section headings of a prompt
+    # layout): the conservation check (:mod:`annotate.formats.conservation`) does not look for it.
+    markup: tuple[str, ...] = ()
 
 
 FORMATS: dict[str, Format] = {}

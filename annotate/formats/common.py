@@ -243,6 +243,46 @@ def string_field(value: Any, where: str) -> str:
     raise SchemaError(f"must be a string, got {type_name(value)}", where)
 
 
+def leftovers(d: dict, known: frozenset | set | tuple, where: str) -> dict:
+    """The values of ``d`` under keys the reader does not map, kept verbatim for an ``extra``.
+
+    An ``extra`` object in ``d`` (as the raw export writes it) is merged in; a key both there and
+    in ``d`` is refused rather than one of them dropped.
+
+    >>> leftovers({"name": "f", "source_id": 7, "extra": {"origin": "web"}}, {"name"}, "call")
+    {'origin': 'web', 'source_id': 7}
+    """
+    out = None
+    for k in d:
+        if k not in known:
+            if out is None:
+                out = {}
+            out[k] = d[k]
+    if out is None:
+        return {}
+    given = out.pop("extra", None)
+    if given is not None:
+        if type(given) is not dict:
+            raise SchemaError(f"must be an object, got {type_name(given)}", f"{where}.extra")
+        clash = next((k for k in out if k in given), None)
+        if clash is not None:
+            raise SchemaError(f"{clash!r} is both a key here and in 'extra'", f"{where}.{clash}")
+        out = {**given, **out}
+    check_nesting(out, where)
+    return out
+
+
+def record_id(record: dict, extra: dict, given_meta: dict) -> Any:
+    """A record's ``id`` (a string or a number) as its external id, taken out of the record's
+    leftovers ``extra``; None (and the id left in ``extra``) when it is another kind of value or the
+    record's ``meta`` names its own external id."""
+    rid = record.get("id")
+    if (type(rid) is str or type(rid) is int) and "external_id" not in given_meta:
+        extra.pop("id", None)
+        return rid
+    return None
+
+
 def annotations(d: dict, where: str) -> tuple:
     """``(labels, note, train)`` from a dict carrying any of them, or ``()`` when none is present."""
     if "labels" not in d and "note" not in d and "train" not in d:
@@ -354,9 +394,12 @@ def make_meta(given: dict, where: str, *, source: str = "", external_id: Any = N
     if "reference" not in given and reference is not None:
         check_nesting(reference, f"{where}.reference")
         meta.reference = reference
-    if "extra" not in given and extra:
+    if extra:
         check_nesting(extra, f"{where}.extra")
-        meta.extra = extra
+        clash = next((k for k in extra if k in meta.extra), None)
+        if clash is not None:
+            raise SchemaError(f"{clash!r} is both a key of the record and of meta.extra", f"{where}.extra.{clash}")
+        meta.extra = {**meta.extra, **extra}
     return meta
 
 

@@ -44,7 +44,8 @@ from typing import Any
 from annotate.case_types import infer_case_types, looks_like_failure
 from annotate.formats import Format, register
 from annotate.formats.common import (
-    RAW_ROLES, TrajectoryBuilder, is_raw_messages, messages_kind, annotations, annotations_of, dump_arguments, make_meta, meta_field, require_dict,
+    record_id,
+    RAW_ROLES, TrajectoryBuilder, is_raw_messages, leftovers, messages_kind, annotations, annotations_of, dump_arguments, make_meta, meta_field, require_dict,
     require_list, string_field, text_of, tools_field, type_name,
 )
 from annotate.trajectory import STEP_KINDS, SchemaError, Step, Trajectory
@@ -57,6 +58,17 @@ _ARGUMENT_KEYS = ("arguments", "args", "parameters")
 _ID_KEYS = ("call_id", "id", "tool_call_id")
 
 
+_RECORD_KEYS = frozenset(("turns", "messages", "system", "tools", "meta"))
+_CALL_KEYS = frozenset(("function", "name", "labels", "note", "train", *_ARGUMENT_KEYS, *_ID_KEYS))
+_RESULT_KEYS = frozenset(("name", "ok", "is_error", "error", "labels", "note", "train", *_CONTENT_KEYS, *_ID_KEYS))
+_TEXT_KEYS = frozenset(("text", "content", "labels", "note", "train"))
+# Step kinds as other step lists spell them (OpenAI- and Anthropic-style ``type`` values).
+KIND_ALIASES = {"think": "think", "thinking": "think", "reasoning": "think",
+                "tool_call": "tool_call", "tool_use": "tool_call", "function_call": "tool_call",
+                "tool_result": "tool_result", "function_result": "tool_result", "observation": "tool_result",
+                "answer": "answer", "text": "answer", "final_answer": "answer"}
+
+
 def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = None) -> Trajectory:
     """Convert one raw record (any of the three shapes); ``tools`` is used when it has none."""
     record = require_dict(record, "record")
@@ -65,14 +77,20 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
         system = string_field(record.get("system"), "system")
         for i, turn in enumerate(require_list(record["turns"], "turns")):
             _turn(b, turn, f"turns[{i}]")
+        known = _RECORD_KEYS - {"messages"}
     elif "messages" in record:
-        system = _flat_messages(b, require_list(record["messages"], "messages"))
+        system, kept = _flat_messages(b, require_list(record["messages"], "messages"))
+        known = _RECORD_KEYS - {"system"}
     else:
         raise SchemaError("a raw record needs 'turns' (or role-tagged 'messages')", "turns")
     traj = b.finish(system, tools_field(record["tools"], "tools") if record.get("tools") not in (None, "", [])
                     else tools_field(tools, "tools"))
     given = meta_field(record.get("meta"), "meta")
-    traj.meta = make_meta(given, "meta", source=source, external_id=record.get("id"))
+    extra = leftovers(record, known, "")
+    rid = record_id(record, extra, given)
+    if "messages" in record and kept:
+        extra.update(kept)
+    traj.meta = make_meta(given, "meta", source=source, external_id=rid, extra=extra)
     if "case_types" not in given:
         traj.meta.case_types = infer_case_types(traj)
     return traj
@@ -83,8 +101,9 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
 def _turn(b: TrajectoryBuilder, turn: Any, w: str) -> None:
     if type(turn) is not dict:
         raise SchemaError(f"a turn must be an object, got {type_name(turn)}", w)
-    b.user(text_of(turn.get("user"), f"{w}.user"))
     _check_keys(turn, w, TURN_KEYS)
+    extra = leftovers(turn, TURN_KEYS, w)
+    b.user(text_of(turn.get("user"), f"{w}.user"), extra)
     if "steps" in turn:
         both = [k for k in ROUND_KEYS if k in turn]
         if both:
@@ -93,17 +112,20 @@ def _turn(b: TrajectoryBuilder, turn: Any, w: str) -> None:
             rw = f"{w}.steps[{i}]"
             if type(r) is not dict:
                 raise SchemaError(f"a step must be an object, got {type_name(r)}", rw)
-            if "kind" in r:
+            if "kind" in r or ("type" in r and not any(k in r for k in ROUND_KEYS)):
                 _canonical_step(b, r, rw)
             else:
                 _check_keys(r, rw, ROUND_KEYS)
+                left = leftovers(r, ROUND_KEYS, rw)
+                if left:  # a round's own unmapped keys: kept on the turn, by the round's place
+                    extra[f"steps[{i}]"] = left
                 _round(b, r, rw)
     else:
         _round(b, turn, w)
 
 
 def _check_keys(d: dict, w: str, allowed: tuple) -> None:
-    # Unknown keys are ignored, except near-misses of ours, which would silently drop data.
+    # A near-miss of our own keys is a typo, not a value to keep: refused, so the user fixes it.
     for k in d:
         if k not in allowed and isinstance(k, str) and k.startswith(("assistant", "tool", "step")):
             raise SchemaError(f"unknown key {k!r}; expected one of {', '.join(allowed)}", f"{w}.{k}")
@@ -111,32 +133,55 @@ def _check_keys(d: dict, w: str, allowed: tuple) -> None:
 
 def _round(b: TrajectoryBuilder, r: dict, w: str) -> None:
     if "assistant_think" in r and r["assistant_think"] is not None:
-        text, ann = _text_step(r["assistant_think"], f"{w}.assistant_think")
-        b.think(text, ann)
+        text, ann, extra = _text_step(r["assistant_think"], f"{w}.assistant_think")
+        b.think(text, ann, extra)
+    calls = 0
     if r.get("assistant_tool") is not None:
-        calls = r["assistant_tool"]
-        if type(calls) is list:
-            for i, c in enumerate(calls):
-                _call(b, c, f"{w}.assistant_tool[{i}]")
-        else:
-            _call(b, calls, f"{w}.assistant_tool")
+        calls = _calls(b, r["assistant_tool"], f"{w}.assistant_tool")
     if r.get("tool_result") is not None:
-        results = r["tool_result"]
-        if type(results) is list:
-            for i, res in enumerate(results):
-                _result(b, res, f"{w}.tool_result[{i}]")
-        else:
-            _result(b, results, f"{w}.tool_result")
+        _results(b, r["tool_result"], f"{w}.tool_result", calls)
     if "assistant_answer" in r and r["assistant_answer"] is not None:
-        text, ann = _text_step(r["assistant_answer"], f"{w}.assistant_answer")
-        b.answer(text, ann)
+        text, ann, extra = _text_step(r["assistant_answer"], f"{w}.assistant_answer")
+        b.answer(text, ann, extra)
 
 
-def _text_step(v: Any, w: str) -> tuple[str, tuple]:
+def _calls(b: TrajectoryBuilder, calls: Any, w: str) -> int:
+    """Add one call, a list of them, or their JSON text; returns how many."""
+    if type(calls) is str and calls.lstrip()[:1] == "[":
+        try:
+            calls = json.loads(calls)
+        except (json.JSONDecodeError, RecursionError):
+            raise SchemaError("the calls are not valid JSON", w) from None
+    if type(calls) is list:
+        for i, c in enumerate(calls):
+            _call(b, c, f"{w}[{i}]")
+        return len(calls)
+    _call(b, calls, w)
+    return 1
+
+
+def _results(b: TrajectoryBuilder, results: Any, w: str, calls: int) -> None:
+    """One result per call: a list answers the round's calls one by one, unless the round made one
+    call and the list is not one result per call (then the list is that call's JSON value)."""
+    if type(results) is list and not (calls == 1 and len(results) != 1 and not _results_list(results)):
+        for i, res in enumerate(results):
+            _result(b, res, f"{w}[{i}]")
+    else:
+        _result(b, results, w)
+
+
+def _results_list(results: list) -> bool:
+    # A list whose items are all strings or result objects (with a content or call id key).
+    return all(type(x) is str or (type(x) is dict and any(k in x for k in (*_CONTENT_KEYS, *_ID_KEYS)))
+               for x in results)
+
+
+def _text_step(v: Any, w: str) -> tuple[str, tuple, dict]:
     if isinstance(v, str):
-        return v, ()
+        return v, (), {}
     if type(v) is dict:
-        return string_field(v.get("text"), f"{w}.text"), annotations(v, w)
+        key = "text" if "text" in v or "content" not in v else "content"
+        return string_field(v.get(key), f"{w}.{key}"), annotations(v, w), leftovers(v, _TEXT_KEYS, w)
     raise SchemaError(f"must be a string or an object with 'text', got {type_name(v)}", w)
 
 
@@ -156,12 +201,20 @@ def _call(b: TrajectoryBuilder, c: Any, w: str) -> None:
     if type(c) is not dict:
         raise SchemaError(f"a tool call must be an object, got {type_name(c)}", w)
     fn = c
+    extra = leftovers(c, _CALL_KEYS, w)
+    if extra.get("type") == "function":  # OpenAI's call marker
+        del extra["type"]
     if type(c.get("function")) is dict:  # OpenAI-shaped {"function": {"name", "arguments"}}
         fn = c["function"]
-    akey = "arguments" if "arguments" in fn else "args" if "args" in fn else "parameters"
-    call_id = c["call_id"] if "call_id" in c else c.get("id", c.get("tool_call_id"))
+        fn_left = leftovers(fn, _CALL_KEYS, f"{w}.function")
+        if fn_left:
+            extra["function"] = fn_left
+    elif "function" in c:
+        extra["function"] = c["function"]
+    akey, arguments = _first(fn, _ARGUMENT_KEYS)
+    ikey, call_id = _first(c, _ID_KEYS)
     ann = annotations(c, w) if "labels" in c or "note" in c or "train" in c else ()
-    b.call(fn.get("name"), fn.get(akey), call_id, w, ann, arguments_field=akey)
+    b.call(fn.get("name"), arguments, call_id, w, ann, arguments_field=akey, extra=extra)
 
 
 def _result(b: TrajectoryBuilder, res: Any, w: str) -> None:
@@ -169,11 +222,24 @@ def _result(b: TrajectoryBuilder, res: Any, w: str) -> None:
         text = res if type(res) is str else text_of(res, w, json_ok=True)
         b.result(text, None, None, not looks_like_failure(text), w)
         return
-    ckey, content = _first(res, _CONTENT_KEYS)
-    text = content if type(content) is str else text_of(content, f"{w}.{ckey}", json_ok=True)
+    ckey = next((k for k in _CONTENT_KEYS if k in res), None)
+    if ckey is None:
+        # A bare JSON object is the result itself (``{"forecast": "rain"}``, ``{"error": "..."}``):
+        # its JSON text, less the keys that say which call it answers.
+        body = {k: v for k, v in res.items() if k not in _ID_KEYS and k not in ("name", "ok", "labels", "note",
+                                                                                   "train", "extra")}
+        text = text_of(body, w, json_ok=True) if body else ""
+        extra = leftovers(res, _RESULT_KEYS | body.keys(), w)
+    else:
+        content = res[ckey]
+        text = content if type(content) is str else text_of(content, f"{w}.{ckey}", json_ok=True)
+        extra = leftovers(res, _RESULT_KEYS, w)
+        err = res.get("error")
+        if err not in (None, False, True, "", {}, []):  # the error's own message, beside the content
+            extra["error"] = err
     ikey, call_id = _first(res, _ID_KEYS)
     ann = annotations(res, w) if "labels" in res or "note" in res or "train" in res else ()
-    b.result(text, call_id, res.get("name"), _ok(res, text, w), w, ann, id_field=ikey)
+    b.result(text, call_id, res.get("name"), _ok(res, text, w), w, ann, id_field=ikey, extra=extra)
 
 
 def _ok(d: dict, text: str, w: str) -> bool:
@@ -189,25 +255,46 @@ def _ok(d: dict, text: str, w: str) -> bool:
 
 
 def _canonical_step(b: TrajectoryBuilder, s: dict, w: str) -> None:
-    kind = s.get("kind")
-    if kind not in STEP_KINDS:
-        raise SchemaError(f"kind must be one of {', '.join(STEP_KINDS)}, got {kind!r}", f"{w}.kind")
+    kkey = "kind" if "kind" in s else "type"
+    kind = KIND_ALIASES.get(s[kkey]) if type(s[kkey]) is str else None
+    if kind is None or (kkey == "kind" and kind != s[kkey]):
+        raise SchemaError(f"{kkey} must be one of {', '.join(STEP_KINDS)}, got {s[kkey]!r}", f"{w}.{kkey}")
     ann = annotations(s, w)
-    if kind == "think":
-        b.think(string_field(s.get("text"), f"{w}.text"), ann)
-    elif kind == "answer":
-        b.answer(string_field(s.get("text"), f"{w}.text"), ann)
+    if kind in ("think", "answer"):
+        tkey = next((k for k in ("text", "content", "thinking") if k in s), "text")
+        extra = leftovers(s, {kkey, tkey, "labels", "note", "train"}, w)
+        (b.think if kind == "think" else b.answer)(string_field(s.get(tkey), f"{w}.{tkey}"), ann, extra)
     elif kind == "tool_call":
-        b.call(s.get("name"), s.get("arguments"), s.get("call_id"), w, ann)
+        fn = s["function"] if type(s.get("function")) is dict else s
+        akey, arguments = _first(fn, (*_ARGUMENT_KEYS, "input"))
+        ikey, call_id = _first(s, (*_ID_KEYS, "tool_use_id"))
+        extra = leftovers(s, {kkey, "name", "function", akey, ikey, "labels", "note", "train"}, w)
+        if fn is not s:
+            fn_left = leftovers(fn, {"name", akey}, f"{w}.function")
+            if fn_left:
+                extra["function"] = fn_left
+        b.call(fn.get("name"), arguments, call_id, w, ann, arguments_field=akey, extra=extra)
     else:
-        text = text_of(s.get("text"), f"{w}.text", json_ok=True)
-        b.result(text, s.get("call_id"), s.get("name"), _ok(s, text, w), w, ann, id_field="call_id")
+        tkey = next((k for k in ("text", *_CONTENT_KEYS) if k in s), "text")
+        text = text_of(s.get(tkey), f"{w}.{tkey}", json_ok=True)
+        ikey, call_id = _first(s, (*_ID_KEYS, "tool_use_id"))
+        extra = leftovers(s, {kkey, tkey, ikey, "name", "ok", "is_error", "error", "labels", "note", "train"}, w)
+        err = s.get("error")
+        if err not in (None, False, True, "", {}, []):
+            extra["error"] = err
+        b.result(text, call_id, s.get("name"), _ok(s, text, w), w, ann, id_field=ikey, extra=extra)
 
 
 # The role-tagged messages shape ------------------------------------------------------------------
 
-def _flat_messages(b: TrajectoryBuilder, messages: list) -> str:
+_MESSAGE_KEYS = frozenset(("role", "content", "labels", "note", "train"))
+
+
+def _flat_messages(b: TrajectoryBuilder, messages: list) -> tuple[str, dict]:
+    """The system prompt, and the unmapped keys of messages that are no single step (system
+    messages, messages holding several calls) by their place (``messages[3]``)."""
     system_parts: list[str] = []
+    kept: dict = {}
     started = False
     for i, m in enumerate(messages):
         w = f"messages[{i}]"
@@ -218,37 +305,30 @@ def _flat_messages(b: TrajectoryBuilder, messages: list) -> str:
             if started:
                 raise SchemaError("a system message is only allowed before the conversation starts", f"{w}.role")
             system_parts.append(text_of(m.get("content"), f"{w}.content"))
+            left = leftovers(m, _MESSAGE_KEYS, w)
+            if left:
+                kept[w] = left
             continue
         started = True
         if role == "user":
-            b.user(text_of(m.get("content"), f"{w}.content"))
+            b.user(text_of(m.get("content"), f"{w}.content"), leftovers(m, _MESSAGE_KEYS, w))
         elif role in ("assistant_think", "assistant_answer"):
             text = text_of(m.get("content"), f"{w}.content")
-            (b.think if role == "assistant_think" else b.answer)(text, annotations(m, w))
+            (b.think if role == "assistant_think" else b.answer)(text, annotations(m, w), leftovers(m, _MESSAGE_KEYS, w))
         elif role == "assistant_tool":
             if "name" in m or "function" in m:
                 _call(b, {k: v for k, v in m.items() if k != "role"}, w)
             else:
-                content = m.get("content")
-                if type(content) is str and content.lstrip()[:1] == "[":  # a JSON list of calls
-                    try:
-                        content = json.loads(content)
-                    except (json.JSONDecodeError, RecursionError):
-                        raise SchemaError("the calls are not valid JSON", f"{w}.content") from None
-                if type(content) is list:
-                    for j, c in enumerate(content):
-                        _call(b, c, f"{w}.content[{j}]")
-                else:
-                    _call(b, content, f"{w}.content")
+                left = leftovers(m, _MESSAGE_KEYS, w)
+                if left:
+                    kept[w] = left
+                _calls(b, m.get("content"), f"{w}.content")
         elif role in RESULT_ROLES:
-            ckey, content = _first(m, _CONTENT_KEYS)
-            text = text_of(content, f"{w}.{ckey}", json_ok=True)
-            ikey, call_id = _first(m, _ID_KEYS)
-            b.result(text, call_id, m.get("name"), _ok(m, text, w), w, annotations(m, w), id_field=ikey)
+            _result(b, {k: v for k, v in m.items() if k != "role"}, w)
         else:
             raise SchemaError(f"unknown role {role!r}; expected system, user, assistant_think, assistant_tool, "
                               "tool (or tool_result / observation) or assistant_answer", f"{w}.role")
-    return "\n\n".join(system_parts)
+    return "\n\n".join(system_parts), kept
 
 
 # Export -----------------------------------------------------------------------------------------
@@ -266,6 +346,8 @@ def from_trajectory(traj: Trajectory) -> dict:
             out.update(rounds[0])
         elif rounds:
             out["steps"] = rounds
+        if turn.extra:
+            out["extra"] = turn.extra
         turns.append(out)
     return {"system": traj.system, "tools": [dict(t) for t in traj.tools], "turns": turns,
             "meta": traj.meta.to_dict()}
@@ -283,6 +365,8 @@ def _rounds(steps: list[Step]) -> list[dict]:
             rounds.append(cur)
         last = order
         ann = annotations_of(s)
+        if s.extra:
+            ann["extra"] = s.extra
         if s.kind == "think":
             cur["assistant_think"] = {"text": s.text, **ann} if ann else s.text
         elif s.kind == "answer":

@@ -1,0 +1,195 @@
+"""The conservation check of an import: nothing a record holds is silently dropped (pure; no Django).
+
+After a record is converted, every string and number in it (walking JSON text inside strings too,
+such as arguments given as a JSON string) must appear in the trajectory: as a value (a step's
+text, a call's arguments, ``extra``, ``meta``...), or inside a text that holds it (a rendered JSON
+text, a system prompt that kept the prose around a tool block). What is not found fails the record
+with the field path of the missing value, so an importer that forgets a key is caught on the first
+record that has it rather than in a model trained on the rest.
+
+The trajectory's values are exactly those of its raw export (the raw export is lossless), so they
+are read from the trajectory itself, which is cheaper than writing the export first.
+
+>>> from annotate.trajectory import Step, Trajectory, Turn
+>>> t = Trajectory(turns=[Turn("weather?", [Step("tool_result", '{"forecast": "rain"}', "w", None, "c1")])])
+>>> missing({"turns": [{"user": "weather?", "tool_result": {"forecast": "rain"}}]}, t)
+>>> missing({"turns": [{"user": "weather?", "mood": "grumpy"}]}, t)
+('turns[0].mood', 'grumpy')
+
+Format words (the values of ``role``, ``from``, ``type`` and ``kind`` keys) are mapped to the
+canonical structure rather than kept, and are not looked for.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from annotate.trajectory import SchemaError, Trajectory
+
+# Keys whose values name a structure (a role, a step kind, a JSON-schema type) that the converter
+# maps to the canonical shape: these words are not expected to reappear as values.
+STRUCTURAL_KEYS = frozenset(("role", "from", "type", "kind"))
+# Markup between the pieces of a composite text (ToolRL / Hermes tags, role prefixes).
+_TAG = re.compile(r"<[^<>\n]{1,60}>|\n")
+_WORD = re.compile(r"\w+")
+# Words of a format's vocabulary that composite texts use around values (keys of a call written as
+# JSON inside a text, role names): mapped to the canonical structure, not kept as words.
+FORMAT_WORDS = frozenset(("name", "arguments", "parameters", "args", "content", "role", "type", "function",
+                          "id", "call_id", "tool_call_id", "user", "assistant", "system", "tool"))
+
+
+def check(record: Any, traj: Trajectory, markup: tuple[str, ...] = ()) -> None:
+    """Raise :class:`SchemaError` naming the field of the first value of ``record`` that ``traj`` lost.
+
+    ``markup``: the format's fixed scaffolding texts (:attr:`annotate.formats.Format.markup`).
+    """
+    lost = missing(record, traj, markup)
+    if lost is not None:
+        path, value = lost
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise SchemaError(f"{shown} has no place in the imported trajectory and would be lost "
+                          "(please report this record)", path)
+
+
+def missing(record: Any, traj: Trajectory, markup: tuple[str, ...] = ()) -> tuple[str, Any] | None:
+    """``(field path, value)`` of the first string or number of ``record`` not found in ``traj``; None when all are."""
+    return _missing(record, _Kept(traj, markup))
+
+
+def _missing(record: Any, kept: "_Kept", base: str = "") -> tuple[str, Any] | None:
+    stack: list[tuple[Any, str, bool]] = [(record, base, False)]
+    while stack:
+        v, path, structural = stack.pop()
+        t = type(v)
+        if t is str:
+            if structural or v in kept.values or not v.strip():
+                continue
+            lost = kept.lost_text(v)
+            if lost is not None:
+                return path, v if lost == v else lost
+        if t is dict:
+            for k, x in v.items():
+                stack.append((x, f"{path}.{k}" if path else str(k), k in STRUCTURAL_KEYS))
+        elif t is list:
+            stack.extend((x, f"{path}[{i}]", structural) for i, x in enumerate(v))
+        elif (t is int or t is float) and v not in kept.values and not kept.holds_number(v):
+            return path, v
+    return None
+
+
+class _Kept:
+    """The strings and numbers of a trajectory, with slower lookups made once, on the first miss."""
+
+    __slots__ = ("values", "markup", "traj", "_blob", "_words")
+
+    def __init__(self, traj: Trajectory, markup: tuple[str, ...] = ()) -> None:
+        self.markup = markup
+        self.traj = traj
+        values: set = {traj.system}
+        add = values.add
+        _leaves(traj.tools, add)
+        for turn in traj.turns:
+            add(turn.user)
+            if turn.extra:
+                _leaves(turn.extra, add)
+            for s in turn.steps:
+                add(s.text)
+                add(s.name)
+                add(s.call_id)
+                if s.arguments is not None:
+                    _leaves(s.arguments, add)
+                if s.labels:
+                    values.update(s.labels)
+                if s.note:
+                    add(s.note)
+                if s.extra:
+                    _leaves(s.extra, add)
+        m = traj.meta
+        values.update((m.source, m.external_id, m.split, *m.case_types, *m.tags))
+        _leaves(m.reference, add)
+        _leaves(m.extra, add)
+        self.values = values
+        self._blob: str | None = None
+        self._words: set[str] | None = None
+
+    def blob(self) -> str:
+        if self._blob is None:
+            self._blob = "\0".join(v if type(v) is str else repr(v) for v in self.values)
+        return self._blob
+
+    def lost_text(self, s: str) -> str | None:
+        """None when ``s`` is inside a kept text, is JSON text whose values are kept, or is a composite
+        text (tags, lines) each piece of which is kept; else the piece (or word) that is not."""
+        if s in self.blob():
+            return None
+        for m in self.markup:
+            if m in s:
+                s = s.replace(m, "\n")
+        parsed = _json_value(s)
+        if parsed is not _NOT_JSON:
+            lost = _missing(parsed, self)
+            return None if lost is None else str(lost[1])
+        pieces = [p.strip() for p in _TAG.split(s)]
+        pieces = [p for p in pieces if p]
+        if len(pieces) > 1 or (pieces and pieces[0] != s):
+            for p in pieces:
+                if p not in self.values:
+                    lost = self.lost_text(p)
+                    if lost is not None:
+                        return lost
+            return None
+        # A prose piece the converter re-spaced or stripped of its markers: every word of it is kept.
+        if self._words is None:  # the words of the kept values, and of the keys of kept objects
+            keys: list[str] = []
+            t = self.traj
+            for v in (t.tools, t.meta.reference, t.meta.extra, *(x.extra for x in t.turns),
+                      *(x.arguments for _, _, x in t.steps()), *(x.extra for _, _, x in t.steps())):
+                _keys(v, keys.append)
+            self._words = set(_WORD.findall(self.blob())) | set(_WORD.findall(" ".join(keys)))
+        # (Short numbers in prose are list numbering and counts, not values: not looked for.)
+        return next((w for w in _WORD.findall(s)
+                     if w not in self._words and w not in FORMAT_WORDS and not (len(w) <= 2 and w.isdigit())), None)
+
+    def holds_number(self, n: float) -> bool:
+        blob = self.blob()
+        return repr(n) in blob or (type(n) is float and n.is_integer() and repr(int(n)) in blob) or \
+            json.dumps(n) in blob
+
+
+_NOT_JSON = object()
+
+
+def _json_value(s: str) -> Any:
+    """The parsed value of a string that is JSON text (arguments given as text: ``"null"``,
+    ``"[1, 2]"``, an object), else ``_NOT_JSON``."""
+    try:
+        return json.loads(s)
+    except (ValueError, RecursionError):
+        return _NOT_JSON
+
+
+def _keys(value: Any, add) -> None:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if type(v) is dict:
+            for k, x in v.items():
+                add(str(k))
+                stack.append(x)
+        elif type(v) is list:
+            stack.extend(v)
+
+
+def _leaves(value: Any, add) -> None:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t is dict:
+            stack.extend(v.values())
+        elif t is list:
+            stack.extend(v)
+        elif v is not None and t is not bool:  # (True == 1 in a set: a number 1 is not kept by a boolean)
+            add(v)
