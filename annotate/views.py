@@ -255,11 +255,11 @@ class Editor:
             for si in range(len(turn.steps)):
                 key = f"{ti}-{si}"
                 steps.append(self.overrides.get(key) or self.panel(ti, si, mode="raw" if key == raw_key else "form"))
-            out.append(self.turn_row(ti, turn.user, steps))
+            out.append(self.turn_row(ti, turn.user, steps, turn.extra))
         return out
 
-    def turn_row(self, ti: int, user: str, steps: list | None = None) -> dict:
-        return {"index": ti, "number": str(ti + 1), "user": user, "steps": steps or [],
+    def turn_row(self, ti: int, user: str, steps: list | None = None, extra: dict | None = None) -> dict:
+        return {"index": ti, "number": str(ti + 1), "user": user, "steps": steps or [], "extra": extra or {},
                 "url": self.urls["turn"].replace(_TURN, str(ti))}
 
     def findings_by_step(self) -> list[tuple[str, list[Finding]]]:
@@ -540,7 +540,8 @@ def update_turn(request: HttpRequest, pk: int, turn: int) -> HttpResponse:
         raise Http404("No such turn")
     edit = Edit("update_turn", turn, None, {"user": request.POST.get("user", "")})
     return _field_edit(request, ed, edit, region="turn_user", anchor=f"#turn-{turn}",
-                       extra={"turn": ed.turn_row(turn, ed.doc.turns[turn].user)})
+                       extra={"turn": ed.turn_row(turn, ed.doc.turns[turn].user,
+                                                  extra=ed.doc.turns[turn].extra)})
 
 
 def update_meta(request: HttpRequest, pk: int) -> HttpResponse:
@@ -585,7 +586,7 @@ def _field_edit(request: HttpRequest, ed: Editor, edit: Edit, *, region: str, an
     if resolution:
         return _saved_response(request, ed, "document", notice=f"Saved version {ed.trajectory.version}.")
     if region == "turn_user":
-        extra["turn"] = ed.turn_row(edit.turn, new.turns[edit.turn].user)
+        extra["turn"] = ed.turn_row(edit.turn, new.turns[edit.turn].user, extra=new.turns[edit.turn].extra)
     return _saved_response(request, ed, region, prior_version=base_version, saved=True, **extra)
 
 
