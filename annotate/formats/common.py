@@ -32,6 +32,27 @@ from annotate.trajectory import (
 )
 
 ANNOTATION_KEYS = ("labels", "note", "train")
+# What the database stores (Step.name / call_id, Trajectory.external_id / source are sized columns).
+MAX_NAME = 200
+MAX_EXTERNAL_ID = 300
+MAX_SOURCE = 300
+
+
+def _not_a_number(literal: str):
+    raise json.JSONDecodeError(f"{literal} is not a number JSON allows (write null or a string)", literal, 0)
+
+
+def _finite(literal: str) -> float:
+    value = float(literal)
+    if value in (float("inf"), float("-inf")):  # 1e999
+        _not_a_number(literal)
+    return value
+
+
+# JSON inside a record's strings (arguments, tool lists, calls) read as the file itself is: NaN,
+# Infinity and numbers too large for a float are refused (the database's JSON columns refuse them).
+STRICT_JSON = json.JSONDecoder(parse_constant=_not_a_number, parse_float=_finite)
+loads = STRICT_JSON.decode
 # The raw format's role tags, which tell its ``messages`` shape from OpenAI's.
 RAW_ROLES = ("assistant_think", "assistant_tool", "assistant_answer", "tool_result", "observation")
 
@@ -102,6 +123,9 @@ class TrajectoryBuilder:
         steps = self._turn.steps if self._turn is not None else self._steps()
         if type(name) is not str or not name:
             raise SchemaError("a tool call needs a non-empty string name", f"{where}.{name_field}")
+        if len(name) > MAX_NAME:
+            raise SchemaError(f"a tool name is at most {MAX_NAME} characters, this one has {len(name)}",
+                              f"{where}.{name_field}")
         if type(arguments) is dict:
             for v in arguments.values():  # flat arguments (the usual case) cannot nest too deeply
                 if type(v) is dict or type(v) is list:
@@ -118,6 +142,9 @@ class TrajectoryBuilder:
                 if not isinstance(call_id, int) or isinstance(call_id, bool):
                     raise SchemaError("a call id must be a string", f"{where}.id")
                 call_id = str(call_id)
+            if len(call_id) > MAX_NAME:
+                raise SchemaError(f"a call id is at most {MAX_NAME} characters, this one has {len(call_id)}",
+                                  f"{where}.id")
             if call_id in self._open:
                 raise SchemaError(f"call id {call_id!r} is already used by an earlier call that has no "
                                   "result yet", f"{where}.id")
@@ -136,6 +163,9 @@ class TrajectoryBuilder:
             name = ""
         elif type(name) is not str:
             raise SchemaError("must be a string", f"{where}.name")
+        elif len(name) > MAX_NAME:
+            raise SchemaError(f"a tool name is at most {MAX_NAME} characters, this one has {len(name)}",
+                              f"{where}.name")
         if call_id is not None and call_id != "":
             if type(call_id) is not str:
                 if not isinstance(call_id, int) or isinstance(call_id, bool):
@@ -186,9 +216,9 @@ def parse_arguments(value: Any, where: str) -> Any:
         if not value.strip():
             return {}
         try:
-            value = json.loads(value)
+            value = loads(value)
         except json.JSONDecodeError as e:
-            raise SchemaError(f"arguments are not valid JSON ({e.msg} at character {e.pos})", where) from None
+            raise SchemaError(f"arguments are not valid JSON ({_reason(e)})", where) from None
         except RecursionError:
             raise SchemaError(f"nested deeper than {MAX_NESTING} levels", where) from None
     if type(value) is dict:
@@ -199,6 +229,10 @@ def parse_arguments(value: Any, where: str) -> Any:
     elif type(value) is list:
         check_nesting(value, where)
     return value
+
+
+def _reason(e: json.JSONDecodeError) -> str:
+    return e.msg if "JSON allows" in e.msg else f"{e.msg} at character {e.pos}"
 
 
 def dump_arguments(value: Any) -> Any:
@@ -317,9 +351,9 @@ def tools_field(value: Any, where: str) -> list[dict]:
         return []
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = loads(value)
         except json.JSONDecodeError as e:
-            raise SchemaError(f"tools are not valid JSON ({e.msg} at character {e.pos})", where) from None
+            raise SchemaError(f"tools are not valid JSON ({_reason(e)})", where) from None
         except RecursionError:
             raise SchemaError(f"nested deeper than {MAX_NESTING} levels", where) from None
     if isinstance(value, dict):
@@ -387,6 +421,10 @@ def make_meta(given: dict, where: str, *, source: str = "", external_id: Any = N
         meta.source = source
     if "external_id" not in given and external_id is not None and external_id != "":
         meta.external_id = str(external_id)
+    for name, value, limit in (("external_id", meta.external_id, MAX_EXTERNAL_ID), ("source", meta.source, MAX_SOURCE)):
+        if len(value) > limit:  # refused, not cut: a cut id would no longer name its record
+            fld = f"{where}.{name}" if name in given or name == "source" else "id"
+            raise SchemaError(f"at most {limit} characters, this one has {len(value)}", fld)
     if "case_types" not in given and case_types is not None:
         meta.case_types = list(case_types)
     if "tags" not in given and tags:

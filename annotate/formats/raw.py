@@ -44,6 +44,7 @@ from typing import Any
 from annotate.case_types import infer_case_types, looks_like_failure
 from annotate.formats import Format, register
 from annotate.formats.common import (
+    loads,
     record_id,
     RAW_ROLES, TrajectoryBuilder, is_raw_messages, leftovers, messages_kind, annotations, annotations_of, dump_arguments, make_meta, meta_field, require_dict,
     require_list, string_field, text_of, tools_field, type_name,
@@ -149,7 +150,7 @@ def _calls(b: TrajectoryBuilder, calls: Any, w: str) -> int:
     """Add one call, a list of them, or their JSON text; returns how many."""
     if type(calls) is str and calls.lstrip()[:1] == "[":
         try:
-            calls = json.loads(calls)
+            calls = loads(calls)
         except (json.JSONDecodeError, RecursionError):
             raise SchemaError("the calls are not valid JSON", w) from None
     if type(calls) is list:
@@ -195,7 +196,7 @@ def _first(d: dict, keys: tuple) -> tuple[str, Any]:
 def _call(b: TrajectoryBuilder, c: Any, w: str) -> None:
     if type(c) is str:  # a JSON string holding the call
         try:
-            c = json.loads(c)
+            c = loads(c)
         except (json.JSONDecodeError, RecursionError):
             raise SchemaError("a tool call must be an object (or its JSON text)", w) from None
     if type(c) is not dict:

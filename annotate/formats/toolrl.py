@@ -36,12 +36,13 @@ from typing import Any
 from annotate.case_types import infer_case_types, looks_like_failure
 from annotate.formats import Format, register
 from annotate.formats.common import (
+    STRICT_JSON,
     record_id,
     TrajectoryBuilder, leftovers, make_meta, meta_field, require_dict, string_field, tools_field,
 )
 from annotate.trajectory import MAX_NESTING, Meta, SchemaError, Trajectory, check_nesting, normalize_tool
 
-_DECODER = json.JSONDecoder()
+_DECODER = STRICT_JSON
 _OPEN = re.compile(r"<(think|tool_call|tool_response|response|obs|user)>")
 
 
@@ -191,7 +192,7 @@ def _toolrl_tools(section: str) -> list[dict]:
     for i, (name, desc, params) in enumerate(_TOOL_ENTRY.findall(section)):
         where, what = "instruction", f"tool {i + 1} ({name.strip()!r})"
         try:
-            props = json.loads(params)
+            props = STRICT_JSON.decode(params)
         except (json.JSONDecodeError, RecursionError):
             raise SchemaError(f"{what}: the Parameters line is not valid JSON", where) from None
         if not isinstance(props, dict):
