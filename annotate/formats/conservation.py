@@ -34,6 +34,7 @@ STRUCTURAL_KEYS = frozenset(("role", "from", "type", "kind"))
 # Markup between the pieces of a composite text (ToolRL / Hermes tags, role prefixes).
 _TAG = re.compile(r"<[^<>\n]{1,60}>|\n")
 _WORD = re.compile(r"\w+")
+_PATH = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
 # Words of a format's vocabulary that composite texts use around values (keys of a call written as
 # JSON inside a text, role names): mapped to the canonical structure, not kept as words.
 FORMAT_WORDS = frozenset(("name", "arguments", "parameters", "args", "content", "role", "type", "function",
@@ -45,12 +46,29 @@ def check(record: Any, traj: Trajectory, markup: tuple[str, ...] = ()) -> None:
 
     ``markup``: the format's fixed scaffolding texts (:attr:`annotate.formats.Format.markup`).
     """
-    lost = missing(record, traj, markup)
+    kept = _Kept(traj, markup)
+    lost = _missing(record, kept)
     if lost is not None:
         path, value = lost
-        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-        raise SchemaError(f"{shown} has no place in the imported trajectory and would be lost "
-                          "(please report this record)", path)
+        whole = value
+        if type(value) is str:
+            found = _at(record, path)
+            whole = found if type(found) is str and value in found else value
+        shown = repr(whole) if len(repr(whole)) <= 60 else repr(whole)[:57] + "..."
+        part = f" (its part {value!r})" if whole != value else ""
+        raise SchemaError(f"the value {shown}{part} has no place in the imported trajectory and would be "
+                          "lost (please report this record)", path)
+
+
+def _at(record: Any, path: str) -> Any:
+    """The value at a field path written by :func:`_missing` (``a.b[2].c``), or None."""
+    v = record
+    for index, name in _PATH.findall(path):
+        try:
+            v = v[int(index)] if index else v[name]
+        except (KeyError, IndexError, TypeError, ValueError):
+            return None
+    return v
 
 
 def missing(record: Any, traj: Trajectory, markup: tuple[str, ...] = ()) -> tuple[str, Any] | None:
