@@ -47,6 +47,8 @@ def check(record: Any, traj: Trajectory, markup: tuple[str, ...] = ()) -> None:
     ``markup``: the format's fixed scaffolding texts (:attr:`annotate.formats.Format.markup`).
     """
     kept = _Kept(traj, markup)
+    if _all_kept(_without_known_tools(record, traj), kept):
+        return
     lost = _missing(record, kept)
     if lost is not None:
         path, value = lost
@@ -76,6 +78,64 @@ def missing(record: Any, traj: Trajectory, markup: tuple[str, ...] = ()) -> tupl
     return _missing(record, _Kept(traj, markup))
 
 
+# The records of a file usually repeat one tool list: the last tool list found kept, with the
+# trajectory tools it was found in, is not walked again for a record that repeats both (equal
+# input and equal output: the same answer).
+TOOL_KEYS = ("tools", "function")
+_LAST_TOOLS: list = [None, None]
+
+
+def _without_known_tools(record: Any, traj: Trajectory) -> Any:
+    if type(record) is not dict:
+        return record
+    for key in TOOL_KEYS:
+        given = record.get(key)
+        if given is None or type(given) is str:
+            continue
+        last_in, last_out = _LAST_TOOLS
+        if last_in is not None and given == last_in and traj.tools == last_out:
+            return {k: v for k, v in record.items() if k != key}
+        # Remember this pair once it is found kept (the record's own check below still walks it).
+        kept = _Kept(Trajectory(tools=traj.tools))
+        if _all_kept(given, kept):
+            _LAST_TOOLS[:] = [given, traj.tools]
+            return {k: v for k, v in record.items() if k != key}
+    return record
+
+
+def _all_kept(record: Any, kept: "_Kept") -> bool:
+    """Whether every value of ``record`` is kept: :func:`_missing` without the field paths (the
+    import's hot path; the paths are only worked out for a record that fails)."""
+    values = kept.values
+    stack: list[tuple[Any, bool]] = [(record, False)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        v, structural = pop()
+        if type(v) is dict:
+            for k, x in v.items():
+                t = type(x)
+                if t is str:
+                    if x in values or structural or k in STRUCTURAL_KEYS or kept.lost_text(x) is None:
+                        continue
+                    return False
+                if t is dict or t is list:
+                    push((x, structural or k in STRUCTURAL_KEYS))
+                elif (t is int or t is float) and x not in values and not kept.holds_number(x):
+                    return False
+        else:
+            for x in v:
+                t = type(x)
+                if t is str:
+                    if x in values or structural or kept.lost_text(x) is None:
+                        continue
+                    return False
+                if t is dict or t is list:
+                    push((x, structural))
+                elif (t is int or t is float) and x not in values and not kept.holds_number(x):
+                    return False
+    return True
+
+
 def _missing(record: Any, kept: "_Kept", base: str = "") -> tuple[str, Any] | None:
     stack: list[tuple[Any, str, bool]] = [(record, base, False)]
     while stack:
@@ -100,14 +160,17 @@ def _missing(record: Any, kept: "_Kept", base: str = "") -> tuple[str, Any] | No
 class _Kept:
     """The strings and numbers of a trajectory, with slower lookups made once, on the first miss."""
 
-    __slots__ = ("values", "markup", "traj", "_blob", "_words")
+    __slots__ = ("values", "markup", "traj", "_blob", "_words", "_complete")
 
     def __init__(self, traj: Trajectory, markup: tuple[str, ...] = ()) -> None:
         self.markup = markup
         self.traj = traj
+        # The tools' values are added on the first miss (:meth:`complete`): a record's tool list is
+        # usually the file's, already found kept (_without_known_tools), and other fields rarely
+        # hold a value that only the tools have.
+        self._complete = not traj.tools
         values: set = {traj.system}
         add = values.add
-        _leaves(traj.tools, add)
         for turn in traj.turns:
             add(turn.user)
             if turn.extra:
@@ -116,8 +179,15 @@ class _Kept:
                 add(s.text)
                 add(s.name)
                 add(s.call_id)
-                if s.arguments is not None:
-                    _leaves(s.arguments, add)
+                args = s.arguments
+                if type(args) is dict:
+                    for v in args.values():
+                        if type(v) is str or type(v) is int or type(v) is float:
+                            add(v)
+                        else:
+                            _leaves(v, add)
+                elif args is not None:
+                    _leaves(args, add)
                 if s.labels:
                     values.update(s.labels)
                 if s.note:
@@ -132,6 +202,22 @@ class _Kept:
         self._blob: str | None = None
         self._words: set[str] | None = None
 
+    def complete(self) -> None:
+        """Add the tools' values (once)."""
+        if self._complete:
+            return
+        self._complete = True
+        values, add = self.values, self.values.add
+        for tool in self.traj.tools:
+            for k, v in tool.items():
+                if type(v) is str:
+                    add(v)
+                elif k == "parameters" and type(v) is dict:
+                    values |= _schema_leaves(v)
+                else:
+                    _leaves(v, add)
+        self._blob = self._words = None
+
     def blob(self) -> str:
         if self._blob is None:
             self._blob = "\0".join(v if type(v) is str else repr(v) for v in self.values)
@@ -140,6 +226,12 @@ class _Kept:
     def lost_text(self, s: str) -> str | None:
         """None when ``s`` is inside a kept text, is JSON text whose values are kept, or is a composite
         text (tags, lines) each piece of which is kept; else the piece (or word) that is not."""
+        if not s.strip():
+            return None
+        if not self._complete:
+            self.complete()
+            if s in self.values:
+                return None
         if s in self.blob():
             return None
         for m in self.markup:
@@ -171,6 +263,10 @@ class _Kept:
                      if w not in self._words and w not in FORMAT_WORDS and not (len(w) <= 2 and w.isdigit())), None)
 
     def holds_number(self, n: float) -> bool:
+        if not self._complete:
+            self.complete()
+            if n in self.values:
+                return True
         blob = self.blob()
         return repr(n) in blob or (type(n) is float and n.is_integer() and repr(int(n)) in blob) or \
             json.dumps(n) in blob
@@ -186,6 +282,25 @@ def _json_value(s: str) -> Any:
         return json.loads(s)
     except (ValueError, RecursionError):
         return _NOT_JSON
+
+
+# The records of a file share their normalised tool schemas (annotate.formats.common.tool_memo):
+# their leaves are collected once per schema object. The cache holds the object itself, so its id
+# cannot be reused while the entry lives.
+_SCHEMAS: dict[int, tuple[dict, frozenset]] = {}
+
+
+def _schema_leaves(schema: dict) -> frozenset:
+    hit = _SCHEMAS.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    out: set = set()
+    _leaves(schema, out.add)
+    if len(_SCHEMAS) > 4096:
+        _SCHEMAS.clear()
+    leaves = frozenset(out)
+    _SCHEMAS[id(schema)] = (schema, leaves)
+    return leaves
 
 
 def _keys(value: Any, add) -> None:

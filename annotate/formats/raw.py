@@ -59,7 +59,10 @@ _ARGUMENT_KEYS = ("arguments", "args", "parameters")
 _ID_KEYS = ("call_id", "id", "tool_call_id")
 
 
-_RECORD_KEYS = frozenset(("turns", "messages", "system", "tools", "meta"))
+_TURNS_RECORD_KEYS = frozenset(("turns", "system", "tools", "meta"))
+_MESSAGES_RECORD_KEYS = frozenset(("messages", "tools", "meta"))
+_TURN_KEYS = frozenset(TURN_KEYS)
+_ROUND_KEYS = frozenset(ROUND_KEYS)
 _CALL_KEYS = frozenset(("function", "name", "labels", "note", "train", *_ARGUMENT_KEYS, *_ID_KEYS))
 _RESULT_KEYS = frozenset(("name", "ok", "is_error", "error", "labels", "note", "train", *_CONTENT_KEYS, *_ID_KEYS))
 _TEXT_KEYS = frozenset(("text", "content", "labels", "note", "train"))
@@ -78,10 +81,10 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
         system = string_field(record.get("system"), "system")
         for i, turn in enumerate(require_list(record["turns"], "turns")):
             _turn(b, turn, f"turns[{i}]")
-        known = _RECORD_KEYS - {"messages"}
+        known = _TURNS_RECORD_KEYS
     elif "messages" in record:
         system, kept = _flat_messages(b, require_list(record["messages"], "messages"))
-        known = _RECORD_KEYS - {"system"}
+        known = _MESSAGES_RECORD_KEYS
     else:
         raise SchemaError("a raw record needs 'turns' (or role-tagged 'messages')", "turns")
     traj = b.finish(system, tools_field(record["tools"], "tools") if record.get("tools") not in (None, "", [])
@@ -103,7 +106,7 @@ def _turn(b: TrajectoryBuilder, turn: Any, w: str) -> None:
     if type(turn) is not dict:
         raise SchemaError(f"a turn must be an object, got {type_name(turn)}", w)
     _check_keys(turn, w, TURN_KEYS)
-    extra = leftovers(turn, TURN_KEYS, w)
+    extra = leftovers(turn, _TURN_KEYS, w)
     b.user(text_of(turn.get("user"), f"{w}.user"), extra)
     if "steps" in turn:
         both = [k for k in ROUND_KEYS if k in turn]
@@ -117,7 +120,7 @@ def _turn(b: TrajectoryBuilder, turn: Any, w: str) -> None:
                 _canonical_step(b, r, rw)
             else:
                 _check_keys(r, rw, ROUND_KEYS)
-                left = leftovers(r, ROUND_KEYS, rw)
+                left = leftovers(r, _ROUND_KEYS, rw)
                 if left:  # a round's own unmapped keys: kept on the turn, by the round's place
                     extra[f"steps[{i}]"] = left
                 _round(b, r, rw)
@@ -255,7 +258,28 @@ def _ok(d: dict, text: str, w: str) -> bool:
     return not looks_like_failure(text)
 
 
+# The keys of canonical steps as Step.to_dict writes them (the fast path: nothing to keep in extra).
+_CANONICAL = {"think": frozenset(("kind", "text", "labels", "note", "train")),
+              "answer": frozenset(("kind", "text", "labels", "note", "train")),
+              "tool_call": frozenset(("kind", "name", "arguments", "call_id", "labels", "note", "train")),
+              "tool_result": frozenset(("kind", "text", "name", "call_id", "ok", "labels", "note", "train"))}
+
+
 def _canonical_step(b: TrajectoryBuilder, s: dict, w: str) -> None:
+    keys = _CANONICAL.get(s.get("kind"))  # (a str kind that is not one of ours gets None)
+    if keys is not None and s.keys() <= keys:
+        kind = s["kind"]
+        ann = annotations(s, w)
+        if kind == "think":
+            b.think(string_field(s.get("text"), f"{w}.text"), ann)
+        elif kind == "answer":
+            b.answer(string_field(s.get("text"), f"{w}.text"), ann)
+        elif kind == "tool_call":
+            b.call(s.get("name"), s.get("arguments"), s.get("call_id"), w, ann)
+        else:
+            text = text_of(s.get("text"), f"{w}.text", json_ok=True)
+            b.result(text, s.get("call_id"), s.get("name"), _ok(s, text, w), w, ann, id_field="call_id")
+        return
     kkey = "kind" if "kind" in s else "type"
     kind = KIND_ALIASES.get(s[kkey]) if type(s[kkey]) is str else None
     if kind is None or (kkey == "kind" and kind != s[kkey]):
