@@ -67,6 +67,19 @@ def detect(record: Any) -> str | None:
     return None
 
 
+def markdown_table() -> str:
+    """The README's format table: every registered format with its detection rule and an example
+    (``python -m annotate.formats`` prints it)."""
+    import json
+
+    rows = ["| format | detected by | example record |", "|---|---|---|"]
+    for f in FORMATS.values():
+        name = f.name + (f" (also: {', '.join(f.aliases)})" if f.aliases else "")
+        example = json.dumps(f.example, ensure_ascii=False).replace("|", "\\|")
+        rows.append(f"| `{name}` | {f.rule} | `{example}` |")
+    return "\n".join(rows)
+
+
 # The format modules (each registers itself) in detection order: the most specific rules first.
 # A new format module goes into this list, before the looser rules it would otherwise lose to.
 DETECTION_ORDER = ("raw", "tau_bench", "bfcl", "toolrl", "sharegpt", "messages")

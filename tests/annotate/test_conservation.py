@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -301,3 +303,25 @@ def test_every_value_put_in_comes_back_in_the_raw_export_or_the_import_names_the
         for leaf in leaves(value):
             assert kept(leaf, text), (leaf, record)
     assert to_trajectory(from_trajectory(t)) == t
+
+
+# --- the README -------------------------------------------------------------------------------------
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_format_table_lists_every_registered_format():
+    text = README.read_text(encoding="utf-8")
+    for f in formats.FORMATS.values():
+        assert f"| `{f.name}" in text, f"{f.name} is missing from the README's format table"
+        assert f.rule and f.rule in text
+
+
+def test_the_readme_examples_of_the_raw_shapes_import_as_documented():
+    section = README.read_text(encoding="utf-8").split("### The raw format's shapes", 1)[1].split("\n## ", 1)[0]
+    spans = re.findall(r"`([^`]+)`", " ".join(section.split("\n")))
+    records = [json.loads(span) for span in spans if span.startswith(('{"turns"', '{"messages"'))]
+    assert len(records) == 3
+    for record in records:
+        t = imported(record)
+        assert [s.kind for s in t.turns[0].steps][-1] == "answer"
