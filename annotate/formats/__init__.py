@@ -49,6 +49,13 @@ FORMATS: dict[str, Format] = {}
 ALIASES: dict[str, str] = {}
 
 
+def plain_reader(convert: Callable[..., Trajectory]) -> Callable[..., Trajectory]:
+    """A ``read`` for a converter ``convert(record, *, source, tools)`` that takes no answers file."""
+    def read(record, *, source="", tools=None, answer=None):
+        return convert(record, source=source, tools=tools)
+    return read
+
+
 def register(fmt: Format) -> Format:
     """Add a format; detection tries formats in the order they were registered."""
     FORMATS[fmt.name] = fmt

@@ -36,11 +36,10 @@ from __future__ import annotations
 from typing import Any
 
 from annotate.case_types import infer_case_types, looks_like_failure
-from annotate.formats import Format, register
+from annotate.formats import Format, plain_reader, register
 from annotate.formats.common import (
-    record_id,
-    ANNOTATION_KEYS, TrajectoryBuilder, leftovers, messages_kind, annotations, annotations_of, dump_arguments, make_meta, meta_field, require_dict,
-    require_list, string_field, text_of, tools_field, type_name,
+    ANNOTATION_KEYS, TrajectoryBuilder, annotations, annotations_of, dump_arguments, leftovers, make_meta,
+    messages_kind, meta_field, record_id, require_dict, require_list, string_field, text_of, tools_field, type_name,
 )
 from annotate.trajectory import Meta, SchemaError, Step, Trajectory
 
@@ -276,7 +275,7 @@ def _step_note(s: Step) -> dict:
 
 register(Format(
     "messages", title="OpenAI / TRL messages", aliases=("openai", "trl"),
-    detect=lambda r: messages_kind(r) == "messages", read=lambda r, *, source="", tools=None, answer=None: to_trajectory(r, source=source, tools=tools),
+    detect=lambda r: messages_kind(r) == "messages", read=plain_reader(to_trajectory),
     write=from_trajectory, rule="'messages' with OpenAI roles (system, user, assistant with tool_calls, tool)",
     example={"messages": [{"role": "user", "content": "Weather in Paris?"},
                           {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",

@@ -7,11 +7,14 @@ The format our users keep their data in, in three shapes (all JSON array or JSON
    list (parallel calls), or absent (no tool). A call is ``{"name", "arguments", "call_id"}``
    (``args`` / ``parameters`` and ``id`` accepted; arguments an object or a JSON string); a result is
    ``{"content", "call_id", "name", "ok"}`` or a bare string (``result`` / ``output`` / ``text`` /
-   ``observation`` accepted for the content; a non-string content is kept as its JSON text).
+   ``observation`` accepted for the content; a non-string content is kept as its JSON text). Calls
+   may also come as JSON text, results as any JSON value (``{"forecast": "rain"}`` is the result's
+   JSON text; an ``error`` key marks it failed).
 2. **steps**: a turn with several think -> call -> result rounds lists them in ``"steps"``, each round
    an object with the same keys as a turn (``{"assistant_think", "assistant_tool", "tool_result",
    "assistant_answer"}``), in that order within the round; canonical ``{"kind": ...}`` steps are
-   accepted there too.
+   accepted there too, also spelled ``{"type": ..., "content": ...}`` (OpenAI / Anthropic step lists:
+   ``thinking``, ``tool_use`` with ``input``, ``tool_result`` with ``tool_use_id``, ``text``).
 3. **role-tagged messages**: ``{"messages": [{"role": "system"}, {"role": "user"}, {"role":
    "assistant_think"}, {"role": "assistant_tool"}, {"role": "tool"}, {"role": "assistant_answer"}]}``;
    the result role may also be spelled ``tool_result`` or ``observation``. An ``assistant_tool``
@@ -19,8 +22,10 @@ The format our users keep their data in, in three shapes (all JSON array or JSON
 
 ``assistant_think`` / ``assistant_answer`` may be a string or ``{"text", "labels", "note",
 "train"}``; calls and results carry ``labels`` / ``note`` / ``train`` as keys. An optional ``meta``
-object holds the canonical metadata. Export (:func:`from_trajectory`) writes the turns shape (the
-steps shape for turns that need it) and is lossless: ``to_trajectory(from_trajectory(t)) == t``.
+object holds the canonical metadata. Any other key is kept verbatim in ``extra`` (the record's in
+``meta.extra``, a turn's in ``Turn.extra``, a step's in ``Step.extra``). Export
+(:func:`from_trajectory`) writes the turns shape (the steps shape for turns that need it), with each
+``extra``, and is lossless: ``to_trajectory(from_trajectory(t)) == t``.
 
 >>> t = to_trajectory({"system": "Be brief.", "turns": [{"user": "Weather in Paris and Rome?",
 ...     "assistant_think": "Two cities: two parallel calls.",
@@ -42,12 +47,11 @@ import json
 from typing import Any
 
 from annotate.case_types import infer_case_types, looks_like_failure
-from annotate.formats import Format, register
-from annotate.formats.common import (
-    loads,
-    record_id,
-    RAW_ROLES, TrajectoryBuilder, is_raw_messages, leftovers, messages_kind, annotations, annotations_of, dump_arguments, make_meta, meta_field, require_dict,
-    require_list, string_field, text_of, tools_field, type_name,
+from annotate.formats import Format, plain_reader, register
+from annotate.formats.common import (  # (RAW_ROLES and is_raw_messages were defined here; still importable)
+    RAW_ROLES, TrajectoryBuilder, annotations, annotations_of, dump_arguments, is_raw_messages, leftovers, loads,  # noqa: F401
+    make_meta, messages_kind, meta_field, record_id, require_dict, require_list, string_field, text_of, tools_field,
+    type_name,
 )
 from annotate.trajectory import STEP_KINDS, SchemaError, Step, Trajectory
 
@@ -339,7 +343,8 @@ def _flat_messages(b: TrajectoryBuilder, messages: list) -> tuple[str, dict]:
             b.user(text_of(m.get("content"), f"{w}.content"), leftovers(m, _MESSAGE_KEYS, w))
         elif role in ("assistant_think", "assistant_answer"):
             text = text_of(m.get("content"), f"{w}.content")
-            (b.think if role == "assistant_think" else b.answer)(text, annotations(m, w), leftovers(m, _MESSAGE_KEYS, w))
+            add = b.think if role == "assistant_think" else b.answer
+            add(text, annotations(m, w), leftovers(m, _MESSAGE_KEYS, w))
         elif role == "assistant_tool":
             if "name" in m or "function" in m:
                 _call(b, {k: v for k, v in m.items() if k != "role"}, w)
@@ -414,7 +419,7 @@ def _rounds(steps: list[Step]) -> list[dict]:
 register(Format(
     "raw", title="Raw annotation (turns / steps / role-tagged messages)",
     detect=lambda r: "turns" in r or messages_kind(r) == "raw",
-    read=lambda r, *, source="", tools=None, answer=None: to_trajectory(r, source=source, tools=tools),
+    read=plain_reader(to_trajectory),
     write=from_trajectory,
     rule="a 'turns' list, or 'messages' with raw role tags (assistant_think …)",
     example={"turns": [{"user": "Weather in Paris?", "assistant_tool": {"name": "get_weather", "arguments": {"city": "Paris"}},

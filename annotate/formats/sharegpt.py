@@ -25,11 +25,10 @@
 from __future__ import annotations
 
 from annotate.case_types import infer_case_types
-from annotate.formats import Format, register
+from annotate.formats import Format, plain_reader, register
 from annotate.formats.common import (
-    leftovers, record_id,
-    TrajectoryBuilder, messages_kind, make_meta, meta_field, require_dict, require_list, string_field, text_of, tools_field,
-    type_name,
+    TrajectoryBuilder, leftovers, make_meta, messages_kind, meta_field, record_id, require_dict, require_list,
+    string_field, text_of, tools_field, type_name,
 )
 from annotate.formats.messages import split_inline_think
 from annotate.formats.toolrl import TOOLS_BLOCK, add_calls, add_results, add_tagged_assistant, add_tool_responses
@@ -111,9 +110,10 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
 
 register(Format(
     "sharegpt", title="ShareGPT (LLaMA-Factory)",
-    detect=lambda r: messages_kind(r) == "sharegpt", read=lambda r, *, source="", tools=None, answer=None: to_trajectory(r, source=source, tools=tools),
+    detect=lambda r: messages_kind(r) == "sharegpt", read=plain_reader(to_trajectory),
     rule="'conversations' (or 'messages') whose entries have 'from'",
-    example={"conversations": [{"from": "human", "value": "Weather in Paris?"},
-                               {"from": "function_call", "value": "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}"},
-                               {"from": "observation", "value": "18 C"}, {"from": "gpt", "value": "18 C in Paris."}],
-             "tools": "[{\"name\": \"get_weather\", \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}}}}]"}))
+    example={"conversations": [
+        {"from": "human", "value": "Weather in Paris?"},
+        {"from": "function_call", "value": '{"name": "get_weather", "arguments": {"city": "Paris"}}'},
+        {"from": "observation", "value": "18 C"}, {"from": "gpt", "value": "18 C in Paris."}],
+        "tools": '[{"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]'}))

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from annotate.case_types import infer_case_types
-from annotate.formats import Format, register
+from annotate.formats import Format, plain_reader, register
 from annotate.formats.common import leftovers, make_meta, meta_field, require_dict, require_list, tools_field, type_name
 from annotate.formats.messages import messages_to_trajectory
 from annotate.trajectory import SchemaError, Trajectory
@@ -72,7 +72,7 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
 
 register(Format(
     "tau_bench", title="tau-bench trajectories", aliases=("tau",),
-    detect=lambda r: "traj" in r, read=lambda r, *, source="", tools=None, answer=None: to_trajectory(r, source=source, tools=tools),
+    detect=lambda r: "traj" in r, read=plain_reader(to_trajectory),
     rule="a 'traj' list of OpenAI messages",
     example={"task_id": 3, "reward": 1.0, "traj": [{"role": "system", "content": "You are an airline agent."},
              {"role": "user", "content": "Cancel my booking."}, {"role": "assistant", "content": "Done."}]}))

@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from annotate.case_types import infer_case_types, looks_like_failure
-from annotate.formats import Format, register
+from annotate.formats import Format, plain_reader, register
 from annotate.formats.common import (
     STRICT_JSON,
     record_id,
@@ -368,7 +368,7 @@ def add_tool_responses(b: TrajectoryBuilder, body: str, calls: int, where: str) 
 register(Format(
     "toolrl", title="ToolRL rows", aliases=("hermes",),
     detect=lambda r: "output" in r and ("instruction" in r or "input" in r) or "example" in r,
-    read=lambda r, *, source="", tools=None, answer=None: to_trajectory(r, source=source, tools=tools),
+    read=plain_reader(to_trajectory),
     rule="'output' with 'instruction' or 'input' (or a Hermes 'example')", markup=MARKUP,
     example={"instruction": "...tools in <tool> tags...", "input": "<user>Weather in Paris?</user>",
              "output": "<think>One call.</think>\n<tool_call>\n{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}\n</tool_call>"}))
