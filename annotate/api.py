@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import Http404
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -19,7 +20,7 @@ from rest_framework.views import APIView
 from django.core.exceptions import PermissionDenied
 from rest_framework.pagination import PageNumberPagination
 
-from annotate import permissions, workflow
+from annotate import import_preview, permissions, workflow
 from annotate.editing import OPS, Edit, EditError
 from annotate.findings import argument_errors, validate
 from annotate.forms import IMPORT_FORMATS
@@ -53,6 +54,9 @@ class ImportInputSerializer(serializers.Serializer):
     answers = serializers.FileField(required=False)
     tools = serializers.FileField(required=False, help_text="JSON list of tool specs for records without tools")
     skip_invalid = serializers.BooleanField(default=False)
+    dry_run = serializers.BooleanField(default=False, help_text="Only read the file and answer what would be "
+                                       "written (format, counts, mapped fields, extra keys, first record); "
+                                       "nothing is written")
 
 
 class ImportOutputSerializer(serializers.Serializer):
@@ -488,7 +492,8 @@ class AssignAPI(APIView):
 class ImportAPI(APIView):
     parser_classes = [MultiPartParser, FormParser]
 
-    @extend_schema(request=ImportInputSerializer, responses={201: ImportOutputSerializer, 400: ImportOutputSerializer})
+    @extend_schema(request=ImportInputSerializer, responses={201: ImportOutputSerializer, 400: ImportOutputSerializer,
+                                                             200: OpenApiTypes.OBJECT})
     def post(self, request, slug: str):
         project = project_for(request, slug, permissions.LEAD)
         inp = ImportInputSerializer(data=request.data)
@@ -499,6 +504,13 @@ class ImportAPI(APIView):
                 "file": upload.name, "line": None, "field": "",
                 "message": f"file is {upload.size:,} bytes; the limit is {settings.IMPORT_MAX_BYTES:,} bytes"}]},
                 status=status.HTTP_400_BAD_REQUEST)
+        if inp.validated_data["dry_run"]:
+            answers, tools = inp.validated_data.get("answers"), inp.validated_data.get("tools")
+            return Response(import_preview.preview(
+                upload.read(), upload.name, fmt=inp.validated_data["format"],
+                skip_invalid=inp.validated_data["skip_invalid"], answers=answers.read() if answers else None,
+                answers_filename=answers.name if answers else "", tools=tools.read() if tools else None,
+                tools_filename=tools.name if tools else ""))
         outcome = import_upload(project, upload, fmt=inp.validated_data["format"],
                                 skip_invalid=inp.validated_data["skip_invalid"],
                                 answers=inp.validated_data.get("answers"), tools=inp.validated_data.get("tools"),

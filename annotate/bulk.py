@@ -40,6 +40,8 @@ from annotate.trajectory import Trajectory as CanonicalTrajectory
 from annotate.trajectory import case_type_columns
 
 
+EMPTY = dumps({})  # the extra of most turns and steps
+
 def title_of(t: CanonicalTrajectory) -> str:
     """A trajectory's list title: its first user message (or system prompt), on one line, ≤ 120 chars."""
     first = t.turns[0].user if t.turns else t.system
@@ -320,9 +322,9 @@ def _start(c, project, status, now, index_search) -> tuple[tuple[_Table, ...], i
         _Table(Trajectory, ("id", "project_id", "title", "external_id", "source", "system", "tools", "status",
                             "version", "case_types", "case_types_index", "split", "tags", "reference", "extra",
                             "step_count", "finding_count", "created_at", "updated_at"), max_params),
-        _Table(Turn, ("trajectory_id", "index", "user"), max_params),
+        _Table(Turn, ("trajectory_id", "index", "user", "extra"), max_params),
         _Table(Step, ("trajectory_id", "turn_index", "position", "kind", "text", "name", "arguments",
-                      "call_id", "ok", "note", "train"), max_params),
+                      "call_id", "ok", "note", "train", "extra"), max_params),
         _Table(StepLabel, ("step_id", "trajectory_id", "label"), max_params),
     )
     ts = connection.ops.adapt_datetimefield_value(now)
@@ -364,7 +366,7 @@ def build_rows(trajectories: list[CanonicalTrajectory], ids, project_id: int, st
         case_types, case_types_index = case_type_columns(meta.case_types)
         step_count = 0
         for ti, turn in enumerate(t.turns):
-            turn_rows.append((tid, ti, turn.user))
+            turn_rows.append((tid, ti, turn.user, dumps(turn.extra) if turn.extra else EMPTY))
             for si, s in enumerate(turn.steps):
                 kind = s.kind
                 if s.labels:
@@ -374,10 +376,11 @@ def build_rows(trajectories: list[CanonicalTrajectory], ids, project_id: int, st
                 # costs sqlite3 an adapter lookup, ~1 us each.)
                 step_rows.append((tid, ti, si, kind, s.text, s.name,
                                   dumps(s.arguments) if kind == "tool_call" else None,
-                                  s.call_id, 1 if s.ok else 0, s.note, 1 if s.train else 0))
+                                  s.call_id, 1 if s.ok else 0, s.note, 1 if s.train else 0,
+                                  dumps(s.extra) if s.extra else EMPTY))
             step_count += len(turn.steps)
         traj_rows.append((
-            tid, project_id, title_of(t), meta.external_id[:300], meta.source[:300], t.system, dumps(t.tools),
+            tid, project_id, title_of(t), meta.external_id, meta.source, t.system, dumps(t.tools),
             status, 1, dumps(case_types), case_types_index, meta.split,
             dumps(list(meta.tags)), dumps(meta.reference) if meta.reference is not None else None,
             dumps(dict(meta.extra)), step_count, len(validate(t)), ts, ts,

@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
 from annotate import formats
-from annotate.convert_common import tool_memo, tools_field
+from annotate.formats import conservation, storable
+from annotate.formats.common import tool_memo, tools_field
 from annotate.trajectory import MAX_NESTING, SchemaError, Trajectory
 
 # The formats, in the order the command line and the upload page list them.
@@ -153,7 +154,8 @@ def read_file(data: bytes, filename: str, fmt: str = "auto", max_bytes: int = DE
     result = ImportResult(filename)
     text, answer_map, default_tools = _prepare(result, data, fmt, max_bytes, skip_invalid, answers,
                                                answers_filename, tools, tools_filename)
-    return Reading(result, text, FORMAT_ALIASES.get(fmt, fmt), answer_map, default_tools, skip_invalid)
+    return Reading(result, text, FORMAT_ALIASES.get(fmt, fmt), answer_map, default_tools, skip_invalid,
+                   text is not None and storable.may_hold_unstorable(text))
 
 
 @dataclass
@@ -179,6 +181,9 @@ class Reading:
     answer_map: dict | None
     default_tools: list[dict] | None
     skip_invalid: bool
+    # Whether the text has escapes that may decode to what the database cannot store (NUL, lone
+    # surrogates): then each record is checked for them (annotate.formats.storable).
+    check_storable: bool = False
 
     def stripes_possible(self) -> bool:
         """Whether the file is JSON Lines (its first line a whole record), so readers can share it."""
@@ -230,7 +235,7 @@ class Reading:
                             continue
                         result.records += 1
                         traj = _convert(line, rec, result.file, self.fmt, self.answer_map, self.default_tools,
-                                        errors, seen_formats)
+                                        errors, seen_formats, self.check_storable)
                         if traj is None:
                             failed = True
                         elif self.skip_invalid or not failed:
@@ -315,7 +320,7 @@ def gc_paused():
 
 
 def _convert(line: int, rec: Any, filename: str, fmt: str, answer_map: dict | None, default_tools: list[dict] | None,
-             errors: list[ImportIssue], seen_formats: dict[str, None]) -> Trajectory | None:
+             errors: list[ImportIssue], seen_formats: dict[str, None], check_storable: bool = False) -> Trajectory | None:
     """One record's trajectory, or None with its problem added to ``errors``."""
     try:
         f = fmt if fmt != "auto" else detect_format(rec)
@@ -329,6 +334,9 @@ def _convert(line: int, rec: Any, filename: str, fmt: str, answer_map: dict | No
             if answer is None and "irrelevance" not in str(rec.get("id", "")):
                 raise SchemaError(f"no possible answer with id {rec.get('id')!r} in the answers file", "id")
         traj = reader.read(rec, source=source, tools=default_tools, answer=answer)
+        conservation.check(rec, traj, reader.markup)  # every value mapped, kept in extra, or refused
+        if check_storable:
+            storable.check(rec, traj)
     except SchemaError as e:
         errors.append(ImportIssue(filename, line, e.field, e.message))
         return None

@@ -219,7 +219,7 @@ class Trajectory(models.Model):
         self.case_types, self.case_types_index = case_type_columns(case_types)
 
     def to_canonical(self) -> CanonicalTrajectory:
-        turns = list(self.turns.order_by("index").values_list("index", "user"))
+        turns = list(self.turns.order_by("index").values_list("index", "user", "extra"))
         steps = list(Step.objects.filter(trajectory=self).order_by("turn_index", "position")
                      .prefetch_related("labels"))
         by_turn: dict[int, list[CanonicalStep]] = {}
@@ -227,12 +227,13 @@ class Trajectory(models.Model):
             by_turn.setdefault(s.turn_index, []).append(s.to_canonical())
         return self._document(turns, by_turn)
 
-    def _document(self, turns: list[tuple[int, str]], steps: dict[int, list[CanonicalStep]]) -> CanonicalTrajectory:
-        """The document of this row with its ``(index, user)`` turns and their steps by turn index."""
+    def _document(self, turns: list[tuple[int, str, dict]], steps: dict[int, list[CanonicalStep]]) -> CanonicalTrajectory:
+        """The document of this row with its ``(index, user, extra)`` turns and their steps by turn index."""
         return CanonicalTrajectory(
             system=self.system,
             tools=list(self.tools),
-            turns=[CanonicalTurn(user=user, steps=steps.get(index, [])) for index, user in turns],
+            turns=[CanonicalTurn(user=user, steps=steps.get(index, []), extra=dict(extra or {}))
+                   for index, user, extra in turns],
             meta=Meta(source=self.source, external_id=self.external_id, case_types=list(self.case_types),
                       split=self.split, tags=list(self.tags), reference=self.reference,
                       extra=dict(self.extra)),
@@ -249,17 +250,17 @@ def documents_of(ids: list[int], chunk: int = 500) -> dict[int, CanonicalTraject
         for step_id, label in StepLabel.objects.filter(trajectory_id__in=part).values_list("step_id", "label"):
             labels.setdefault(step_id, []).append(label)
         steps: dict[int, dict[int, list[CanonicalStep]]] = {}
-        for (sid, tid, turn_index, kind, text, name, arguments, call_id, ok, note, train) in (
+        for (sid, tid, turn_index, kind, text, name, arguments, call_id, ok, note, train, extra) in (
                 Step.objects.filter(trajectory_id__in=part).order_by("trajectory_id", "turn_index", "position")
                 .values_list("id", "trajectory_id", "turn_index", "kind", "text", "name", "arguments", "call_id",
-                             "ok", "note", "train")):
+                             "ok", "note", "train", "extra")):
             steps.setdefault(tid, {}).setdefault(turn_index, []).append(CanonicalStep(
                 kind=kind, text=text, name=name, arguments=arguments if kind == "tool_call" else None,
-                call_id=call_id, ok=ok, labels=labels.get(sid, []), note=note, train=train))
-        turns: dict[int, list[tuple[int, str]]] = {}
-        for tid, index, user in (Turn.objects.filter(trajectory_id__in=part).order_by("trajectory_id", "index")
-                                 .values_list("trajectory_id", "index", "user")):
-            turns.setdefault(tid, []).append((index, user))
+                call_id=call_id, ok=ok, labels=labels.get(sid, []), note=note, train=train, extra=extra or {}))
+        turns: dict[int, list[tuple[int, str, dict]]] = {}
+        for tid, index, user, extra in (Turn.objects.filter(trajectory_id__in=part).order_by("trajectory_id", "index")
+                                        .values_list("trajectory_id", "index", "user", "extra")):
+            turns.setdefault(tid, []).append((index, user, extra))
         for t in Trajectory.objects.filter(pk__in=part):
             out[t.pk] = t._document(turns.get(t.pk, []), steps.get(t.pk, {}))
     return out
@@ -269,6 +270,8 @@ class Turn(models.Model):
     trajectory = models.ForeignKey(Trajectory, on_delete=models.CASCADE, related_name="turns")
     index = models.PositiveIntegerField()
     user = models.TextField(blank=True)
+    # The source's values for this turn with no canonical place (read-only; see Turn.extra).
+    extra = OrderedJSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["index"]
@@ -291,6 +294,8 @@ class Step(models.Model):
     ok = models.BooleanField(default=True)
     note = models.TextField(blank=True)
     train = models.BooleanField(default=True)
+    # The source's values for this step with no canonical place (read-only; see Step.extra).
+    extra = OrderedJSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["turn_index", "position"]
@@ -304,7 +309,7 @@ class Step(models.Model):
                              arguments=self.arguments if self.kind == "tool_call" else None,
                              call_id=self.call_id, ok=self.ok,
                              labels=[lab.label for lab in self.labels.all()],
-                             note=self.note, train=self.train)
+                             note=self.note, train=self.train, extra=dict(self.extra or {}))
 
 
 class StepLabel(models.Model):

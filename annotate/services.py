@@ -53,18 +53,18 @@ def get_or_create_project(slug: str, name: str | None = None) -> tuple[Project, 
 
 def _rows_for(project: Project, t: CanonicalTrajectory, now, user) -> tuple[Trajectory, list, list, list]:
     row = Trajectory(
-        project=project, title=_title(t), external_id=t.meta.external_id[:300], source=t.meta.source[:300],
+        project=project, title=_title(t), external_id=t.meta.external_id, source=t.meta.source,
         system=t.system, tools=t.tools, split=t.meta.split, tags=list(t.meta.tags),
         reference=t.meta.reference, extra=dict(t.meta.extra), step_count=t.step_count(),
         finding_count=len(validate(t)), created_at=now, updated_at=now,
     )
     row.set_case_types(t.meta.case_types)
-    turns = [Turn(index=i, user=turn.user) for i, turn in enumerate(t.turns)]
+    turns = [Turn(index=i, user=turn.user, extra=turn.extra) for i, turn in enumerate(t.turns)]
     steps, labels = [], []
     for ti, si, s in t.steps():
         step = Step(turn_index=ti, position=si, kind=s.kind, text=s.text, name=s.name,
                     arguments=s.arguments if s.kind == "tool_call" else None, call_id=s.call_id,
-                    ok=s.ok, note=s.note, train=s.train)
+                    ok=s.ok, note=s.note, train=s.train, extra=s.extra)
         steps.append(step)
         labels.append(s.labels)
     return row, turns, steps, labels
@@ -259,12 +259,13 @@ def _write_rows(pk: int, doc: CanonicalTrajectory) -> None:
     with connections[Trajectory.objects.db].cursor() as c:
         for model in (StepLabel, Step, Turn):
             c.execute(f"DELETE FROM {model._meta.db_table} WHERE trajectory_id = %s", [pk])
-    Turn.objects.bulk_create([Turn(trajectory_id=pk, index=i, user=t.user) for i, t in enumerate(doc.turns)])
+    Turn.objects.bulk_create([Turn(trajectory_id=pk, index=i, user=t.user, extra=t.extra)
+                              for i, t in enumerate(doc.turns)])
     steps, labels = [], []
     for ti, si, s in doc.steps():
         steps.append(Step(trajectory_id=pk, turn_index=ti, position=si, kind=s.kind, text=s.text, name=s.name,
                           arguments=s.arguments if s.kind == "tool_call" else None, call_id=s.call_id,
-                          ok=s.ok, note=s.note, train=s.train))
+                          ok=s.ok, note=s.note, train=s.train, extra=s.extra))
         labels.append(s.labels)
     Step.objects.bulk_create(steps)
     StepLabel.objects.bulk_create([StepLabel(step_id=st.pk, trajectory_id=pk, label=lab)

@@ -331,6 +331,8 @@ def normalize_tool(t: Any, where: str = "tool") -> dict:
     name = t.get("name")
     if not isinstance(name, str) or not name:
         raise SchemaError("a tool needs a non-empty string name", f"{where}.name")
+    if len(name) > 200:  # (the project's tool catalog stores names of up to 200 characters)
+        raise SchemaError(f"a tool name is at most 200 characters, this one has {len(name)}", f"{where}.name")
     params = t.get("parameters")
     if params is None:
         params = {"type": "object", "properties": {}}

@@ -24,7 +24,7 @@ from django.utils.functional import cached_property
 from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import reswap, retarget
 
-from annotate import permissions, workflow
+from annotate import import_preview, permissions, workflow
 from annotate.editing import Edit, EditError
 from annotate.findings import Finding, validate
 from annotate.forms import IMPORT_FORMATS, AssignForm, ImportForm, QueueFilterForm, TransitionForm
@@ -32,7 +32,8 @@ from annotate.models import Project, Trajectory
 from annotate.revisions import diff_documents, rebase_edit
 from annotate.services import (THIN_SHARE, Conflict, StaleVersion, WorkflowRefused, assign, conflict_for,
                                current_document, dashboard, document_at, next_to_review, queue,
-                               history_of, import_upload, next_in_queue, resolve_conflict, revert, save_edit, transition)
+                               history_of, import_file, import_upload, next_in_queue, resolve_conflict, revert,
+                               save_edit, transition)
 from annotate.step_forms import (StepForm, StepPanel, argument_state, case_type_choices, check_arguments, first,
                                  read_arguments, read_step_form, schemas_for, step_panel)
 from annotate.trajectory import CASE_TYPE_NAMES, CASE_TYPES, SPLITS, Trajectory as Document
@@ -255,11 +256,11 @@ class Editor:
             for si in range(len(turn.steps)):
                 key = f"{ti}-{si}"
                 steps.append(self.overrides.get(key) or self.panel(ti, si, mode="raw" if key == raw_key else "form"))
-            out.append(self.turn_row(ti, turn.user, steps))
+            out.append(self.turn_row(ti, turn.user, steps, turn.extra))
         return out
 
-    def turn_row(self, ti: int, user: str, steps: list | None = None) -> dict:
-        return {"index": ti, "number": str(ti + 1), "user": user, "steps": steps or [],
+    def turn_row(self, ti: int, user: str, steps: list | None = None, extra: dict | None = None) -> dict:
+        return {"index": ti, "number": str(ti + 1), "user": user, "steps": steps or [], "extra": extra or {},
                 "url": self.urls["turn"].replace(_TURN, str(ti))}
 
     def findings_by_step(self) -> list[tuple[str, list[Finding]]]:
@@ -540,7 +541,8 @@ def update_turn(request: HttpRequest, pk: int, turn: int) -> HttpResponse:
         raise Http404("No such turn")
     edit = Edit("update_turn", turn, None, {"user": request.POST.get("user", "")})
     return _field_edit(request, ed, edit, region="turn_user", anchor=f"#turn-{turn}",
-                       extra={"turn": ed.turn_row(turn, ed.doc.turns[turn].user)})
+                       extra={"turn": ed.turn_row(turn, ed.doc.turns[turn].user,
+                                                  extra=ed.doc.turns[turn].extra)})
 
 
 def update_meta(request: HttpRequest, pk: int) -> HttpResponse:
@@ -585,7 +587,7 @@ def _field_edit(request: HttpRequest, ed: Editor, edit: Edit, *, region: str, an
     if resolution:
         return _saved_response(request, ed, "document", notice=f"Saved version {ed.trajectory.version}.")
     if region == "turn_user":
-        extra["turn"] = ed.turn_row(edit.turn, new.turns[edit.turn].user)
+        extra["turn"] = ed.turn_row(edit.turn, new.turns[edit.turn].user, extra=new.turns[edit.turn].extra)
     return _saved_response(request, ed, region, prior_version=base_version, saved=True, **extra)
 
 
@@ -676,25 +678,73 @@ def revert_revision(request: HttpRequest, pk: int) -> HttpResponse:
 # --- import (foundation) ----------------------------------------------------------------------------------
 
 def import_trajectories(request: HttpRequest, slug: str) -> HttpResponse:
+    """Upload a file; "Preview" shows what would be written and keeps the file until "Import" confirms."""
     project = get_object_or_404(Project, slug=slug)
     permissions.require_role(request.user, project, permissions.LEAD)
+    if request.method == "POST" and request.POST.get("token"):
+        return _confirm_import(request, project)
     form = ImportForm(request.POST or None, request.FILES or None)
-    report = None
+    report = summary = token = None
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         if upload.size > settings.IMPORT_MAX_BYTES:
             form.add_error("file", f"{upload.name} is {upload.size:,} bytes; the limit is "
                                    f"{settings.IMPORT_MAX_BYTES:,} bytes (IMPORT_MAX_BYTES).")
+        elif request.POST.get("action") == "preview":
+            files = {part: (f.name, f.read()) for part in import_preview.PARTS
+                     if (f := form.cleaned_data.get(part)) is not None}
+            options = {"format": form.cleaned_data["format"], "skip_invalid": form.cleaned_data["skip_invalid"]}
+            summary = _preview_of(files, options)
+            if summary["would_import"]:
+                token = import_preview.stash(project.pk, request.user.pk, files, options)
         else:
             outcome = import_upload(project, upload, fmt=form.cleaned_data["format"],
                                     skip_invalid=form.cleaned_data["skip_invalid"],
                                     answers=form.cleaned_data.get("answers"), tools=form.cleaned_data.get("tools"),
                                     user=request.user)
-            if outcome.imported:
-                messages.success(request, f"Imported {outcome.imported} trajectories from {upload.name}"
-                                          + (f"; skipped {outcome.skipped} invalid records." if outcome.skipped else "."))
-                if not outcome.skipped:
-                    return redirect("annotate:trajectory-list", slug=project.slug)
+            done = _import_done(request, project, outcome, upload.name)
+            if done is not None:
+                return done
             report = outcome
     return render(request, "annotate/import.html", {"project": project, "form": form, "report": report,
+                                                    "summary": summary, "token": token,
                                                     "formats": IMPORT_FORMATS})
+
+
+def _preview_of(files: dict[str, tuple[str, bytes]], options: dict) -> dict:
+    name, data = files["file"]
+    answers, tools = files.get("answers"), files.get("tools")
+    return import_preview.preview(data, name, fmt=options["format"], skip_invalid=options["skip_invalid"],
+                                  answers=answers[1] if answers else None, answers_filename=answers[0] if answers else "",
+                                  tools=tools[1] if tools else None, tools_filename=tools[0] if tools else "")
+
+
+def _confirm_import(request: HttpRequest, project: Project) -> HttpResponse:
+    token = request.POST["token"]
+    kept = import_preview.unstash(project.pk, request.user.pk, token)
+    if kept is None:
+        messages.error(request, "That preview has expired or is not yours; upload the file again.")
+        return redirect("annotate:import", slug=project.slug)
+    files, options = kept
+    name, data = files["file"]
+    answers, tools = files.get("answers"), files.get("tools")
+    outcome = import_file(project, data, name, fmt=options["format"], skip_invalid=options["skip_invalid"],
+                          answers=answers[1] if answers else None, answers_filename=answers[0] if answers else "",
+                          tools=tools[1] if tools else None, tools_filename=tools[0] if tools else "",
+                          user=request.user)
+    import_preview.drop(token)
+    done = _import_done(request, project, outcome, name)
+    if done is not None:
+        return done
+    return render(request, "annotate/import.html", {"project": project, "form": ImportForm(), "report": outcome,
+                                                    "formats": IMPORT_FORMATS})
+
+
+def _import_done(request: HttpRequest, project: Project, outcome, filename: str) -> HttpResponse | None:
+    """The redirect after a clean import (with its message), or None to show the report."""
+    if outcome.imported:
+        messages.success(request, f"Imported {outcome.imported} trajectories from {filename}"
+                                  + (f"; skipped {outcome.skipped} invalid records." if outcome.skipped else "."))
+        if not outcome.skipped:
+            return redirect("annotate:trajectory-list", slug=project.slug)
+    return None

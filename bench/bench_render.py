@@ -35,7 +35,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 
 
 def load_tau() -> list:
-    from annotate.convert_tau import to_trajectory
+    from annotate.formats.tau_bench import to_trajectory
 
     tools = json.loads((FIXTURES / "airline_tools.json").read_text())
     records = json.loads((FIXTURES / "gpt-4o-airline_trial0.json").read_text())

@@ -548,7 +548,7 @@ class LoopOutcome:
 
 
 def _context(result: EvalItemResult):
-    from annotate.convert_messages import to_trajectory
+    from annotate.formats.messages import to_trajectory
 
     item = EvalItem.from_dict(result.set_item.document)
     context = to_trajectory({"messages": item.messages, "tools": item.tools})

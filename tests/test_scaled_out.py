@@ -226,3 +226,38 @@ def test_queue_search_uses_a_full_text_index_on_postgres(postgres_url, tmp_path)
     manage(env, "shell", "--no-imports", "-c",
            "from annotate.models import Trajectory as T; T.objects.search('C3').delete()")
     assert search_counts(env)[0] == ["0", "5", "1", "0"]
+
+
+def test_text_postgres_cannot_store_is_a_line_error_and_extra_keeps_its_order(postgres_url, tmp_path):
+    server = postgres_url.rsplit("/", 1)[0]
+    env = {**os.environ, "DATABASE_URL": server + "/postgres", "STUDIO_DATA_DIR": str(tmp_path / "data"),
+           "DJANGO_SETTINGS_MODULE": "studio.settings"}
+    manage(env, "shell", "--no-imports", "-c",
+           "from django.db import connection; connection.cursor().execute('CREATE DATABASE badtext')")
+    env["DATABASE_URL"] = server + "/badtext"
+    manage(env, "migrate", "--noinput")
+    good = {"turns": [{"user": "hi", "assistant_answer": "hello"}]}
+    bad = [{"turns": [{"user": "a\u0000b"}]},
+           {"turns": [{"user": "u", "assistant_tool": {"name": "f" * 201, "arguments": {}}}]},
+           {"turns": [{"user": "u", "assistant_tool": {"name": "f", "call_id": "c" * 201}}]},
+           {"turns": [{"user": "u", "assistant_tool": {"name": "f", "arguments": '{"a": "x\\u0000"}'}}]}]
+    src = tmp_path / "bad.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in [good, *bad]))
+    r = subprocess.run([sys.executable, "manage.py", "import_trajectories", str(src), "--project", "bad"], cwd=ROOT,
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    for line, field in ((2, "turns[0].user"), (3, "turns[0].assistant_tool.name"), (4, "turns[0].assistant_tool.id"),
+                        (5, "turns[0].steps[0].arguments.a")):
+        assert f"bad.jsonl:{line} [" in r.stderr and field in r.stderr, r.stderr
+    # Values with no canonical place come back from PostgreSQL as imported, key order included.
+    kept = {"turns": [{"user": "hi", "zeta": 1, "alpha": {"z": 1, "a": 2},
+                       "assistant_answer": {"text": "hello", "why": "because", "b": [1, 2]}}]}
+    src.write_text(json.dumps(kept) + "\n")
+    assert "Imported 1 trajectories" in manage(env, "import_trajectories", str(src), "--project", "kept")
+    code = ("import json; from annotate.models import Trajectory as T; d = T.objects.get().to_canonical(); "
+            "print(json.dumps([d.turns[0].extra, d.turns[0].steps[0].extra]))")
+    out = manage(env, "shell", "--no-imports", "-c", code).strip().splitlines()[-1]
+    assert out == json.dumps([{"zeta": 1, "alpha": {"z": 1, "a": 2}}, {"why": "because", "b": [1, 2]}])
+    counts = manage(env, "shell", "--no-imports", "-c",
+                    "from annotate.models import Trajectory as T; print(T.objects.filter(project__slug='bad').count())")
+    assert counts.strip().splitlines()[-1] == "0"

@@ -40,10 +40,20 @@ class Format:
     aliases: tuple[str, ...] = ()
     # Whether records are matched to an answers file (BFCL's possible answers) by their id.
     takes_answers: bool = False
+    # Fixed scaffolding text the reader removes from prose fields (section headings of a prompt
+    # layout): the conservation check (:mod:`annotate.formats.conservation`) does not look for it.
+    markup: tuple[str, ...] = ()
 
 
 FORMATS: dict[str, Format] = {}
 ALIASES: dict[str, str] = {}
+
+
+def plain_reader(convert: Callable[..., Trajectory]) -> Callable[..., Trajectory]:
+    """A ``read`` for a converter ``convert(record, *, source, tools)`` that takes no answers file."""
+    def read(record, *, source="", tools=None, answer=None):
+        return convert(record, source=source, tools=tools)
+    return read
 
 
 def register(fmt: Format) -> Format:
@@ -64,9 +74,35 @@ def detect(record: Any) -> str | None:
     return None
 
 
+def markdown_table() -> str:
+    """The README's format table: every registered format with its detection rule and an example
+    (``python -m annotate.formats`` prints it)."""
+    import json
+
+    rows = ["| format | detected by | example record |", "|---|---|---|"]
+    for f in FORMATS.values():
+        name = f.name + (f" (also: {', '.join(f.aliases)})" if f.aliases else "")
+        example = json.dumps(f.example, ensure_ascii=False).replace("|", "\\|")
+        rows.append(f"| `{name}` | {f.rule} | `{example}` |")
+    return "\n".join(rows)
+
+
+# The format modules (each registers itself) in detection order: the most specific rules first.
+# A new format module goes into this list, before the looser rules it would otherwise lose to.
+DETECTION_ORDER = ("raw", "tau_bench", "bfcl", "toolrl", "sharegpt", "messages")
+
+
 def _load() -> None:
-    # Registration order is detection order: the most specific rules first.
-    from annotate.formats import builtin  # noqa: F401
+    import importlib
+
+    for name in DETECTION_ORDER:
+        importlib.import_module(f"annotate.formats.{name}")
+    # Modules import one another (sharegpt reads toolrl's tags), so registration order is not
+    # detection order: put the registry in DETECTION_ORDER (formats not listed go last).
+    rank = {name: i for i, name in enumerate(DETECTION_ORDER)}
+    ordered = sorted(FORMATS.items(), key=lambda kv: rank.get(kv[0], len(rank)))
+    FORMATS.clear()
+    FORMATS.update(ordered)
 
 
 _load()

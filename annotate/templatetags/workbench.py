@@ -6,6 +6,8 @@ cost more than the rest of the page, so they are assembled here (escaped with fo
 
 from __future__ import annotations
 
+import json
+
 from django import template
 from django.utils.html import format_html, format_html_join
 
@@ -40,3 +42,10 @@ def select(bound_field):
         (str(k), " selected" if str(k) == value else "", label) for k, label in bound_field.field.choices))
     return format_html('<select name="{}" id="{}">{}</select>', bound_field.html_name, bound_field.id_for_label,
                        options)
+
+
+@register.inclusion_tag("annotate/_from_source.html")
+def from_source(extra, what: str = "step"):
+    """The values a source record had with no canonical place (``extra``), read-only, as JSON."""
+    return {"extra": extra, "what": what,
+            "text": json.dumps(extra, ensure_ascii=False, indent=2) if extra else ""}

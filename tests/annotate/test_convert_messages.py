@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from annotate.convert_messages import from_trajectory, to_trajectory
+from annotate.formats.messages import from_trajectory, to_trajectory
 from annotate.trajectory import Meta, SchemaError, Step, Trajectory, Turn
 from tests.annotate.trajectory_shapes import shape
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from annotate.convert_raw import from_trajectory, to_trajectory
+from annotate.formats.raw import from_trajectory, to_trajectory
 from annotate.trajectory import SchemaError
 from tests.annotate.trajectory_shapes import shape
 

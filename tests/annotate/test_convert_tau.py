@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from annotate.convert_tau import to_trajectory
+from annotate.formats.tau_bench import to_trajectory
 from annotate.trajectory import SchemaError
 from tests.annotate.trajectory_shapes import shape
 

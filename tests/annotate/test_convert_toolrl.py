@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from annotate.convert_toolrl import python_type_schema, to_trajectory
+from annotate.formats.toolrl import python_type_schema, to_trajectory
 from annotate.trajectory import SchemaError
 from tests.annotate.trajectory_shapes import shape
 

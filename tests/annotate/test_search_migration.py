@@ -10,14 +10,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# Written at migration 0004, whose turn and step tables are older than today's import (they have no
+# ``extra`` column yet): the trajectory rows and their search entries only, which is what the
+# search migration rebuilds.
 SEED = """
+from annotate.importing import parse_file
 from annotate.models import Trajectory
-from annotate.services import get_or_create_project, import_file
+from annotate.search import search_text
+from annotate.services import get_or_create_project, index_search_text
 p, _ = get_or_create_project("up")
 rows = [b'{"turns": [{"user": "weather in Paris?", "steps": [{"kind": "tool_call", "name": "get_weather", '
         b'"arguments": {"city": "Paris"}, "call_id": "c"}, {"kind": "tool_result", "call_id": "c", "text": "18 C"}, '
         b'{"kind": "answer", "text": "HAT145 it is"}]}], "meta": {"external_id": "r%d"}}' % i for i in range(5)]
-assert import_file(p, b"\\n".join(rows), "up.jsonl").imported == 5
+docs = [doc for _, doc in parse_file(b"\\n".join(rows), "up.jsonl").trajectories]
+assert len(docs) == 5
+for doc in docs:
+    t = Trajectory.objects.create(project=p, external_id=doc.meta.external_id)
+    index_search_text([(t.pk, search_text(doc))])
 """
 
 CHECK = """

@@ -92,7 +92,7 @@ def test_bfcl_irrelevance_items_want_no_call():
 
 
 def test_an_imported_bfcl_trajectory_gives_the_same_reference_as_the_raw_item():
-    from annotate.convert_bfcl import to_trajectory
+    from annotate.formats.bfcl import to_trajectory
     from evaluation.scoring import references_from_trajectory
 
     for category in ("simple_python", "multiple", "irrelevance"):

@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from annotate.convert_bfcl import to_trajectory as bfcl_trajectory
+from annotate.formats.bfcl import to_trajectory as bfcl_trajectory
 from annotate.pairs import PairError
 from annotate.services import write_trajectories
 from evaluation import jobs

@@ -1,6 +1,6 @@
 """The shared third-party fixtures that carry tool calls, as canonical trajectories (test helper).
 
-Uses the project's importers (``annotate/convert_*.py``). BFCL questions carry no assistant turn, so
+Uses the project's importers (``annotate/formats/``). BFCL questions carry no assistant turn, so
 the gold call of ``possible_answer`` (first acceptable value of each argument) is added as one.
 A few records per fixture keep the suite fast.
 """
@@ -49,7 +49,7 @@ def _load_all(name: str) -> tuple[Trajectory, ...]:
 
 
 def _tau():
-    from annotate.convert_tau import to_trajectory
+    from annotate.formats.tau_bench import to_trajectory
 
     tools = json.loads(fixture_path("tau_bench", "airline_tools.json").read_text())
     records = json.loads(fixture_path("tau_bench", "gpt-4o-airline_trial0.json").read_text())
@@ -57,28 +57,28 @@ def _tau():
 
 
 def _toolrl():
-    from annotate.convert_toolrl import to_trajectory
+    from annotate.formats.toolrl import to_trajectory
 
     records = json.loads(fixture_path("toolrl", "rlla_sft_first200.json").read_text())
     return [to_trajectory(r) for r in records[:6]]
 
 
 def _toucan():
-    from annotate.convert_messages import to_trajectory
+    from annotate.formats.messages import to_trajectory
 
     records = json.loads(fixture_path("adp", "toucan_1_5m", "sample_raw.json").read_text())
     return [to_trajectory(r) for r in records]
 
 
 def _hermes():
-    from annotate.convert_toolrl import to_trajectory
+    from annotate.formats.toolrl import to_trajectory
 
     records = json.loads(fixture_path("hermes_fc", "few_shot.json").read_text())
     return [to_trajectory(r) for r in records]
 
 
 def _bfcl():
-    from annotate.convert_bfcl import to_trajectory
+    from annotate.formats.bfcl import to_trajectory
 
     questions = [json.loads(line) for line in fixture_path("bfcl", "BFCL_v4_multiple.json").read_text().splitlines()[:4]]
     answers = {a["id"]: a for a in (json.loads(line) for line in

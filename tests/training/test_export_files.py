@@ -226,7 +226,7 @@ def test_tau_bench_samples_cut_by_max_length_are_reported_one_by_one(tiny_model_
     """tau-bench's long policy prompt and histories run past max_length=8192 with the tiny tokenizer:
     TRL silently drops a sample whose supervised tokens are all cut; the export keeps the row and
     reports it, and counts what partial cuts lose."""
-    from annotate.convert_tau import to_trajectory
+    from annotate.formats.tau_bench import to_trajectory
     from tests.conftest import shared_path
 
     folder = shared_path("fixtures", "tau_bench")

@@ -1,4 +1,4 @@
-"""python manage.py import_trajectories PATH --project SLUG [--format ...] [--skip-invalid]"""
+"""python manage.py import_trajectories PATH --project SLUG [--format ...] [--skip-invalid] [--dry-run]"""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotate.forms import IMPORT_FORMATS
 from annotate import bulk
+from annotate.formats.summary import render_text, summarize
+from annotate.importing import parse_file
 from annotate.services import get_or_create_project, import_file
 
 
@@ -25,8 +27,12 @@ class Command(BaseCommand):
                                                        "(e.g. tau-bench's airline_tools.json)")
         parser.add_argument("--skip-invalid", action="store_true",
                             help="Import the valid records and report the rest (default: all or nothing)")
+        parser.add_argument("--dry-run", action="store_true",
+                            help="Read the file and print what would be written (format, counts, mapped fields, "
+                                 "keys kept in extra, the first record as canonical steps); write nothing")
 
-    def handle(self, *args, path, project: str, format: str, answers, skip_invalid: bool, tools=None, **o):
+    def handle(self, *args, path, project: str, format: str, answers, skip_invalid: bool, tools=None,
+               dry_run: bool = False, **o):
         path = Path(path)
         answers = Path(answers) if answers else None
         tools = Path(tools) if tools else None
@@ -39,6 +45,19 @@ class Command(BaseCommand):
         for extra in (answers, tools):
             if extra is not None and not extra.is_file():
                 raise CommandError(f"{extra}: no such file")
+        if dry_run:  # (not even the project is created)
+            result = parse_file(path.read_bytes(), path.name, format, settings.IMPORT_MAX_BYTES, skip_invalid,
+                                answers.read_bytes() if answers else None,
+                                answers_filename=answers.name if answers else "",
+                                tools=tools.read_bytes() if tools else None, tools_filename=tools.name if tools else "")
+            s = summarize(result)
+            self.stdout.write(render_text(s))
+            for e in s["errors"]:
+                self.stderr.write(f"{e['file']}" + (f":{e['line']}" if e["line"] else "")
+                                  + (f" [{e['field']}]" if e["field"] else "") + f": {e['message']}")
+            would = 0 if result.errors and not skip_invalid else len(result.trajectories)
+            self.stdout.write(f"Dry run: nothing written; an import would write {would} trajectories.")
+            return
         proj, created = get_or_create_project(project)
         if created:
             self.stdout.write(f"Created project '{proj.slug}' with the default error-label taxonomy.")

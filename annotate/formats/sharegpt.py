@@ -25,12 +25,13 @@
 from __future__ import annotations
 
 from annotate.case_types import infer_case_types
-from annotate.convert_common import (
-    TrajectoryBuilder, make_meta, meta_field, require_dict, require_list, string_field, text_of, tools_field,
-    type_name,
+from annotate.formats import Format, plain_reader, register
+from annotate.formats.common import (
+    TrajectoryBuilder, leftovers, make_meta, messages_kind, meta_field, record_id, require_dict, require_list,
+    string_field, text_of, tools_field, type_name,
 )
-from annotate.convert_messages import split_inline_think
-from annotate.convert_toolrl import TOOLS_BLOCK, add_calls, add_results, add_tagged_assistant, add_tool_responses
+from annotate.formats.messages import split_inline_think
+from annotate.formats.toolrl import TOOLS_BLOCK, add_calls, add_results, add_tagged_assistant, add_tool_responses
 from annotate.trajectory import SchemaError, Trajectory
 
 USER_TAGS = ("human", "user")
@@ -49,6 +50,7 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
     conv = require_list(record[key], key)
     b = TrajectoryBuilder()
     system_parts = [string_field(record.get("system"), "system")] if record.get("system") else []
+    extra = leftovers(record, {key, "system", "tools", "meta"}, "")
     last_calls = 0
     started = False
     for i, m in enumerate(conv):
@@ -59,6 +61,9 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
         tag = m.get(tkey)
         vw = f"{w}.{vkey}"
         value = text_of(m.get(vkey), vw)
+        left = leftovers(m, (tkey, vkey), w)
+        if left and tag not in USER_TAGS:  # (a user message's go with its turn)
+            extra[w] = left
         if tag in SYSTEM_TAGS:
             if started:
                 raise SchemaError("a system turn is only allowed first", f"{w}.{tkey}")
@@ -71,7 +76,7 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
             continue
         started = True
         if tag in USER_TAGS:
-            b.user(value)
+            b.user(value, left)
         elif tag in ASSISTANT_TAGS:
             if "<tool_call>" in value:
                 last_calls = add_tagged_assistant(b, value, vw)
@@ -96,7 +101,19 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
     traj = b.finish("\n\n".join(p for p in system_parts if p),
                     tools_field(record["tools"], "tools") if record.get("tools") else tools_field(tools, "tools"))
     given = meta_field(record.get("meta"), "meta")
-    traj.meta = make_meta(given, "meta", source=source, external_id=record.get("id"))
+    rid = record_id(record, extra, given)
+    traj.meta = make_meta(given, "meta", source=source, external_id=rid, extra=extra)
     if "case_types" not in given:
         traj.meta.case_types = infer_case_types(traj)
     return traj
+
+
+register(Format(
+    "sharegpt", title="ShareGPT (LLaMA-Factory)",
+    detect=lambda r: messages_kind(r) == "sharegpt", read=plain_reader(to_trajectory),
+    rule="'conversations' (or 'messages') whose entries have 'from'",
+    example={"conversations": [
+        {"from": "human", "value": "Weather in Paris?"},
+        {"from": "function_call", "value": '{"name": "get_weather", "arguments": {"city": "Paris"}}'},
+        {"from": "observation", "value": "18 C"}, {"from": "gpt", "value": "18 C in Paris."}],
+        "tools": '[{"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]'}))

@@ -18,9 +18,14 @@ from __future__ import annotations
 from typing import Any
 
 from annotate.case_types import infer_case_types
-from annotate.convert_common import make_meta, meta_field, require_dict, require_list, tools_field, type_name
-from annotate.convert_messages import messages_to_trajectory
+from annotate.formats import Format, plain_reader, register
+from annotate.formats.common import leftovers, make_meta, meta_field, require_dict, require_list, tools_field, type_name
+from annotate.formats.messages import messages_to_trajectory
 from annotate.trajectory import SchemaError, Trajectory
+
+
+_RECORD_KEYS = frozenset(("task_id", "trial", "reward", "info", "traj", "tools", "meta"))
+_TASK_KEYS = frozenset(("user_id", "instruction", "actions", "outputs"))
 
 
 def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = None) -> Trajectory:
@@ -46,6 +51,15 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
     extra = {k: v for k, v in (("task_id", record.get("task_id")), ("trial", record.get("trial")),
                                ("user_id", task.get("user_id")), ("instruction", task.get("instruction")))
              if v is not None}
+    # Everything else (the reward's details, the simulator's cost...) is kept as it came.
+    extra.update(leftovers(record, _RECORD_KEYS, ""))
+    info_left = leftovers(info, ("task",), "info")
+    task_left = leftovers(task, _TASK_KEYS, "info.task")
+    if task_left:
+        info_left["task"] = task_left
+    if info_left:
+        extra["info"] = info_left
+    extra.update(traj.meta.extra)
     task_id, trial = record.get("task_id"), record.get("trial")
     external_id = None if task_id is None else f"{task_id}" + (f"/trial{trial}" if trial is not None else "")
     given = meta_field(record.get("meta"), "meta")
@@ -54,3 +68,11 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
     if "case_types" not in given:
         traj.meta.case_types = infer_case_types(traj)
     return traj
+
+
+register(Format(
+    "tau_bench", title="tau-bench trajectories", aliases=("tau",),
+    detect=lambda r: "traj" in r, read=plain_reader(to_trajectory),
+    rule="a 'traj' list of OpenAI messages",
+    example={"task_id": 3, "reward": 1.0, "traj": [{"role": "system", "content": "You are an airline agent."},
+             {"role": "user", "content": "Cancel my booking."}, {"role": "assistant", "content": "Done."}]}))

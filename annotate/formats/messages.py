@@ -36,11 +36,12 @@ from __future__ import annotations
 from typing import Any
 
 from annotate.case_types import infer_case_types, looks_like_failure
-from annotate.convert_common import (
-    TrajectoryBuilder, annotations, annotations_of, dump_arguments, make_meta, meta_field, require_dict,
-    require_list, string_field, text_of, tools_field, type_name,
+from annotate.formats import Format, plain_reader, register
+from annotate.formats.common import (
+    ANNOTATION_KEYS, TrajectoryBuilder, annotations, annotations_of, dump_arguments, leftovers, make_meta,
+    messages_kind, meta_field, record_id, require_dict, require_list, string_field, text_of, tools_field, type_name,
 )
-from annotate.trajectory import SchemaError, Step, Trajectory
+from annotate.trajectory import Meta, SchemaError, Step, Trajectory
 
 REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
 SYSTEM_ROLES = ("system", "developer")
@@ -57,10 +58,20 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
     traj = messages_to_trajectory(messages, key)
     traj.tools = _record_tools(record, tools)
     given = meta_field(record.get("meta"), "meta")
-    traj.meta = make_meta(given, "meta", source=source, external_id=record.get("id"))
+    extra = {**leftovers(record, _RECORD_KEYS, ""), **traj.meta.extra}
+    external_id = record_id(record, extra, given)
+    traj.meta = make_meta(given, "meta", source=source, external_id=external_id, extra=extra)
     if "case_types" not in given:
         traj.meta.case_types = infer_case_types(traj)
     return traj
+
+
+_RECORD_KEYS = frozenset(("messages", "conversations", "tools", "available_tools", "meta"))
+_USER_KEYS = frozenset(("role", "content"))
+_TOOL_KEYS = frozenset(("role", "content", "tool_call_id", "name", "is_error", "step_meta"))
+_ASSISTANT_KEYS = frozenset(("role", "content", "tool_calls", "function_call", "step_meta", *REASONING_KEYS))
+_CALL_KEYS = frozenset(("id", "type", "function"))
+_FUNCTION_KEYS = frozenset(("name", "arguments"))
 
 
 def _record_tools(record: dict, default: list[dict] | None) -> list[dict]:
@@ -71,8 +82,10 @@ def _record_tools(record: dict, default: list[dict] | None) -> list[dict]:
 
 
 def messages_to_trajectory(messages: list, where: str = "messages") -> Trajectory:
-    """Turns and steps (and the system prompt) from a message list; tools and meta left empty."""
+    """Turns and steps (and the system prompt) from a message list; tools left empty, and in
+    ``meta.extra`` only the unmapped keys of system messages (by their place, ``messages[0]``)."""
     b = TrajectoryBuilder()
+    kept: dict = {}
     system_parts: list[str] = []
     started = False
     for i, m in enumerate(messages):
@@ -83,23 +96,28 @@ def messages_to_trajectory(messages: list, where: str = "messages") -> Trajector
         if role == "assistant":
             _assistant(b, m, w)
         elif role == "user":
-            b.user(text_of(m.get("content"), f"{w}.content"))
+            b.user(text_of(m.get("content"), f"{w}.content"), leftovers(m, _USER_KEYS, w))
         elif role in TOOL_ROLES:
             content = text_of(m.get("content"), f"{w}.content", json_ok=True)
             if "is_error" in m:
                 ok = not m["is_error"]
             else:
                 ok = not looks_like_failure(content)
-            b.result(content, m.get("tool_call_id"), m.get("name"), ok, w, _step_meta(m, w, 1)[0])
+            ann, extra = _step_meta(m, w, 1)[0]
+            b.result(content, m.get("tool_call_id"), m.get("name"), ok, w, ann,
+                     extra={**extra, **leftovers(m, _TOOL_KEYS, w)})
         elif role in SYSTEM_ROLES:
             if started:
                 raise SchemaError("a system message is only allowed before the conversation starts", f"{w}.role")
             system_parts.append(text_of(m.get("content"), f"{w}.content"))
+            left = leftovers(m, _USER_KEYS, w)
+            if left:
+                kept[w] = left
             continue
         else:
             raise SchemaError(f"unknown role {role!r}; expected system, user, assistant or tool", f"{w}.role")
         started = True
-    return b.finish("\n\n".join(system_parts))
+    return b.finish("\n\n".join(system_parts), meta=Meta(extra=kept))
 
 
 def _assistant(b: TrajectoryBuilder, m: dict, w: str) -> None:
@@ -123,12 +141,15 @@ def _assistant(b: TrajectoryBuilder, m: dict, w: str) -> None:
     with_answer = content != "" or (not calls and reasoning is None)
     n = (reasoning is not None) + with_answer + (len(calls) if calls else 0)
     ann = _step_meta(m, w, n)
+    left = leftovers(m, _ASSISTANT_KEYS, w)
+    if left:  # the message's own unmapped keys go with its first step
+        ann[0] = (ann[0][0], {**ann[0][1], **left})
     k = 0
     if reasoning is not None:
-        b.think(reasoning, ann[k])
+        b.think(reasoning, *ann[k])
         k += 1
     if with_answer:
-        b.answer(content, ann[k])
+        b.answer(content, *ann[k])
         k += 1
     for j, tc in enumerate(calls or ()):
         cw = f"{w}.function_call" if legacy else f"{w}.tool_calls[{j}]"
@@ -137,8 +158,15 @@ def _assistant(b: TrajectoryBuilder, m: dict, w: str) -> None:
         fn, prefix = tc, ""  # legacy function_call and flat {"name", "arguments"} calls
         if "function" in tc:
             fn, prefix = require_dict(tc["function"], f"{cw}.function"), "function."
-        b.call(fn.get("name"), fn.get("arguments"), tc.get("id"), cw, ann[k],
-               name_field=f"{prefix}name", arguments_field=f"{prefix}arguments")
+            extra = leftovers(tc, _CALL_KEYS, cw)
+            fn_left = leftovers(fn, _FUNCTION_KEYS, f"{cw}.function")
+            if fn_left:
+                extra["function"] = fn_left
+        else:
+            extra = leftovers(tc, _CALL_KEYS | _FUNCTION_KEYS, cw)
+        step_ann, step_extra = ann[k]
+        b.call(fn.get("name"), fn.get("arguments"), tc.get("id"), cw, step_ann,
+               name_field=f"{prefix}name", arguments_field=f"{prefix}arguments", extra={**step_extra, **extra})
         k += 1
 
 
@@ -156,15 +184,19 @@ def split_inline_think(content: str) -> tuple[str, str]:
 
 
 def _step_meta(m: dict, w: str, n: int) -> list[tuple]:
-    """Per-step annotations (``step_meta``: one object per step the message holds) or empty ones."""
+    """Per-step ``(annotations, extra)`` (``step_meta``: one object per step the message holds:
+    ``labels`` / ``note`` / ``train`` and ``extra``), or empty ones."""
     sm = m.get("step_meta")
     if sm is None:
-        return [()] * n
+        return [((), {})] * max(n, 1)
     sm = require_list(sm, f"{w}.step_meta")
     if len(sm) != n:
         raise SchemaError(f"has {len(sm)} entries but the message holds {n} step(s)", f"{w}.step_meta")
-    return [annotations(require_dict(a, f"{w}.step_meta[{i}]"), f"{w}.step_meta[{i}]")
-            for i, a in enumerate(sm)]
+    out = []
+    for i, a in enumerate(sm):
+        a = require_dict(a, f"{w}.step_meta[{i}]")
+        out.append((annotations(a, f"{w}.step_meta[{i}]"), leftovers(a, ANNOTATION_KEYS, f"{w}.step_meta[{i}]")))
+    return out
 
 
 # Export -------------------------------------------------------------------------------------------
@@ -175,7 +207,7 @@ def from_trajectory(traj: Trajectory) -> dict:
     if traj.system:
         messages.append({"role": "system", "content": traj.system})
     for turn in traj.turns:
-        messages.append({"role": "user", "content": turn.user})
+        messages.append({"role": "user", "content": turn.user, **({"extra": turn.extra} if turn.extra else {})})
         _export_steps(turn.steps, messages)
     return {
         "messages": messages,
@@ -204,7 +236,7 @@ def _export_steps(steps: list[Step], out: list[dict]) -> None:
             msg: dict[str, Any] = {"role": "tool", "tool_call_id": s.call_id, "name": s.name, "content": s.text}
             if s.ok == looks_like_failure(s.text):
                 msg["is_error"] = not s.ok
-            ann = annotations_of(s)
+            ann = _step_note(s)
             if ann:
                 msg["step_meta"] = [ann]
             out.append(msg)
@@ -229,5 +261,24 @@ def _export_steps(steps: list[Step], out: list[dict]) -> None:
             cur.setdefault("tool_calls", []).append(
                 {"id": s.call_id, "type": "function",
                  "function": {"name": s.name, "arguments": dump_arguments(s.arguments)}})
-        notes.append(annotations_of(s))
+        notes.append(_step_note(s))
     flush()
+
+
+def _step_note(s: Step) -> dict:
+    """A step's ``step_meta`` entry: its annotations and its ``extra``."""
+    d = annotations_of(s)
+    if s.extra:
+        d["extra"] = s.extra
+    return d
+
+
+register(Format(
+    "messages", title="OpenAI / TRL messages", aliases=("openai", "trl"),
+    detect=lambda r: messages_kind(r) == "messages", read=plain_reader(to_trajectory),
+    write=from_trajectory, rule="'messages' with OpenAI roles (system, user, assistant with tool_calls, tool)",
+    example={"messages": [{"role": "user", "content": "Weather in Paris?"},
+                          {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+                           "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+                          {"role": "tool", "tool_call_id": "c1", "content": "18 C"},
+                          {"role": "assistant", "content": "18 C in Paris."}]}))

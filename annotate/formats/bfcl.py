@@ -25,7 +25,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from annotate.convert_common import (
+from annotate.formats import Format, register
+from annotate.formats.common import (
+    leftovers,
     TrajectoryBuilder, make_meta, meta_field, require_dict, text_of, tools_field, type_name,
 )
 from annotate.findings import bfcl_types_to_json_schema
@@ -47,7 +49,8 @@ def to_trajectory(record: dict, *, answer: dict | None = None, source: str = "",
     if not isinstance(rid, str) or not rid:
         raise SchemaError("a BFCL question needs a string id", "id")
     b = TrajectoryBuilder()
-    system = _questions(b, record.get("question"))
+    extra = leftovers(record, ("id", "question", "function", "meta"), "")
+    system = _questions(b, record.get("question"), extra)
     functions = record.get("function")
     if isinstance(functions, dict):
         functions = [functions]
@@ -68,7 +71,7 @@ def to_trajectory(record: dict, *, answer: dict | None = None, source: str = "",
     given = meta_field(record.get("meta"), "meta")
     traj.meta = make_meta(given, "meta", source=source, external_id=rid,
                           case_types=["irrelevant_tools" if irrelevant else "tool_required"],
-                          tags=[f"bfcl:{category}"], reference=reference)
+                          tags=[f"bfcl:{category}"], reference=reference, extra=extra)
     return traj
 
 
@@ -79,8 +82,9 @@ def _json_schema_types(f: Any, where: str) -> Any:
     return f
 
 
-def _questions(b: TrajectoryBuilder, question: Any) -> str:
-    """Add the user turns; returns the system prompt (system messages before the first user)."""
+def _questions(b: TrajectoryBuilder, question: Any, extra: dict) -> str:
+    """Add the user turns; returns the system prompt (system messages before the first user).
+    A message's unmapped keys go to ``extra`` by its place (``question[0][1]``)."""
     if isinstance(question, str):
         b.user(question)
         return ""
@@ -98,6 +102,9 @@ def _questions(b: TrajectoryBuilder, question: Any) -> str:
                 raise SchemaError(f"a message must be an object, got {type_name(m)}", w)
             role = m.get("role")
             content = text_of(m.get("content"), f"{w}.content")
+            left = leftovers(m, ("role", "content"), w)
+            if left:
+                extra[w] = left
             if role == "user":
                 b.user(content)
             elif role == "system" and not b.turns:
@@ -107,3 +114,13 @@ def _questions(b: TrajectoryBuilder, question: Any) -> str:
             else:
                 raise SchemaError(f"unexpected role {role!r} in a BFCL question", f"{w}.role")
     return "\n\n".join(system)
+
+
+register(Format(
+    "bfcl", title="BFCL question file", takes_answers=True,
+    detect=lambda r: "question" in r and "function" in r,
+    read=lambda r, *, source="", tools=None, answer=None: to_trajectory(r, answer=answer, source=source, tools=tools),
+    rule="'question' and 'function' (its possible answers given as a second file)",
+    example={"id": "simple_0", "question": [[{"role": "user", "content": "Area of a circle of radius 3?"}]],
+             "function": [{"name": "circle_area", "description": "Area of a circle.",
+                           "parameters": {"type": "dict", "properties": {"radius": {"type": "integer"}}}}]}))

@@ -34,13 +34,23 @@ from contextlib import contextmanager
 from typing import Any
 
 from annotate.case_types import infer_case_types, looks_like_failure
-from annotate.convert_common import (
-    TrajectoryBuilder, make_meta, meta_field, require_dict, string_field, tools_field,
+from annotate.formats import Format, plain_reader, register
+from annotate.formats.common import (
+    STRICT_JSON,
+    record_id,
+    TrajectoryBuilder, leftovers, make_meta, meta_field, require_dict, string_field, tools_field,
 )
-from annotate.trajectory import MAX_NESTING, SchemaError, Trajectory, check_nesting, normalize_tool
+from annotate.trajectory import MAX_NESTING, Meta, SchemaError, Trajectory, check_nesting, normalize_tool
 
-_DECODER = json.JSONDecoder()
+_DECODER = STRICT_JSON
 _OPEN = re.compile(r"<(think|tool_call|tool_response|response|obs|user)>")
+
+
+_TOOLRL_KEYS = frozenset(("instruction", "input", "output", "meta"))
+# The prompt layout's fixed headings, which the reader drops (see annotate.formats.Format.markup).
+MARKUP = ("**Available Tools**", "In your response, you can use the following tools:",
+          "**Dialogue Records History**", "Name:", "Description:", "Parameters:",
+          "SYSTEM:", "USER:", "ASSISTANT:", "TOOL:", "FUNCTION RESPONSE:", "```")
 
 
 def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = None) -> Trajectory:
@@ -48,12 +58,16 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
     record = require_dict(record, "record")
     if "example" in record or "text" in record and "output" not in record:
         traj = _hermes(record, tools)
+        known = frozenset(("example" if "example" in record else "text", "meta"))
     elif "output" in record:
         traj = _toolrl(record, tools)
+        known = _TOOLRL_KEYS
     else:
         raise SchemaError("a ToolRL row needs 'output' (a Hermes transcript: 'example')", "output")
     given = meta_field(record.get("meta"), "meta")
-    traj.meta = make_meta(given, "meta", source=source, external_id=record.get("id"))
+    extra = {**leftovers(record, known, ""), **traj.meta.extra}
+    rid = record_id(record, extra, given)
+    traj.meta = make_meta(given, "meta", source=source, external_id=rid, extra=extra)
     if "case_types" not in given:
         traj.meta.case_types = infer_case_types(traj)
     return traj
@@ -154,11 +168,12 @@ _SECTION = "**Available Tools**"
 
 def _toolrl(record: dict, default_tools: list[dict] | None) -> Trajectory:
     instruction = string_field(record.get("instruction"), "instruction")
-    system, tools = instruction.strip(), []
+    system, tools, after = instruction.strip(), [], ""
     if _SECTION in instruction:
         head, rest = instruction.split(_SECTION, 1)
         system = head.strip()
-        tools = _toolrl_tools(rest.split("\n**", 1)[0])
+        section, _, after = rest.partition("\n**")
+        tools = _toolrl_tools(section)
     b = TrajectoryBuilder()
     _toolrl_dialogue(b, string_field(record.get("input"), "input"), "input", ("user", "think", "tool_call",
                                                                               "obs", "response"))
@@ -166,7 +181,10 @@ def _toolrl(record: dict, default_tools: list[dict] | None) -> Trajectory:
     if not output.strip():
         raise SchemaError("the output is empty", "output")
     _toolrl_dialogue(b, output, "output", ("think", "tool_call", "response"))
-    return b.finish(system, tools or tools_field(default_tools, "tools"))
+    # The instruction's sections after the tool list (steps, output format, notes) are prompt
+    # text with no canonical place: kept as written.
+    meta = Meta(extra={"instruction_after_tools": "**" + after}) if after.strip() else None
+    return b.finish(system, tools or tools_field(default_tools, "tools"), meta)
 
 
 def _toolrl_tools(section: str) -> list[dict]:
@@ -174,7 +192,7 @@ def _toolrl_tools(section: str) -> list[dict]:
     for i, (name, desc, params) in enumerate(_TOOL_ENTRY.findall(section)):
         where, what = "instruction", f"tool {i + 1} ({name.strip()!r})"
         try:
-            props = json.loads(params)
+            props = STRICT_JSON.decode(params)
         except (json.JSONDecodeError, RecursionError):
             raise SchemaError(f"{what}: the Parameters line is not valid JSON", where) from None
         if not isinstance(props, dict):
@@ -345,3 +363,12 @@ def add_tool_responses(b: TrajectoryBuilder, body: str, calls: int, where: str) 
         if isinstance(value, dict) and isinstance(value.get("name"), str):
             name = value["name"]
         b.result(inner, None, name, not looks_like_failure(inner), where)
+
+
+register(Format(
+    "toolrl", title="ToolRL rows", aliases=("hermes",),
+    detect=lambda r: "output" in r and ("instruction" in r or "input" in r) or "example" in r,
+    read=plain_reader(to_trajectory),
+    rule="'output' with 'instruction' or 'input' (or a Hermes 'example')", markup=MARKUP,
+    example={"instruction": "...tools in <tool> tags...", "input": "<user>Weather in Paris?</user>",
+             "output": "<think>One call.</think>\n<tool_call>\n{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}\n</tool_call>"}))
