@@ -40,6 +40,9 @@ class Format:
     aliases: tuple[str, ...] = ()
     # Whether records are matched to an answers file (BFCL's possible answers) by their id.
     takes_answers: bool = False
+    # ``pairs(record, categories) -> [annotate.pairs.Pair]`` for a format that holds preference
+    # data (``pairs import`` reads it); raises ``annotate.pairs.PairError`` naming the field.
+    pairs: Callable[..., list] | None = None
 
 
 FORMATS: dict[str, Format] = {}
@@ -65,7 +68,11 @@ def detect(record: Any) -> str | None:
 
 
 def _load() -> None:
-    # Registration order is detection order: the most specific rules first.
+    # Registration order is detection order: the most specific rules first. ToolBench ('answer_generation')
+    # and When2Call ('correct_answer' + 'answers', 'chosen_response', '<TOOLCALL>' in 'messages') are
+    # more specific than the builtin rules that would otherwise claim them (BFCL's 'question',
+    # OpenAI 'messages').
+    from annotate.formats import toolbench, when2call  # noqa: F401
     from annotate.formats import builtin  # noqa: F401
 
 
