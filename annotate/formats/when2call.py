@@ -14,8 +14,8 @@ Three record shapes, each registered as a format:
   (all four answers included). ``held_out_param`` is also ``meta.extra.missing_args``, what a
   clarifying question must ask for when the trajectory is evaluated. As pairs (``pairs import``):
   the correct answer against each of the three wrong ones.
-- ``when2call_sft`` — SFT rows: ``tools`` and ``messages`` whose assistant ``content`` writes calls
-  as ``<TOOLCALL>[{"name": ..., "arguments": {...}}]</TOOLCALL>``.
+- ``when2call_sft`` — SFT rows: ``tools`` and ``messages`` whose last (assistant) ``content`` writes
+  calls as ``<TOOLCALL>[{"name": ..., "arguments": {...}}]</TOOLCALL>``.
 - ``when2call_pref`` — preference rows: ``tools``, ``messages`` (the prompt), ``chosen_response`` and
   ``rejected_response`` (assistant messages). As a trajectory: the prompt and the chosen response
   (the rejected one kept in ``meta.extra``); as a pair (``pairs import``): chosen against rejected.
@@ -67,12 +67,15 @@ def is_pref(r: dict) -> bool:
 
 
 def is_sft(r: dict) -> bool:
-    """OpenAI-style ``messages`` where an assistant writes ``<TOOLCALL>`` (other SFT rows read as plain messages)."""
+    """``tools`` and ``messages`` whose last message, the assistant's response, writes ``<TOOLCALL>``
+    (When2Call's SFT rows are one question and its response; those that answer in words read as
+    plain OpenAI messages). Only the last message is looked at: this runs for every messages record."""
     msgs = r.get("messages")
-    if type(msgs) is not list or "tools" not in r:
+    if type(msgs) is not list or not msgs or "tools" not in r:
         return False
-    return any(type(m) is dict and m.get("role") == "assistant" and isinstance(m.get("content"), str)
-               and "<TOOLCALL>" in m["content"] for m in msgs)
+    m = msgs[-1]
+    return type(m) is dict and type(m.get("content")) is str and "<TOOLCALL>" in m["content"] \
+        and m.get("role") == "assistant"
 
 
 # Shared pieces ------------------------------------------------------------------------------------
@@ -428,7 +431,7 @@ register(Format(
 register(Format(
     "when2call_sft", title="When2Call SFT rows (<TOOLCALL> in messages)",
     detect=is_sft, read=read_sft,
-    rule="'tools' and 'messages' where an assistant content holds <TOOLCALL>",
+    rule="'tools' and 'messages' whose last (assistant) content holds <TOOLCALL>",
     example={"tools": [{"name": "get_weather", "parameters": {"type": "dict", "properties": {"city": {"type": "str"}}}}],
              "messages": [{"role": "user", "content": "Weather in Oslo?"},
                           {"role": "assistant", "content": "<TOOLCALL>[{\"name\": \"get_weather\", "
