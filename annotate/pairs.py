@@ -848,18 +848,15 @@ def pairs_from_record(record: Any, categories: dict | None = None) -> tuple[str,
     """
     from annotate import formats
 
-    if isinstance(record, dict) and "candidates" in record:
+    name = formats.detect(record) if isinstance(record, dict) and "candidates" not in record else None
+    if name is None:  # the candidates shape, or nothing known: its reader names what is missing
         return "candidates", pairs_from_candidates(record, categories)
-    name = formats.detect(record)
-    fmt = formats.FORMATS.get(name) if name else None
-    if fmt is None or fmt.pairs is None:
-        what = f"a {fmt.title or fmt.name} record" if fmt is not None else "this record"
-        raise PairError(f"{what} holds no preference pairs: expected 'question' with 'candidates' and "
-                        "'correct', a When2Call test question or preference row, or a ToolBench answer tree"
-                        + (" (import it as trajectories instead)" if fmt is not None else ""),
-                        "candidates")
-    out = fmt.pairs(record, categories)
-    return fmt.name, out
+    fmt = formats.FORMATS[name]
+    if fmt.pairs is None:
+        raise PairError(f"a {fmt.title or fmt.name} record holds no preference pairs (import it as trajectories): "
+                        "expected 'question' with 'candidates' and 'correct', a When2Call test question or "
+                        "preference row, or a ToolBench answer tree", "candidates")
+    return fmt.name, fmt.pairs(record, categories)
 
 
 def parse_candidates(data: bytes, filename: str, categories: dict | None = None, *,

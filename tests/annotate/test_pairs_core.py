@@ -471,3 +471,9 @@ def test_a_side_that_ends_in_a_call_is_not_warned_about_the_missing_result():
     assert pairs.side_findings(p, "rejected") == []
     p.rejected.append(Step.from_dict(answer("done")))
     assert [f.code for _, f in pairs.side_findings(p, "rejected")] == ["call_without_result"]
+
+
+def test_a_trajectory_record_given_to_pairs_import_is_refused_with_a_hint():
+    r = pairs.parse_candidates(b'{"turns": [{"user": "hi"}]}\n', "t.jsonl")
+    [e] = r.errors
+    assert e["line"] == 1 and "import it as trajectories" in e["message"] and r.pairs == []
