@@ -184,6 +184,15 @@ def test_an_imported_test_question_is_an_eval_item_with_its_gold():
             assert item.reference["answer"] == MCQ["answers"][correct]
 
 
+def test_a_file_of_test_questions_is_an_eval_set_from_candidates():
+    from evaluation.jobs import items_from_candidates
+
+    [item] = items_from_candidates(MCQ_FILE.read_bytes(), MCQ_FILE.name)
+    assert item.id.startswith(MCQ["uuid"]) and item.case_types == ["tool_unavailable"]
+    assert item.messages[-1]["content"] == MCQ["question"] and item.tools == []
+    assert item.reference["answer"] == MCQ["answers"]["cannot_answer"]
+
+
 # SFT rows ---------------------------------------------------------------------------------------------
 
 def test_an_sft_row_without_a_tool_call_reads_as_plain_messages():
