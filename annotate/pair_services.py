@@ -167,7 +167,7 @@ def decide_suggestions(project, ids, action: str, *, user) -> Decision:
             s.save(update_fields=["status", "decided_by", "decided_at"])
             out.dismissed += 1
             continue
-        pair = s.to_core()
+        pair = core.label_rejected(s.to_core())
         errors = core.pair_errors(pair, categories)
         if errors:
             out.errors.append({"suggestion": s.pk, "field": errors[0].field, "message": errors[0].message})
