@@ -110,6 +110,8 @@ class PairImportInputSerializer(serializers.Serializer):
     file = serializers.FileField()
     skip_invalid = serializers.BooleanField(default=False, help_text="Import the pairs of the valid records and "
                                                                     "report the rest (default: all or nothing)")
+    override = serializers.CharField(required=False, allow_blank=True, default="",
+                                     help_text="Keep chosen sides that fail validation, recording this reason")
 
 
 class PairImportOutputSerializer(serializers.Serializer):
@@ -302,7 +304,8 @@ class PairImportAPI(APIView):
         inp.is_valid(raise_exception=True)
         upload = inp.validated_data["file"]
         out = services.import_candidates(project, upload.read(), upload.name, user=request.user,
-                                         skip_invalid=inp.validated_data["skip_invalid"])
+                                         skip_invalid=inp.validated_data["skip_invalid"],
+                                         override=inp.validated_data["override"])
         # All or nothing: 400 when nothing was imported; with skip_invalid the skipped records are listed in errors.
         code = status.HTTP_400_BAD_REQUEST if out.errors and not (out.created or out.duplicates) else status.HTTP_201_CREATED
         return Response(PairImportOutputSerializer(out).data, status=code)

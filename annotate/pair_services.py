@@ -200,13 +200,16 @@ class PairImport:
     formats: list[str] = field(default_factory=list)
 
 
-def import_candidates(project, data: bytes, filename: str, *, user, skip_invalid: bool = False) -> PairImport:
+def import_candidates(project, data: bytes, filename: str, *, user, skip_invalid: bool = False,
+                      override: str = "") -> PairImport:
     """Preference records (candidates, When2Call, ToolBench trees; see ``annotate.pairs.pairs_from_record``)
     → draft pairs, all-or-nothing unless ``skip_invalid``; known content is skipped.
 
-    Rejected sides are kept as written, their problems stored as labels on their steps.
+    Rejected sides are kept as written, their problems stored as labels on their steps; ``override``
+    (a lead's reason) keeps chosen sides that fail validation, recorded on each pair.
     """
-    result = core.parse_candidates(data, filename, categories_for(project), skip_invalid=skip_invalid)
+    result = core.parse_candidates(data, filename, categories_for(project), skip_invalid=skip_invalid,
+                                   override=override.strip())
     if result.errors and not skip_invalid:
         return PairImport(errors=result.errors, formats=list(result.formats))
     if not result.pairs:

@@ -337,7 +337,8 @@ def import_pairs(request: HttpRequest, slug: str) -> HttpResponse:
             messages.error(request, "Choose a file of candidate records to import.")
         else:
             report = services.import_candidates(project, upload.read(), upload.name, user=request.user,
-                                                skip_invalid=request.POST.get("skip_invalid") == "on")
+                                                skip_invalid=request.POST.get("skip_invalid") == "on",
+                                                override=request.POST.get("override", ""))
             if report.created or report.duplicates:
                 messages.success(request, f"Imported {report.created} pairs from {upload.name}"
                                           + (f"; {report.duplicates} were already here" if report.duplicates else "")

@@ -723,11 +723,12 @@ def _candidate_field(field_: str, sides: dict[str, int]) -> str:
     return field_
 
 
-def pairs_from_candidates(record: Any, categories: dict | None = None) -> list[Pair]:
+def pairs_from_candidates(record: Any, categories: dict | None = None, override: str = "") -> list[Pair]:
     """One question with several candidate answers, the correct one marked → correct vs each wrong one.
 
     Raises ``PairError`` naming the field for a malformed record (see the module docstring for the
-    shape). Every pair is checked with ``pair_errors``.
+    shape). Every pair is checked with ``pair_errors``; ``override`` (a lead's reason) keeps a
+    correct candidate that fails validation.
     """
     categories = CATEGORIES if categories is None else categories
     if not isinstance(record, dict):
@@ -770,7 +771,7 @@ def pairs_from_candidates(record: Any, categories: dict | None = None) -> list[P
         cat = fixed or _TYPE_CATEGORIES.get((types[ci], types[i])) or guess_category(context, steps[ci], wrong)
         pair = Pair(context=copy.deepcopy(context), chosen=copy.deepcopy(steps[ci]), rejected=copy.deepcopy(wrong),
                     category=cat, source="imported",
-                    external_id=f"{base_id}:{ids[ci] or ci}>{ids[i] or i}" if base_id else "")
+                    external_id=f"{base_id}:{ids[ci] or ci}>{ids[i] or i}" if base_id else "", override=override)
         label_rejected(pair)
         errors = pair_errors(pair, categories)
         if errors:
@@ -839,28 +840,29 @@ class CandidatesResult:
     formats: dict[str, None] = field(default_factory=dict)
 
 
-def pairs_from_record(record: Any, categories: dict | None = None) -> tuple[str, list[Pair]]:
+def pairs_from_record(record: Any, categories: dict | None = None, override: str = "") -> tuple[str, list[Pair]]:
     """``(format, pairs)`` for one record of any format that holds preference data.
 
     A record with ``candidates`` is read by :func:`pairs_from_candidates`; any other is detected as
     an import format (``annotate.formats``) whose ``pairs`` reader gives its pairs (When2Call's
-    test questions and preference rows, ToolBench answer trees). Raises ``PairError``.
+    test questions and preference rows, ToolBench answer trees). Raises ``PairError``. ``override``
+    (a lead's reason) keeps chosen sides that fail validation.
     """
     from annotate import formats
 
     name = formats.detect(record) if isinstance(record, dict) and "candidates" not in record else None
     if name is None:  # the candidates shape, or nothing known: its reader names what is missing
-        return "candidates", pairs_from_candidates(record, categories)
+        return "candidates", pairs_from_candidates(record, categories, override)
     fmt = formats.FORMATS[name]
     if fmt.pairs is None:
         raise PairError(f"a {fmt.title or fmt.name} record holds no preference pairs (import it as trajectories): "
                         "expected 'question' with 'candidates' and 'correct', a When2Call test question or "
                         "preference row, or a ToolBench answer tree", "candidates")
-    return fmt.name, fmt.pairs(record, categories)
+    return fmt.name, fmt.pairs(record, categories, override)
 
 
 def parse_candidates(data: bytes, filename: str, categories: dict | None = None, *,
-                     skip_invalid: bool = False) -> CandidatesResult:
+                     skip_invalid: bool = False, override: str = "") -> CandidatesResult:
     """Read a JSON Lines file, a JSON array or one JSON object of preference records into pairs;
     never raises on user data (see :func:`pairs_from_record` for the record shapes).
 
@@ -910,7 +912,7 @@ def parse_candidates(data: bytes, filename: str, categories: dict | None = None,
     out.records = len(records) + len(out.errors)
     for line, rec in records:
         try:
-            name, got = pairs_from_record(rec, categories)
+            name, got = pairs_from_record(rec, categories, override)
         except PairError as e:
             problem(line, e.field, e.message)
             continue

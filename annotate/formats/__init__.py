@@ -40,8 +40,9 @@ class Format:
     aliases: tuple[str, ...] = ()
     # Whether records are matched to an answers file (BFCL's possible answers) by their id.
     takes_answers: bool = False
-    # ``pairs(record, categories) -> [annotate.pairs.Pair]`` for a format that holds preference
-    # data (``pairs import`` reads it); raises ``annotate.pairs.PairError`` naming the field.
+    # ``pairs(record, categories, override="") -> [annotate.pairs.Pair]`` for a format that holds
+    # preference data (``pairs import`` reads it; ``override`` is a lead's reason to keep chosen sides
+    # that fail validation); raises ``annotate.pairs.PairError`` naming the field.
     pairs: Callable[..., list] | None = None
 
 

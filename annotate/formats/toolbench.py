@@ -248,7 +248,7 @@ def _final_path(paths: list, ag: dict) -> list | None:
     return found[0][0] if found else None
 
 
-def tree_pairs(record: dict, categories: dict | None = None) -> list:
+def tree_pairs(record: dict, categories: dict | None = None, override: str = "") -> list:
     """One pair per abandoned branch of the record's search tree (see the module docstring)."""
     from annotate.pairs import Pair, PairError, guess_category, label_rejected, pair_errors, same_content
 
@@ -285,7 +285,7 @@ def tree_pairs(record: dict, categories: dict | None = None) -> list:
                              meta=Meta(source="toolbench", external_id=ext))
         pair = Pair(context=context, chosen=chosen, rejected=rejected, source="imported",
                     category=guess_category(context, chosen, rejected),
-                    external_id=f"{ext}:branch{j}" if ext else "")
+                    external_id=f"{ext}:branch{j}" if ext else "", override=override)
         label_rejected(pair)
         errors = pair_errors(pair, categories)
         if errors:

@@ -306,7 +306,7 @@ def mcq_candidates(record: dict) -> dict:
             "candidates": cands, "correct": correct}
 
 
-def mcq_pairs(record: dict, categories: dict | None = None) -> list:
+def mcq_pairs(record: dict, categories: dict | None = None, override: str = "") -> list:
     """The correct answer against each wrong one (three pairs for a full question)."""
     from annotate.pairs import PairError, pairs_from_candidates
 
@@ -316,7 +316,7 @@ def mcq_pairs(record: dict, categories: dict | None = None) -> list:
         raise PairError(e.message, e.field) from None
     kinds = [c["id"] for c in cands["candidates"]]
     try:
-        return pairs_from_candidates(cands, categories)
+        return pairs_from_candidates(cands, categories, override)
     except PairError as e:
         m = re.match(r"candidates\[(\d+)\](?:\.steps)?(.*)", e.field)
         field_ = f"answers.{kinds[int(m.group(1))]}{m.group(2)}" if m else e.field
@@ -367,7 +367,7 @@ def read_pref(record: dict, *, source: str = "", tools: list[dict] | None = None
     return traj
 
 
-def pref_pairs(record: dict, categories: dict | None = None) -> list:
+def pref_pairs(record: dict, categories: dict | None = None, override: str = "") -> list:
     """One pair: the prompt, the chosen response against the rejected one."""
     from annotate.pairs import Pair, PairError, guess_category, label_rejected, pair_errors
 
@@ -390,7 +390,8 @@ def pref_pairs(record: dict, categories: dict | None = None) -> list:
     except SchemaError as e:
         raise PairError(e.message, e.field) from None
     pair = Pair(context=context, chosen=chosen, rejected=rejected, source="imported",
-                category=guess_category(context, chosen, rejected), external_id=str(ext) if ext is not None else "")
+                category=guess_category(context, chosen, rejected), external_id=str(ext) if ext is not None else "",
+                override=override)
     label_rejected(pair)
     errors = pair_errors(pair, categories)
     if errors:

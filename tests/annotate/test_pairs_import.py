@@ -87,3 +87,14 @@ def test_the_import_page_takes_skip_invalid_too(client, tmp_path, lead, project)
     assert r.status_code == 400 and "correct_answer" in r.content.decode() and Pair.objects.count() == 0
     r = client.post("/p/weather/pairs/import/", {"file": SimpleUploadedFile("mixed.jsonl", data), "skip_invalid": "on"})
     assert r.status_code == 302 and Pair.objects.count() == 4
+
+
+def test_an_invalid_chosen_side_is_refused_unless_a_lead_records_why(tmp_path):
+    rec = dict(MCQ, correct_answer="tool_call")  # the call to a tool the question does not offer is now "correct"
+    path = tmp_path / "q.jsonl"
+    path.write_text(json.dumps(rec) + "\n")
+    with pytest.raises(CommandError):
+        run("--project", "w2c", str(path))
+    out = run("--project", "w2c", "--override", "gold from the benchmark, tools list trimmed", str(path))
+    assert "Imported 3 pairs" in out
+    assert set(Pair.objects.values_list("override", flat=True)) == {"gold from the benchmark, tools list trimmed"}

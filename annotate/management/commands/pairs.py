@@ -87,6 +87,8 @@ class Command(BaseCommand):
         i.add_argument("--project", required=True, help="Project slug (created when missing)")
         i.add_argument("--skip-invalid", action="store_true",
                        help="Import the pairs of the valid records and report the rest (default: all or nothing)")
+        i.add_argument("--override", default="", metavar="REASON",
+                       help="keep chosen sides that fail validation, recording why on each pair")
         i.add_argument("file", type=Path)
 
         e = sub.add_parser("export", help="create a DPO snapshot of the approved pairs")
@@ -179,7 +181,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{s.pk:>6}  {s.category:<18} trajectory {s.trajectory_id} turn {s.cut_turn} "
                               f"step {s.cut_step}  {' '.join(s.user_message.split())[:60]}")
 
-    def _import(self, project, file, skip_invalid=False, **_):
+    def _import(self, project, file, skip_invalid=False, override="", **_):
         try:
             data = file.read_bytes()
         except OSError as e:
@@ -187,7 +189,8 @@ class Command(BaseCommand):
         proj, created = get_or_create_project(project)
         if created:
             self.stdout.write(f"Created project '{proj.slug}' with the default error-label taxonomy.")
-        out = services.import_candidates(proj, data, file.name, user=None, skip_invalid=skip_invalid)
+        out = services.import_candidates(proj, data, file.name, user=None, skip_invalid=skip_invalid,
+                                         override=override)
         for e in out.errors[:200]:
             where = f"{e['file']}:{e['line']}" if e.get("line") else e["file"]
             self.stderr.write(f"{where}: {e['field']}: {e['message']}" if e["field"] else f"{where}: {e['message']}")
