@@ -117,13 +117,11 @@ def read(record: dict, *, source: str = "", tools: list[dict] | None = None, ans
         elif role == "user":
             b.user(text_of(m.get("content"), f"{at}.content"), extra or None)
         elif role == "assistant":
-            content = m.get("content")
             call = m.get("function_call")
-            if content is not None and text_of(content, f"{at}.content"):
-                b.think(content, extra=extra or None)
-                extra = {}
-            elif content is not None and call is None:
-                b.think("", extra=extra or None)  # an empty message, kept as written
+            content = m.get("content")
+            text = None if content is None else text_of(content, f"{at}.content")
+            if text or (text is not None and call is None):
+                b.think(text, extra=extra or None)  # (an empty message without a call is kept as written)
                 extra = {}
             if call is not None:
                 call = require_dict(call, f"{at}.function_call")

@@ -191,7 +191,10 @@ def _feed(b: TrajectoryBuilder, pieces: list[tuple], where: str, extra: dict | N
         elif p[0] == "answer":
             b.answer(p[1], extra=ex)
         else:
-            b.call(p[1], p[2], None, where, extra={**(ex or {}), **p[3]} or None)
+            both = {**(ex or {}), **p[3]}
+            if ex and len(both) < len(ex) + len(p[3]):  # the message and its call share a key: keep both
+                both = {**p[3], "message": ex}
+            b.call(p[1], p[2], None, where, extra=both or None)
 
 
 MESSAGE_KEYS = ("role", "content")
