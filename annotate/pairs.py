@@ -916,6 +916,12 @@ def parse_candidates(data: bytes, filename: str, categories: dict | None = None,
         except PairError as e:
             problem(line, e.field, e.message)
             continue
+        except RecursionError:
+            problem(line, "", "nested too deeply to read")
+            continue
+        except Exception as e:  # a reader bug must not lose the report for the other records
+            problem(line, "", f"could not read this record ({type(e).__name__}: {e}); please report it")
+            continue
         out.formats[name] = None
         out.pairs.extend((line, p) for p in got)
     if out.errors and not skip_invalid:

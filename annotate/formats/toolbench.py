@@ -103,7 +103,7 @@ def read(record: dict, *, source: str = "", tools: list[dict] | None = None, ans
         at = f"{where}[{i}]"
         m = require_dict(m, at)
         role = m.get("role")
-        if role not in MESSAGE_KEYS:
+        if type(role) is not str or role not in MESSAGE_KEYS:
             raise SchemaError(f"unknown role {role!r}; expected system, user, assistant or function", f"{at}.role")
         extra = {k: v for k, v in m.items() if k not in MESSAGE_KEYS[role]}
         if role in ("system", "user") and (b.turns or (role == "system" and system)):
@@ -151,11 +151,12 @@ def read(record: dict, *, source: str = "", tools: list[dict] | None = None, ans
         del rest_ag["final_answer"]  # the answer step holds it
     if last:
         rest_ag["train_messages"] = _prefix_lengths(lists[:last], chain, "answer_generation.train_messages")
-    extra = {k: v for k, v in record.items() if k not in ("answer_generation", "meta", "id", "query_id")}
+    id_key = next((k for k in ("id", "query_id") if record.get(k) not in (None, "")), None)
+    ext = record[id_key] if id_key else None
+    # The external id's key needs no other place when it is a string (any other value is kept as it is).
+    mapped = ("answer_generation", "meta", id_key if type(ext) is str else None)
+    extra = {k: v for k, v in record.items() if k not in mapped}
     extra["answer_generation"] = rest_ag
-    ext = record.get("id", record.get("query_id"))
-    if "id" in record and "query_id" in record:
-        extra["query_id"] = record["query_id"]
     given = meta_field(record.get("meta"), "meta")
     traj = b.finish(system=system, tools=traj_tools)
     traj.meta = make_meta(given, "meta", source=source, external_id=ext, extra=extra)

@@ -100,6 +100,12 @@ def _external_id(record: dict) -> Any:
     return next((record[k] for k in ID_KEYS if record.get(k) not in (None, "")), None)
 
 
+def _id_key(record: dict) -> str | None:
+    """The key whose value became the external id and needs no other place: a string id (any other
+    value is also kept as it is in ``meta.extra``)."""
+    return next((k for k in ID_KEYS if record.get(k) not in (None, "") and type(record[k]) is str), None)
+
+
 def _calls(value: Any, where: str) -> list[tuple[str, Any, dict]]:
     """``[(name, arguments, extra)]`` from a call list / call object / their JSON text."""
     if isinstance(value, str):
@@ -237,7 +243,7 @@ def read_messages(b: TrajectoryBuilder, messages: Any, where: str) -> str:
 def _rest(record: dict, mapped: tuple[str, ...]) -> dict:
     """The record's values the reader did not map (nor took as the external id): kept verbatim in
     ``meta.extra``."""
-    id_key = next((k for k in ID_KEYS if record.get(k) not in (None, "")), None)
+    id_key = _id_key(record) if _external_id(record) == record.get(_id_key(record) or "") else None
     return {k: v for k, v in record.items() if k not in mapped and k != "meta" and k != id_key}
 
 
