@@ -260,3 +260,10 @@ def test_a_malformed_chosen_response_is_refused_naming_it():
     with pytest.raises(PairError) as e:
         when2call.pref_pairs(row)
     assert e.value.field.startswith("chosen_response.content")
+
+
+@pytest.mark.parametrize("name", ["toolbench", "when2call", "when2call_pref", "when2call_sft"])
+def test_each_new_formats_documented_example_is_detected_and_read(name):
+    fmt = formats.FORMATS[name]
+    assert formats.detect(fmt.example) == name and fmt.rule
+    assert fmt.read(fmt.example, source="doc").turns[0].steps

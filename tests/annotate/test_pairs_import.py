@@ -98,3 +98,21 @@ def test_an_invalid_chosen_side_is_refused_unless_a_lead_records_why(tmp_path):
     out = run("--project", "w2c", "--override", "gold from the benchmark, tools list trimmed", str(path))
     assert "Imported 3 pairs" in out
     assert set(Pair.objects.values_list("override", flat=True)) == {"gold from the benchmark, tools list trimmed"}
+
+
+def test_the_new_formats_import_as_trajectories_through_the_cli(tmp_path):
+    from io import StringIO
+
+    from tests.annotate.test_format_toolbench import FILE
+
+    out = StringIO()
+    for path in (MCQ_FILE, FILE):
+        call_command("import_trajectories", str(path), "--project", "bench", stdout=out, stderr=out)
+    rows = {t.source.split(":")[0]: t for t in Project.objects.get(slug="bench").trajectories.all()}
+    assert set(rows) == {"when2call", "toolbench"}, out.getvalue()
+    q = rows["when2call"]
+    assert (q.external_id, q.reference, q.case_types) == (
+        MCQ["uuid"], {"correct_answer": "cannot_answer", "target_tool": None}, ["tool_unavailable"])
+    assert q.extra["answers"] == MCQ["answers"]
+    tb = rows["toolbench"].to_canonical()
+    assert [s.kind for s in tb.turns[0].steps][-1] == "answer" and "tree" in tb.meta.extra
