@@ -376,9 +376,28 @@ def read_pref(record: dict, *, source: str = "", tools: list[dict] | None = None
     return traj
 
 
+def _pref_category(context: Trajectory, chosen: list[Step], rejected: list[Step]) -> str:
+    """When2Call's four behaviours as pair categories: a call chosen over words is tool_needed; words
+    chosen over a call are a clarifying question (missing_argument), a refusal of a call to a tool
+    that is not offered (irrelevant_tools) or a direct answer (tool_not_needed)."""
+    from annotate.pairs import guess_category
+
+    calls_c = [s for s in chosen if s.kind == "tool_call"]
+    calls_r = [s for s in rejected if s.kind == "tool_call"]
+    if calls_c and not calls_r:
+        return "tool_needed"
+    if calls_r and not calls_c:
+        answer = next((s.text for s in reversed(chosen) if s.kind == "answer"), "")
+        if answer.rstrip().endswith("?"):
+            return "missing_argument"
+        offered = context.tool_names()
+        return "irrelevant_tools" if any(s.name not in offered for s in calls_r) else "tool_not_needed"
+    return guess_category(context, chosen, rejected)
+
+
 def pref_pairs(record: dict, categories: dict | None = None, override: str = "") -> list:
     """One pair: the prompt, the chosen response against the rejected one."""
-    from annotate.pairs import Pair, PairError, guess_category, label_rejected, pair_errors
+    from annotate.pairs import Pair, PairError, label_rejected, pair_errors
 
     try:
         record = require_dict(record, "record")
@@ -399,7 +418,7 @@ def pref_pairs(record: dict, categories: dict | None = None, override: str = "")
     except SchemaError as e:
         raise PairError(e.message, e.field) from None
     pair = Pair(context=context, chosen=chosen, rejected=rejected, source="imported",
-                category=guess_category(context, chosen, rejected), external_id=str(ext) if ext is not None else "",
+                category=_pref_category(context, chosen, rejected), external_id=str(ext) if ext is not None else "",
                 override=override)
     label_rejected(pair)
     errors = pair_errors(pair, categories)

@@ -250,8 +250,9 @@ def test_a_preference_row_is_one_pair_with_the_rejected_call_parsed():
 def test_a_rejected_response_calling_a_missing_tool_is_kept_with_a_label():
     row = copy.deepcopy(PREF)
     row["tools"] = []
+    row["chosen_response"]["content"] = "Sorry, I can't look up company details."
     [p] = when2call.pref_pairs(row)
-    assert p.rejected[0].labels == ["hallucinated_tool"]
+    assert p.rejected[0].labels == ["hallucinated_tool"] and p.category == "irrelevant_tools"
 
 
 def test_a_malformed_chosen_response_is_refused_naming_it():
