@@ -93,7 +93,8 @@ CATEGORIES: dict[str, Category] = {c.key: c for c in [
 SOURCES = ("manual", "correction", "imported", "evaluation")
 STATUSES = ("draft", "approved", "rejected")
 
-# The only category whose rejected side may fail schema validation: that is its point.
+# The category of a pair whose rejected side is malformed or fails the schema (any rejected side may;
+# here it is the point of the pair).
 FORMAT = "format"
 
 
