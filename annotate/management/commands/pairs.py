@@ -5,7 +5,8 @@
     pairs list --project SLUG [--status S] [--category C] [--source S] [--json]
     pairs review --status approved|rejected|draft ID [ID ...] [--note TEXT]
     pairs suggestions --project SLUG [--accept all|ID,...] [--dismiss ID,...]
-    pairs import --project SLUG [--skip-invalid] FILE  (candidates, When2Call, ToolBench answer trees)
+    pairs import --project SLUG [--skip-invalid] [--override REASON] FILE
+                 (candidates, When2Call questions / preference rows, ToolBench answer trees)
     pairs export --project SLUG [--template T] [--tokenizer PATH] [--max-length N]
                  [--category C ...] [--out DIR] [--wait]
 
