@@ -328,8 +328,21 @@ def mcq_pairs(record: dict, categories: dict | None = None, override: str = "") 
         return pairs_from_candidates(cands, categories, override)
     except PairError as e:
         m = re.match(r"candidates\[(\d+)\](?:\.steps)?(.*)", e.field)
-        field_ = f"answers.{kinds[int(m.group(1))]}{m.group(2)}" if m else e.field
-        raise PairError(e.message, field_) from None
+        if m is None:
+            raise
+        kind, rest = kinds[int(m.group(1))], m.group(2)
+        if kind == "tool_call" and rest.startswith("[0]") and not _is_call_list(record["answers"][kind]):
+            rest = rest[3:]  # one call written as an object, not a list
+        raise PairError(e.message, f"answers.{kind}{rest}") from None
+
+
+def _is_call_list(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return False
+    return isinstance(value, list)
 
 
 # SFT rows -------------------------------------------------------------------------------------------

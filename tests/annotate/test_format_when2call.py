@@ -268,3 +268,12 @@ def test_each_new_formats_documented_example_is_detected_and_read(name):
     fmt = formats.FORMATS[name]
     assert formats.detect(fmt.example) == name and fmt.rule
     assert fmt.read(fmt.example, source="doc").turns[0].steps
+
+
+def test_a_correct_call_that_breaks_its_schema_is_refused_for_pairs_naming_the_answer():
+    # The README question with its call marked correct and its original tools offered (derived):
+    # BFCL's schema says integers from the enum ["1", "2", "3"], the call gives 2.
+    with pytest.raises(PairError) as e:
+        when2call.mcq_pairs(_as("tool_call", tools=MCQ["orig_tools"]))
+    assert e.value.field == "answers.tool_call.arguments.province_id" and "chosen side must be valid" in e.value.message
+    assert len(when2call.mcq_pairs(_as("tool_call", tools=MCQ["orig_tools"]), override="BFCL's enum is loose")) == 3
