@@ -59,7 +59,7 @@ def _failed(observation: str) -> bool:
     return isinstance(value, dict) and bool(value.get("error"))
 
 
-def _finish_args(arguments: Any, where: str) -> dict | None:
+def _finish_args(arguments: Any) -> dict | None:
     """The parsed ``Finish`` arguments when they give an answer, else None."""
     if isinstance(arguments, str):
         try:
@@ -72,15 +72,9 @@ def _finish_args(arguments: Any, where: str) -> dict | None:
     return None
 
 
-def _prefix_lengths(lists: list, chain: list, where: str) -> list:
+def _prefix_lengths(lists: list, chain: list) -> list:
     """Each earlier train_messages list as its length when it is a prefix of ``chain`` (else as it is)."""
-    out = []
-    for i, msgs in enumerate(lists):
-        if isinstance(msgs, list) and msgs == chain[:len(msgs)]:
-            out.append(len(msgs))
-        else:
-            out.append(msgs)
-    return out
+    return [len(m) if isinstance(m, list) and m == chain[:len(m)] else m for m in lists]
 
 
 def read(record: dict, *, source: str = "", tools: list[dict] | None = None, answer=None) -> Trajectory:
@@ -126,8 +120,7 @@ def read(record: dict, *, source: str = "", tools: list[dict] | None = None, ans
             if call is not None:
                 call = require_dict(call, f"{at}.function_call")
                 extra.update({f"function_call.{k}": v for k, v in call.items() if k not in ("name", "arguments")})
-                finished = _finish_args(call.get("arguments"), f"{at}.function_call.arguments") \
-                    if call.get("name") == FINISH else None
+                finished = _finish_args(call.get("arguments")) if call.get("name") == FINISH else None
                 if finished is not None:
                     rest = {k: v for k, v in finished.items() if k != "final_answer"}
                     b.answer(finished["final_answer"], extra={"finish": rest, **extra})
@@ -150,7 +143,7 @@ def read(record: dict, *, source: str = "", tools: list[dict] | None = None, ans
     if finish_text is not None and rest_ag.get("final_answer") == finish_text:
         del rest_ag["final_answer"]  # the answer step holds it
     if last:
-        rest_ag["train_messages"] = _prefix_lengths(lists[:last], chain, "answer_generation.train_messages")
+        rest_ag["train_messages"] = _prefix_lengths(lists[:last], chain)
     id_key = next((k for k in ("id", "query_id") if record.get(k) not in (None, "")), None)
     ext = record[id_key] if id_key else None
     # The external id's key needs no other place when it is a string (any other value is kept as it is).
@@ -208,7 +201,7 @@ def _path_steps(path: list[tuple[dict, str]]) -> tuple[list[Step], list[int], li
             observation = node.get("observation")
             observation = observation if isinstance(observation, str) else (
                 "" if observation is None else json.dumps(observation, ensure_ascii=False))
-            finished = _finish_args(desc, at) if action == FINISH else None
+            finished = _finish_args(desc) if action == FINISH else None
             if finished is not None:
                 made.append(Step("answer", finished["final_answer"]))
             else:
@@ -238,7 +231,7 @@ def _final_path(paths: list, ag: dict) -> list | None:
             node, _ = path[k]
             parent, _ = path[k - 1]
             if node.get("node_type") == "Action Input" and parent.get("description") == FINISH \
-                    and not node.get("pruned") and _finish_args(node.get("description"), "") is not None:
+                    and not node.get("pruned") and _finish_args(node.get("description")) is not None:
                 found.append((path[: k + 1], node.get("description") == ag.get("final_answer")))
                 break
     for path, matches in found:
