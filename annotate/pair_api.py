@@ -31,7 +31,7 @@ class PairSerializer(serializers.ModelSerializer):
     class Meta:
         model = Pair
         fields = ["id", "project", "trajectory", "revision", "cut", "category", "source", "status", "author",
-                  "reviewer", "reviewed_at", "note", "external_id", "context", "chosen", "rejected",
+                  "reviewer", "reviewed_at", "note", "override", "external_id", "context", "chosen", "rejected",
                   "created_at", "updated_at"]
 
     def get_cut(self, row) -> dict:
@@ -60,6 +60,8 @@ class PairCreateSerializer(serializers.Serializer):
     source = serializers.ChoiceField(choices=list(core.SOURCES), default="manual",
                                      help_text="e.g. 'evaluation' for a pair built from an evaluation failure")
     note = serializers.CharField(required=False, allow_blank=True, default="")
+    override = serializers.CharField(required=False, allow_blank=True,
+                                     help_text="Why the chosen side is kept although it fails validation (leads)")
 
 
 class PairUpdateSerializer(serializers.Serializer):
@@ -67,6 +69,8 @@ class PairUpdateSerializer(serializers.Serializer):
     rejected = serializers.JSONField(required=False)
     category = serializers.CharField(required=False)
     note = serializers.CharField(required=False, allow_blank=True)
+    override = serializers.CharField(required=False, allow_blank=True,
+                                     help_text="Why the chosen side is kept although it fails validation (leads)")
 
 
 class PairReviewSerializer(serializers.Serializer):
@@ -104,11 +108,17 @@ class SuggestionDecisionOutputSerializer(serializers.Serializer):
 
 class PairImportInputSerializer(serializers.Serializer):
     file = serializers.FileField()
+    skip_invalid = serializers.BooleanField(default=False, help_text="Import the pairs of the valid records and "
+                                                                    "report the rest (default: all or nothing)")
+    override = serializers.CharField(required=False, allow_blank=True, default="",
+                                     help_text="Keep chosen sides that fail validation, recording this reason")
 
 
 class PairImportOutputSerializer(serializers.Serializer):
     created = serializers.IntegerField()
     duplicates = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    formats = serializers.ListField(child=serializers.CharField())
     errors = serializers.ListField(child=serializers.DictField())
 
 
@@ -198,6 +208,7 @@ def _new_pair(project, d: dict):
     else:
         raise core.PairError("give a trajectory with turn and step, or a context document", "trajectory")
     pair.category, pair.source, pair.note = d["category"], d["source"], d.get("note", "")
+    pair.override = d.get("override", "").strip()
     if "chosen" in d:
         pair.chosen = _steps(d["chosen"], "chosen")
     if "rejected" in d:
@@ -236,6 +247,7 @@ class PairDetailAPI(APIView):
                 pair.rejected = _steps(d["rejected"], "rejected")
             pair.category = d.get("category", pair.category)
             pair.note = d.get("note", pair.note)
+            pair.override = d.get("override", pair.override).strip()
             services.save_pair(row.project, pair, user=request.user, row=row)
         except core.PairError as e:
             return _bad(core.pair_errors(pair, categories_for(row.project)) or [e])
@@ -291,8 +303,11 @@ class PairImportAPI(APIView):
         inp = PairImportInputSerializer(data=request.data)
         inp.is_valid(raise_exception=True)
         upload = inp.validated_data["file"]
-        out = services.import_candidates(project, upload.read(), upload.name, user=request.user)
-        code = status.HTTP_400_BAD_REQUEST if out.errors else status.HTTP_201_CREATED
+        out = services.import_candidates(project, upload.read(), upload.name, user=request.user,
+                                         skip_invalid=inp.validated_data["skip_invalid"],
+                                         override=inp.validated_data["override"])
+        # All or nothing: 400 when nothing was imported; with skip_invalid the skipped records are listed in errors.
+        code = status.HTTP_400_BAD_REQUEST if out.errors and not (out.created or out.duplicates) else status.HTTP_201_CREATED
         return Response(PairImportOutputSerializer(out).data, status=code)
 
 

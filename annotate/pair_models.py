@@ -82,6 +82,8 @@ class Pair(models.Model):
     reviewed_at = models.DateTimeField(null=True, blank=True)
     note = models.TextField(blank=True)
     external_id = models.CharField(max_length=300, blank=True)
+    # Why a lead keeps a chosen side that fails validation (empty: the chosen side must validate).
+    override = models.TextField(blank=True)
     # sha256 of context + both sides' content: an import or an accepted suggestion never duplicates a pair.
     content_key = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now)
@@ -110,7 +112,7 @@ class Pair(models.Model):
         return core.Pair.from_document({"context": self.context, "chosen": self.chosen, "rejected": self.rejected,
                                         "meta": {"category": self.category, "source": self.source,
                                                  "status": self.status, "note": self.note,
-                                                 "external_id": self.external_id}})
+                                                 "external_id": self.external_id, "override": self.override}})
 
     def set_core(self, pair: core.Pair) -> None:
         """Copy a pure pair's content into this row (not saved)."""
@@ -121,6 +123,7 @@ class Pair(models.Model):
         self.category = pair.category
         self.source = pair.source
         self.note = pair.note
+        self.override = pair.override
         self.external_id = pair.external_id[:300]
         self.content_key = pair.content_key()
 

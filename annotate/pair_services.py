@@ -55,6 +55,7 @@ def save_pair(project, pair: core.Pair, *, user, row: Pair | None = None, trajec
 
     Editing an approved or rejected pair sends it back to draft: it needs a fresh review.
     """
+    core.label_rejected(pair)
     core.check_pair(pair, categories_for(project))
     now = timezone.now()
     if row is None:
@@ -166,7 +167,7 @@ def decide_suggestions(project, ids, action: str, *, user) -> Decision:
             s.save(update_fields=["status", "decided_by", "decided_at"])
             out.dismissed += 1
             continue
-        pair = s.to_core()
+        pair = core.label_rejected(s.to_core())
         errors = core.pair_errors(pair, categories)
         if errors:
             out.errors.append({"suggestion": s.pk, "field": errors[0].field, "message": errors[0].message})
@@ -194,17 +195,30 @@ class PairImport:
     created: int = 0
     duplicates: int = 0
     errors: list[dict] = field(default_factory=list)
+    # Records left out under skip_invalid (each is listed in ``errors``).
+    skipped: int = 0
+    formats: list[str] = field(default_factory=list)
 
 
-def import_candidates(project, data: bytes, filename: str, *, user) -> PairImport:
-    """Candidate records (see ``annotate.pairs``) → draft pairs, all-or-nothing; known content is skipped."""
-    result = core.parse_candidates(data, filename, categories_for(project))
-    if result.errors:
-        return PairImport(errors=result.errors)
+def import_candidates(project, data: bytes, filename: str, *, user, skip_invalid: bool = False,
+                      override: str = "") -> PairImport:
+    """Preference records (candidates, When2Call, ToolBench trees; see ``annotate.pairs.pairs_from_record``)
+    → draft pairs, all-or-nothing unless ``skip_invalid``; known content is skipped.
+
+    Rejected sides are kept as written, their problems stored as labels on their steps; ``override``
+    (a lead's reason) keeps chosen sides that fail validation, recorded on each pair.
+    """
+    result = core.parse_candidates(data, filename, categories_for(project), skip_invalid=skip_invalid,
+                                   override=override.strip())
+    if result.errors and not skip_invalid:
+        return PairImport(errors=result.errors, formats=list(result.formats))
     if not result.pairs:
-        return PairImport(errors=[{"file": filename, "line": None, "field": "",
-                                   "message": "the file holds no candidate records"}])
-    out = PairImport()
+        errors = result.errors or [{"file": filename, "line": None, "field": "",
+                                    "message": "the file holds no preference records"}]
+        return PairImport(errors=errors, skipped=len({e["line"] for e in result.errors}),
+                          formats=list(result.formats))
+    out = PairImport(errors=result.errors, skipped=len({e["line"] for e in result.errors}),
+                     formats=list(result.formats))
     now = timezone.now()
     with transaction.atomic():
         known = set(project.pairs.values_list("content_key", flat=True))

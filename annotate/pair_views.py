@@ -201,6 +201,7 @@ def _builder(request, project: Project, pair: core.Pair, *, row, trajectory, rev
         pair.rejected = steps_from_post(request.POST, "rejected")
         pair.category = request.POST.get("category") or pair.category
         pair.note = request.POST.get("note", pair.note)
+        pair.override = request.POST.get("override", pair.override).strip()
         action = request.POST.get("action", "save")
         if action == "starter":
             key = request.POST.get("starter") or pair.category
@@ -335,10 +336,16 @@ def import_pairs(request: HttpRequest, slug: str) -> HttpResponse:
         if upload is None:
             messages.error(request, "Choose a file of candidate records to import.")
         else:
-            report = services.import_candidates(project, upload.read(), upload.name, user=request.user)
-            if report.created or (report.duplicates and not report.errors):
+            report = services.import_candidates(project, upload.read(), upload.name, user=request.user,
+                                                skip_invalid=request.POST.get("skip_invalid") == "on",
+                                                override=request.POST.get("override", ""))
+            if report.created or report.duplicates:
                 messages.success(request, f"Imported {report.created} pairs from {upload.name}"
-                                          + (f"; {report.duplicates} were already here." if report.duplicates else "."))
+                                          + (f"; {report.duplicates} were already here" if report.duplicates else "")
+                                          + (f"; skipped {report.skipped} invalid record(s): "
+                                             + "; ".join(f"line {e['line']}: {e['field']}: {e['message']}"
+                                                         for e in report.errors[:5])
+                                             if report.skipped else "") + ".")
                 return redirect(reverse("annotate:pair-list", args=[project.slug]) + "?source=imported")
     return render(request, "annotate/pairs/import.html", {"project": project, "report": report},
                   status=400 if report is not None and report.errors else 200)

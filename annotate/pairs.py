@@ -93,7 +93,8 @@ CATEGORIES: dict[str, Category] = {c.key: c for c in [
 SOURCES = ("manual", "correction", "imported", "evaluation")
 STATUSES = ("draft", "approved", "rejected")
 
-# The only category whose rejected side may fail schema validation: that is its point.
+# The category of a pair whose rejected side is malformed or fails the schema (any rejected side may;
+# here it is the point of the pair).
 FORMAT = "format"
 
 
@@ -128,6 +129,8 @@ class Pair:
     status: str = "draft"
     note: str = ""
     external_id: str = ""
+    # Why a lead keeps a chosen side that fails validation (empty: the chosen side must validate).
+    override: str = ""
 
     @property
     def cut(self) -> tuple[int, int]:
@@ -153,7 +156,8 @@ class Pair:
             "rejected": [s.to_dict() for s in self.rejected],
             "meta": {"category": self.category, "source": self.source, "status": self.status,
                      "note": self.note, "external_id": self.external_id,
-                     "cut": {"turn": self.cut[0], "step": self.cut[1]}},
+                     "cut": {"turn": self.cut[0], "step": self.cut[1]},
+                     **({"override": self.override} if self.override else {})},
         }
 
     @classmethod
@@ -172,7 +176,7 @@ class Pair:
         return cls(context=context, chosen=chosen, rejected=rejected,
                    category=str(meta.get("category") or "other"), source=str(meta.get("source") or "manual"),
                    status=str(meta.get("status") or "draft"), note=str(meta.get("note") or ""),
-                   external_id=str(meta.get("external_id") or ""))
+                   external_id=str(meta.get("external_id") or ""), override=str(meta.get("override") or ""))
 
     def content_key(self) -> str:
         """sha256 of what the pair trains on (context and both sides), for de-duplication."""
@@ -321,8 +325,10 @@ def pair_errors(pair: Pair, categories: dict | None = None) -> list[PairError]:
     - the context must have a user turn to continue, and both sides at least one step;
     - a side must start with something the assistant does (not a tool result);
     - the two sides must differ in content;
-    - the chosen side must pass schema validation; so must the rejected side, unless the category
-      is ``format`` (a malformed call is the point there).
+    - the chosen side must pass schema validation, unless a lead recorded why it is kept anyway
+      (``override``). The rejected side may be wrong in any way (a tool that does not exist,
+      arguments that break the schema or do not parse): that is what it teaches; its problems
+      become labels on its steps (:func:`label_rejected`), not errors.
     """
     categories = CATEGORIES if categories is None else categories
     errors: list[PairError] = []
@@ -347,16 +353,56 @@ def pair_errors(pair: Pair, categories: dict | None = None) -> list[PairError]:
     if pair.chosen and pair.rejected and same_content(pair.chosen, pair.rejected):
         errors.append(PairError("chosen and rejected are identical: edit the rejected side so the pair "
                                 "teaches a preference", "rejected"))
-    for side in ("chosen", "rejected"):
-        if side == "rejected" and pair.category == FORMAT:
-            continue
-        for i, f in side_findings(pair, side):
+    if not pair.override.strip():
+        for i, f in side_findings(pair, "chosen"):
             if f.severity != "error":
                 continue
-            where = f"{side}[{i}]" + (f".{f.field}" if f.field else "")
-            hint = "" if side == "chosen" else " (only the 'format' category may keep a malformed rejected call)"
-            errors.append(PairError(f"{f.message}{hint}", where))
+            where = f"chosen[{i}]" + (f".{f.field}" if f.field else "")
+            errors.append(PairError(f"{f.message} (the chosen side must be valid; a lead may keep it with a "
+                                    "recorded reason)", where))
     return errors
+
+
+# What each validation finding on a rejected side is, as a step-error label of the default taxonomy.
+FINDING_LABELS = {"unknown_tool": "hallucinated_tool", "arguments_not_object": "format_error",
+                  "result_without_call": "format_error"}
+
+
+def finding_label(f) -> str | None:
+    """The error label for a validation finding (``annotate.findings``), or None for a warning.
+
+    >>> from annotate.findings import Finding
+    >>> finding_label(Finding("schema_violation", "'city' is a required property"))
+    'missing_required_arg'
+    """
+    if f.severity != "error":
+        return None
+    if f.code == "schema_violation":
+        m = f.message
+        if "is a required property" in m:
+            return "missing_required_arg"
+        if "Additional properties" in m:
+            return "unexpected_arg"
+        if "is not of type" in m:
+            return "arg_type_error"
+        return "arg_value_error"
+    return FINDING_LABELS.get(f.code, "format_error")
+
+
+def label_rejected(pair: Pair) -> Pair:
+    """Put the rejected side's validation problems on its steps as error labels (in place).
+
+    >>> from annotate.trajectory import Trajectory
+    >>> p = Pair(Trajectory(turns=[Turn("Book it.")]), [Step("answer", "Which date?")],
+    ...          [Step("tool_call", name="book_hotel", arguments={}, call_id="c1")])
+    >>> label_rejected(p).rejected[0].labels
+    ['hallucinated_tool']
+    """
+    for i, f in side_findings(pair, "rejected"):
+        label = finding_label(f)
+        if label is not None and 0 <= i < len(pair.rejected) and label not in pair.rejected[i].labels:
+            pair.rejected[i].labels = sorted({*pair.rejected[i].labels, label})
+    return pair
 
 
 def check_pair(pair: Pair, categories: dict | None = None) -> Pair:
@@ -678,11 +724,12 @@ def _candidate_field(field_: str, sides: dict[str, int]) -> str:
     return field_
 
 
-def pairs_from_candidates(record: Any, categories: dict | None = None) -> list[Pair]:
+def pairs_from_candidates(record: Any, categories: dict | None = None, override: str = "") -> list[Pair]:
     """One question with several candidate answers, the correct one marked → correct vs each wrong one.
 
     Raises ``PairError`` naming the field for a malformed record (see the module docstring for the
-    shape). Every pair is checked with ``pair_errors``.
+    shape). Every pair is checked with ``pair_errors``; ``override`` (a lead's reason) keeps a
+    correct candidate that fails validation.
     """
     categories = CATEGORIES if categories is None else categories
     if not isinstance(record, dict):
@@ -725,7 +772,8 @@ def pairs_from_candidates(record: Any, categories: dict | None = None) -> list[P
         cat = fixed or _TYPE_CATEGORIES.get((types[ci], types[i])) or guess_category(context, steps[ci], wrong)
         pair = Pair(context=copy.deepcopy(context), chosen=copy.deepcopy(steps[ci]), rejected=copy.deepcopy(wrong),
                     category=cat, source="imported",
-                    external_id=f"{base_id}:{ids[ci] or ci}>{ids[i] or i}" if base_id else "")
+                    external_id=f"{base_id}:{ids[ci] or ci}>{ids[i] or i}" if base_id else "", override=override)
+        label_rejected(pair)
         errors = pair_errors(pair, categories)
         if errors:
             e = errors[0]
@@ -789,12 +837,38 @@ class CandidatesResult:
     pairs: list[tuple[int, Pair]] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
     records: int = 0
+    # The formats of the records read, in order ("candidates", "when2call", "toolbench" ...).
+    formats: dict[str, None] = field(default_factory=dict)
 
 
-def parse_candidates(data: bytes, filename: str, categories: dict | None = None) -> CandidatesResult:
-    """Read a JSON Lines file (or a JSON array) of candidate records into pairs; never raises on user data.
+def pairs_from_record(record: Any, categories: dict | None = None, override: str = "") -> tuple[str, list[Pair]]:
+    """``(format, pairs)`` for one record of any format that holds preference data.
 
-    All-or-nothing: when any record is bad, no pair comes back and every problem is listed.
+    A record with ``candidates`` is read by :func:`pairs_from_candidates`; any other is detected as
+    an import format (``annotate.formats``) whose ``pairs`` reader gives its pairs (When2Call's
+    test questions and preference rows, ToolBench answer trees). Raises ``PairError``. ``override``
+    (a lead's reason) keeps chosen sides that fail validation.
+    """
+    from annotate import formats
+
+    name = formats.detect(record) if isinstance(record, dict) and "candidates" not in record else None
+    if name is None:  # the candidates shape, or nothing known: its reader names what is missing
+        return "candidates", pairs_from_candidates(record, categories, override)
+    fmt = formats.FORMATS[name]
+    if fmt.pairs is None:
+        raise PairError(f"a {fmt.title or fmt.name} record holds no preference pairs (import it as trajectories): "
+                        "expected 'question' with 'candidates' and 'correct', a When2Call test question or "
+                        "preference row, or a ToolBench answer tree", "candidates")
+    return fmt.name, fmt.pairs(record, categories, override)
+
+
+def parse_candidates(data: bytes, filename: str, categories: dict | None = None, *,
+                     skip_invalid: bool = False, override: str = "") -> CandidatesResult:
+    """Read a JSON Lines file, a JSON array or one JSON object of preference records into pairs;
+    never raises on user data (see :func:`pairs_from_record` for the record shapes).
+
+    All-or-nothing: when any record is bad, no pair comes back and every problem is listed, unless
+    ``skip_invalid`` asks for the pairs of the good records (the bad ones are still listed).
 
     >>> r = parse_candidates(b'{"question": "hi", "candidates": [{"answer": "a"}, {"answer": "b"}], "correct": 0}\\n'
     ...                      b'{"question": "x"}\\n', "p.jsonl")
@@ -811,7 +885,16 @@ def parse_candidates(data: bytes, filename: str, categories: dict | None = None)
     except UnicodeDecodeError as e:
         problem(data.count(b"\n", 0, e.start) + 1, "", f"not UTF-8: byte 0x{data[e.start]:02x}")
         return out
-    if text.lstrip().startswith("["):
+    stripped = text.lstrip()
+    whole = None
+    if stripped.startswith("{") and "\n" in stripped.rstrip():
+        try:  # one pretty-printed object (a ToolBench answer file); JSON Lines fails here at once
+            whole = json.loads(text)
+        except (json.JSONDecodeError, RecursionError):
+            whole = None
+    if isinstance(whole, dict):
+        records = [(1 + text[:len(text) - len(stripped)].count("\n"), whole)]
+    elif stripped.startswith("["):
         try:
             items = json.loads(text)
         except (json.JSONDecodeError, RecursionError) as e:
@@ -830,9 +913,18 @@ def parse_candidates(data: bytes, filename: str, categories: dict | None = None)
     out.records = len(records) + len(out.errors)
     for line, rec in records:
         try:
-            out.pairs.extend((line, p) for p in pairs_from_candidates(rec, categories))
+            name, got = pairs_from_record(rec, categories, override)
         except PairError as e:
             problem(line, e.field, e.message)
-    if out.errors:
+            continue
+        except RecursionError:
+            problem(line, "", "nested too deeply to read")
+            continue
+        except Exception as e:  # a reader bug must not lose the report for the other records
+            problem(line, "", f"could not read this record ({type(e).__name__}: {e}); please report it")
+            continue
+        out.formats[name] = None
+        out.pairs.extend((line, p) for p in got)
+    if out.errors and not skip_invalid:
         out.pairs = []
     return out

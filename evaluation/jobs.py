@@ -151,7 +151,8 @@ def read_records(data: bytes, filename: str) -> list:
 
 def items_from_candidates(data: bytes, filename: str, project=None) -> list[EvalItem]:
     """Items from questions with candidate answers and the correct one marked (``annotate.pairs``'
-    candidates shape): the correct candidate is the gold."""
+    candidates shape, or When2Call's test questions): the correct candidate is the gold."""
+    from annotate.formats import when2call
     from annotate.pairs import PairError
 
     records = read_records(data, filename)
@@ -162,6 +163,9 @@ def items_from_candidates(data: bytes, filename: str, project=None) -> list[Eval
     for n, record in enumerate(records, 1):
         ident = str(record.get("id") or f"q{n}") if isinstance(record, dict) else f"q{n}"
         try:
+            if isinstance(record, dict) and "candidates" not in record and when2call.is_mcq(record):
+                record = when2call.mcq_candidates(record)
+                ident = record["id"] or ident
             rows.extend(rows_from_candidates(record, ident, template))
         except (PairError, ValueError) as e:
             where = getattr(e, "field", "")

@@ -43,6 +43,10 @@ class Format:
     # Fixed scaffolding text the reader removes from prose fields (section headings of a prompt
     # layout): the conservation check (:mod:`annotate.formats.conservation`) does not look for it.
     markup: tuple[str, ...] = ()
+    # ``pairs(record, categories, override="") -> [annotate.pairs.Pair]`` for a format that holds
+    # preference data (``pairs import`` reads it; ``override`` is a lead's reason to keep chosen sides
+    # that fail validation); raises ``annotate.pairs.PairError`` naming the field.
+    pairs: Callable[..., list] | None = None
 
 
 FORMATS: dict[str, Format] = {}
@@ -89,13 +93,17 @@ def markdown_table() -> str:
 
 # The format modules (each registers itself) in detection order: the most specific rules first.
 # A new format module goes into this list, before the looser rules it would otherwise lose to.
-DETECTION_ORDER = ("raw", "tau_bench", "bfcl", "toolrl", "sharegpt", "messages")
+DETECTION_ORDER = ("raw", "tau_bench", "toolbench", "when2call", "when2call_pref", "bfcl_multi_turn", "bfcl",
+                   "toolrl", "toolace", "sharegpt", "when2call_sft", "messages", "xlam", "glaive")
+# The modules that register them (one may register several formats).
+MODULES = ("raw", "tau_bench", "toolbench", "when2call", "bfcl_multi_turn", "bfcl", "toolrl", "toolace",
+           "sharegpt", "messages", "xlam", "glaive")
 
 
 def _load() -> None:
     import importlib
 
-    for name in DETECTION_ORDER:
+    for name in MODULES:
         importlib.import_module(f"annotate.formats.{name}")
     # Modules import one another (sharegpt reads toolrl's tags), so registration order is not
     # detection order: put the registry in DETECTION_ORDER (formats not listed go last).

@@ -64,10 +64,10 @@ BAD_CREATES = [
     ("identical sides", {"turn": 1, "step": 1, "category": "other"}, "rejected", "identical"),
     ("cut past the end", {"turn": 4, "step": 0}, "cut.turn", "past the end"),
     ("step past the end", {"turn": 1, "step": 7}, "cut.step", "past the end"),
-    ("schema-invalid rejected", {"turn": 1, "step": 1, "category": "cost",
-                                 "rejected": [{"kind": "tool_call", "name": "convert_currency", "call_id": "z",
-                                               "arguments": {"amount": "a lot"}}]},
-     "rejected[0].arguments", "'format' category"),
+    ("schema-invalid chosen", {"turn": 1, "step": 1, "category": "cost",
+                               "chosen": [{"kind": "tool_call", "name": "convert_currency", "call_id": "z",
+                                           "arguments": {"amount": "a lot"}}]},
+     "chosen[0].arguments", "chosen side must be valid"),
     ("unknown category", {"turn": 1, "step": 1, "category": "vibes", "starter": "tool_needed"}, "category",
      "unknown category"),
     ("malformed step", {"turn": 1, "step": 1, "rejected": [{"kind": "scream"}]}, "rejected[0].kind", "kind must be"),
@@ -81,6 +81,31 @@ def test_bad_input_gets_a_400_naming_the_field(lead, multi, why, body, field, wo
     assert r.status_code == 400
     assert any(e["field"].startswith(field) and words in e["message"] for e in r.data["errors"]), r.data
     assert Pair.objects.count() == 0
+
+
+def test_a_schema_invalid_rejected_side_is_saved_with_its_problems_as_labels(lead, multi):
+    bad = [{"kind": "tool_call", "name": "convert_currency", "call_id": "z", "arguments": {"amount": "a lot"}},
+           {"kind": "tool_call", "name": "book_flight", "call_id": "y", "arguments": {}}]
+    r = api_for(lead).post("/api/projects/weather/pairs/", {"trajectory": multi.pk, "turn": 1, "step": 1,
+                                                            "category": "cost", "rejected": bad}, format="json")
+    assert r.status_code == 201, r.data
+    assert [s.get("labels") for s in r.data["rejected"]] == [["arg_type_error", "missing_required_arg"],
+                                                             ["hallucinated_tool"]]
+
+
+def test_a_lead_keeps_an_invalid_chosen_side_with_a_recorded_reason(lead, multi):
+    chosen = [{"kind": "tool_call", "name": "convert_currency", "call_id": "z", "arguments": {"amount": "a lot"}}]
+    body = {"trajectory": multi.pk, "turn": 1, "step": 1, "category": "cost", "chosen": chosen,
+            "starter": "tool_needed"}
+    assert api_for(lead).post("/api/projects/weather/pairs/", body, format="json").status_code == 400
+    r = api_for(lead).post("/api/projects/weather/pairs/", {**body, "override": "the API takes words; schema is stale"},
+                           format="json")
+    assert r.status_code == 201, r.data
+    row = Pair.objects.get(pk=r.data["id"])
+    assert row.override == "the API takes words; schema is stale"
+    assert row.to_core().to_document()["meta"]["override"] == row.override
+    r = api_for(lead).post(f"/api/pairs/{row.pk}/review/", {"status": "approved"}, format="json")
+    assert r.status_code == 200, r.data
 
 
 @pytest.fixture

@@ -117,13 +117,7 @@ ERROR_CASES = [
                                           answer("18 °C.")], "other", ["rejected"]),
     ("empty rejected side", GOOD, [], "tool_needed", ["rejected"]),
     ("rejected starts with a tool result", GOOD, [result("get_weather", "18"), answer("x")], "other",
-     ["rejected[0].call_id", "rejected[0].kind"]),
-    ("rejected call misses a required argument", GOOD, [call("get_weather", {})], "missing_argument",
-     ["rejected[0].arguments.city"]),
-    ("rejected call to a tool that does not exist", GOOD, [call("book_hotel", {"city": "Paris"})], "tool_not_needed",
-     ["rejected[0].name"]),
-    ("rejected call with arguments that are not JSON", GOOD, [call("get_weather", '{"city": "Paris"')], "cost",
-     ["rejected[0].arguments"]),
+     ["rejected[0].kind"]),
     ("chosen side is malformed even in the format category", [call("get_weather", {"town": "Paris"})],
      [call("get_weather", '{"city": ')], "format", ["chosen[0].arguments.city"]),
     ("unknown category", GOOD, [answer("18 °C.")], "vibes", ["category"]),
@@ -142,11 +136,30 @@ def test_the_error_for_identical_sides_says_so():
     assert "identical" in e.message
 
 
-def test_a_schema_invalid_rejected_side_is_allowed_only_in_the_format_category():
-    bad = [call("get_weather", {"city": 42})]
-    [e] = pairs.pair_errors(sides(GOOD, bad, category="tool_needed"))
-    assert e.field == "rejected[0].arguments.city" and "'format' category" in e.message
-    assert pairs.pair_errors(sides(GOOD, bad, category="format")) == []
+REJECTED_PROBLEMS = [
+    # (why, rejected side, the labels its steps get)
+    ("a required argument is missing", [call("get_weather", {})], [["missing_required_arg"]]),
+    ("a tool that does not exist", [call("book_hotel", {"city": "Paris"})], [["hallucinated_tool"]]),
+    ("arguments that are not JSON", [call("get_weather", '{"city": "Paris"')], [["format_error"]]),
+    ("an argument of the wrong type", [call("get_weather", {"city": 42})], [["arg_type_error"]]),
+    ("a valid wrong answer", [answer("It is sunny.")], [[]]),
+]
+
+
+@pytest.mark.parametrize("why, rejected, labels", REJECTED_PROBLEMS, ids=[c[0] for c in REJECTED_PROBLEMS])
+def test_a_rejected_side_may_be_wrong_in_any_way_and_its_problems_become_labels(why, rejected, labels):
+    p = sides(GOOD, rejected, category="tool_needed")
+    assert pairs.pair_errors(p) == []
+    assert [s.labels for s in pairs.label_rejected(p).rejected] == labels
+
+
+def test_an_invalid_chosen_side_needs_a_recorded_reason():
+    p = sides([call("get_weather", {"city": 42})], [answer("It is sunny.")], category="tool_needed")
+    [e] = pairs.pair_errors(p)
+    assert e.field == "chosen[0].arguments.city" and "chosen side must be valid" in e.message
+    p.override = "the service takes zip codes as numbers"
+    assert pairs.pair_errors(p) == []
+    assert pairs.Pair.from_document(p.to_document()).override == p.override
 
 
 def test_a_project_category_is_accepted_when_the_project_defines_it():
@@ -393,9 +406,9 @@ BAD_RECORDS = [
     ("bad step kind", {**SEATTLE, "candidates": [{"steps": [{"kind": "yell"}]}, {"answer": "x"}], "correct": 1},
      "candidates[0].steps[0].kind"),
     ("bad type", {**SEATTLE, "candidates": [{"type": "rude", "answer": "x"}, {"answer": "y"}]}, "candidates[0].type"),
-    ("wrong candidate fails the schema", {**SEATTLE, "candidates": [
+    ("correct candidate fails the schema", {**SEATTLE, "candidates": [
         {"answer": "Where from?"}, {"tool_calls": [{"name": "search_flights", "arguments": {"origin": 3}}]}],
-        "correct": 0}, "candidates[1].steps[0].arguments"),
+        "correct": 1}, "candidates[1].steps[0].arguments"),
     ("identical candidates", {**SEATTLE, "candidates": [{"answer": "x"}, {"answer": "x"}], "correct": 0},
      "candidates[1]"),
     ("unknown category", {**SEATTLE, "category": "vibes"}, "category"),
@@ -407,6 +420,14 @@ def test_a_malformed_candidate_record_names_the_field(why, record, field):
     with pytest.raises(PairError) as e:
         pairs.pairs_from_candidates(record)
     assert e.value.field.startswith(field), e.value.field
+
+
+def test_a_wrong_candidate_that_breaks_the_schema_or_calls_a_missing_tool_is_kept_with_labels():
+    rec = {**SEATTLE, "candidates": [
+        {"answer": "Where from?"}, {"tool_calls": [{"name": "search_flights", "arguments": {"origin": 3}}]},
+        {"tool_calls": [{"name": "book_hotel", "arguments": {}}]}], "correct": 0}
+    got = pairs.pairs_from_candidates(rec)
+    assert [p.rejected[0].labels for p in got] == [["arg_type_error", "missing_required_arg"], ["hallucinated_tool"]]
 
 
 def test_a_candidates_file_reports_every_bad_line_and_imports_nothing():
@@ -450,3 +471,9 @@ def test_a_side_that_ends_in_a_call_is_not_warned_about_the_missing_result():
     assert pairs.side_findings(p, "rejected") == []
     p.rejected.append(Step.from_dict(answer("done")))
     assert [f.code for _, f in pairs.side_findings(p, "rejected")] == ["call_without_result"]
+
+
+def test_a_trajectory_record_given_to_pairs_import_is_refused_with_a_hint():
+    r = pairs.parse_candidates(b'{"turns": [{"user": "hi"}]}\n', "t.jsonl")
+    [e] = r.errors
+    assert e["line"] == 1 and "import it as trajectories" in e["message"] and r.pairs == []

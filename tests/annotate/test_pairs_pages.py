@@ -102,13 +102,13 @@ def test_saving_a_pair_creates_a_draft_with_the_right_context_and_sides(client, 
 
 BAD_SAVES = [
     ("identical sides", lambda d: d, "other", "identical"),
-    ("a schema-invalid rejected call outside the format category",
-     lambda d: {**d, "rejected": [{"kind": "tool_call", "name": "convert_currency", "arguments": {"amount": "lots"},
-                                   "call_id": "x"}]},
-     "tool_not_needed", "only the &#x27;format&#x27; category"),
-    ("broken JSON outside the format category",
-     lambda d: {**d, "rejected": [{"kind": "tool_call", "name": "convert_currency", "arguments": '{"amount": 1',
-                                   "call_id": "x"}]},
+    ("a schema-invalid chosen call",
+     lambda d: {**d, "chosen": [{"kind": "tool_call", "name": "convert_currency", "arguments": {"amount": "lots"},
+                                 "call_id": "x"}], "rejected": [{"kind": "answer", "text": "No idea."}]},
+     "tool_needed", "the chosen side must be valid"),
+    ("broken JSON on the chosen side",
+     lambda d: {**d, "chosen": [{"kind": "tool_call", "name": "convert_currency", "arguments": '{"amount": 1',
+                                 "call_id": "x"}], "rejected": [{"kind": "answer", "text": "No idea."}]},
      "cost", "arguments must be a JSON object"),
 ]
 
@@ -129,6 +129,28 @@ def test_broken_json_is_kept_in_the_format_category(client, lead, multi):
     r = client_for(client, lead).post(f"/t/{multi.pk}/fork/1/1/", form_from(doc, "format", action="save"))
     assert r.status_code == 302
     assert Pair.objects.get().rejected[0]["arguments"] == '{"amount": 189, "from_currency": "USD"'
+
+
+def test_a_schema_invalid_rejected_call_is_saved_in_any_category_and_its_labels_are_shown(client, lead, multi):
+    steps = multi.to_canonical().turns[1].to_dict()["steps"]
+    doc = {"chosen": steps[1:], "rejected": [{"kind": "tool_call", "name": "convert_currency",
+                                              "arguments": {"amount": "lots"}, "call_id": "x"}]}
+    c = client_for(client, lead)
+    r = c.post(f"/t/{multi.pk}/fork/1/1/", form_from(doc, "tool_not_needed", action="save"))
+    assert r.status_code == 302
+    pair = Pair.objects.get()
+    assert "arg_type_error" in pair.rejected[0]["labels"]
+    html = c.get(pair.get_absolute_url()).content.decode()
+    assert 'data-testid="rejected-labels"' in html and "arg_type_error" in html
+
+
+def test_a_lead_keeps_an_invalid_chosen_side_with_a_reason_written_on_the_page(client, lead, multi):
+    steps = multi.to_canonical().turns[1].to_dict()["steps"]
+    doc = {"chosen": [{"kind": "tool_call", "name": "convert_currency", "arguments": {"amount": "lots"},
+                       "call_id": "x"}], "rejected": [{"kind": "answer", "text": "No idea."}]}
+    form = {**form_from(doc, "tool_needed", action="save"), "override": "the service accepts words"}
+    r = client_for(client, lead).post(f"/t/{multi.pk}/fork/1/1/", form)
+    assert r.status_code == 302 and Pair.objects.get().override == "the service accepts words"
 
 
 def test_add_and_remove_step_buttons_edit_one_side(client, lead, multi):

@@ -5,7 +5,8 @@
     pairs list --project SLUG [--status S] [--category C] [--source S] [--json]
     pairs review --status approved|rejected|draft ID [ID ...] [--note TEXT]
     pairs suggestions --project SLUG [--accept all|ID,...] [--dismiss ID,...]
-    pairs import --project SLUG FILE.jsonl
+    pairs import --project SLUG [--skip-invalid] [--override REASON] FILE
+                 (candidates, When2Call questions / preference rows, ToolBench answer trees)
     pairs export --project SLUG [--template T] [--tokenizer PATH] [--max-length N]
                  [--category C ...] [--out DIR] [--wait]
 
@@ -23,6 +24,7 @@ from annotate import pair_services as services
 from annotate import pairs as core
 from annotate.models import Project, Trajectory
 from annotate.pair_models import Pair, PairSuggestion, categories_for
+from annotate.services import get_or_create_project
 from annotate.trajectory import SchemaError
 
 
@@ -61,6 +63,8 @@ class Command(BaseCommand):
         c.add_argument("--chosen", type=Path, help="JSON file: a list of canonical steps")
         c.add_argument("--rejected", type=Path, help="JSON file: a list of canonical steps")
         c.add_argument("--note", default="")
+        c.add_argument("--override", default="", metavar="REASON",
+                       help="keep a chosen side that fails validation, recording why")
 
         ls = sub.add_parser("list", help="list a project's pairs")
         ls.add_argument("--project", required=True)
@@ -79,8 +83,13 @@ class Command(BaseCommand):
         s.add_argument("--accept", help="'all' or comma-separated suggestion ids")
         s.add_argument("--dismiss", help="'all' or comma-separated suggestion ids")
 
-        i = sub.add_parser("import", help="import candidate records (one question, several candidates)")
-        i.add_argument("--project", required=True)
+        i = sub.add_parser("import", help="import preference records: candidates (one question, several answers), "
+                                         "When2Call test questions or preference rows, ToolBench answer trees")
+        i.add_argument("--project", required=True, help="Project slug (created when missing)")
+        i.add_argument("--skip-invalid", action="store_true",
+                       help="Import the pairs of the valid records and report the rest (default: all or nothing)")
+        i.add_argument("--override", default="", metavar="REASON",
+                       help="keep chosen sides that fail validation, recording why on each pair")
         i.add_argument("file", type=Path)
 
         e = sub.add_parser("export", help="create a DPO snapshot of the approved pairs")
@@ -97,7 +106,7 @@ class Command(BaseCommand):
         getattr(self, f"_{action}")(**o)
 
     # --------------------------------------------------------------------------------------
-    def _create(self, project, trajectory, turn, step, category, starter, chosen, rejected, note, **_):
+    def _create(self, project, trajectory, turn, step, category, starter, chosen, rejected, note, override="", **_):
         proj = _project(project)
         t = Trajectory.objects.filter(pk=trajectory, project=proj).first()
         if t is None:
@@ -110,6 +119,7 @@ class Command(BaseCommand):
                 pair.rejected = steps
             if starter:
                 pair.rejected = core.starter_steps(starter, pair.chosen, pair.context)
+            pair.override = override.strip()
         except core.PairError as e:
             raise CommandError(str(e)) from None
         try:
@@ -172,20 +182,27 @@ class Command(BaseCommand):
             self.stdout.write(f"{s.pk:>6}  {s.category:<18} trajectory {s.trajectory_id} turn {s.cut_turn} "
                               f"step {s.cut_step}  {' '.join(s.user_message.split())[:60]}")
 
-    def _import(self, project, file, **_):
-        proj = _project(project)
+    def _import(self, project, file, skip_invalid=False, override="", **_):
         try:
             data = file.read_bytes()
         except OSError as e:
             raise CommandError(f"{file}: {e.strerror}") from None
-        out = services.import_candidates(proj, data, file.name, user=None)
-        if out.errors:
-            for e in out.errors[:200]:
-                where = f"{e['file']}:{e['line']}" if e.get("line") else e["file"]
-                self.stderr.write(f"{where}: {e['field']}: {e['message']}" if e["field"] else f"{where}: {e['message']}")
-            raise CommandError("nothing imported: fix the records above")
-        self.stdout.write(self.style.SUCCESS(f"Imported {out.created} pairs from {file.name}"
-                                             + (f" ({out.duplicates} already present)" if out.duplicates else "")))
+        proj, created = get_or_create_project(project)
+        if created:
+            self.stdout.write(f"Created project '{proj.slug}' with the default error-label taxonomy.")
+        out = services.import_candidates(proj, data, file.name, user=None, skip_invalid=skip_invalid,
+                                         override=override)
+        for e in out.errors[:200]:
+            where = f"{e['file']}:{e['line']}" if e.get("line") else e["file"]
+            self.stderr.write(f"{where}: {e['field']}: {e['message']}" if e["field"] else f"{where}: {e['message']}")
+        if out.errors and not out.created and not out.duplicates:
+            raise CommandError("nothing imported: fix the records above"
+                               + ("" if skip_invalid else " (or use --skip-invalid to import the valid ones)"))
+        self.stdout.write(self.style.SUCCESS(
+            f"Imported {out.created} pairs from {file.name}"
+            + (f" ({', '.join(out.formats)})" if out.formats else "")
+            + (f" ({out.duplicates} already present)" if out.duplicates else "")
+            + (f"; skipped {out.skipped} invalid record(s)" if out.skipped else "")))
 
     def _export(self, project, name, template, tokenizer, max_length, category, out, wait, **_):
         proj = _project(project)
