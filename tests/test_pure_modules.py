@@ -23,6 +23,8 @@ PURE_PATTERNS = [
     "training/render*.py", "training/masks.py", "training/split*.py", "training/audit.py",
     "training/chat_templates.py", "training/parse*.py", "training/scoring.py", "training/rewards.py",
     "evaluation/render*.py", "evaluation/parse*.py", "evaluation/scoring.py", "evaluation/rewards.py",
+    "annotate/formats/bfcl_multi_turn.py", "annotate/formats/xlam.py", "annotate/formats/glaive.py",
+    "annotate/formats/toolace.py",
 ]
 PURE = sorted({p.relative_to(ROOT).as_posix() for pattern in PURE_PATTERNS for p in ROOT.glob(pattern)})
 PACKAGES = ("annotate", "training", "evaluation", "studio")

@@ -65,7 +65,9 @@ def detect(record: Any) -> str | None:
 
 
 def _load() -> None:
-    # Registration order is detection order: the most specific rules first.
+    # Registration order is detection order: the most specific rules first (ToolACE before ShareGPT,
+    # BFCL multi-turn before BFCL).
+    from annotate.formats import bfcl_multi_turn, glaive, toolace, xlam  # noqa: F401
     from annotate.formats import builtin  # noqa: F401
 
 
