@@ -41,6 +41,7 @@ _MARKER = re.compile(r"^(USER|ASSISTANT|FUNCTION RESPONSE):", re.MULTILINE)
 _SINGLE_QUOTED = re.compile(
     r'\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")\s*,\s*"arguments"\s*:\s*\'(.*)\'\s*\}', re.DOTALL)
 _DECODER = json.JSONDecoder()
+_QUOTE_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\'")
 
 
 def detect(record: dict) -> bool:
@@ -104,11 +105,14 @@ def parse_call(text: str, where: str) -> tuple[str, Any, str]:
             raise SchemaError(f"cannot read the {CALL} {text[:80]!r}: expected {{\"name\": ..., "
                               "\"arguments\": ...}", where) from None
         name = json.loads(m.group(1))
-        raw = m.group(2).replace("\\'", "'")
+        raw = m.group(2)
         try:
             arguments = _strict_json(raw) if raw.strip() else {}
-        except (ValueError, RecursionError) as e:
-            raise SchemaError(f"the arguments of {name!r} are not valid JSON ({e})", where) from None
+        except (ValueError, RecursionError):
+            try:  # a quote escaped for the single-quoted string (\\') is a plain quote in the JSON
+                arguments = _strict_json(_QUOTE_ESCAPE.sub(r"\1'", raw))
+            except (ValueError, RecursionError) as e:
+                raise SchemaError(f"the arguments of {name!r} are not valid JSON ({e})", where) from None
         return name, arguments, text[m.end():].strip()
     if type(obj) is not dict or "name" not in obj:
         raise SchemaError(f"cannot read the {CALL} {text[:80]!r}: expected an object with a name", where)

@@ -76,5 +76,5 @@ WORD = re.compile(r"\w+")
 def missing_words(source: Any, exported: dict, markers: set[str] = frozenset()) -> set[str]:
     """The words of the source's strings (markers of the source's syntax aside) absent from the export."""
     have = {w for s in leaves(exported) for w in WORD.findall(str(s))}
-    want = {w for s in leaves(source) for w in WORD.findall(str(s))}
+    want = {w for s in leaves(source, keys=False) for w in WORD.findall(str(s))}
     return want - have - set(markers)
