@@ -9,7 +9,8 @@ is turn *i* of the gold. The possible-answer file's ``ground_truth`` (a list per
 strings, e.g. ``"cd(folder='document')"``; an empty list where the model should call nothing, as
 in the miss-param turns that lack an argument) is kept as ``meta.reference`` (the import checks
 it has one entry per turn). ``initial_config``, ``path``, ``involved_classes``, ``missed_function``
-and any other key go to ``meta.extra``.
+and any other key go to ``meta.extra`` (a message's keys besides role and content go to its
+turn's ``extra["message_extra"]``, an answer's keys besides id and ground_truth to the reference).
 
 The records carry no function docs: BFCL keeps them per class in ``multi_turn_func_doc/*.json``.
 Pass them as the import's tools file, made with::
@@ -85,18 +86,22 @@ def to_trajectory(record: dict, *, answer: dict | None = None, source: str = "",
     for i, turn in enumerate(turns):
         w = f"question[{i}]"
         users = []
+        extra_of: dict[str, Any] = {}
         for j, m in enumerate(require_list(turn, w)):
             mw = f"{w}[{j}]"
             if type(m) is not dict:
                 raise SchemaError(f"a message must be an object, got {type_name(m)}", mw)
             role = m.get("role")
+            leftover = {k: v for k, v in m.items() if k not in ("role", "content")}
+            if leftover:
+                extra_of.setdefault("message_extra", {})[str(j)] = leftover
             if role == "user":
                 users.append(text_of(m.get("content"), f"{mw}.content"))
             elif role == "system" and i == 0 and not users:
                 system.append(text_of(m.get("content"), f"{mw}.content"))
             else:
                 raise SchemaError(f"unexpected role {role!r} in a BFCL multi-turn question", f"{mw}.role")
-        extra: dict[str, Any] = {}
+        extra = extra_of
         if str(i) in missed:
             extra["missed_function"] = missed[str(i)]
         if len(users) > 1:
@@ -112,7 +117,7 @@ def to_trajectory(record: dict, *, answer: dict | None = None, source: str = "",
         if len(gt) != len(turns):
             raise SchemaError(f"the possible answer for {rid!r} has {len(gt)} turns of gold calls, the question "
                               f"{len(turns)} turns", "answer.ground_truth")
-        reference = {"ground_truth": gt}
+        reference = {"ground_truth": gt, **{k: v for k, v in answer.items() if k not in ("id", "ground_truth")}}
     extra = {k: v for k, v in record.items() if k not in KNOWN_KEYS}
     category = _INDEX.sub("", rid)
     given = meta_field(record.get("meta"), "meta")

@@ -132,3 +132,12 @@ def test_malformed_records_are_refused_with_file_line_and_field():
     r = importing.parse_file(json.dumps(good).encode(), "mt.jsonl", answers=json.dumps(short).encode())
     assert [(e.line, e.field) for e in r.errors] == [(1, "answer.ground_truth")]
     assert "1 turns of gold calls, the question 2 turns" in r.errors[0].message
+
+
+def test_unknown_keys_of_a_message_and_of_an_answer_are_kept():
+    q = records(question_file("base"))[3]
+    q = {**q, "question": [[{**q["question"][0][0], "name": "alex"}], q["question"][1]], "split": "v4"}
+    t = bfcl_multi_turn.to_trajectory(q, answer={"id": q["id"], "ground_truth": [[], []], "note": "checked"})
+    assert t.turns[0].extra == {"message_extra": {"0": {"name": "alex"}}}
+    assert t.meta.reference == {"ground_truth": [[], []], "note": "checked"}
+    assert t.meta.extra["split"] == "v4"
