@@ -64,11 +64,19 @@ def detect(record: Any) -> str | None:
     return None
 
 
+# Detection order: the most specific rules first (BFCL multi-turn before BFCL, ToolACE before
+# ShareGPT); the formats no other rule can claim (xLAM, Glaive) last, so that the common formats
+# are found without trying them.
+DETECTION_ORDER = ("raw", "tau_bench", "bfcl_multi_turn", "bfcl", "toolrl", "toolace", "sharegpt", "messages",
+                   "xlam", "glaive")
+
+
 def _load() -> None:
-    # Registration order is detection order: the most specific rules first (ToolACE before ShareGPT,
-    # BFCL multi-turn before BFCL).
-    from annotate.formats import bfcl_multi_turn, glaive, toolace, xlam  # noqa: F401
-    from annotate.formats import builtin  # noqa: F401
+    from annotate.formats import bfcl_multi_turn, builtin, glaive, toolace, xlam  # noqa: F401
+    rank = {name: i for i, name in enumerate(DETECTION_ORDER)}
+    ordered = sorted(FORMATS.items(), key=lambda item: rank.get(item[0], len(rank)))
+    FORMATS.clear()
+    FORMATS.update(ordered)
 
 
 _load()
