@@ -141,3 +141,12 @@ def test_unknown_keys_of_a_message_and_of_an_answer_are_kept():
     assert t.turns[0].extra == {"message_extra": {"0": {"name": "alex"}}}
     assert t.meta.reference == {"ground_truth": [[], []], "note": "checked"}
     assert t.meta.extra["split"] == "v4"
+
+
+def test_per_turn_gold_is_not_mistaken_for_a_single_turn_bfcl_answer():
+    # The single-turn scorer reads {"ground_truth": [{fn: {arg: [values]}}]}; multi-turn gold (call
+    # strings per turn) must not be turned into a wrong one-step reference.
+    from evaluation.scoring import reference_from_gold_answers, references_from_trajectory
+
+    for t in imported("base"):
+        assert reference_from_gold_answers(t) is None and references_from_trajectory(t) == []
