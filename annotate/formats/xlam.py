@@ -28,6 +28,7 @@ from annotate.case_types import infer_case_types
 from annotate.convert_common import (
     TrajectoryBuilder, make_meta, meta_field, require_dict, string_field, tools_field, type_name,
 )
+from annotate.findings import bfcl_types_to_json_schema
 from annotate.formats import Format, register
 from annotate.trajectory import MAX_NESTING, SchemaError, Trajectory, check_nesting
 
@@ -127,7 +128,7 @@ def flat_parameters_schema(params: Any, where: str) -> dict:
     if type(params) is not dict:
         raise SchemaError(f"must be an object of parameters, got {type_name(params)}", where)
     if isinstance(params.get("properties"), dict) and params.get("type") in ("object", "dict"):
-        return {**params, "type": "object"}
+        return {**bfcl_types_to_json_schema(params), "type": "object"}
     properties: dict[str, Any] = {}
     required: list[str] = []
     for name, spec in params.items():

@@ -87,3 +87,13 @@ def test_every_value_reaches_the_raw_export_or_the_record_is_refused_naming_a_fi
     assert result.format == fmt
     (_, traj), = result.trajectories
     assert missing_leaves(source_values(fmt, record), raw_export(traj)) == []
+
+
+def test_each_documented_example_is_detected_as_its_format_and_imports():
+    from annotate import formats
+
+    for name in sorted(SAMPLES):
+        example = formats.FORMATS[name].example
+        assert formats.detect(example) == name
+        result = parse_file(json.dumps(example).encode(), "example.json")
+        assert result.errors == [] and len(result.trajectories) == 1, name

@@ -119,3 +119,10 @@ def test_malformed_rows_are_refused_with_file_line_and_field():
     assert [(e.file, e.line, e.field) for e in r.errors] == [
         ("x.jsonl", 2, "tools"), ("x.jsonl", 3, "answers[0].name"), ("x.jsonl", 4, "tools[0].parameters.x"),
         ("x.jsonl", 5, "query")]
+
+
+def test_parameters_already_written_as_a_schema_are_kept_with_bfcl_types_mapped():
+    row = {**records(SAMPLE)[0], "tools": json.dumps([{"name": "f", "parameters": {
+        "type": "dict", "properties": {"x": {"type": "float"}}, "required": ["x"]}}]), "answers": "[]"}
+    assert to_trajectory(row).tools[0]["parameters"] == {
+        "type": "object", "properties": {"x": {"type": "number"}}, "required": ["x"]}
