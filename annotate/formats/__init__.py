@@ -10,7 +10,7 @@ claims the record, so a format with a more specific rule registers before a loos
 >>> detect({"conversations": [{"from": "human", "value": "hi"}]})
 'sharegpt'
 >>> sorted(FORMATS)[:3]
-['bfcl', 'messages', 'raw']
+['bfcl', 'bfcl_multi_turn', 'glaive']
 """
 
 from __future__ import annotations
