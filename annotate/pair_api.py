@@ -20,12 +20,14 @@ from annotate import permissions
 from annotate.models import Project, Trajectory
 from annotate.pair_models import Pair, PairSuggestion, categories_for
 from annotate.trajectory import SchemaError, Trajectory as CanonicalTrajectory
+from studio.rest import IdField, StrictSerializer, StudioPagination, id_list
 
 
 class PairSerializer(serializers.ModelSerializer):
     project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     author = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    reviewer = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    reviewer = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True,
+                                            help_text="null until someone reviews the pair")
     cut = serializers.SerializerMethodField()
 
     class Meta:
@@ -44,14 +46,14 @@ class PairSummarySerializer(PairSerializer):
                   "reviewed_at", "external_id", "created_at", "updated_at"]
 
 
-class PairCreateSerializer(serializers.Serializer):
+class PairCreateSerializer(StrictSerializer):
     """Fork a trajectory (``trajectory``, ``turn``, ``step``) or give a ``context`` document whose last
     turn is the one continued. Sides default to the trajectory's own continuation; ``starter`` fills
     the rejected side with that category's typical bad variant."""
 
-    trajectory = serializers.IntegerField(required=False)
-    turn = serializers.IntegerField(required=False)
-    step = serializers.IntegerField(required=False)
+    trajectory = IdField(required=False)
+    turn = serializers.IntegerField(required=False, min_value=0)
+    step = serializers.IntegerField(required=False, min_value=0)
     context = serializers.JSONField(required=False)
     chosen = serializers.JSONField(required=False)
     rejected = serializers.JSONField(required=False)
@@ -62,14 +64,14 @@ class PairCreateSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class PairUpdateSerializer(serializers.Serializer):
+class PairUpdateSerializer(StrictSerializer):
     chosen = serializers.JSONField(required=False)
     rejected = serializers.JSONField(required=False)
     category = serializers.CharField(required=False)
     note = serializers.CharField(required=False, allow_blank=True)
 
 
-class PairReviewSerializer(serializers.Serializer):
+class PairReviewSerializer(StrictSerializer):
     status = serializers.ChoiceField(choices=["approved", "rejected", "draft"])
     note = serializers.CharField(required=False, allow_blank=True)
 
@@ -91,8 +93,8 @@ class SuggestionSerializer(serializers.ModelSerializer):
         return {"turn": row.cut_turn, "step": row.cut_step}
 
 
-class SuggestionDecisionSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(), allow_empty=False)
+class SuggestionDecisionSerializer(StrictSerializer):
+    ids = id_list(allow_empty=False)
     action = serializers.ChoiceField(choices=["accept", "dismiss"])
 
 
@@ -102,7 +104,7 @@ class SuggestionDecisionOutputSerializer(serializers.Serializer):
     errors = serializers.ListField(child=serializers.DictField())
 
 
-class PairImportInputSerializer(serializers.Serializer):
+class PairImportInputSerializer(StrictSerializer):
     file = serializers.FileField()
 
 
@@ -112,7 +114,7 @@ class PairImportOutputSerializer(serializers.Serializer):
     errors = serializers.ListField(child=serializers.DictField())
 
 
-class PairExportInputSerializer(serializers.Serializer):
+class PairExportInputSerializer(StrictSerializer):
     name = serializers.CharField(required=False, allow_blank=True, default="")
     template = serializers.CharField(required=False, allow_blank=True)
     tokenizer = serializers.CharField(required=False, allow_blank=True)
@@ -142,6 +144,25 @@ def _bad(errors) -> Response:
     return Response({"errors": items}, status=status.HTTP_400_BAD_REQUEST)
 
 
+def _invalid(serializer: serializers.Serializer, **extra) -> Response:
+    """A serializer's errors as this API's 400 (``{"errors": [{"field", "message"}]}``, plus ``extra``)."""
+    return Response({**extra, "errors": [{"field": field, "message": str(m)} for field, ms in _flat(serializer.errors)
+                                         for m in ms]}, status=status.HTTP_400_BAD_REQUEST)
+
+
+def _flat(errors, prefix: str = ""):
+    """(field, messages) pairs of a DRF error dict; nested fields joined with dots."""
+    if isinstance(errors, dict):
+        for k, v in errors.items():
+            yield from _flat(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(errors, list) and errors and not all(isinstance(e, str) for e in errors):
+        for i, v in enumerate(errors):
+            if v:
+                yield from _flat(v, f"{prefix}.{i}")
+    else:
+        yield prefix, errors if isinstance(errors, list) else [errors]
+
+
 def _steps(value, where: str):
     try:
         return core.steps_from_dicts(value, where)
@@ -151,6 +172,7 @@ def _steps(value, where: str):
 
 class PairListAPI(APIView):
     parser_classes = [JSONParser]
+    pagination_class = StudioPagination
 
     @extend_schema(responses=PairSummarySerializer(many=True))
     def get(self, request, slug: str):
@@ -159,9 +181,7 @@ class PairListAPI(APIView):
         for key in ("status", "category", "source"):
             if v := request.query_params.get(key):
                 qs = qs.filter(**{key: v})
-        from rest_framework.pagination import PageNumberPagination
-
-        paginator = PageNumberPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(PairSummarySerializer(page, many=True).data)
 
@@ -169,7 +189,8 @@ class PairListAPI(APIView):
     def post(self, request, slug: str):
         project = _project(request, slug, permissions.LEAD)
         inp = PairCreateSerializer(data=request.data)
-        inp.is_valid(raise_exception=True)
+        if not inp.is_valid():
+            return _invalid(inp)
         d = inp.validated_data
         try:
             pair, trajectory, revision = _new_pair(project, d)
@@ -226,7 +247,8 @@ class PairDetailAPI(APIView):
     def patch(self, request, pk: int):
         row = self._row(request, pk, permissions.LEAD)
         inp = PairUpdateSerializer(data=request.data)
-        inp.is_valid(raise_exception=True)
+        if not inp.is_valid():
+            return _invalid(inp)
         d = inp.validated_data
         pair = row.to_core()
         try:
@@ -250,7 +272,8 @@ class PairReviewAPI(APIView):
         row = get_object_or_404(Pair.objects.select_related("project"), pk=pk)
         permissions.require_role(request.user, row.project, permissions.LEAD)
         inp = PairReviewSerializer(data=request.data)
-        inp.is_valid(raise_exception=True)
+        if not inp.is_valid():
+            return _invalid(inp)
         try:
             services.review_pair(row, inp.validated_data["status"], user=request.user,
                                  note=inp.validated_data.get("note"))
@@ -271,11 +294,13 @@ class SuggestionListAPI(APIView):
 class SuggestionDecideAPI(APIView):
     parser_classes = [JSONParser]
 
-    @extend_schema(request=SuggestionDecisionSerializer, responses=SuggestionDecisionOutputSerializer)
+    @extend_schema(request=SuggestionDecisionSerializer,
+                   responses={200: SuggestionDecisionOutputSerializer, 400: PairErrorsSerializer})
     def post(self, request, slug: str):
         project = _project(request, slug, permissions.LEAD)
         inp = SuggestionDecisionSerializer(data=request.data)
-        inp.is_valid(raise_exception=True)
+        if not inp.is_valid():
+            return _invalid(inp)
         d = services.decide_suggestions(project, inp.validated_data["ids"], inp.validated_data["action"],
                                         user=request.user)
         return Response(SuggestionDecisionOutputSerializer({"accepted": [p.pk for p in d.accepted], "dismissed": d.dismissed,
@@ -289,7 +314,8 @@ class PairImportAPI(APIView):
     def post(self, request, slug: str):
         project = _project(request, slug, permissions.LEAD)
         inp = PairImportInputSerializer(data=request.data)
-        inp.is_valid(raise_exception=True)
+        if not inp.is_valid():
+            return _invalid(inp, created=0, duplicates=0)
         upload = inp.validated_data["file"]
         out = services.import_candidates(project, upload.read(), upload.name, user=request.user)
         code = status.HTTP_400_BAD_REQUEST if out.errors else status.HTTP_201_CREATED
@@ -303,7 +329,8 @@ class PairExportAPI(APIView):
     def post(self, request, slug: str):
         project = _project(request, slug, permissions.LEAD)
         inp = PairExportInputSerializer(data=request.data)
-        inp.is_valid(raise_exception=True)
+        if not inp.is_valid():
+            return _invalid(inp)
         d = inp.validated_data
         render_settings = {k: d[k] for k in ("template", "tokenizer", "max_length") if d.get(k) not in (None, "")}
         try:
