@@ -35,6 +35,22 @@ def api_schema(lead, demo_trajectories):
         headers
 
 
+@pytest.fixture
+def real_ids(client, lead, demo_trajectories, settings, tiny_model_dir) -> dict[str, int]:
+    """Rows the fuzzer's requests can reach past the 404: a trajectory, a pair, a snapshot."""
+    settings.DEMO_MODEL_DIR = tiny_model_dir  # the project's default tokenizer
+    client.force_login(lead)
+    weather = next(t for t in demo_trajectories if t.external_id == "demo-weather")
+    pair = client.post("/api/projects/weather/pairs/", {"trajectory": weather.pk, "turn": 0, "step": 0,
+                                                        "starter": "tool_needed", "category": "tool_needed"},
+                       content_type="application/json")
+    snapshot = client.post("/api/projects/weather/snapshots/", {"filters": {"status": "any"}},
+                           content_type="application/json")
+    assert pair.status_code == 201 and snapshot.status_code == 201, (pair.content, snapshot.content)
+    return {"/api/trajectories/": weather.pk, "/api/pairs/": pair.json()["id"],
+            "/api/snapshots/": snapshot.json()["id"]}
+
+
 def run_operation(operation, mode, headers, found: list[str], **fixed) -> None:
     @given(case=operation.as_strategy(generation_mode=mode, **fixed))
     @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
@@ -55,7 +71,7 @@ def run_operation(operation, mode, headers, found: list[str], **fixed) -> None:
 
 
 @pytest.mark.django_db
-def test_every_operation_answers_without_5xx_and_as_its_schema_says(api_schema, project):
+def test_every_operation_answers_without_5xx_and_as_its_schema_says(api_schema, project, real_ids):
     schema, headers = api_schema
     found: list[str] = []
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -63,9 +79,12 @@ def test_every_operation_answers_without_5xx_and_as_its_schema_says(api_schema, 
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             run_operation(operation, mode, headers, found)
-        # And once with the project's real slug, so operations reach past the 404.
+        # And once with the project's real slug or a real row's id, so operations reach past the 404.
         if "{slug}" in operation.path:
             run_operation(operation, GenerationMode.POSITIVE, headers, found, path_parameters={"slug": project.slug})
+        for prefix, pk in real_ids.items():
+            if operation.path.startswith(prefix + "{id}"):
+                run_operation(operation, GenerationMode.POSITIVE, headers, found, path_parameters={"id": pk})
     # One line per distinct failure of an operation (the same failure with other data once).
     distinct = {}
     for f in found:
