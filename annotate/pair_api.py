@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import ParseError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -150,6 +151,16 @@ def _invalid(serializer: serializers.Serializer, **extra) -> Response:
                                          for m in ms]}, status=status.HTTP_400_BAD_REQUEST)
 
 
+class PairAPIView(APIView):
+    """An APIView whose 400s all take this API's shape: a body that is not JSON (DRF's ParseError)
+    is ``{"errors": [{"field": "", "message"}]}`` too."""
+
+    def handle_exception(self, exc):
+        if isinstance(exc, ParseError):
+            return _bad([{"field": "", "message": str(exc.detail)}])
+        return super().handle_exception(exc)
+
+
 def _flat(errors, prefix: str = ""):
     """(field, messages) pairs of a DRF error dict; nested fields joined with dots."""
     if isinstance(errors, dict):
@@ -170,7 +181,7 @@ def _steps(value, where: str):
         raise core.PairError(e.message, e.field) from None
 
 
-class PairListAPI(APIView):
+class PairListAPI(PairAPIView):
     parser_classes = [JSONParser]
     pagination_class = StudioPagination
 
@@ -228,7 +239,7 @@ def _new_pair(project, d: dict):
     return pair, trajectory, revision
 
 
-class PairDetailAPI(APIView):
+class PairDetailAPI(PairAPIView):
     parser_classes = [JSONParser]
 
     def _row(self, request, pk: int, minimum=permissions.ANNOTATOR) -> Pair:
@@ -264,7 +275,7 @@ class PairDetailAPI(APIView):
         return Response(PairSerializer(row).data)
 
 
-class PairReviewAPI(APIView):
+class PairReviewAPI(PairAPIView):
     parser_classes = [JSONParser, FormParser]
 
     @extend_schema(request=PairReviewSerializer, responses={200: PairSerializer, 400: PairErrorsSerializer})
@@ -291,7 +302,7 @@ class SuggestionListAPI(APIView):
         return Response(SuggestionSerializer(qs.select_related("corrected_by")[:1000], many=True).data)
 
 
-class SuggestionDecideAPI(APIView):
+class SuggestionDecideAPI(PairAPIView):
     parser_classes = [JSONParser]
 
     @extend_schema(request=SuggestionDecisionSerializer,
@@ -307,7 +318,7 @@ class SuggestionDecideAPI(APIView):
                                                 "errors": d.errors}).data)
 
 
-class PairImportAPI(APIView):
+class PairImportAPI(PairAPIView):
     parser_classes = [MultiPartParser, FormParser]
 
     @extend_schema(request=PairImportInputSerializer, responses={201: PairImportOutputSerializer, 400: PairImportOutputSerializer})
@@ -322,7 +333,7 @@ class PairImportAPI(APIView):
         return Response(PairImportOutputSerializer(out).data, status=code)
 
 
-class PairExportAPI(APIView):
+class PairExportAPI(PairAPIView):
     parser_classes = [JSONParser]
 
     @extend_schema(request=PairExportInputSerializer, responses={201: PairExportOutputSerializer, 400: PairErrorsSerializer})

@@ -179,3 +179,9 @@ def test_the_schema_generator_prints_no_warnings(capsys):
 
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null")
     assert "Warning" not in capsys.readouterr().err
+
+
+def test_a_pair_body_that_is_not_json_is_a_400_in_the_pair_apis_shape(client, lead, demo_trajectories):
+    client.force_login(lead)
+    r = client.post("/api/projects/weather/pairs/", data="{not json", content_type="application/json")
+    assert r.status_code == 400 and r.json()["errors"][0]["message"].startswith("JSON parse error")
