@@ -124,5 +124,12 @@ class StudioAutoSchema(AutoSchema):
             responses.setdefault("404", {**detail, "description": "No such row (or not visible to you)"})
         return responses
 
+    def _map_serializer(self, serializer, direction, bypass_extensions=False):
+        schema = super()._map_serializer(serializer, direction, bypass_extensions)
+        if isinstance(serializer, StrictSerializer) or (isinstance(serializer, type)
+                                                         and issubclass(serializer, StrictSerializer)):
+            schema["additionalProperties"] = False  # as StrictSerializer answers: other fields are a 400
+        return schema
+
     def _has_query_input(self) -> bool:
         return any(p.get("in") == "query" for p in self._get_parameters()) if self.method == "GET" else False

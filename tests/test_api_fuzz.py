@@ -17,10 +17,13 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis.errors import Unsatisfiable  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,  # noqa: E402
-                                               status_code_conformance)
+from schemathesis.specs.openapi.checks import (content_type_conformance, negative_data_rejection,  # noqa: E402
+                                               response_schema_conformance, status_code_conformance)
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+# Invalid requests (negative mode: wrong types, out-of-range ids, fields a body does not define) must
+# be refused with a 4xx; every answer must be documented, in its documented content type and shape.
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
+          negative_data_rejection]
 EXAMPLES = 12  # per operation and mode: enough to find the crashes, small enough for ~1 minute
 
 
