@@ -185,3 +185,10 @@ def test_a_pair_body_that_is_not_json_is_a_400_in_the_pair_apis_shape(client, le
     client.force_login(lead)
     r = client.post("/api/projects/weather/pairs/", data="{not json", content_type="application/json")
     assert r.status_code == 400 and r.json()["errors"][0]["message"].startswith("JSON parse error")
+
+
+def test_strict_bodies_and_keyed_objects_say_so_in_the_schema(schema):
+    snapshot = schema["components"]["schemas"]["SnapshotCreate"]
+    assert snapshot["additionalProperties"] is False
+    filters = snapshot["properties"]["filters"]
+    assert filters["additionalProperties"] is False and "ids" in filters["properties"]
