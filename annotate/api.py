@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import Http404
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -459,7 +459,8 @@ class DashboardAPI(APIView):
 class NextAPI(APIView):
     """Next in my queue (may claim an unassigned draft); 204 when the queue is empty."""
 
-    @extend_schema(request=None, responses={200: TrajectorySummarySerializer, 204: None})
+    @extend_schema(request=None, responses={200: TrajectorySummarySerializer, 204: None}, parameters=[
+        OpenApiParameter("after", description="The next one after this trajectory id")])
     def post(self, request, slug: str):
         project = project_for(request, slug)
         found = next_in_queue(request.user, project, after=id_or_none(request.query_params.get("after")))

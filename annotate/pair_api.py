@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -185,7 +185,9 @@ class PairListAPI(PairAPIView):
     parser_classes = [JSONParser]
     pagination_class = StudioPagination
 
-    @extend_schema(responses=PairSummarySerializer(many=True))
+    @extend_schema(responses=PairSummarySerializer(many=True), parameters=[
+        OpenApiParameter(name, description=f"Only pairs with this {name}")
+        for name in ("status", "category", "source")])
     def get(self, request, slug: str):
         project = _project(request, slug)
         qs = project.pairs.select_related("project", "author", "reviewer").order_by("id")
@@ -294,7 +296,8 @@ class PairReviewAPI(PairAPIView):
 
 
 class SuggestionListAPI(APIView):
-    @extend_schema(responses=SuggestionSerializer(many=True))
+    @extend_schema(responses=SuggestionSerializer(many=True), parameters=[
+        OpenApiParameter("status", description="pending (the default), accepted or dismissed")])
     def get(self, request, slug: str):
         project = _project(request, slug, permissions.LEAD)
         services.refresh_suggestions(project)

@@ -6,7 +6,7 @@ project, everything else the lead role. Explicit input and output serializers; n
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -120,7 +120,8 @@ class EvalSetListAPI(APIView):
 class EvalRunListAPI(APIView):
     pagination_class = StudioPagination
 
-    @extend_schema(responses=EvalRunSerializer(many=True))
+    @extend_schema(responses=EvalRunSerializer(many=True),
+                   parameters=[OpenApiParameter("status", description="Only runs with this status")])
     def get(self, request, slug: str):
         project = project_for(request, slug)
         qs = project.eval_runs.all()
@@ -162,7 +163,8 @@ class EvalRunDetailAPI(APIView):
 class EvalRunItemsAPI(APIView):
     pagination_class = StudioPagination
 
-    @extend_schema(responses=EvalItemResultSerializer(many=True))
+    @extend_schema(responses=EvalItemResultSerializer(many=True), parameters=[
+        OpenApiParameter("failed", description="1 or true: only the items scored wrong")])
     def get(self, request, pk: int):
         run = run_for(request, pk)
         qs = run.results.all()

@@ -13,7 +13,7 @@ Validation is the same as the launch form's (``training.jobs.launch_errors``).
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -86,7 +86,9 @@ def parse_launch(project: Project, data) -> tuple:
 class TrainingJobListAPI(APIView):
     pagination_class = StudioPagination
 
-    @extend_schema(responses=TrainingJobSerializer(many=True))
+    @extend_schema(responses=TrainingJobSerializer(many=True), parameters=[
+        OpenApiParameter("status", description="Only runs with this status"),
+        OpenApiParameter("kind", description="Only runs of this kind (sft, dpo)")])
     def get(self, request, slug: str):
         project = project_for(request, slug)
         qs = project.training_jobs.all()
@@ -128,7 +130,8 @@ class TrainingJobDetailAPI(APIView):
 
 
 class TrainingJobMetricsAPI(APIView):
-    @extend_schema(responses=MetricPointSerializer(many=True))
+    @extend_schema(responses=MetricPointSerializer(many=True), parameters=[
+        OpenApiParameter("after", description="Only steps after this one (for polling); not a number: all")])
     def get(self, request, pk: int):
         job = job_for(request, pk)
         qs = job.metrics.all()
