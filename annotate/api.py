@@ -11,14 +11,14 @@ from django.conf import settings
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import ParseError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from django.core.exceptions import PermissionDenied
-from rest_framework.pagination import PageNumberPagination
 
 from annotate import import_preview, permissions, workflow
 from annotate.editing import OPS, Edit, EditError
@@ -32,6 +32,7 @@ from annotate.services import (QUEUE_SORTS, StaleVersion, WorkflowRefused, assig
 from annotate.step_forms import schemas_for
 from annotate.trajectory import CASE_TYPES, SPLITS, SchemaError
 from annotate.trajectory import Trajectory as Document
+from studio.rest import MAX_ID, IdField, StrictSerializer, StudioPagination, id_list, id_or_none
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -48,7 +49,7 @@ class TrajectorySummarySerializer(serializers.ModelSerializer):
                   "case_types", "split", "tags", "step_count", "finding_count", "created_at", "updated_at"]
 
 
-class ImportInputSerializer(serializers.Serializer):
+class ImportInputSerializer(StrictSerializer):
     file = serializers.FileField()
     format = serializers.ChoiceField(choices=[f for f, _ in IMPORT_FORMATS], default="auto")
     answers = serializers.FileField(required=False)
@@ -89,6 +90,11 @@ class QueueFilterSerializer(serializers.Serializer):
     label = serializers.CharField(required=False, max_length=100)
     assignee = serializers.RegexField(r"^(me|none|\d+)$", required=False,
                                       help_text='"me", "none" or a user id')
+
+    def validate_assignee(self, value: str) -> str:
+        if value.isdigit() and int(value) > MAX_ID:
+            raise serializers.ValidationError("no user has so large an id")
+        return value
     source = serializers.CharField(required=False, max_length=300)
     split = serializers.ChoiceField(choices=list(SPLITS), required=False)
     q = serializers.CharField(required=False, max_length=200, help_text="Words that must occur in some step")
@@ -98,13 +104,15 @@ class QueueFilterSerializer(serializers.Serializer):
 class TrajectoryListAPI(APIView):
     """The queue: a project's trajectories, filtered, sorted and paginated."""
 
+    pagination_class = StudioPagination
+
     @extend_schema(parameters=[QueueFilterSerializer], responses=TrajectorySummarySerializer(many=True))
     def get(self, request, slug: str):
         project = project_for(request, slug)
         filters = QueueFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         qs = queue(project, filters.validated_data, request.user)
-        paginator = PageNumberPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(TrajectorySummarySerializer(page, many=True).data)
 
@@ -126,7 +134,7 @@ class DocumentOutputSerializer(TrajectorySummarySerializer):
         fields = TrajectorySummarySerializer.Meta.fields + ["document", "findings"]
 
 
-class DocumentInputSerializer(serializers.Serializer):
+class DocumentInputSerializer(StrictSerializer):
     base_version = serializers.IntegerField(min_value=1, help_text="The version this document was edited from")
     document = serializers.DictField()
     summary = serializers.CharField(required=False, allow_blank=True, max_length=300)
@@ -207,7 +215,7 @@ class TrajectoryDocumentAPI(APIView):
         return document_response(trajectory, doc)
 
 
-class EditInputSerializer(serializers.Serializer):
+class EditInputSerializer(StrictSerializer):
     base_version = serializers.IntegerField(min_value=1)
     op = serializers.ChoiceField(choices=list(OPS))
     turn = serializers.IntegerField(min_value=0, required=False, allow_null=True)
@@ -249,7 +257,7 @@ class TrajectoryEditAPI(APIView):
         return _apply(request, trajectory, edit, d)
 
 
-class StepUpdateSerializer(serializers.Serializer):
+class StepUpdateSerializer(StrictSerializer):
     base_version = serializers.IntegerField(min_value=1)
     text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     name = serializers.CharField(required=False, allow_blank=True)
@@ -278,7 +286,7 @@ class StepAPI(APIView):
         return _apply(request, trajectory, Edit("update_step", turn, step, fields), d)
 
 
-class TransitionInputSerializer(serializers.Serializer):
+class TransitionInputSerializer(StrictSerializer):
     action = serializers.ChoiceField(choices=list(workflow.ACTIONS))
     comment = serializers.CharField(required=False, allow_blank=True, max_length=5000)
     base_version = serializers.IntegerField(min_value=1, required=False)
@@ -324,11 +332,13 @@ class RevisionDetailSerializer(RevisionSerializer):
 
 
 class RevisionListAPI(APIView):
+    pagination_class = StudioPagination
+
     @extend_schema(responses=RevisionSerializer(many=True))
     def get(self, request, pk: int):
         trajectory = trajectory_for(request, pk)
         history = history_of(trajectory)
-        paginator = PageNumberPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(history if isinstance(history, list) else history.defer("document"),
                                            request, view=self)
         return paginator.get_paginated_response(RevisionSerializer(page, many=True).data)
@@ -352,7 +362,7 @@ class RevisionDetailAPI(APIView):
         return Response(data)
 
 
-class RevertInputSerializer(serializers.Serializer):
+class RevertInputSerializer(StrictSerializer):
     version = serializers.IntegerField(min_value=1, help_text="The version to bring back")
     base_version = serializers.IntegerField(min_value=1, help_text="The current version, as you saw it")
 
@@ -373,7 +383,7 @@ class RevertAPI(APIView):
         return document_response(trajectory, doc)
 
 
-class CheckArgumentsInputSerializer(serializers.Serializer):
+class CheckArgumentsInputSerializer(StrictSerializer):
     tool = serializers.CharField()
     arguments = serializers.JSONField()
 
@@ -453,19 +463,19 @@ class DashboardAPI(APIView):
 class NextAPI(APIView):
     """Next in my queue (may claim an unassigned draft); 204 when the queue is empty."""
 
-    @extend_schema(request=None, responses={200: TrajectorySummarySerializer, 204: None})
+    @extend_schema(request=None, responses={200: TrajectorySummarySerializer, 204: None}, parameters=[
+        OpenApiParameter("after", description="The next one after this trajectory id")])
     def post(self, request, slug: str):
         project = project_for(request, slug)
-        after = request.query_params.get("after")
-        found = next_in_queue(request.user, project, after=int(after) if after and after.isdigit() else None)
+        found = next_in_queue(request.user, project, after=id_or_none(request.query_params.get("after")))
         if found is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(TrajectorySummarySerializer(found).data)
 
 
-class AssignInputSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False)
-    assignee = serializers.IntegerField(allow_null=True, help_text="A member's user id; null unassigns")
+class AssignInputSerializer(StrictSerializer):
+    ids = id_list(allow_empty=False)
+    assignee = IdField(allow_null=True, help_text="A member's user id; null unassigns")
 
 
 class AssignOutputSerializer(serializers.Serializer):
@@ -492,12 +502,23 @@ class AssignAPI(APIView):
 class ImportAPI(APIView):
     parser_classes = [MultiPartParser, FormParser]
 
+    def handle_exception(self, exc):
+        if isinstance(exc, ParseError):  # a body that is not a form: the documented 400 (an import report)
+            return Response({"imported": 0, "skipped": 0, "errors": [
+                {"file": None, "line": None, "field": "", "message": str(exc.detail)}]},
+                status=status.HTTP_400_BAD_REQUEST)
+        return super().handle_exception(exc)
+
     @extend_schema(request=ImportInputSerializer, responses={201: ImportOutputSerializer, 400: ImportOutputSerializer,
                                                              200: OpenApiTypes.OBJECT})
     def post(self, request, slug: str):
         project = project_for(request, slug, permissions.LEAD)
         inp = ImportInputSerializer(data=request.data)
-        inp.is_valid(raise_exception=True)
+        if not inp.is_valid():  # the documented 400: an import report with no file read
+            return Response({"imported": 0, "skipped": 0, "errors": [
+                {"file": None, "line": None, "field": field, "message": str(message)}
+                for field, messages in inp.errors.items() for message in messages]},
+                status=status.HTTP_400_BAD_REQUEST)
         upload = inp.validated_data["file"]
         if upload.size > settings.IMPORT_MAX_BYTES:
             return Response({"imported": 0, "skipped": 0, "errors": [{

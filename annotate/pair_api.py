@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import ParseError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,12 +21,14 @@ from annotate import permissions
 from annotate.models import Project, Trajectory
 from annotate.pair_models import Pair, PairSuggestion, categories_for
 from annotate.trajectory import SchemaError, Trajectory as CanonicalTrajectory
+from studio.rest import IdField, StrictSerializer, StudioPagination, id_list
 
 
 class PairSerializer(serializers.ModelSerializer):
     project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     author = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    reviewer = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    reviewer = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True,
+                                            help_text="null until someone reviews the pair")
     cut = serializers.SerializerMethodField()
 
     class Meta:
@@ -44,14 +47,14 @@ class PairSummarySerializer(PairSerializer):
                   "reviewed_at", "external_id", "created_at", "updated_at"]
 
 
-class PairCreateSerializer(serializers.Serializer):
+class PairCreateSerializer(StrictSerializer):
     """Fork a trajectory (``trajectory``, ``turn``, ``step``) or give a ``context`` document whose last
     turn is the one continued. Sides default to the trajectory's own continuation; ``starter`` fills
     the rejected side with that category's typical bad variant."""
 
-    trajectory = serializers.IntegerField(required=False)
-    turn = serializers.IntegerField(required=False)
-    step = serializers.IntegerField(required=False)
+    trajectory = IdField(required=False)
+    turn = serializers.IntegerField(required=False, min_value=0)
+    step = serializers.IntegerField(required=False, min_value=0)
     context = serializers.JSONField(required=False)
     chosen = serializers.JSONField(required=False)
     rejected = serializers.JSONField(required=False)
@@ -64,7 +67,7 @@ class PairCreateSerializer(serializers.Serializer):
                                      help_text="Why the chosen side is kept although it fails validation (leads)")
 
 
-class PairUpdateSerializer(serializers.Serializer):
+class PairUpdateSerializer(StrictSerializer):
     chosen = serializers.JSONField(required=False)
     rejected = serializers.JSONField(required=False)
     category = serializers.CharField(required=False)
@@ -73,7 +76,7 @@ class PairUpdateSerializer(serializers.Serializer):
                                      help_text="Why the chosen side is kept although it fails validation (leads)")
 
 
-class PairReviewSerializer(serializers.Serializer):
+class PairReviewSerializer(StrictSerializer):
     status = serializers.ChoiceField(choices=["approved", "rejected", "draft"])
     note = serializers.CharField(required=False, allow_blank=True)
 
@@ -95,8 +98,8 @@ class SuggestionSerializer(serializers.ModelSerializer):
         return {"turn": row.cut_turn, "step": row.cut_step}
 
 
-class SuggestionDecisionSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(), allow_empty=False)
+class SuggestionDecisionSerializer(StrictSerializer):
+    ids = id_list(allow_empty=False)
     action = serializers.ChoiceField(choices=["accept", "dismiss"])
 
 
@@ -106,7 +109,7 @@ class SuggestionDecisionOutputSerializer(serializers.Serializer):
     errors = serializers.ListField(child=serializers.DictField())
 
 
-class PairImportInputSerializer(serializers.Serializer):
+class PairImportInputSerializer(StrictSerializer):
     file = serializers.FileField()
     skip_invalid = serializers.BooleanField(default=False, help_text="Import the pairs of the valid records and "
                                                                     "report the rest (default: all or nothing)")
@@ -122,7 +125,7 @@ class PairImportOutputSerializer(serializers.Serializer):
     errors = serializers.ListField(child=serializers.DictField())
 
 
-class PairExportInputSerializer(serializers.Serializer):
+class PairExportInputSerializer(StrictSerializer):
     name = serializers.CharField(required=False, allow_blank=True, default="")
     template = serializers.CharField(required=False, allow_blank=True)
     tokenizer = serializers.CharField(required=False, allow_blank=True)
@@ -152,6 +155,35 @@ def _bad(errors) -> Response:
     return Response({"errors": items}, status=status.HTTP_400_BAD_REQUEST)
 
 
+def _invalid(serializer: serializers.Serializer, **extra) -> Response:
+    """A serializer's errors as this API's 400 (``{"errors": [{"field", "message"}]}``, plus ``extra``)."""
+    return Response({**extra, "errors": [{"field": field, "message": str(m)} for field, ms in _flat(serializer.errors)
+                                         for m in ms]}, status=status.HTTP_400_BAD_REQUEST)
+
+
+class PairAPIView(APIView):
+    """An APIView whose 400s all take this API's shape: a body that is not JSON (DRF's ParseError)
+    is ``{"errors": [{"field": "", "message"}]}`` too."""
+
+    def handle_exception(self, exc):
+        if isinstance(exc, ParseError):
+            return _bad([{"field": "", "message": str(exc.detail)}])
+        return super().handle_exception(exc)
+
+
+def _flat(errors, prefix: str = ""):
+    """(field, messages) pairs of a DRF error dict; nested fields joined with dots."""
+    if isinstance(errors, dict):
+        for k, v in errors.items():
+            yield from _flat(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(errors, list) and errors and not all(isinstance(e, str) for e in errors):
+        for i, v in enumerate(errors):
+            if v:
+                yield from _flat(v, f"{prefix}.{i}")
+    else:
+        yield prefix, errors if isinstance(errors, list) else [errors]
+
+
 def _steps(value, where: str):
     try:
         return core.steps_from_dicts(value, where)
@@ -159,19 +191,20 @@ def _steps(value, where: str):
         raise core.PairError(e.message, e.field) from None
 
 
-class PairListAPI(APIView):
+class PairListAPI(PairAPIView):
     parser_classes = [JSONParser]
+    pagination_class = StudioPagination
 
-    @extend_schema(responses=PairSummarySerializer(many=True))
+    @extend_schema(responses=PairSummarySerializer(many=True), parameters=[
+        OpenApiParameter(name, description=f"Only pairs with this {name}")
+        for name in ("status", "category", "source")])
     def get(self, request, slug: str):
         project = _project(request, slug)
         qs = project.pairs.select_related("project", "author", "reviewer").order_by("id")
         for key in ("status", "category", "source"):
             if v := request.query_params.get(key):
                 qs = qs.filter(**{key: v})
-        from rest_framework.pagination import PageNumberPagination
-
-        paginator = PageNumberPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(PairSummarySerializer(page, many=True).data)
 
@@ -179,7 +212,8 @@ class PairListAPI(APIView):
     def post(self, request, slug: str):
         project = _project(request, slug, permissions.LEAD)
         inp = PairCreateSerializer(data=request.data)
-        inp.is_valid(raise_exception=True)
+        if not inp.is_valid():
+            return _invalid(inp)
         d = inp.validated_data
         try:
             pair, trajectory, revision = _new_pair(project, d)
@@ -218,7 +252,7 @@ def _new_pair(project, d: dict):
     return pair, trajectory, revision
 
 
-class PairDetailAPI(APIView):
+class PairDetailAPI(PairAPIView):
     parser_classes = [JSONParser]
 
     def _row(self, request, pk: int, minimum=permissions.ANNOTATOR) -> Pair:
@@ -237,7 +271,8 @@ class PairDetailAPI(APIView):
     def patch(self, request, pk: int):
         row = self._row(request, pk, permissions.LEAD)
         inp = PairUpdateSerializer(data=request.data)
-        inp.is_valid(raise_exception=True)
+        if not inp.is_valid():
+            return _invalid(inp)
         d = inp.validated_data
         pair = row.to_core()
         try:
@@ -254,7 +289,7 @@ class PairDetailAPI(APIView):
         return Response(PairSerializer(row).data)
 
 
-class PairReviewAPI(APIView):
+class PairReviewAPI(PairAPIView):
     parser_classes = [JSONParser, FormParser]
 
     @extend_schema(request=PairReviewSerializer, responses={200: PairSerializer, 400: PairErrorsSerializer})
@@ -262,7 +297,8 @@ class PairReviewAPI(APIView):
         row = get_object_or_404(Pair.objects.select_related("project"), pk=pk)
         permissions.require_role(request.user, row.project, permissions.LEAD)
         inp = PairReviewSerializer(data=request.data)
-        inp.is_valid(raise_exception=True)
+        if not inp.is_valid():
+            return _invalid(inp)
         try:
             services.review_pair(row, inp.validated_data["status"], user=request.user,
                                  note=inp.validated_data.get("note"))
@@ -272,7 +308,8 @@ class PairReviewAPI(APIView):
 
 
 class SuggestionListAPI(APIView):
-    @extend_schema(responses=SuggestionSerializer(many=True))
+    @extend_schema(responses=SuggestionSerializer(many=True), parameters=[
+        OpenApiParameter("status", description="pending (the default), accepted or dismissed")])
     def get(self, request, slug: str):
         project = _project(request, slug, permissions.LEAD)
         services.refresh_suggestions(project)
@@ -280,28 +317,31 @@ class SuggestionListAPI(APIView):
         return Response(SuggestionSerializer(qs.select_related("corrected_by")[:1000], many=True).data)
 
 
-class SuggestionDecideAPI(APIView):
+class SuggestionDecideAPI(PairAPIView):
     parser_classes = [JSONParser]
 
-    @extend_schema(request=SuggestionDecisionSerializer, responses=SuggestionDecisionOutputSerializer)
+    @extend_schema(request=SuggestionDecisionSerializer,
+                   responses={200: SuggestionDecisionOutputSerializer, 400: PairErrorsSerializer})
     def post(self, request, slug: str):
         project = _project(request, slug, permissions.LEAD)
         inp = SuggestionDecisionSerializer(data=request.data)
-        inp.is_valid(raise_exception=True)
+        if not inp.is_valid():
+            return _invalid(inp)
         d = services.decide_suggestions(project, inp.validated_data["ids"], inp.validated_data["action"],
                                         user=request.user)
         return Response(SuggestionDecisionOutputSerializer({"accepted": [p.pk for p in d.accepted], "dismissed": d.dismissed,
                                                 "errors": d.errors}).data)
 
 
-class PairImportAPI(APIView):
+class PairImportAPI(PairAPIView):
     parser_classes = [MultiPartParser, FormParser]
 
     @extend_schema(request=PairImportInputSerializer, responses={201: PairImportOutputSerializer, 400: PairImportOutputSerializer})
     def post(self, request, slug: str):
         project = _project(request, slug, permissions.LEAD)
         inp = PairImportInputSerializer(data=request.data)
-        inp.is_valid(raise_exception=True)
+        if not inp.is_valid():
+            return _invalid(inp, created=0, duplicates=0)
         upload = inp.validated_data["file"]
         out = services.import_candidates(project, upload.read(), upload.name, user=request.user,
                                          skip_invalid=inp.validated_data["skip_invalid"],
@@ -311,14 +351,15 @@ class PairImportAPI(APIView):
         return Response(PairImportOutputSerializer(out).data, status=code)
 
 
-class PairExportAPI(APIView):
+class PairExportAPI(PairAPIView):
     parser_classes = [JSONParser]
 
     @extend_schema(request=PairExportInputSerializer, responses={201: PairExportOutputSerializer, 400: PairErrorsSerializer})
     def post(self, request, slug: str):
         project = _project(request, slug, permissions.LEAD)
         inp = PairExportInputSerializer(data=request.data)
-        inp.is_valid(raise_exception=True)
+        if not inp.is_valid():
+            return _invalid(inp)
         d = inp.validated_data
         render_settings = {k: d[k] for k in ("template", "tokenizer", "max_length") if d.get(k) not in (None, "")}
         try:

@@ -25,7 +25,7 @@ from annotate import pairs as core
 from annotate.permissions import author_of
 from annotate.models import Revision, Trajectory
 from annotate.pair_models import Pair, PairSuggestion, SuggestionScan, categories_for
-from annotate.services import keep_original
+from annotate.services import keep_original, lock_version
 from annotate.trajectory import Trajectory as CanonicalTrajectory
 
 
@@ -36,7 +36,7 @@ def current_revision(trajectory: Trajectory) -> Revision | None:
 def pin_current_revision(trajectory: Trajectory) -> Revision:
     """The revision of the trajectory's current version, written from its rows if it has none yet."""
     with transaction.atomic():
-        version = Trajectory.objects.filter(pk=trajectory.pk).values_list("version", flat=True).get()
+        version = lock_version(trajectory.pk)
         keep_original(trajectory.pk, version)
         return trajectory.revisions.get(version=version)
 

@@ -313,9 +313,23 @@ def keep_original(trajectory_id: int, version: int, doc: CanonicalTrajectory | N
     """
     if Revision.objects.filter(trajectory_id=trajectory_id, version=version).exists():
         return
+    # Lock the row, then look again: on PostgreSQL two first saves would otherwise both find no
+    # revision and both write version 1, and the second would fail on the unique (trajectory,
+    # version). Behind the lock the second sees the first's commit: the version has moved (its
+    # conditional UPDATE will match nothing, a conflict) and the revision exists. (SQLite's
+    # transactions hold the database's write lock, which serialises them already.)
+    if lock_version(trajectory_id) != version or \
+            Revision.objects.filter(trajectory_id=trajectory_id, version=version).exists():
+        return
     row = Trajectory.objects.get(pk=trajectory_id)
     implied_revision(row.pk, version, row.status, row.created_at, row.updated_at, doc or row.to_canonical(),
                      otherwise="saved outside the workbench").save()
+
+
+def lock_version(trajectory_id: int) -> int:
+    """The trajectory's current version, its row locked until the transaction ends (``SELECT …
+    FOR UPDATE`` on PostgreSQL; SQLite's transactions already hold the whole database's write lock)."""
+    return Trajectory.objects.select_for_update().filter(pk=trajectory_id).values_list("version", flat=True).get()
 
 
 def implied_revision(trajectory_id: int, version: int, status: str, created_at, updated_at,
@@ -375,7 +389,7 @@ def save_edit(trajectory: Trajectory, edit: Edit, *, user, base_version: int,
         else:
             # On SQLite the transaction holds the write lock from its start (IMMEDIATE): the
             # version read here cannot change before replace_document's conditional update.
-            version = Trajectory.objects.filter(pk=trajectory.pk).values_list("version", flat=True).get()
+            version = lock_version(trajectory.pk)
             if version != base_version:
                 raise StaleVersion(trajectory.pk, base_version)
             doc = current_document(trajectory, version)
@@ -428,7 +442,7 @@ def resolve_conflict(trajectory: Trajectory, edit: Edit, *, user, base_version: 
     if base is None:
         raise EditError(f"version {base_version} has no revision to merge from", "base_version")
     with transaction.atomic():
-        version = Trajectory.objects.filter(pk=trajectory.pk).values_list("version", flat=True).get()
+        version = lock_version(trajectory.pk)
         if version != seen_version:
             raise StaleVersion(trajectory.pk, seen_version)
         current = current_document(trajectory, version)
@@ -486,7 +500,7 @@ def transition(trajectory: Trajectory, action: str, *, user, comment: str = "",
         raise WorkflowRefused("Say what needs fixing: a rejection needs a comment for the annotator.")
     now = timezone.now()
     with transaction.atomic():
-        current = Trajectory.objects.filter(pk=trajectory.pk).values("version", "status").get()
+        current = Trajectory.objects.select_for_update().filter(pk=trajectory.pk).values("version", "status").get()
         if base_version is not None and current["version"] != base_version:
             raise StaleVersion(trajectory.pk, base_version)
         if current["status"] not in act.sources:

@@ -6,10 +6,9 @@ project, everything else the lead role. Explicit input and output serializers; n
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -19,6 +18,7 @@ from evaluation import jobs
 from evaluation.generate import GenerationSettings
 from evaluation.models import EvalItemResult, EvalRun, EvalSet
 from training.jobs import request_cancel
+from studio.rest import MAX_ID, IdField, StrictSerializer, StudioPagination, keyed_dict
 
 
 class EvalSetSerializer(serializers.ModelSerializer):
@@ -28,14 +28,22 @@ class EvalSetSerializer(serializers.ModelSerializer):
                   "created_by", "created_at"]
 
 
-class EvalSetInputSerializer(serializers.Serializer):
+class EvalSetInputSerializer(StrictSerializer):
     source = serializers.ChoiceField(choices=[EvalSet.SNAPSHOT, EvalSet.TRAJECTORIES],
                                      help_text="Upload candidates files through the page")
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    snapshot = serializers.IntegerField(required=False, help_text="A finished prompt snapshot (source snapshot)")
+    snapshot = IdField(required=False, help_text="A finished prompt snapshot (source snapshot)")
     split = serializers.CharField(required=False, default="eval")
-    filters = serializers.DictField(required=False, default=dict,
-                                    help_text="split, source, tag, case_type, status (source trajectories)")
+    filters = keyed_dict(jobs.TRAJECTORY_FILTERS + ("ids",), required=False, default=dict,
+                         help_text=", ".join(jobs.TRAJECTORY_FILTERS) + ", ids (a list of trajectory ids) "
+                                   "(source trajectories)")
+
+    def validate_filters(self, value: dict) -> dict:
+        ids = value.get("ids")
+        if ids is not None and (not isinstance(ids, list) or not all(
+                isinstance(i, int) and not isinstance(i, bool) and 1 <= i <= MAX_ID for i in ids)):
+            raise serializers.ValidationError({"ids": ["must be a list of trajectory ids"]})
+        return value
 
 
 class EvalRunSerializer(serializers.ModelSerializer):
@@ -54,11 +62,11 @@ class EvalRunDetailSerializer(EvalRunSerializer):
         return jobs.live_summary(run)
 
 
-class EvalLaunchInputSerializer(serializers.Serializer):
-    eval_set = serializers.IntegerField()
+class EvalLaunchInputSerializer(StrictSerializer):
+    eval_set = IdField()
     model_source = serializers.ChoiceField(choices=[k for k, _ in EvalRun.MODEL_SOURCES])
     model_path = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
-    training_job = serializers.IntegerField(required=False, allow_null=True, default=None)
+    training_job = IdField(required=False, allow_null=True, default=None)
     merge_adapter = serializers.BooleanField(required=False, default=False)
     endpoint_url = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
     endpoint_model = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
@@ -110,13 +118,16 @@ class EvalSetListAPI(APIView):
 
 
 class EvalRunListAPI(APIView):
-    @extend_schema(responses=EvalRunSerializer(many=True))
+    pagination_class = StudioPagination
+
+    @extend_schema(responses=EvalRunSerializer(many=True),
+                   parameters=[OpenApiParameter("status", description="Only runs with this status")])
     def get(self, request, slug: str):
         project = project_for(request, slug)
         qs = project.eval_runs.all()
         if s := request.query_params.get("status"):
             qs = qs.filter(status=s)
-        paginator = PageNumberPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(EvalRunSerializer(page, many=True).data)
 
@@ -150,13 +161,16 @@ class EvalRunDetailAPI(APIView):
 
 
 class EvalRunItemsAPI(APIView):
-    @extend_schema(responses=EvalItemResultSerializer(many=True))
+    pagination_class = StudioPagination
+
+    @extend_schema(responses=EvalItemResultSerializer(many=True), parameters=[
+        OpenApiParameter("failed", description="1 or true: only the items scored wrong")])
     def get(self, request, pk: int):
         run = run_for(request, pk)
         qs = run.results.all()
         if request.query_params.get("failed") in ("1", "true"):
             qs = qs.filter(correct=False)
-        paginator = PageNumberPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(EvalItemResultSerializer(page, many=True).data)
 

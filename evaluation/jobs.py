@@ -83,11 +83,14 @@ TRAJECTORY_FILTERS = ("split", "source", "tag", "case_type", "status")
 
 
 def items_from_trajectories(project, filters: dict) -> list[EvalItem]:
-    """Decision points of the project's trajectories matching ``filters`` (their current revisions)."""
+    """Decision points of the project's trajectories matching ``filters`` (their current revisions):
+    ``TRAJECTORY_FILTERS``, and ``ids``, a list of trajectory ids."""
     from annotate.models import Revision, documents_of
 
     f = {k: str(filters.get(k) or "").strip() for k in TRAJECTORY_FILTERS}
     qs = project.trajectories.all()
+    if filters.get("ids"):  # (the API checked them: a list of ids)
+        qs = qs.filter(pk__in=filters["ids"])
     if f["split"]:
         qs = qs.filter(split=f["split"])
     if f["source"]:

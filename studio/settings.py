@@ -148,7 +148,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, plus the 400/401/403/404 bodies every view can answer (studio/rest.py).
+    "DEFAULT_SCHEMA_CLASS": "studio.rest.StudioAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
 }
@@ -159,6 +160,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Fields named alike with different choice sets: a name for each set (no generated suffixes).
+    "ENUM_NAME_OVERRIDES": {
+        "TrajectoryStatusEnum": "annotate.models.Trajectory.STATUS_CHOICES",
+        "PairStatusEnum": "annotate.pair_models.Pair.STATUS_CHOICES",
+        "PairSourceEnum": "annotate.pair_models.Pair.SOURCE_CHOICES",
+        "JobStatusEnum": "training.models.JobStatus",
+        "SnapshotKindEnum": "training.models.Snapshot.KIND_CHOICES",
+        "ModelSourceEnum": "evaluation.models.EvalRun.MODEL_SOURCES",
+    },
+    # The schema is for API clients: a token or a session, as for the API itself.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 # Celery ---------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.http import JsonResponse
 from django.urls import include, path
+from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 
@@ -24,6 +25,17 @@ def healthz(request):
     return JsonResponse({"ok": True})
 
 
+def not_found(request, exception):
+    """A 404 under /api/ is JSON, as the schema documents (a URL no route matches: an id that is not a
+    number, a slug with other characters); the pages keep Django's 404 page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found: no API route or row matches this URL."}, status=404)
+    return page_not_found(request, exception)
+
+
+handler404 = not_found
+
+
 from annotate import api_urls as annotate_api  # noqa: E402
 from training import api_urls as training_api  # noqa: E402
 from training import snapshot_api_urls  # noqa: E402
@@ -36,7 +48,8 @@ urlpatterns = [
     path("api/", include(api(list(annotate_api.urlpatterns)))),
     path("api/", include(api(list(training_api.urlpatterns)))),
     path("api/", include(api(list(snapshot_api_urls.urlpatterns)))),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # Token clients read the schema too: DRF checks the login (SERVE_PERMISSIONS), not the redirect.
+    path("api/schema/", login_not_required(SpectacularAPIView.as_view()), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("training/", include("training.urls")),
     path("", include("evaluation.urls")),  # evaluation/… pages and api/… endpoints

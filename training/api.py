@@ -13,10 +13,9 @@ Validation is the same as the launch form's (``training.jobs.launch_errors``).
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -27,6 +26,7 @@ from training import runner
 from training.jobs import (LaunchError, ResumeError, launch_errors, launch_training, preview_run_config,
                            request_cancel, resume_training)
 from training.models import MetricPoint, TrainingJob
+from studio.rest import IdField, StrictSerializer, StudioPagination, id_or_none
 
 
 class TrainingJobSerializer(serializers.ModelSerializer):
@@ -46,8 +46,8 @@ class MetricPointSerializer(serializers.ModelSerializer):
         fields = ["step", "epoch", "values", "created_at"]
 
 
-class LaunchInputSerializer(serializers.Serializer):
-    snapshot = serializers.IntegerField(help_text="Id of a finished snapshot of the same kind")
+class LaunchInputSerializer(StrictSerializer):
+    snapshot = IdField(help_text="Id of a finished snapshot of the same kind")
     kind = serializers.ChoiceField(choices=list(runner.KINDS))
     base_model = serializers.CharField(max_length=1000, help_text="A local model folder or a hub id")
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
@@ -84,7 +84,11 @@ def parse_launch(project: Project, data) -> tuple:
 
 
 class TrainingJobListAPI(APIView):
-    @extend_schema(responses=TrainingJobSerializer(many=True))
+    pagination_class = StudioPagination
+
+    @extend_schema(responses=TrainingJobSerializer(many=True), parameters=[
+        OpenApiParameter("status", description="Only runs with this status"),
+        OpenApiParameter("kind", description="Only runs of this kind (sft, dpo)")])
     def get(self, request, slug: str):
         project = project_for(request, slug)
         qs = project.training_jobs.all()
@@ -92,7 +96,7 @@ class TrainingJobListAPI(APIView):
             qs = qs.filter(status=s)
         if k := request.query_params.get("kind"):
             qs = qs.filter(kind=k)
-        paginator = PageNumberPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(TrainingJobSerializer(page, many=True).data)
 
@@ -126,13 +130,14 @@ class TrainingJobDetailAPI(APIView):
 
 
 class TrainingJobMetricsAPI(APIView):
-    @extend_schema(responses=MetricPointSerializer(many=True))
+    @extend_schema(responses=MetricPointSerializer(many=True), parameters=[
+        OpenApiParameter("after", description="Only steps after this one (for polling); not a number: all")])
     def get(self, request, pk: int):
         job = job_for(request, pk)
         qs = job.metrics.all()
-        after = request.query_params.get("after", "")
-        if after.isdigit():
-            qs = qs.filter(step__gt=int(after))
+        after = id_or_none(request.query_params.get("after", ""))
+        if after is not None:
+            qs = qs.filter(step__gt=after)
         return Response(MetricPointSerializer(qs, many=True).data)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -10,8 +12,10 @@ from rest_framework.views import APIView
 
 from annotate import permissions
 from annotate.models import Project
+from training.export import ExportSettings
 from training.models import Snapshot
-from training.snapshots import SnapshotError, create_snapshot, override_audit, request_cancel
+from training.snapshots import Selection, SnapshotError, create_snapshot, override_audit, request_cancel
+from studio.rest import MAX_ID, StrictSerializer, keyed_dict
 
 
 class SnapshotSerializer(serializers.ModelSerializer):
@@ -30,16 +34,24 @@ class SnapshotDetailSerializer(SnapshotSerializer):
         fields = SnapshotSerializer.Meta.fields + ["audit"]
 
 
-class SnapshotCreateSerializer(serializers.Serializer):
+SELECTION_KEYS = tuple(f.name for f in dataclasses.fields(Selection))
+RENDER_SETTING_KEYS = tuple(f.name for f in dataclasses.fields(ExportSettings) if f.name != "kind")
+
+
+class SnapshotCreateSerializer(StrictSerializer):
     kind = serializers.ChoiceField(choices=[k for k, _ in Snapshot.KIND_CHOICES], default="sft")
     name = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    filters = serializers.DictField(required=False, help_text="status, splits, case_types, labels, projects, ids")
-    render_settings = serializers.DictField(required=False,
-                                            help_text="template, tokenizer, strategy, reasoning_loss, error_policy, "
-                                                      "max_length, tokenized")
+    filters = keyed_dict(SELECTION_KEYS, required=False, help_text=", ".join(SELECTION_KEYS))
+    render_settings = keyed_dict(RENDER_SETTING_KEYS, required=False, help_text=", ".join(RENDER_SETTING_KEYS))
+
+    def validate_filters(self, value: dict) -> dict:
+        ids = value.get("ids")
+        if isinstance(ids, list) and any(isinstance(i, int) and not 1 <= i <= MAX_ID for i in ids):
+            raise serializers.ValidationError({"ids": ["trajectory ids run from 1 to 2^63-1"]})
+        return value
 
 
-class OverrideSerializer(serializers.Serializer):
+class OverrideSerializer(StrictSerializer):
     reason = serializers.CharField()
 
 
