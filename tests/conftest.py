@@ -49,6 +49,13 @@ def _fast_password_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _model_roots(settings):
+    """The tests' admin-set model roots: the tiny model's cache and the shared tokenizers (user-given
+    paths must lie in these or the data dir's models/, runs/ and snapshots/ folders)."""
+    settings.MODEL_ROOTS = [TINY_MODEL_CACHE.parent, TOKENIZERS]
+
+
 # Users and a project with each role: the shared base for permission and page tests. -------
 PASSWORD = "pw-for-tests-1"
 
