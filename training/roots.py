@@ -27,6 +27,9 @@ from training.chat_templates import TemplateError, get_template
 from training.paths import PathRefused, confine, is_inside, is_path_like
 
 
+MAX_STORED_PATH = 1000  # TrainingJob.base_model and EvalRun.model_path
+
+
 class PathError(ValueError):
     """A user-given path that is refused; ``field`` names the form or API field."""
 
@@ -77,7 +80,11 @@ def model_error(model: str) -> str | None:
     """Why ``model`` (a local folder inside the allowed roots, or a hub id) cannot be used, or None."""
     from training.runner import model_reference_error
 
-    return model_reference_error(model, roots=allowed_roots())
+    if problem := model_reference_error(model, roots=allowed_roots()):
+        return problem
+    if len(confined_model(model)) > MAX_STORED_PATH:  # the real path, links followed, must fit its column
+        return f"The path is too long: at most {MAX_STORED_PATH} characters once its links are followed."
+    return None
 
 
 def confined_model(model: str) -> str:
