@@ -23,6 +23,7 @@ from annotate import permissions
 from annotate.models import Project, Trajectory
 from annotate.trajectory import CASE_TYPE_NAMES, SPLITS
 from training.models import JobStatus, Snapshot
+from training.paths import is_inside
 from training.snapshots import STATUS_FILTERS, SnapshotError, create_snapshot, override_audit, request_cancel
 
 # Templates offered by name in the form and the preview: TRL's tool-calling families first.
@@ -248,6 +249,8 @@ def download_snapshot_file(request: HttpRequest, pk: int, name: str) -> HttpResp
         raise Http404("No such file")
     rel, is_dir = FILES[name]
     path = Path(snap.out_dir) / rel
+    if not is_inside(str(path), [snap.out_dir]):  # a symlink out of the snapshot folder
+        raise Http404("No such file")
     if is_dir:
         from training.views import zip_stream
 

@@ -4,6 +4,7 @@ what exists outside; overlong paths are field errors; remote code runs only wher
 from __future__ import annotations
 
 import html
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -272,3 +273,36 @@ def test_the_global_trust_remote_code_switch_is_refused_at_start_up(tmp_path):
     env["TRUST_REMOTE_CODE"] = "false"
     assert subprocess.run([sys.executable, "-c", "import django; django.setup()"], env=env, cwd=ROOT,
                           capture_output=True, timeout=60).returncode == 0
+
+
+# --- downloads and the project's admin-set targets -------------------------------------------------
+
+def test_downloads_do_not_follow_a_symlink_out_of_the_snapshot_or_run_folder(settings, client, lead, project):
+    import io
+    import zipfile
+
+    folder = Path(settings.DATA_DIR) / "snapshots" / "planted"
+    (folder / "hf").mkdir(parents=True)
+    (folder / "hf" / "data.arrow").write_text("rows")
+    (folder / "hf" / "key").symlink_to(Path(settings.DATA_DIR) / "secret_key")
+    (folder / "chat_template.jinja").symlink_to("/etc/passwd")
+    snap = make_snapshot(project, "sft", folder)
+    client.login(username=lead.username, password=PASSWORD)
+    assert client.get(reverse("training:snapshot-file", args=[snap.pk, "chat_template.jinja"])).status_code == 404
+    zipped = client.get(reverse("training:snapshot-file", args=[snap.pk, "hf.zip"]))
+    names = zipfile.ZipFile(io.BytesIO(b"".join(zipped.streaming_content))).namelist()
+    assert names == [f"snapshot-{snap.pk}-hf/data.arrow"]
+
+
+def test_the_admin_cannot_set_a_project_target_outside_the_roots_either(client, admin_user_, project, data_model):
+    client.login(username=admin_user_.username, password=PASSWORD)
+    url = reverse("admin:annotate_project_change", args=[project.pk])
+    form = {"name": project.name, "slug": project.slug, "error_labels": json.dumps(project.error_labels),
+            "required_case_types": json.dumps(project.required_case_types),
+            "created_at_0": "2026-01-01", "created_at_1": "00:00:00"}
+    page = client.post(url, {**form, "target_template": "/etc/passwd", "target_tokenizer": "/etc"})
+    assert page.status_code == 200 and page.content.count(html.escape(REFUSED).encode()) == 2
+    saved = client.post(url, {**form, "target_template": "qwen3_training", "target_tokenizer": str(data_model)})
+    assert saved.status_code == 302, saved.context["adminform"].form.errors
+    project.refresh_from_db()
+    assert (project.target_template, project.target_tokenizer) == ("qwen3_training", str(data_model))
