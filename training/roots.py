@@ -59,7 +59,7 @@ def confined_template(spec: str, field: str = "template") -> str:
     """``spec`` as it should be stored: a registry name or template text unchanged, a path as its
     real path inside the allowed roots (``PathError`` otherwise, also when no template is there)."""
     try:
-        template = get_template(spec, roots=allowed_roots())
+        get_template(spec, roots=allowed_roots())  # refuses a path outside the roots, or one with no template
     except (TemplateError, OSError, ValueError) as e:
         raise PathError(str(e), field) from None
     if "{%" in spec or "{{" in spec or not is_path_like(spec):

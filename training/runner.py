@@ -195,7 +195,8 @@ def model_reference_error(model: str, roots: Iterable[str | os.PathLike] | None 
         if not is_path_like(model):
             if HUB_ID.match(model):
                 return None
-            return f"{model[:100]!r} is neither an existing folder nor a hub id like org/name (give a folder by its full path)."
+            return (f"{model[:100]!r} is neither an existing folder nor a hub id like org/name "
+                    "(give a folder by its full path).")
         try:
             path = Path(confine(model, roots))
         except PathRefused as e:
