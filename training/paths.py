@@ -61,7 +61,10 @@ def real_roots(roots: Iterable[str | os.PathLike]) -> list[str]:
 
 def is_inside(path: str, roots: Iterable[str | os.PathLike]) -> bool:
     """True when the real ``path`` is one of the real ``roots`` or below one."""
-    real = os.path.realpath(path)
+    return _within(os.path.realpath(path), roots)
+
+
+def _within(real: str, roots: Iterable[str | os.PathLike]) -> bool:
     return any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in real_roots(roots))
 
 
@@ -79,10 +82,11 @@ def confine(spec: str, roots: Iterable[str | os.PathLike]) -> str:
     if "\0" in spec:
         raise PathRefused()
     real = os.path.realpath(spec)  # follows every symlink; never raises for a missing path
-    for root in real_roots(roots):
-        if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
-            return real
-    raise PathRefused()
+    if not _within(real, roots):
+        raise PathRefused()
+    if problem := length_error(real):  # links inside the roots made it longer than the system takes
+        raise PathRefused(problem)
+    return real
 
 
 def is_path_like(spec: str) -> bool:
