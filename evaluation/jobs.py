@@ -35,6 +35,7 @@ from evaluation.scoring import (METRICS, ItemScore, aggregate, breakdown, confus
                                 rate)
 from training.jobs import LaunchError  # one launch error for training and evaluation alike
 from training.models import JobStatus, Snapshot, TrainingJob
+from training.roots import PathError, allowed_roots, confined_model, model_error, trust_remote_code_for
 from training.supervisor import (HOST, FileTail, Monitor, claim, fail_before_start, last_lines, run_supervised,
                                  sweep_stale)
 
@@ -59,7 +60,7 @@ def _template_for(project):
     from training.chat_templates import TemplateError, get_template
 
     try:
-        return get_template(project.target_template or "qwen3")
+        return get_template(project.target_template or "qwen3", roots=allowed_roots())
     except (TemplateError, OSError, ValueError):
         return get_template("qwen3")
 
@@ -248,8 +249,6 @@ def launch_errors(project, eval_set: EvalSet | None, model_source: str, *, model
                   training_job: TrainingJob | None = None, endpoint_url: str = "",
                   gen: GenerationSettings | None = None) -> dict[str, str]:
     """Every problem with a launch, by form field (empty: it can run)."""
-    from training.runner import model_reference_error
-
     errors: dict[str, str] = {}
     if eval_set is None:
         errors["eval_set"] = "Choose an eval set."
@@ -258,7 +257,7 @@ def launch_errors(project, eval_set: EvalSet | None, model_source: str, *, model
     elif not eval_set.item_count:
         errors["eval_set"] = "That eval set is empty."
     if model_source == EvalRun.FOLDER:
-        if problem := model_reference_error(model_path):
+        if problem := model_error(model_path):
             errors["model_path"] = problem
     elif model_source == EvalRun.TRAINING_JOB:
         if training_job is None:
@@ -296,8 +295,8 @@ def launch_eval(*, project, eval_set: EvalSet | None, model_source: str, gen: Ge
     if errors:
         raise LaunchError(errors)
     model_path = model_path.strip()
-    if model_source == EvalRun.FOLDER and Path(model_path).expanduser().is_dir():
-        model_path = str(Path(model_path).expanduser().resolve())  # workers run elsewhere (cwd)
+    if model_source == EvalRun.FOLDER:
+        model_path = confined_model(model_path)  # a folder as its real path: workers run elsewhere (cwd)
     total = min(limit, eval_set.item_count) if limit else eval_set.item_count
     with transaction.atomic():
         run = EvalRun.objects.create(
@@ -352,10 +351,23 @@ def run_items(run: EvalRun) -> list[tuple[EvalSetItem, EvalItem]]:
     return [(row, EvalItem.from_dict(row.document)) for row in qs]
 
 
+def remote_code_model(run: EvalRun) -> str:
+    """The model whose admin grant decides ``trust_remote_code`` for ``run`` ("" for an endpoint):
+    a training run's output carries its base model's code, so the base model's grant counts."""
+    if run.model_source == EvalRun.FOLDER:
+        return run.model_path
+    if run.model_source == EvalRun.TRAINING_JOB and run.training_job is not None:
+        return run.training_job.base_model
+    return ""
+
+
 def config_for(run: EvalRun) -> runner.EvalConfig:
+    # Checked again in the worker: the row may predate the roots, or the roots may have changed.
+    if run.model_source == EvalRun.FOLDER and (problem := model_error(run.model_path)):
+        raise PathError(problem, "model_path")
     return runner.EvalConfig(model=model_spec_for(run), output_dir=run.output_dir,
                              settings=GenerationSettings.from_dict(run.settings), run_id=run.pk,
-                             trust_remote_code=bool(getattr(settings, "TRUST_REMOTE_CODE", False)))
+                             trust_remote_code=trust_remote_code_for(remote_code_model(run)))
 
 
 class EvalMonitor(Monitor):

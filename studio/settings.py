@@ -138,8 +138,16 @@ IMPORT_READERS = envint("IMPORT_READERS", "0")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
-# Models: remote code from a model folder runs only where an admin enables it.
-TRUST_REMOTE_CODE = envbool("TRUST_REMOTE_CODE", "False")
+# Models: user-given template, tokenizer and model paths must lie in the data dir's models/,
+# runs/ or snapshots/ folders or in one of these admin-set folders (training.roots).
+MODEL_ROOTS = [Path(p).resolve() for p in envstr("STUDIO_MODEL_ROOTS").split(os.pathsep) if p.strip()]
+# Remote code runs only for model folders an admin grants it to (training.models.TrustedModel);
+# the old global switch would silently trust every lead's model, so setting it on is an error.
+if envbool("TRUST_REMOTE_CODE", "False"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("TRUST_REMOTE_CODE is no longer a global setting: grant remote code per model "
+                               "folder in the admin (Training › Trusted models) and unset TRUST_REMOTE_CODE.")
 DEMO_MODEL_DIR = DATA_DIR / "models" / "tiny-qwen3"
 
 REST_FRAMEWORK = {

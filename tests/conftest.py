@@ -49,6 +49,18 @@ def _fast_password_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+# The tests' admin-set model roots: the tiny model's cache and the shared tokenizers (user-given
+# paths must lie in these or the data dir's models/, runs/ and snapshots/ folders). Processes the
+# tests start get them as STUDIO_MODEL_ROOTS.
+TEST_MODEL_ROOTS = [TINY_MODEL_CACHE.parent, TOKENIZERS]
+MODEL_ROOTS_ENV = os.pathsep.join(str(p) for p in TEST_MODEL_ROOTS)
+
+
+@pytest.fixture(autouse=True)
+def _model_roots(settings):
+    settings.MODEL_ROOTS = list(TEST_MODEL_ROOTS)
+
+
 # Users and a project with each role: the shared base for permission and page tests. -------
 PASSWORD = "pw-for-tests-1"
 

@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import MODEL_ROOTS_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.xdist_group("servers")]
 
@@ -110,7 +112,8 @@ def test_compose_file_wires_web_worker_redis_and_postgres_through_the_environmen
 
 def test_import_and_background_work_run_on_postgres_and_redis(postgres_url, redis_url, tmp_path, tiny_model_dir):
     env = {**os.environ, "DATABASE_URL": postgres_url, "CELERY_BROKER_URL": redis_url,
-           "STUDIO_DATA_DIR": str(tmp_path / "data"), "DJANGO_SETTINGS_MODULE": "studio.settings"}
+           "STUDIO_DATA_DIR": str(tmp_path / "data"), "DJANGO_SETTINGS_MODULE": "studio.settings",
+           "STUDIO_MODEL_ROOTS": MODEL_ROOTS_ENV}
     manage(env, "migrate", "--noinput")
     manage(env, "seed_demo", "--no-model")
     # Keys in an order jsonb would change (it sorts shorter keys first): the chat template renders

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.utils import timezone
 
 from training import models
 
@@ -25,3 +26,16 @@ class TrainingJobAdmin(admin.ModelAdmin):
 class MetricPointAdmin(admin.ModelAdmin):
     list_display = ["job", "step", "epoch", "created_at"]
     raw_id_fields = ["job"]
+
+
+@admin.register(models.TrustedModel)
+class TrustedModelAdmin(admin.ModelAdmin):
+    """Admins grant remote code per model folder; who granted it and when is recorded."""
+
+    list_display = ["path", "granted_by", "granted_at", "note"]
+    readonly_fields = ["granted_by", "granted_at"]
+    fields = ["path", "note", "granted_by", "granted_at"]
+
+    def save_model(self, request, obj, form, change):
+        obj.granted_by, obj.granted_at = request.user, timezone.now()
+        super().save_model(request, obj, form, change)

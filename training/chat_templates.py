@@ -29,10 +29,14 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterable
+
+from training.paths import PathRefused, confine, is_path_like
 
 GENERATION_RE = re.compile(r"\{%-?\s*generation\s*-?%\}")
 _COMMENT_RE = re.compile(r"\{#.*?#\}", re.S)
@@ -209,24 +213,36 @@ def _by_text() -> dict[str, ChatTemplate]:
     return {t.text: t for t in _registry().values()}
 
 
-def get_template(spec: str) -> ChatTemplate:
-    """A template by registry name, by model/tokenizer folder, or from Jinja text.
+def get_template(spec: str, roots: Iterable[str | os.PathLike] | None = None) -> ChatTemplate:
+    """A template by registry name, from Jinja text, or by model/tokenizer folder.
 
-    ``spec`` is tried as a registry name first, then as a path (a folder holding a tokenizer
-    config or ``chat_template.jinja``, or a ``.jinja`` file), then as template text when it contains
-    Jinja tags.
+    ``spec`` is tried as a registry name first, then as template text when it contains Jinja
+    tags, then as a path (a folder holding a tokenizer config or ``chat_template.jinja``, or a
+    ``.jinja`` file). With ``roots`` (what the server passes for anything a user typed), the path
+    must lie inside one of them (``training.paths.confine``): outside, missing or not, and through
+    a symlink alike, it is refused with one message.
     """
     reg = _registry()
     if spec in reg:
         return reg[spec]
     if "{%" in spec or "{{" in spec:
         return custom_template(spec)
-    path = Path(spec)
+    if roots is not None:
+        if not is_path_like(spec):
+            raise TemplateError(f"unknown chat template {spec[:100]!r}: not a registry name, a folder or Jinja text")
+        try:
+            path = Path(confine(spec, roots))
+        except PathRefused as e:
+            raise TemplateError(e.message) from None
+        if not path.is_dir() and path.suffix != ".jinja":
+            raise TemplateError(f"{spec}: give a model or tokenizer folder or a .jinja file")
+    else:
+        path = Path(spec)
     if path.is_dir():
         return from_model_folder(path)
     if path.is_file():
         return custom_template(path.read_text(encoding="utf-8"), name=path.stem)
-    raise TemplateError(f"unknown chat template {spec!r}: not a registry name, a folder or Jinja text")
+    raise TemplateError(f"unknown chat template {spec[:100]!r}: not a registry name, a folder or Jinja text")
 
 
 def training_variant(t: ChatTemplate) -> ChatTemplate | None:

@@ -122,12 +122,15 @@ class ExportSettings:
                               tokenized=self.tokenized)
 
 
-def resolve_template(spec: str):
-    """The ``ChatTemplate`` for a name, folder or file; ``SettingsError`` when there is none."""
+def resolve_template(spec: str, roots=None):
+    """The ``ChatTemplate`` for a name, folder or file; ``SettingsError`` when there is none.
+
+    With ``roots``, a folder or file must lie inside one of them (``chat_templates.get_template``).
+    """
     from training.chat_templates import TemplateError, get_template
 
     try:
-        return get_template(spec)
+        return get_template(spec, roots=roots)
     except (TemplateError, OSError, ValueError) as e:
         raise SettingsError(str(e), "template") from None
 

@@ -21,6 +21,7 @@ from django.db import transaction
 from annotate.permissions import author_of
 from training import runner
 from training.models import JobStatus, MetricPoint, Snapshot, TrainingDefaults, TrainingJob
+from training.roots import PathError, confined_model, model_error, trust_remote_code_for
 from training.supervisor import (HEARTBEAT_EVERY, HOST, FileTail, Monitor,  # noqa: F401
                                  beat, claim, conclude, describe_exit, fail_before_start, finish, last_lines,
                                  request_cancel, run_supervised, start_process, stop_process, sweep_stale)
@@ -66,7 +67,7 @@ def launch_errors(project, snapshot: Snapshot | None, kind: str, base_model: str
         errors["snapshot"] = "That snapshot belongs to another project."
     elif problem := snapshot_error(snapshot, kind):
         errors["snapshot"] = problem
-    if problem := runner.model_reference_error(base_model):
+    if problem := model_error(base_model):
         errors["base_model"] = problem
     errors.update(runner.settings_errors(kind, train_settings))
     return errors
@@ -95,9 +96,7 @@ def launch_training(*, project, snapshot: Snapshot | None, kind: str, base_model
     if errors:
         raise LaunchError(errors)
     train_settings = effective_settings(snapshot, train_settings)
-    base_model = base_model.strip()
-    if Path(base_model).expanduser().is_dir():  # workers run elsewhere (cwd): store the absolute path
-        base_model = str(Path(base_model).expanduser().resolve())
+    base_model = confined_model(base_model)  # a folder as its real path: workers run elsewhere (cwd)
     with transaction.atomic():
         job = TrainingJob.objects.create(
             project=project, snapshot=snapshot, kind=kind, base_model=base_model,
@@ -226,7 +225,7 @@ def _run_config(snapshot: Snapshot, kind: str, model: str, train_settings: runne
         kind=kind, model=model, dataset_dir=str(Path(snapshot.out_dir) / "hf"), output_dir=output_dir,
         settings=train_settings, snapshot=snapshot_info(snapshot),
         chat_template_file=str(template) if template.exists() else "", app_commit=app_commit(),
-        trust_remote_code=bool(getattr(settings, "TRUST_REMOTE_CODE", False)), **job)
+        trust_remote_code=trust_remote_code_for(model), **job)
 
 
 def job_file(job: TrainingJob) -> Path:
@@ -348,6 +347,9 @@ def run_training_job(job_id: int, *, echo: Callable[[str], None] | None = None, 
         return "not claimed"
     job = TrainingJob.objects.select_related("snapshot").get(pk=job_id)
     try:
+        # Checked again in the worker: the row may predate the roots, or the roots may have changed.
+        if problem := model_error(job.base_model):
+            raise PathError(problem, "base_model")
         Path(job.output_dir).mkdir(parents=True, exist_ok=True)
         path = run_config_for(job).write(job_file(job))
     except Exception as exc:  # a broken row or an unwritable data dir: say so on the row

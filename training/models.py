@@ -191,4 +191,36 @@ class MetricPoint(models.Model):
         ]
 
 
+
+class TrustedModel(models.Model):
+    """An admin's grant: jobs loading this model folder (or one below it), or exactly this hub id,
+    run with ``trust_remote_code`` (the model's own Python code). Nothing else ever does."""
+
+    path = models.CharField(max_length=1000, unique=True,
+                            help_text="A model folder inside the allowed roots (stored as its real path), or a hub id")
+    note = models.TextField(blank=True, help_text="Why this model's code is trusted")
+    granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    granted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["path"]
+
+    def __str__(self) -> str:
+        return self.path
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from training.paths import PathRefused, confine, is_path_like
+        from training.roots import allowed_roots
+
+        self.path = self.path.strip()
+        if is_path_like(self.path):
+            try:
+                self.path = confine(self.path, allowed_roots())
+            except PathRefused as e:
+                raise ValidationError({"path": e.message}) from None
+
+
 from training.snapshot_models import *  # noqa: E402,F401,F403  (pinned pairs, render cache)

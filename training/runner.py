@@ -25,8 +25,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
+from training.paths import PathRefused, confine, is_path_like, length_error
 # EventLog and watch_parent are re-exported: tests and older callers know them from here.
 from training.runner_io import EventLog, JobFile, command_for, resolve_device, run_main, watch_parent  # noqa: F401
 
@@ -174,25 +175,47 @@ def relevant_settings(kind: str, s: TrainSettings) -> dict[str, Any]:
     return {k: v for k, v in s.to_dict().items() if k not in skip}
 
 
-def model_reference_error(model: str) -> str | None:
+def model_reference_error(model: str, roots: Iterable[str | os.PathLike] | None = None) -> str | None:
     """Why ``model`` cannot be loaded, or None: a local folder with config.json, or a hub id.
+
+    With ``roots`` (what the server passes for anything a user typed) a folder must lie inside
+    one of them, and a path outside is refused with one message whether it exists or not.
 
     >>> model_reference_error("Qwen/Qwen3-0.6B") is None
     True
+    >>> model_reference_error("/etc", roots=["/srv/models"])[:22]
+    'Not an allowed path: g'
     """
     model = model.strip()
     if not model:
         return "Give a local model folder or a hub id (org/name)."
-    path = Path(model).expanduser()
-    if path.is_absolute() or model.startswith(".") or path.exists():
-        if not path.is_dir():
-            return f"No folder at {model}."
-        if not (path / "config.json").exists():
-            return f"{model} has no config.json: not a transformers model folder."
-        return None
-    if not HUB_ID.match(model):
-        return f"{model!r} is neither an existing folder nor a hub id like org/name."
+    if problem := length_error(model):
+        return _sentence(problem)
+    if roots is not None:
+        if not is_path_like(model):
+            if HUB_ID.match(model):
+                return None
+            return (f"{model[:100]!r} is neither an existing folder nor a hub id like org/name "
+                    "(give a folder by its full path).")
+        try:
+            path = Path(confine(model, roots))
+        except PathRefused as e:
+            return _sentence(e.message)
+    else:
+        path = Path(model).expanduser()
+        if not (path.is_absolute() or model.startswith(".") or path.exists()):
+            if not HUB_ID.match(model):
+                return f"{model!r} is neither an existing folder nor a hub id like org/name."
+            return None
+    if not path.is_dir():
+        return f"No folder at {model}."
+    if not (path / "config.json").exists():
+        return f"{model} has no config.json: not a transformers model folder."
     return None
+
+
+def _sentence(message: str) -> str:
+    return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
 
 
 def target_modules(text: str) -> str | list[str]:

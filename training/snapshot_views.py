@@ -9,7 +9,6 @@ process inside the view): transformers' tokenizer would import torch too.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from django import forms
@@ -24,6 +23,7 @@ from annotate import permissions
 from annotate.models import Project, Trajectory
 from annotate.trajectory import CASE_TYPE_NAMES, SPLITS
 from training.models import JobStatus, Snapshot
+from training.paths import is_inside
 from training.snapshots import STATUS_FILTERS, SnapshotError, create_snapshot, override_audit, request_cancel
 
 # Templates offered by name in the form and the preview: TRL's tool-calling families first.
@@ -59,12 +59,31 @@ def known_tokenizers(project: Project) -> list[str]:
     return list(dict.fromkeys(seen))
 
 
-def known_templates(project: Project) -> list[str]:
-    seen = [project.target_template or "qwen3", *SUGGESTED_TEMPLATES]
-    for rs in project.snapshots.values_list("render_settings", flat=True)[:50]:
-        if isinstance(rs, dict) and rs.get("template"):
-            seen.append(rs["template"])
-    return list(dict.fromkeys(seen))
+def known_templates(project: Project) -> list[tuple[str, str]]:
+    """(value, label) of the templates the preview may use: the project's, the suggested ones, and
+    those its snapshots used (an uploaded template by its snapshot, not by its text)."""
+    seen = {t: t for t in [project.target_template or "qwen3", *SUGGESTED_TEMPLATES]}
+    for pk, rs in project.snapshots.order_by("-pk").values_list("pk", "render_settings")[:50]:
+        template = rs.get("template") if isinstance(rs, dict) else None
+        if not isinstance(template, str) or not template:
+            continue
+        if is_template_text(template):
+            seen.setdefault(f"snapshot:{pk}", f"uploaded template of snapshot #{pk}")
+        else:
+            seen.setdefault(template, template)
+    return list(seen.items())
+
+
+def is_template_text(spec: str) -> bool:
+    return "{%" in spec or "{{" in spec
+
+
+def preview_template_spec(project: Project, value: str) -> str:
+    """A preview choice as a template spec: ``snapshot:N`` is the template text that snapshot stored."""
+    if value.startswith("snapshot:") and value[len("snapshot:"):].isdigit():
+        snap = project.snapshots.filter(pk=int(value[len("snapshot:"):])).first()
+        return (snap.render_settings or {}).get("template", "") if snap else ""
+    return value
 
 
 # --- list -----------------------------------------------------------------------------------------
@@ -89,9 +108,9 @@ class SnapshotForm(forms.Form):
     labels = forms.MultipleChoiceField(choices=[], required=False, widget=forms.SelectMultiple(attrs={"size": 5}),
                                        help_text="only trajectories carrying one of these error labels")
     template = forms.CharField(max_length=1000, widget=forms.TextInput(attrs={"list": "template-names"}), help_text="a TRL template name (qwen3, llama3_1_training …), a "
-                                                          "model folder, or a .jinja file on the server")
+                                                          "model folder, or a .jinja file under the model roots")
     template_file = forms.FileField(required=False, label="or upload a chat template (.jinja)")
-    tokenizer = forms.CharField(max_length=1000, help_text="local tokenizer folder")
+    tokenizer = forms.CharField(max_length=1000, help_text="tokenizer folder under the model roots")
     strategy = forms.ChoiceField(choices=[(k, k) for k in STRATEGY_HELP], initial="auto",
                                  help_text="; ".join(f"{k}: {v}" for k, v in STRATEGY_HELP.items()))
     reasoning_loss = forms.BooleanField(required=False, initial=True, label="Reasoning in the loss")
@@ -130,7 +149,7 @@ class SnapshotForm(forms.Form):
         d = self.cleaned_data
         template = d["template"].strip()
         if d.get("template_file"):
-            template = str(save_custom_template(self.project, d["template_file"]))
+            template = d["template_file"]  # stored as content, never as a path to read back
         return {"template": template, "tokenizer": d["tokenizer"].strip(), "strategy": d["strategy"],
                 "reasoning_loss": d["reasoning_loss"], "error_policy": d["error_policy"],
                 "max_length": d["max_length"], "tokenized": d["tokenized"]}
@@ -138,16 +157,6 @@ class SnapshotForm(forms.Form):
     def add_snapshot_error(self, e: SnapshotError) -> None:
         field = {"filters": None, "projects": None, "ids": None}.get(e.field, e.field)
         self.add_error(field if field in self.fields else None, e.message)
-
-
-def save_custom_template(project: Project, text: str) -> Path:
-    """Store an uploaded template by content (the same upload twice is one file)."""
-    folder = Path(settings.DATA_DIR) / "chat_templates" / project.slug
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"custom-{hashlib.sha256(text.encode()).hexdigest()[:12]}.jinja"
-    if not path.exists():
-        path.write_text(text, encoding="utf-8")
-    return path
 
 
 def new_snapshot(request: HttpRequest, slug: str) -> HttpResponse:
@@ -240,6 +249,8 @@ def download_snapshot_file(request: HttpRequest, pk: int, name: str) -> HttpResp
         raise Http404("No such file")
     rel, is_dir = FILES[name]
     path = Path(snap.out_dir) / rel
+    if not is_inside(str(path), [snap.out_dir]):  # a symlink out of the snapshot folder
+        raise Http404("No such file")
     if is_dir:
         from training.views import zip_stream
 
@@ -286,7 +297,7 @@ class PreviewForm(forms.Form):
 
     def __init__(self, data, *, project: Project):
         super().__init__(data)
-        self.fields["template"].choices = [(t, t) for t in known_templates(project)]
+        self.fields["template"].choices = known_templates(project)
         self.fields["tokenizer"].choices = [(t, _short_path(t)) for t in known_tokenizers(project)]
 
 
@@ -306,7 +317,9 @@ def preview_trajectory(request: HttpRequest, pk: int) -> HttpResponse:
     result, error = None, ""
     if form.is_valid():
         try:
-            result = render_preview(trajectory, form.cleaned_data)
+            params = {**form.cleaned_data,
+                      "template": preview_template_spec(project, form.cleaned_data["template"])}
+            result = render_preview(trajectory, params)
         except Exception as e:  # a template or tokenizer that cannot be used: say so on the page
             error = f"{type(e).__name__}: {e}"
     else:
@@ -329,9 +342,12 @@ def render_preview(trajectory: Trajectory, params: dict) -> dict:
     from training.preview import load_preview_tokenizer, token_view
     from training.render import Renderer, RenderSettings, render_sample
 
+    from training.roots import allowed_roots, confined_tokenizer
+
     started = time.perf_counter()
-    template = resolve_template(params["template"])
-    tokenizer = load_preview_tokenizer(params["tokenizer"], str(Path(settings.DATA_DIR) / "tokenizers"))
+    template = resolve_template(params["template"], roots=allowed_roots())
+    tokenizer = load_preview_tokenizer(confined_tokenizer(params["tokenizer"]),
+                                       str(Path(settings.DATA_DIR) / "tokenizers"))
     loaded = time.perf_counter()
     settings_ = RenderSettings(strategy=params["strategy"], reasoning_loss=params["reasoning_loss"] == "1",
                                error_policy=params["error_policy"])

@@ -37,6 +37,7 @@ from annotate.services import implied_revision
 from annotate.trajectory import CASE_TYPES, SPLITS
 from training.export import ExportSettings, SettingsError, content_fingerprint
 from training.models import JobStatus, Snapshot, SnapshotItem
+from training.roots import PathError, confined_export_settings
 from training.snapshot_models import RenderCacheEntry, SnapshotPair
 
 STATUS_FILTERS = {
@@ -218,14 +219,15 @@ class Plan:
 
 
 def default_settings(project: Project, render_settings: dict | None, kind: str) -> ExportSettings:
-    """The request's render settings over the project's target template and tokenizer."""
+    """The request's render settings over the project's target template and tokenizer, with the
+    template and tokenizer paths confined to the allowed roots (``training.roots``)."""
     d = {"template": project.target_template or "qwen3",
          "tokenizer": project.target_tokenizer or str(django_settings.DEMO_MODEL_DIR)}
     d.update({k: v for k, v in (render_settings or {}).items() if v not in (None, "")})
     d["kind"] = kind
     try:
-        return ExportSettings.from_dict(d)
-    except SettingsError as e:
+        return confined_export_settings(ExportSettings.from_dict(d))
+    except (SettingsError, PathError) as e:
         raise SnapshotError(e.message, e.field) from None
 
 
@@ -452,7 +454,13 @@ def run_snapshot_export(snapshot: Snapshot, echo: Callable[[float, str], None] |
     from training.supervisor import finish
 
     items, load = export_items(snapshot)
-    settings = ExportSettings.from_dict(snapshot.render_settings)
+    try:
+        # Checked again here: the row may predate the roots, or the roots may have changed since.
+        settings = confined_export_settings(ExportSettings.from_dict(snapshot.render_settings))
+    except (SettingsError, PathError) as e:
+        finish(Snapshot, snapshot.pk, JobStatus.FAILED, message="Failed", error=str(e))
+        snapshot.refresh_from_db()
+        return snapshot
     try:
         with Heartbeat(snapshot.pk, heartbeat):
             result = run_export(items, settings, Path(snapshot.out_dir), load_documents=load,

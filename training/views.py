@@ -29,6 +29,7 @@ from training.forms import LaunchForm
 from training.jobs import (LaunchError, ResumeError, launch_training, preview_run_config, remember_launch,
                            request_cancel, resume_point, resume_training)
 from training.models import JobStatus, TrainingJob
+from training.paths import is_inside
 
 QUEUE_HINT_AFTER = 30  # seconds queued before the job page asks whether a worker is running
 
@@ -313,7 +314,8 @@ def zip_stream(folder: Path, root: str):
     """Yield a zip of ``folder`` chunk by chunk (stored, not compressed: weights don't compress)."""
     sink = _Chunks()
     with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        # A symlink that leads out of the folder is left out: the zip holds the folder's own files.
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and is_inside(str(p), [folder])):
             info = zipfile.ZipInfo.from_file(path, f"{root}/{path.relative_to(folder)}")
             with open(path, "rb") as src, zf.open(info, "w", force_zip64=True) as dst:
                 while chunk := src.read(1 << 20):
@@ -333,7 +335,7 @@ def download_artifact(request: HttpRequest, pk: int, name: str) -> HttpResponse:
     else:
         raise Http404("No such file")
     path = run_dir / rel
-    if not path.exists():
+    if not path.exists() or not is_inside(str(path), [run_dir]):
         raise Http404("This run has no such file (yet)")
     if is_dir:
         root = f"run-{job.pk}-{name}"

@@ -144,7 +144,8 @@ def test_only_a_finished_prompt_snapshot_makes_an_eval_set(project, snapshot):
 # --- launching -----------------------------------------------------------------------------------
 
 @pytest.fixture
-def model_dir(tmp_path):
+def model_dir(tmp_path, settings):
+    settings.MODEL_ROOTS = [*settings.MODEL_ROOTS, tmp_path]  # the admin lists it as a model root
     d = tmp_path / "model"
     d.mkdir()
     (d / "config.json").write_text("{}")
@@ -152,7 +153,7 @@ def model_dir(tmp_path):
 
 
 @pytest.mark.parametrize("over, field, says", [
-    ({"model_source": EvalRun.FOLDER, "model_path": "/no/such/model"}, "model_path", "No folder at /no/such/model"),
+    ({"model_source": EvalRun.FOLDER, "model_path": "/no/such/model"}, "model_path", "Not an allowed path"),
     ({"model_source": EvalRun.ENDPOINT, "endpoint_url": "localhost:8000"}, "endpoint_url", "http:// or https://"),
     ({"model_source": EvalRun.TRAINING_JOB}, "training_job", "Choose a training run"),
     ({"gen": GenerationSettings(max_new_tokens=0)}, "max_new_tokens", "Between 1"),

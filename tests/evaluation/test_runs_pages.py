@@ -36,7 +36,8 @@ def eval_set(project, snapshot):
 
 
 @pytest.fixture
-def model_dir(tmp_path):
+def model_dir(tmp_path, settings):
+    settings.MODEL_ROOTS = [*settings.MODEL_ROOTS, tmp_path]  # the admin lists it as a model root
     d = tmp_path / "model"
     d.mkdir()
     (d / "config.json").write_text("{}")
@@ -97,7 +98,7 @@ def test_a_lead_launches_an_evaluation_from_the_form(client, lead, eval_set, mod
 
 
 @pytest.mark.parametrize("over, field, says", [
-    ({"model_path": "/no/such/model"}, "model_path", "No folder at /no/such/model"),
+    ({"model_path": "/no/such/model"}, "model_path", "Not an allowed path"),
     ({"model_source": "endpoint", "endpoint_url": "ftp://x"}, "endpoint_url", "http:// or https://"),
     ({"model_source": "training_job"}, "training_job", "Choose a training run"),
     ({"max_new_tokens": "0"}, "max_new_tokens", "Between 1"),

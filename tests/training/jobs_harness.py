@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import MODEL_ROOTS_ENV
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # A short run that still logs, evaluates and checkpoints: what most tests launch.
@@ -139,7 +141,7 @@ def free_port() -> int:
 
 def app_env(data_dir: Path, db_path: Path, **extra) -> dict:
     env = {**os.environ, "STUDIO_DATA_DIR": str(data_dir), "DATABASE_URL": f"sqlite:///{db_path}",
-           "DJANGO_SETTINGS_MODULE": "studio.settings", "PYTHONUNBUFFERED": "1"}
+           "DJANGO_SETTINGS_MODULE": "studio.settings", "PYTHONUNBUFFERED": "1", "STUDIO_MODEL_ROOTS": MODEL_ROOTS_ENV}
     env.pop("CELERY_BROKER_URL", None)
     env.update({k: str(v) for k, v in extra.items()})
     return env

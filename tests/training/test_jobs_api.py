@@ -47,7 +47,7 @@ def test_a_lead_launches_a_run_and_reads_it_back(lead, snap):
     ({"settings": {"learning_rate": -1}}, "learning_rate", "above 0"),
     ({"settings": {"max_stepz": 5}}, "settings", "unknown setting(s): max_stepz"),
     ({"kind": "dpo"}, "snapshot", "DPO needs a DPO snapshot"),
-    ({"base_model": "/no/model/here"}, "base_model", "No folder"),
+    ({"base_model": "/no/model/here"}, "base_model", "Not an allowed path"),
     ({"snapshot": 999999}, "snapshot", "Choose a finished snapshot"),
 ])
 def test_bad_launches_are_refused_naming_the_field(lead, snap, over, field, says):

@@ -58,7 +58,8 @@ def _field_errors(html: str, name: str) -> str:
 
 
 @pytest.fixture
-def model_dir(tmp_path):
+def model_dir(tmp_path, settings):
+    settings.MODEL_ROOTS = [*settings.MODEL_ROOTS, tmp_path]  # the admin lists it as a model root
     d = tmp_path / "model"
     d.mkdir()
     (d / "config.json").write_text("{}")
@@ -73,7 +74,7 @@ def model_dir(tmp_path):
     ({"max_length": "8"}, "max_length", "between 16"),
     ({"precision": "bf16", "device": "cpu"}, "precision", "bf16 training needs a CUDA device"),
     ({"method": "lora", "lora_r": "0"}, "lora_r", "LoRA rank must be between 1"),
-    ({"base_model": "/no/such/model"}, "base_model", "No folder at /no/such/model"),
+    ({"base_model": "/no/such/model"}, "base_model", "Not an allowed path"),
     ({"base_model": "just words"}, "base_model", "neither an existing folder nor a hub id"),
     ({"eval_fraction": "0.9"}, "eval_fraction", "less than half"),
     ({"snapshot": ""}, "snapshot", "This field is required"),

@@ -99,9 +99,7 @@ def test_an_uploaded_template_is_stored_and_used(project, demo_trajectories, lea
     as_user(lead).post(reverse("training:new-snapshot", args=[project.slug]),
                        {**form_data, "template": "ignored", "template_file": upload})
     snap = Snapshot.objects.get()
-    assert snap.render_settings["template"].endswith(".jinja")
-    with open(snap.render_settings["template"]) as f:
-        assert f.read() == text
+    assert snap.render_settings["template"] == text  # the content itself, never a path to read back
 
 
 @pytest.fixture
@@ -207,7 +205,20 @@ def test_reasoning_out_of_the_loss_is_shown_unsupervised(preview_project, lead, 
     assert without.total == with_reasoning.total
 
 
-def test_a_template_that_cannot_render_is_explained_on_the_page(preview_project, lead, as_user, tmp_path):
+def test_an_uploaded_template_is_offered_in_the_preview_by_its_snapshot(preview_project, lead, as_user):
+    from training.chat_templates import get_template
+
+    text = get_template("qwen3_training").text + "{#- our tweak -#}"
+    snap = Snapshot.objects.create(project=preview_project, kind="sft", content_hash="u" * 64,
+                                   render_settings={"template": text})
+    page = _preview(as_user(lead), preview_project.trajectories.first(), template=f"snapshot:{snap.pk}")
+    assert page.status_code == 200 and page.context["result"]["template"].text == text
+    assert f"uploaded template of snapshot #{snap.pk}".encode() in page.content
+    assert b"our tweak" not in page.content  # offered by name, not as a 500-line option value
+
+
+def test_a_template_that_cannot_render_is_explained_on_the_page(preview_project, lead, as_user, tmp_path, settings):
+    settings.MODEL_ROOTS = [*settings.MODEL_ROOTS, tmp_path]  # the admin lists it as a model root
     bad = tmp_path / "bad.jinja"
     bad.write_text("{{ raise_exception('no tools here') }}")
     preview_project.target_template = str(bad)

@@ -84,6 +84,7 @@ def _folder_source(model: str, merge: bool) -> tuple[str, dict]:
     """A folder as the CLI gives it. A LoRA adapter folder (``adapter_config.json``) is evaluated
     through its training run when one in the database produced it, else through its base model."""
     from training.models import TrainingJob
+    from training.paths import cli_path
     from training.runner import FINAL_DIR
 
     folder = Path(model).expanduser()
@@ -93,4 +94,4 @@ def _folder_source(model: str, merge: bool) -> tuple[str, dict]:
             return EvalRun.TRAINING_JOB, {"training_job": job, "merge_adapter": merge}
         raise CommandError(f"{model} is a LoRA adapter that no training run here produced; give its training "
                            f"run's final folder, or merge it into a model folder first.")
-    return EvalRun.FOLDER, {"model_path": model}
+    return EvalRun.FOLDER, {"model_path": cli_path(model)}

@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotate.models import Project
 from training.models import JobStatus, Snapshot
+from training.paths import cli_path
 from training.snapshots import SnapshotError, claim, create_snapshot, override_audit, plan_snapshot, run_snapshot_export
 
 
@@ -58,7 +59,8 @@ class Command(BaseCommand):
         if o["override"] and user is None:
             raise CommandError("--override needs --user (the lead who accepts the audit errors)")
         filters = {"status": o["status"], "splits": o["split"], "case_types": o["case_type"], "labels": o["label"]}
-        render_settings = {"template": o["template"], "tokenizer": o["tokenizer"], "strategy": o["strategy"],
+        render_settings = {"template": cli_path(o["template"]), "tokenizer": cli_path(o["tokenizer"]),
+                           "strategy": o["strategy"],
                            "reasoning_loss": not o["no_reasoning_loss"], "error_policy": o["error_policy"],
                            "tokenized": o["tokenized"], "max_length": o["max_length"]}
         out_dir = out_dir.resolve()

@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from training import runner
 from training.jobs import LaunchError, launch_training, run_training_job
 from training.models import Snapshot
+from training.paths import cli_path
 from training.supervisor import run_in_command
 
 
@@ -40,7 +41,7 @@ class Command(BaseCommand):
         except (OSError, ValueError) as exc:
             raise CommandError(f"--config {config}: {exc}") from None
         try:
-            job = launch_training(project=snap.project, snapshot=snap, kind=kind, base_model=model,
+            job = launch_training(project=snap.project, snapshot=snap, kind=kind, base_model=cli_path(model),
                                   train_settings=train_settings, name=name, enqueue=False)
         except LaunchError as exc:
             raise CommandError("Cannot launch:\n" + "\n".join(f"  {k}: {m}" for k, m in exc.errors.items())) from None
