@@ -15,10 +15,10 @@ API ask ``annotate.permissions``; the CLI acts as an operator).
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urlparse
 
 from django.conf import settings
 from django.db import transaction
@@ -27,10 +27,11 @@ from django.db.models import F
 from annotate.permissions import author_of
 from annotate.trajectory import Step
 from evaluation import runner
-from evaluation.generate import GenerationSettings
+from evaluation.generate import GenerationSettings, chat_completions_url
 from evaluation.items import (EvalItem, case_types_of, items_from_prompt_rows, rows_from_candidates,
                               rows_from_trajectory, steps_from_output, steps_from_reference)
-from evaluation.models import EvalItemResult, EvalRun, EvalSet, EvalSetItem
+from evaluation.models import AllowedEndpoint, EvalItemResult, EvalRun, EvalSet, EvalSetItem
+from evaluation.outbound import OutboundPolicy, OutboundRefused, parse_allowlist
 from evaluation.scoring import (METRICS, ItemScore, aggregate, breakdown, confusion, label_table, mean_interval,
                                 rate)
 from training.jobs import LaunchError  # one launch error for training and evaluation alike
@@ -39,6 +40,7 @@ from training.supervisor import (HOST, FileTail, Monitor, claim, fail_before_sta
                                  sweep_stale)
 
 MAX_UPLOAD_ITEMS = 100_000
+logger = logging.getLogger(__name__)
 
 
 SPLITS = ("eval", "test", "train")  # the files a snapshot may hold
@@ -223,17 +225,37 @@ def final_dir(job: TrainingJob) -> Path:
     return Path(job.output_dir) / FINAL_DIR
 
 
-def endpoint_url_error(url: str) -> str | None:
-    """Why ``url`` is not an endpoint base URL, or None.
+def endpoint_policy() -> OutboundPolicy:
+    """The endpoint allowlist as it stands: the admins' entries (``AllowedEndpoint``) and the
+    ``STUDIO_ENDPOINT_ALLOWLIST`` setting. An entry that does not read (a row written past the
+    admin's validation, a setting ``manage.py check`` reports) allows nothing and is logged."""
+    rules = []
+    for row in AllowedEndpoint.objects.all():
+        try:
+            rules.append(row.rule())
+        except ValueError as exc:
+            logger.error("Allowed endpoint #%s %r is ignored: %s", row.pk, row.pattern, exc)
+    try:
+        rules += parse_allowlist(getattr(settings, "ENDPOINT_ALLOWLIST", ""))
+    except ValueError as exc:
+        logger.error("STUDIO_ENDPOINT_ALLOWLIST is ignored: %s", exc)
+    return OutboundPolicy(tuple(rules))
 
-    >>> endpoint_url_error("http://localhost:8000/v1") is None
-    True
-    >>> endpoint_url_error("localhost:8000")
-    'Give the server base URL with http:// or https:// (e.g. http://localhost:8000/v1).'
+
+def endpoint_url_error(url: str, policy: OutboundPolicy | None = None) -> str | None:
+    """Why an evaluation may not call ``url``, or None: not a plain http(s) URL, not on the
+    allowlist, or its host resolves (here) to an address the allowlist does not allow.
+
+    A host this machine cannot resolve passes: the eval workers may see names the web server does
+    not, and the runner resolves and checks again on every connection.
     """
-    parsed = urlparse(url.strip())
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        return "Give the server base URL with http:// or https:// (e.g. http://localhost:8000/v1)."
+    policy = policy if policy is not None else endpoint_policy()
+    try:
+        policy.resolve(policy.allow(url))
+    except OutboundRefused as exc:
+        return str(exc)
+    except OSError:  # not resolved here
+        return None
     return None
 
 
@@ -346,9 +368,18 @@ def run_items(run: EvalRun) -> list[tuple[EvalSetItem, EvalItem]]:
 
 
 def config_for(run: EvalRun) -> runner.EvalConfig:
-    return runner.EvalConfig(model=model_spec_for(run), output_dir=run.output_dir,
+    """The runner's job file. An endpoint run carries the allowlist entries that allow its URL now
+    (:class:`OutboundRefused` when none does any longer: an admin removed it since the launch)."""
+    spec = model_spec_for(run)
+    allowlist: list[dict] = []
+    if spec.kind == "endpoint":
+        policy = endpoint_policy()
+        target = policy.allow(chat_completions_url(spec.url))
+        allowlist = [r.to_dict() for r in policy.rules if r.matches(target)]
+    return runner.EvalConfig(model=spec, output_dir=run.output_dir,
                              settings=GenerationSettings.from_dict(run.settings), run_id=run.pk,
-                             trust_remote_code=bool(getattr(settings, "TRUST_REMOTE_CODE", False)))
+                             trust_remote_code=bool(getattr(settings, "TRUST_REMOTE_CODE", False)),
+                             endpoint_allowlist=allowlist)
 
 
 class EvalMonitor(Monitor):
