@@ -203,8 +203,10 @@ def address_problem(ip: IPAddress) -> tuple[str, bool] | None:
     (('a cloud metadata address', False), ('a private address', True))
     """
     inner = embedded_ipv4(ip)
-    if inner is not None and (problem := address_problem(inner)):
-        return problem
+    if inner is not None:
+        problem = address_problem(inner)
+        if problem or ip.ipv4_mapped is not None or ip in _IPV4_COMPATIBLE:  # these reach the IPv4 address
+            return problem
     if ip in METADATA_ADDRESSES:
         return "a cloud metadata address", False
     if ip.is_unspecified:

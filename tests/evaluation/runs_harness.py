@@ -81,7 +81,7 @@ class ChatServer:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 with server._lock:
-                    server.requests.append({"path": self.path, "body": body,
+                    server.requests.append({"path": self.path, "body": body, "host": self.headers.get("Host"),
                                             "authorization": self.headers.get("Authorization")})
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
