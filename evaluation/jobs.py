@@ -368,18 +368,20 @@ def run_items(run: EvalRun) -> list[tuple[EvalSetItem, EvalItem]]:
 
 
 def config_for(run: EvalRun) -> runner.EvalConfig:
-    """The runner's job file. An endpoint run carries the allowlist entries that allow its URL now
-    (:class:`OutboundRefused` when none does any longer: an admin removed it since the launch)."""
-    spec = model_spec_for(run)
-    allowlist: list[dict] = []
-    if spec.kind == "endpoint":
-        policy = endpoint_policy()
-        target = policy.allow(chat_completions_url(spec.url))
-        allowlist = [r.to_dict() for r in policy.rules if r.matches(target)]
-    return runner.EvalConfig(model=spec, output_dir=run.output_dir,
+    return runner.EvalConfig(model=model_spec_for(run), output_dir=run.output_dir,
                              settings=GenerationSettings.from_dict(run.settings), run_id=run.pk,
-                             trust_remote_code=bool(getattr(settings, "TRUST_REMOTE_CODE", False)),
-                             endpoint_allowlist=allowlist)
+                             trust_remote_code=bool(getattr(settings, "TRUST_REMOTE_CODE", False)))
+
+
+def endpoint_allowlist_for(run: EvalRun) -> list[dict]:
+    """The allowlist entries that allow an endpoint run's URL now, for its job file (the runner
+    checks every connection against them); :class:`OutboundRefused` when none does any longer (an
+    admin removed the entry since the launch, or the row was written past the launch checks)."""
+    if run.model_source != EvalRun.ENDPOINT:
+        return []
+    policy = endpoint_policy()
+    target = policy.allow(chat_completions_url(run.endpoint_url))
+    return [r.to_dict() for r in policy.rules if r.matches(target)]
 
 
 class EvalMonitor(Monitor):
@@ -490,6 +492,7 @@ def run_eval_job(run_id: int, *, echo: Callable[[str], None] | None = None, poll
         for stale in (runner.RESULTS_FILE, runner.EVENTS_FILE):
             (run_dir / stale).unlink(missing_ok=True)
         cfg = config_for(run)
+        cfg.endpoint_allowlist = endpoint_allowlist_for(run)
         runner.write_items([it for _, it in pairs], cfg.items_path)
         path = cfg.write(run_dir / "job.json")
     except Exception as exc:  # a broken row or an unwritable data dir: say so on the row

@@ -138,10 +138,6 @@ IMPORT_READERS = envint("IMPORT_READERS", "0")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
-# Evaluation endpoints an evaluation may call, besides the admin's list (Admin › Allowed endpoints):
-# "HOST[:PORT] [private], ..." (evaluation.outbound.parse_allowlist; checked by `manage.py check`).
-ENDPOINT_ALLOWLIST = envstr("STUDIO_ENDPOINT_ALLOWLIST")
-
 # Models: remote code from a model folder runs only where an admin enables it.
 TRUST_REMOTE_CODE = envbool("TRUST_REMOTE_CODE", "False")
 DEMO_MODEL_DIR = DATA_DIR / "models" / "tiny-qwen3"
@@ -202,3 +198,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Evaluation endpoints an evaluation may call, besides the admin's list (Admin › Allowed endpoints):
+# "HOST[:PORT] [private], ..." (evaluation.outbound.parse_allowlist; checked by `manage.py check`).
+ENDPOINT_ALLOWLIST = envstr("STUDIO_ENDPOINT_ALLOWLIST")

@@ -129,7 +129,7 @@ def test_an_allowed_endpoint_runs_end_to_end_with_only_its_entry_in_the_job_file
         assert jobs.run_eval_job(run.pk) == JobStatus.SUCCEEDED
     run.refresh_from_db()
     assert run.done_items == 2 and run.failed_items == 0 and len(server.requests) == 2
-    assert jobs.config_for(run).endpoint_allowlist == [{"host": "127.0.0.1", "port": server.port, "private": True}]
+    assert jobs.endpoint_allowlist_for(run) == [{"host": "127.0.0.1", "port": server.port, "private": True}]
 
 
 def test_the_worker_refuses_a_run_whose_endpoint_left_the_allowlist_after_the_launch(eval_set, internal):
