@@ -28,3 +28,15 @@ class EvalItemResultAdmin(admin.ModelAdmin):
     list_display = ["run", "position", "item_id", "decision", "gold_decision", "correct"]
     list_filter = ["correct", "decision"]
     raw_id_fields = ["run", "set_item", "sent_trajectory", "pair"]
+
+
+@admin.register(models.AllowedEndpoint)
+class AllowedEndpointAdmin(admin.ModelAdmin):
+    list_display = ["pattern", "allow_private", "note", "added_by", "added_at"]
+    list_filter = ["allow_private"]
+    search_fields = ["pattern", "note"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.added_by = request.user
+        super().save_model(request, obj, form, change)

@@ -4,3 +4,23 @@ from django.apps import AppConfig
 class EvaluationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "evaluation"
+
+    def ready(self) -> None:
+        from django.core import checks
+
+        checks.register(check_endpoint_allowlist)
+
+
+def check_endpoint_allowlist(app_configs=None, **kwargs):
+    """``STUDIO_ENDPOINT_ALLOWLIST`` reads as an allowlist (a typo would otherwise refuse endpoints
+    with no word about why)."""
+    from django.conf import settings
+    from django.core import checks
+
+    from evaluation.outbound import parse_allowlist
+
+    try:
+        parse_allowlist(getattr(settings, "ENDPOINT_ALLOWLIST", ""))
+    except ValueError as exc:
+        return [checks.Error(f"STUDIO_ENDPOINT_ALLOWLIST: {exc}", id="evaluation.E001")]
+    return []

@@ -43,7 +43,8 @@ class LaunchForm(forms.Form):
     merge_adapter = forms.BooleanField(required=False, label="Merge a LoRA adapter into the base weights first",
                                        help_text="Faster generation; the same outputs up to rounding.")
     endpoint_url = forms.CharField(required=False, max_length=1000, label="Endpoint URL",
-                                   help_text="An OpenAI-compatible server (vLLM, SGLang, TGI): http://host:8000/v1")
+                                   help_text="An OpenAI-compatible server (vLLM, SGLang, TGI) on the admins' "
+                                             "endpoint allowlist: http://host:8000/v1")
     endpoint_model = forms.CharField(required=False, max_length=300, label="Endpoint model name")
     limit = forms.IntegerField(required=False, min_value=0, label="Items",
                                help_text="Evaluate the first N items (blank: all).")

@@ -11,7 +11,9 @@ Two generators with one method, ``generate([(messages, tools), ...]) -> [Generat
   OpenAI-compatible server; requests run concurrently (``concurrency`` at a time), each with a
   timeout, retried with backoff on connection errors, timeouts, 408/409/429 and 5xx. A request
   that still fails is a :class:`Generation` with ``error`` set (the environment failed, not the
-  model), never an exception.
+  model), never an exception. Every request goes out under an :class:`~evaluation.outbound.OutboundPolicy`
+  (an allowlist; private addresses refused after resolution, the connect pinned to a checked
+  address, no redirects); a refused or failed reply is reported by its status, never its body.
 
 :func:`generate_items` runs items through a generator and, for items with a gold continuation
 (``EvalItem.replay``), **replays** it: each call the model makes is answered with the gold result
@@ -28,14 +30,12 @@ from __future__ import annotations
 
 import json
 import random
-import socket
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
+from evaluation import outbound
 from evaluation.items import EvalItem
 from evaluation.parse import ParsedOutput, parse_output, parsed_from_message
 from evaluation.scoring import call_key
@@ -266,14 +266,18 @@ def wire_messages(messages: list[dict]) -> list[dict]:
 
 
 class EndpointGenerator:
-    """Concurrent chat-completion requests with retries and a per-request timeout."""
+    """Concurrent chat-completion requests with retries and a per-request timeout, under ``policy``
+    (the empty policy allows nothing: outbound requests are allowed, not assumed). A URL the
+    policy does not list is :class:`~evaluation.outbound.OutboundRefused` here, before any request."""
 
     def __init__(self, url: str, model: str, settings: GenerationSettings, *, api_key: str = "",
-                 sleep: Callable[[float], None] = time.sleep):
+                 policy: outbound.OutboundPolicy | None = None, sleep: Callable[[float], None] = time.sleep):
         self.url = chat_completions_url(url)
         self.model = model
         self.settings = settings
         self.api_key = api_key
+        self.policy = policy or outbound.OutboundPolicy()
+        self.policy.allow(self.url)
         self.sleep = sleep
 
     def generate(self, conversations: Sequence[Conversation], batch_size: int | None = None) -> list[Generation]:
@@ -306,25 +310,30 @@ class EndpointGenerator:
         for attempt in range(self.settings.retries + 1):
             if attempt:
                 self.sleep(self._backoff(attempt, retry_after))
-            req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(req, timeout=self.settings.timeout) as resp:
-                    reply = json.loads(resp.read().decode("utf-8"))
-            except urllib.error.HTTPError as e:
-                detail = e.read().decode("utf-8", "replace")[:300]
-                last = f"HTTP {e.code}: {detail}".strip()
-                retry_after = e.headers.get("Retry-After") if e.headers else None
-                if e.code not in RETRY_STATUSES:
+            retry_after = None
+            try:  # the host is resolved and its addresses checked again for every connection
+                got = outbound.post(self.policy, self.url, data, headers, timeout=self.settings.timeout)
+            except outbound.OutboundRefused as e:
+                last = f"refused: {e}"
+                break
+            except TimeoutError:
+                last = f"timed out after {self.settings.timeout:g} s"
+                continue
+            except outbound.BadReply as e:
+                last = str(e)
+                continue
+            except OSError as e:  # refused, unreachable, not resolved: the system's words
+                last = f"{type(e).__name__}: {e}"
+                continue
+            if not got.ok:  # the status only: the body of a refused reply is never read
+                last, retry_after = outbound.describe_status(got.status), got.retry_after
+                if got.status not in RETRY_STATUSES:
                     break
                 continue
-            except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as e:
-                reason = getattr(e, "reason", e)
-                timed_out = isinstance(reason, (socket.timeout, TimeoutError))
-                last = f"timed out after {self.settings.timeout:g} s" if timed_out else f"{type(reason).__name__}: {reason}"
-                retry_after = None
-                continue
-            except ValueError as e:
-                last = f"the reply is not JSON: {e}"
+            try:
+                reply = json.loads(got.body.decode("utf-8"))
+            except ValueError:
+                last = "the reply is not JSON"
                 break
             try:
                 message = reply["choices"][0]["message"]

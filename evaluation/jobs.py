@@ -15,10 +15,10 @@ API ask ``annotate.permissions``; the CLI acts as an operator).
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urlparse
 
 from django.conf import settings
 from django.db import transaction
@@ -27,10 +27,11 @@ from django.db.models import F
 from annotate.permissions import author_of
 from annotate.trajectory import Step
 from evaluation import runner
-from evaluation.generate import GenerationSettings
+from evaluation.generate import GenerationSettings, chat_completions_url
 from evaluation.items import (EvalItem, case_types_of, items_from_prompt_rows, rows_from_candidates,
                               rows_from_trajectory, steps_from_output, steps_from_reference)
-from evaluation.models import EvalItemResult, EvalRun, EvalSet, EvalSetItem
+from evaluation.models import AllowedEndpoint, EvalItemResult, EvalRun, EvalSet, EvalSetItem
+from evaluation.outbound import OutboundPolicy, OutboundRefused, parse_allowlist
 from evaluation.scoring import (METRICS, ItemScore, aggregate, breakdown, confusion, label_table, mean_interval,
                                 rate)
 from training.jobs import LaunchError  # one launch error for training and evaluation alike
@@ -40,6 +41,7 @@ from training.supervisor import (HOST, FileTail, Monitor, claim, fail_before_sta
                                  sweep_stale)
 
 MAX_UPLOAD_ITEMS = 100_000
+logger = logging.getLogger(__name__)
 
 
 SPLITS = ("eval", "test", "train")  # the files a snapshot may hold
@@ -231,17 +233,37 @@ def final_dir(job: TrainingJob) -> Path:
     return Path(job.output_dir) / FINAL_DIR
 
 
-def endpoint_url_error(url: str) -> str | None:
-    """Why ``url`` is not an endpoint base URL, or None.
+def endpoint_policy() -> OutboundPolicy:
+    """The endpoint allowlist as it stands: the admins' entries (``AllowedEndpoint``) and the
+    ``STUDIO_ENDPOINT_ALLOWLIST`` setting. An entry that does not read (a row written past the
+    admin's validation, a setting ``manage.py check`` reports) allows nothing and is logged."""
+    rules = []
+    for row in AllowedEndpoint.objects.all():
+        try:
+            rules.append(row.rule())
+        except ValueError as exc:
+            logger.error("Allowed endpoint #%s %r is ignored: %s", row.pk, row.pattern, exc)
+    try:
+        rules += parse_allowlist(getattr(settings, "ENDPOINT_ALLOWLIST", ""))
+    except ValueError as exc:
+        logger.error("STUDIO_ENDPOINT_ALLOWLIST is ignored: %s", exc)
+    return OutboundPolicy(tuple(rules))
 
-    >>> endpoint_url_error("http://localhost:8000/v1") is None
-    True
-    >>> endpoint_url_error("localhost:8000")
-    'Give the server base URL with http:// or https:// (e.g. http://localhost:8000/v1).'
+
+def endpoint_url_error(url: str, policy: OutboundPolicy | None = None) -> str | None:
+    """Why an evaluation may not call ``url``, or None: not a plain http(s) URL, not on the
+    allowlist, or its host resolves (here) to an address the allowlist does not allow.
+
+    A host this machine cannot resolve passes: the eval workers may see names the web server does
+    not, and the runner resolves and checks again on every connection.
     """
-    parsed = urlparse(url.strip())
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        return "Give the server base URL with http:// or https:// (e.g. http://localhost:8000/v1)."
+    policy = policy if policy is not None else endpoint_policy()
+    try:
+        policy.resolve(policy.allow(url))
+    except OutboundRefused as exc:
+        return str(exc)
+    except OSError:  # not resolved here
+        return None
     return None
 
 
@@ -370,6 +392,17 @@ def config_for(run: EvalRun) -> runner.EvalConfig:
                              trust_remote_code=trust_remote_code_for(remote_code_model(run)))
 
 
+def endpoint_allowlist_for(run: EvalRun) -> list[dict]:
+    """The allowlist entries that allow an endpoint run's URL now, for its job file (the runner
+    checks every connection against them); :class:`OutboundRefused` when none does any longer (an
+    admin removed the entry since the launch, or the row was written past the launch checks)."""
+    if run.model_source != EvalRun.ENDPOINT:
+        return []
+    policy = endpoint_policy()
+    target = policy.allow(chat_completions_url(run.endpoint_url))
+    return [r.to_dict() for r in policy.rules if r.matches(target)]
+
+
 class EvalMonitor(Monitor):
     """Tails the run's results into ``EvalItemResult`` rows and its events into the row's progress."""
 
@@ -478,6 +511,7 @@ def run_eval_job(run_id: int, *, echo: Callable[[str], None] | None = None, poll
         for stale in (runner.RESULTS_FILE, runner.EVENTS_FILE):
             (run_dir / stale).unlink(missing_ok=True)
         cfg = config_for(run)
+        cfg.endpoint_allowlist = endpoint_allowlist_for(run)
         runner.write_items([it for _, it in pairs], cfg.items_path)
         path = cfg.write(run_dir / "job.json")
     except Exception as exc:  # a broken row or an unwritable data dir: say so on the row

@@ -11,6 +11,8 @@
 - ``EvalItemResult``: what the model did with one item: the rendered prompt, the raw output, the
   parsed calls, the score and error labels, the decision; and what became of it (sent to
   annotation, made into a pair).
+- ``AllowedEndpoint``: the admin-managed allowlist of endpoint hosts an evaluation may call
+  (``evaluation.outbound``: the rules, the address checks and the pinned connection).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from evaluation.outbound import AllowRule, parse_rule
 from studio.fields import OrderedJSONField
 from training.models import JobFields
 
@@ -159,3 +162,38 @@ class EvalItemResult(models.Model):
     @property
     def failed(self) -> bool:
         return self.correct is False
+
+
+class AllowedEndpoint(models.Model):
+    """One entry of the endpoint allowlist, kept by admins (Django admin). An evaluation endpoint's
+    URL must match an entry; its host must resolve to public addresses unless the entry allows
+    private ones (an exact host only: a vLLM server on the internal network or on loopback)."""
+
+    pattern = models.CharField(max_length=300, unique=True,
+                               help_text="host, host:port, *.example.com or *.example.com:443 "
+                                         "(an IPv6 address in brackets: [fd00::5]:8000)")
+    allow_private = models.BooleanField(
+        default=False, help_text="This exact host may resolve to loopback, private or link-local addresses. "
+                                 "Cloud metadata, multicast and unspecified addresses stay refused.")
+    note = models.CharField(max_length=300, blank=True, help_text="What the server is, who runs it")
+    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 editable=False, related_name="+")
+    added_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["pattern"]
+
+    def __str__(self) -> str:
+        return self.pattern + (" (private addresses allowed)" if self.allow_private else "")
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        try:
+            self.pattern = str(parse_rule(self.pattern, private=self.allow_private))  # one spelling
+        except ValueError as exc:
+            raise ValidationError({"pattern": str(exc)}) from None
+
+    def rule(self) -> AllowRule:
+        """The entry as ``evaluation.outbound`` checks it (ValueError for a row written past ``clean``)."""
+        return parse_rule(self.pattern, private=self.allow_private)

@@ -27,6 +27,7 @@ from typing import Any, Iterator
 from evaluation.generate import (EndpointGenerator, GenerationSettings, Generation, ItemOutput, LocalGenerator,
                                  generate_items, parse_generation)
 from evaluation.items import EvalItem
+from evaluation.outbound import OutboundPolicy
 from evaluation.scoring import Reference, score_output
 from evaluation.parse import ParsedOutput
 from training.runner_io import EventLog, JobFile, command_for, run_main
@@ -69,6 +70,9 @@ class EvalConfig(JobFile):
     run_id: int | None = None
     chunk: int = 0  # items per generate call (0: 4 local batches, or 4 x concurrency requests)
     trust_remote_code: bool = False
+    # the endpoint allowlist when the run was prepared (evaluation.outbound.AllowRule dicts): an
+    # endpoint's every request is checked against it here, where the connections are made
+    endpoint_allowlist: list = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EvalConfig":
@@ -111,7 +115,8 @@ def build_generator(cfg: EvalConfig):
     m = cfg.model
     if m.kind == "endpoint":
         key = os.environ.get(m.api_key_env, "") if m.api_key_env else ""
-        return EndpointGenerator(m.url, m.name, cfg.settings, api_key=key)
+        return EndpointGenerator(m.url, m.name, cfg.settings, api_key=key,
+                                 policy=OutboundPolicy.from_list(cfg.endpoint_allowlist))
     if m.kind != "folder":
         raise ValueError(f"unknown model kind {m.kind!r}; use one of {', '.join(MODEL_KINDS)}")
     return LocalGenerator(m.path, cfg.settings, adapter=m.adapter, merge=m.merge,

@@ -218,3 +218,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Evaluation endpoints an evaluation may call, besides the admin's list (Admin › Allowed endpoints):
+# "HOST[:PORT] [private], ..." (evaluation.outbound.parse_allowlist; checked by `manage.py check`).
+ENDPOINT_ALLOWLIST = envstr("STUDIO_ENDPOINT_ALLOWLIST")

@@ -105,6 +105,7 @@ def test_a_lead_launches_two_evaluations_watches_them_fill_in_and_compares_them(
 
     # 2. An endpoint that answers with the references.
     with ChatServer(oracle(items)) as server:
+        server.allow()  # an admin put it on the endpoint allowlist (loopback allowed for it)
         page.goto(f"/evaluation/p/{project.slug}/new/")
         page.select_option("#id_eval_set", str(eval_set.pk))
         page.check("input[name=model_source][value=endpoint]")

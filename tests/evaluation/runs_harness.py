@@ -3,8 +3,9 @@
 - ``prompt_snapshot_dir``: a real ``prompt`` snapshot folder (``training.export.run_export`` over
   the demo trajectories, every case type), built once per machine like the tiny model;
 - ``ChatServer``: a real local HTTP server speaking the OpenAI chat-completions API, answering
-  from a function of the request; ``oracle``: that function for a list of items: it returns the
-  references (and, after gold tool results, the turn's final answer), as a perfect model would;
+  from a function of the request; on loopback, so it is called only where an allowlist entry
+  allows it (``server.policy`` for a generator, ``server.allow()`` for runs); ``oracle``: that
+  function for a list of items: it returns the references (and, after gold tool results, the turn's final answer), as a perfect model would;
 - ``fill_run``: an ``EvalRun`` with scored results for given outputs, without generating.
 """
 
@@ -80,7 +81,7 @@ class ChatServer:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 with server._lock:
-                    server.requests.append({"path": self.path, "body": body,
+                    server.requests.append({"path": self.path, "body": body, "host": self.headers.get("Host"),
                                             "authorization": self.headers.get("Authorization")})
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
@@ -113,7 +114,23 @@ class ChatServer:
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def policy(self):
+        """An allowlist of this server alone (loopback allowed for its exact host and port)."""
+        from evaluation.outbound import OutboundPolicy, parse_rule
+
+        return OutboundPolicy((parse_rule(f"127.0.0.1:{self.port}", private=True),))
+
+    def allow(self, user=None):
+        """This server on the admins' endpoint allowlist, as an admin would add it."""
+        from evaluation.models import AllowedEndpoint
+
+        return AllowedEndpoint.objects.get_or_create(
+            pattern=f"127.0.0.1:{self.port}",
+            defaults={"allow_private": True, "note": "the tests' chat server", "added_by": user})[0]
 
     def close(self) -> None:
         self.httpd.shutdown()

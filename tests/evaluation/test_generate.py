@@ -11,6 +11,7 @@ import pytest
 from evaluation.generate import (EndpointGenerator, GenerationSettings, LocalGenerator, chat_completions_url,
                                  generate_items, wire_messages)
 from evaluation.items import EvalItem, items_from_prompt_rows, rows_from_trajectory
+from evaluation.outbound import OutboundPolicy, parse_rule
 from evaluation.runner import score_item
 from tests.evaluation.cases import TOOLS, answer, call, result
 from tests.evaluation.runs_harness import ChatServer, oracle, prompt_snapshot_dir
@@ -99,7 +100,8 @@ def test_an_endpoint_that_returns_the_references_scores_every_item_correct(demo_
     items = [it for it in demo_items if not it.id.startswith("t8v1")]
     settings = GenerationSettings(concurrency=4)
     with ChatServer(oracle(items, structured=structured)) as server:
-        outputs = generate_items(items, EndpointGenerator(server.url, "oracle-model", settings), settings)
+        generator = EndpointGenerator(server.url, "oracle-model", settings, policy=server.policy)
+        outputs = generate_items(items, generator, settings)
     lines = [score_item(it, out) for it, out in zip(items, outputs)]
     assert all(line["score"]["metrics"]["correct"] for line in lines), [l["score"]["reasons"] for l in lines]
     replayed = [line["episode"] for line in lines if line["episode"]]
@@ -111,7 +113,8 @@ def test_requests_carry_openai_shaped_messages_and_tools():
     item = weather_items()[1]  # the answer after the result: the prompt holds a call and its result
     seen = []
     with ChatServer(lambda body: seen.append(body) or {"content": "It is 23 degrees."}) as server:
-        EndpointGenerator(server.url, "m", GenerationSettings(max_new_tokens=33), api_key="sk-test").generate(
+        EndpointGenerator(server.url, "m", GenerationSettings(max_new_tokens=33), api_key="sk-test",
+                          policy=server.policy).generate(
             [(item.messages, item.tools)])
     body = seen[0]
     assistant = next(m for m in body["messages"] if m.get("tool_calls"))
@@ -126,7 +129,8 @@ def test_requests_run_concurrently_up_to_the_limit():
     items = weather_items() * 6
     settings = GenerationSettings(concurrency=3)
     with ChatServer(lambda body: {"content": "ok"}, delay=0.3) as server:
-        gens = EndpointGenerator(server.url, "m", settings).generate([(it.messages, it.tools) for it in items])
+        gens = EndpointGenerator(server.url, "m", settings, policy=server.policy).generate(
+            [(it.messages, it.tools) for it in items])
     assert all(g.text == "ok" for g in gens)
     assert server.max_in_flight == 3
 
@@ -143,26 +147,31 @@ def test_a_failing_request_is_retried_and_then_succeeds():
 
     settings = GenerationSettings(retries=2, retry_backoff=0.01)
     with ChatServer(flaky) as server:
-        [g] = EndpointGenerator(server.url, "m", settings).generate([(weather_items()[0].messages, [])])
+        [g] = EndpointGenerator(server.url, "m", settings, policy=server.policy).generate(
+            [(weather_items()[0].messages, [])])
     assert g.text == "fine" and g.error == "" and calls["n"] == 3
 
 
 @pytest.mark.parametrize("respond, delay, retries, tries, says", [
-    (lambda body: (400, '{"error": "bad tools"}'), 0, 3, 1, "HTTP 400"),  # not worth retrying
-    (lambda body: (500, "boom"), 0, 2, 3, "HTTP 500: boom"),
+    (lambda body: (400, '{"error": "bad tools"}'), 0, 3, 1, "HTTP 400 Bad Request"),  # not worth retrying
+    (lambda body: (500, "boom"), 0, 2, 3, "HTTP 500 Internal Server Error"),
     (lambda body: {"content": "late"}, 1.5, 1, 2, "timed out after 0.3 s"),
 ])
 def test_a_request_that_keeps_failing_is_an_error_result_not_an_exception(respond, delay, retries, tries, says):
     settings = GenerationSettings(retries=retries, retry_backoff=0.01, timeout=0.3)
     with ChatServer(respond, delay=delay) as server:
-        [g] = EndpointGenerator(server.url, "m", settings).generate([(weather_items()[0].messages, [])])
+        [g] = EndpointGenerator(server.url, "m", settings, policy=server.policy).generate(
+            [(weather_items()[0].messages, [])])
         assert len(server.requests) == tries
     assert says in g.error and f"after {tries} tr" in g.error and g.text == ""
+    assert "bad tools" not in g.error and "boom" not in g.error  # the status, never the refused reply's body
 
 
 def test_a_server_that_is_not_there_is_an_error_result():
     settings = GenerationSettings(retries=1, retry_backoff=0.01, timeout=2)
-    [g] = EndpointGenerator("http://127.0.0.1:9", "m", settings).generate([(weather_items()[0].messages, [])])
+    policy = OutboundPolicy((parse_rule("127.0.0.1:9", private=True),))
+    [g] = EndpointGenerator("http://127.0.0.1:9", "m", settings, policy=policy).generate(
+        [(weather_items()[0].messages, [])])
     assert "after 2 tries" in g.error and ("Connection" in g.error or "refused" in g.error)
 
 
@@ -203,7 +212,7 @@ def test_a_call_is_answered_with_the_gold_result_until_the_model_answers(turns, 
     assert item.replay and item.final_reference["decision"] == "answer"
     settings = GenerationSettings(max_steps=max_steps)
     with ChatServer(_scripted(*turns)) as server:
-        [out] = generate_items([item], EndpointGenerator(server.url, "m", settings), settings)
+        [out] = generate_items([item], EndpointGenerator(server.url, "m", settings, policy=server.policy), settings)
         fed = [m for m in server.requests[-1]["body"]["messages"] if m["role"] == "tool"]
     line = score_item(item, out)
     ep = line["episode"]
@@ -222,7 +231,7 @@ def test_an_item_without_a_gold_continuation_is_not_replayed():
     item = weather_items()[1]
     settings = GenerationSettings(max_steps=4)
     with ChatServer(lambda body: CALL_LYON) as server:
-        [out] = generate_items([item], EndpointGenerator(server.url, "m", settings), settings)
+        [out] = generate_items([item], EndpointGenerator(server.url, "m", settings, policy=server.policy), settings)
     assert out.episode is None and len(server.requests) == 1
     labels = score_item(item, out)["score"]["labels"]
     assert "unnecessary_tool_call" in labels and "redundant_call" in labels  # the result was already there

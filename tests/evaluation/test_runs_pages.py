@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from evaluation import jobs
 from evaluation.generate import GenerationSettings
-from evaluation.models import EvalItemResult, EvalRun, EvalSet
+from evaluation.models import AllowedEndpoint, EvalItemResult, EvalRun, EvalSet
 from tests.conftest import PASSWORD
 from tests.evaluation.runs_harness import fill_run, make_prompt_snapshot, prompt_snapshot_dir
 from tests.training.jobs_harness import fast_users
@@ -114,6 +114,7 @@ def test_bad_launch_values_get_field_errors_and_launch_nothing(client, lead, eva
 
 
 def test_an_endpoint_run_is_launched_with_its_url_and_model_name(client, lead, eval_set, model_dir):
+    AllowedEndpoint.objects.create(pattern="gpu-box:8000", allow_private=True)
     _client(client, lead).post(reverse("evaluation:launch-run", args=["weather"]), _form(
         eval_set, model_dir, model_source="endpoint", endpoint_url="http://gpu-box:8000/v1", endpoint_model="qwen"))
     run = EvalRun.objects.get()
@@ -287,6 +288,7 @@ def test_runs_compare_side_by_side(client, lead, finished):
 
 def test_the_api_launches_lists_and_reads_runs_with_their_summary(client, lead, eval_set, model_dir, finished):
     base, _ = finished
+    AllowedEndpoint.objects.create(pattern="box:8000")
     c = _client(client, lead)
     made = c.post(reverse("evaluation:api-eval-runs", args=["weather"]), {
         "eval_set": eval_set.pk, "model_source": "endpoint", "endpoint_url": "http://box:8000/v1",

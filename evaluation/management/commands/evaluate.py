@@ -4,7 +4,7 @@ Runs an evaluation without the web server or a Celery worker: the same code path
 queue (a run row, the runner subprocess, results into the database), in this process, printing
 progress, then the metrics table. ``--model`` is a local model folder (a training run's
 ``final`` folder, LoRA adapters included), or an ``http(s)://`` URL of an OpenAI-compatible server
-(``--endpoint-model`` names the model there). The run shows up on the evaluations page like any
+on the endpoint allowlist (``--endpoint-model`` names the model there). The run shows up on the evaluations page like any
 other. Exits non-zero unless the run succeeds. Ctrl-C cancels.
 """
 
