@@ -1,10 +1,10 @@
 """URLs. Pages need a login (LoginRequiredMiddleware); the API authenticates through DRF
-(session or token) and is exempted from the middleware's redirect so clients get 401/403."""
+(session or token) and is exempted from the middleware's redirect so clients get 401/403.
+`/healthz` is answered by studio.middleware.healthz, before any of this."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
-from django.http import JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -19,11 +19,6 @@ def api(patterns):
     return patterns
 
 
-@login_not_required
-def healthz(request):
-    return JsonResponse({"ok": True})
-
-
 from annotate import api_urls as annotate_api  # noqa: E402
 from training import api_urls as training_api  # noqa: E402
 from training import snapshot_api_urls  # noqa: E402
@@ -32,7 +27,6 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
-    path("healthz", healthz, name="healthz"),
     path("api/", include(api(list(annotate_api.urlpatterns)))),
     path("api/", include(api(list(training_api.urlpatterns)))),
     path("api/", include(api(list(snapshot_api_urls.urlpatterns)))),
