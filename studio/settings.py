@@ -9,6 +9,9 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from studio.secret_key import embedded_key, key_problem
 
 
 def envbool(name: str, default: str = "False") -> bool:
@@ -27,18 +30,24 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(envstr("STUDIO_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
-# A development key is generated once per data dir so a fresh checkout runs with no set-up;
-# production sets SECRET_KEY.
-_key_file = DATA_DIR / "secret_key"
-SECRET_KEY = envstr("SECRET_KEY")
-if not SECRET_KEY:
-    if not _key_file.exists():
-        import secrets
-
-        _key_file.write_text(secrets.token_urlsafe(50))
-    SECRET_KEY = _key_file.read_text().strip()
-
+# The production shape (docker-compose.yml, the Dockerfile): a real SECRET_KEY is required and the
+# HTTPS settings below default on. The embedded default (`make run`) needs nothing set.
+PRODUCTION = envbool("STUDIO_PRODUCTION", "False")
 DEBUG = envbool("DEBUG", "False")
+# seed_demo (users with known passwords) runs in the production shape only when asked for.
+STUDIO_DEMO = envbool("STUDIO_DEMO", "False")
+
+# A development key is generated once per data dir (0600) so a fresh checkout runs with no set-up.
+# With DEBUG off a placeholder ("change-me") is refused, and so is a missing or weak key in the
+# production shape: a known key lets anyone forge login cookies.
+_key = os.environ.get("SECRET_KEY")
+_key_problem = None if DEBUG else key_problem(_key, required=PRODUCTION)
+if _key_problem:
+    raise ImproperlyConfigured(
+        f"{_key_problem}. Set SECRET_KEY to a long random value, e.g. the output of "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'")
+SECRET_KEY = _key or embedded_key(DATA_DIR / "secret_key")
+
 ALLOWED_HOSTS = envstr("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
 CSRF_TRUSTED_ORIGINS = [o for o in envstr("CSRF_TRUSTED_ORIGINS").split(",") if o]
 
@@ -62,6 +71,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the container health check asks on 127.0.0.1 over plain http, whatever the host
+    # check and the https redirect below say.
+    "studio.middleware.healthz",
     "django.middleware.security.SecurityMiddleware",
     # Serves our CSS and the packaged htmx without a separate web server.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -112,8 +124,22 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": f"django.contrib.auth.password_validation.{name}"}
+    for name in ("UserAttributeSimilarityValidator", "MinimumLengthValidator", "CommonPasswordValidator",
+                 "NumericPasswordValidator")
 ]
+
+# HTTPS, on by default in the production shape (behind a TLS-terminating proxy that sets
+# X-Forwarded-Proto), off for the embedded default over plain http. Each can be set on its own.
+_https = str(PRODUCTION)
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", _https)
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", _https)
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", _https)
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", str(365 * 24 * 3600) if PRODUCTION else "0")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", _https)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", _https)
+# Trust the proxy's X-Forwarded-Proto only where a proxy sets it (and strips a client's own).
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("SECURE_PROXY_SSL_HEADER", _https) else None
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "annotate:project-list"
@@ -126,9 +152,16 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = DATA_DIR / "staticfiles"
-STATIC_ROOT.mkdir(exist_ok=True)
-WHITENOISE_USE_FINDERS = True  # no collectstatic step for the embedded default
+STATIC_ROOT = Path(envstr("STATIC_ROOT", str(DATA_DIR / "staticfiles")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# The embedded default serves files where they lie (no collectstatic step); the production shape
+# serves what `collectstatic` gathered (the Dockerfile runs it), compressed.
+WHITENOISE_USE_FINDERS = not PRODUCTION
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage" if PRODUCTION
+                    else "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 
 # Uploads: imports bigger than this are refused with a clear message.
 IMPORT_MAX_BYTES = envint("IMPORT_MAX_BYTES", str(200 * 1024 * 1024))

@@ -1,5 +1,6 @@
 """URLs. Pages need a login (LoginRequiredMiddleware); the API authenticates through DRF
-(session or token) and is exempted from the middleware's redirect so clients get 401/403."""
+(session or token) and is exempted from the middleware's redirect so clients get 401/403.
+`/healthz` is answered by studio.middleware.healthz, before any of this."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
@@ -18,11 +19,6 @@ def api(patterns):
         elif getattr(p, "callback", None) is not None:
             p.callback = login_not_required(p.callback)
     return patterns
-
-
-@login_not_required
-def healthz(request):
-    return JsonResponse({"ok": True})
 
 
 def not_found(request, exception):
@@ -44,7 +40,6 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
-    path("healthz", healthz, name="healthz"),
     path("api/", include(api(list(annotate_api.urlpatterns)))),
     path("api/", include(api(list(training_api.urlpatterns)))),
     path("api/", include(api(list(snapshot_api_urls.urlpatterns)))),

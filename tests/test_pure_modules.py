@@ -25,6 +25,7 @@ PURE_PATTERNS = [
     "training/chat_templates.py", "training/parse*.py", "training/scoring.py", "training/rewards.py",
     "evaluation/render*.py", "evaluation/parse*.py", "evaluation/scoring.py", "evaluation/rewards.py",
     "annotate/formats/*.py",
+    "studio/secret_key.py",  # settings.py calls it before Django is set up
 ]
 PURE = sorted({p.relative_to(ROOT).as_posix() for pattern in PURE_PATTERNS for p in ROOT.glob(pattern)})
 PACKAGES = ("annotate", "training", "evaluation", "studio")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -108,6 +109,38 @@ def test_compose_file_wires_web_worker_redis_and_postgres_through_the_environmen
     for name in ("web", "worker"):
         env = services[name]["environment"]
         assert env["DATABASE_URL"].startswith("postgres://") and env["CELERY_BROKER_URL"].startswith("redis://")
+
+
+def test_compose_file_is_a_production_shape():
+    text = (ROOT / "docker-compose.yml").read_text()
+    services = yaml.safe_load(text)["services"]
+    app = {name: s for name, s in services.items() if s.get("image", "").startswith("trajectory-studio")}
+    web = services["web"]["command"]
+    assert "gunicorn" in web or "granian" in web
+    commands = " ".join(str(s.get("command", "")) for s in services.values())
+    assert "runserver" not in commands and "seed_demo" not in commands  # no demo users with known passwords
+    # No default secret: compose stops with a message unless they are set.
+    for name, service in app.items():
+        assert service["environment"]["STUDIO_PRODUCTION"] == "true", name
+        assert re.fullmatch(r"\$\{SECRET_KEY:\?[^}]+\}", service["environment"]["SECRET_KEY"]), name
+        assert "${POSTGRES_PASSWORD:?" in service["environment"]["DATABASE_URL"], name
+    assert re.fullmatch(r"\$\{POSTGRES_PASSWORD:\?[^}]+\}", services["postgres"]["environment"]["POSTGRES_PASSWORD"])
+    assert "change-me" not in text and "studio:studio@" not in text
+    assert all(s.get("restart") in ("always", "unless-stopped") for s in services.values()), "a restart policy each"
+    # Redis keeps queued jobs across a restart: an append-only file on a volume.
+    redis = services["redis"]
+    assert "--appendonly" in redis["command"] and redis["command"][redis["command"].index("--appendonly") + 1] == "yes"
+    assert any(v.endswith(":/data") and v.split(":")[0] in yaml.safe_load(text)["volumes"] for v in redis["volumes"])
+    # One beat, of its own; no worker embeds it.
+    beats = [name for name, s in app.items() if " beat" in s["command"]]
+    assert beats == ["beat"]
+    workers = [s["command"] for s in app.values() if " worker" in s["command"]]
+    assert len(workers) >= 2 and not any(re.search(r"(^|\s)(-B|--beat)(\s|$)", w) for w in workers)
+    # Health checks: web's own /healthz, redis-cli ping, pg_isready.
+    assert "/healthz" in " ".join(services["web"]["healthcheck"]["test"])
+    assert "redis-cli" in services["redis"]["healthcheck"]["test"]
+    assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+    assert (ROOT / "studio" / "middleware.py").read_text().count('"/healthz"') == 1  # the path web's check asks
 
 
 def test_import_and_background_work_run_on_postgres_and_redis(postgres_url, redis_url, tmp_path, tiny_model_dir):

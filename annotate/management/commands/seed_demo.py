@@ -1,10 +1,14 @@
-"""Create the demo users, project, trajectories and tiny model. Safe to run again."""
+"""Create the demo users, project, trajectories and tiny model. Safe to run again.
+
+The users have known passwords: in the production shape (STUDIO_PRODUCTION) it runs only when
+asked for with STUDIO_DEMO=1. `make run` asks for it.
+"""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from annotate.demo import TOOLS, demo_trajectories
 from annotate.models import Membership, Project, Tool
@@ -27,6 +31,9 @@ class Command(BaseCommand):
         parser.add_argument("--no-model", action="store_true", help="Skip building the tiny model.")
 
     def handle(self, *args, no_model=False, **opts):
+        if settings.PRODUCTION and not settings.STUDIO_DEMO:
+            raise CommandError("The demo users have known passwords (admin / admin-demo …); in the production shape "
+                               "(STUDIO_PRODUCTION) seed_demo runs only with STUDIO_DEMO=1.")
         User = get_user_model()
         project, created = Project.objects.get_or_create(
             slug="demo", defaults={
