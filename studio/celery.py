@@ -1,11 +1,32 @@
-"""The Celery app. Embedded default: kombu's filesystem transport under the data dir."""
+"""The Celery app. Embedded default: kombu's filesystem transport under the data dir.
 
+Each worker sweeps the job rows once when it starts (``worker_ready``), so jobs left behind by a
+crash are dealt with at once, whichever worker comes back first and whether or not beat runs.
+"""
+
+import logging
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
 
 app = Celery("studio")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_ready.connect
+def sweep_at_start(**_) -> None:
+    from django.db import connections
+
+    from training.job_queue import sweep_all
+
+    try:
+        swept = sweep_all()
+        logging.getLogger("studio.celery").info("sweep at worker start: %s", swept)
+    except Exception:  # a sweep that fails must not stop the worker; beat's sweep tries again
+        logging.getLogger("studio.celery").exception("the sweep at worker start failed")
+    finally:
+        connections.close_all()  # the pool's children must not share this process's connection
