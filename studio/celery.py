@@ -1,6 +1,6 @@
 """The Celery app. Embedded default: kombu's filesystem transport under the data dir.
 
-Each worker sweeps the job rows once when it starts (``worker_ready``), so jobs left behind by a
+A worker survives a Redis restart (``studio.broker_fixes``). Each worker sweeps the job rows once when it starts (``worker_ready``), so jobs left behind by a
 crash are dealt with at once, whichever worker comes back first and whether or not beat runs.
 """
 
@@ -10,7 +10,10 @@ import os
 from celery import Celery
 from celery.signals import worker_ready
 
+from studio.broker_fixes import keep_workers_alive_through_redis_restarts
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
+keep_workers_alive_through_redis_restarts()
 
 app = Celery("studio")
 app.config_from_object("django.conf:settings", namespace="CELERY")

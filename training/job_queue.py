@@ -62,7 +62,7 @@ def send(model, pk: int) -> None:
 
 # --- looking in the broker -----------------------------------------------------------------------
 
-def message_waiting(model, pk: int, taken_within: float = 300) -> bool | None:
+def message_waiting(model, pk: int, taken_within: float = 300, *, connection=None) -> bool | None:
     """Is a message for this row in the broker (queued, or taken by a worker in the last
     ``taken_within`` seconds and not yet acked)?
 
@@ -75,7 +75,7 @@ def message_waiting(model, pk: int, taken_within: float = 300) -> bool | None:
     def names_row(raw) -> bool:
         return _message_names(raw, task, pk)
 
-    with app.connection_for_read() as conn:
+    with connection or app.connection_for_read() as conn:
         transport = conn.transport.driver_type
         if transport in ("redis", "rediss"):
             return _in_redis(conn.default_channel, queue, names_row, taken_within)

@@ -1,4 +1,5 @@
-"""REST API for snapshots: list, create (pin + queue the export), detail with the audit, override, cancel."""
+"""REST API for snapshots: list, create (pin + queue the export), detail with the audit, override, cancel,
+retry (a failed or cancelled export starts over)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from rest_framework.views import APIView
 from annotate import permissions
 from annotate.models import Project
 from training.models import Snapshot
-from training.snapshots import SnapshotError, create_snapshot, override_audit, request_cancel
+from training.snapshots import SnapshotError, create_snapshot, override_audit, request_cancel, retry_export
 
 
 class SnapshotSerializer(serializers.ModelSerializer):
@@ -22,7 +23,7 @@ class SnapshotSerializer(serializers.ModelSerializer):
         model = Snapshot
         fields = ["id", "name", "project", "kind", "status", "progress", "message", "error", "filters",
                   "render_settings", "content_hash", "out_dir", "item_count", "sample_count", "audit_errors",
-                  "blocked", "override_reason", "override_at", "created_at", "started_at", "finished_at"]
+                  "blocked", "override_reason", "override_at", "created_at", "started_at", "finished_at", "attempts"]
 
 
 class SnapshotDetailSerializer(SnapshotSerializer):
@@ -103,6 +104,18 @@ class SnapshotCancelAPI(APIView):
         snap = snapshot_for(request, pk, permissions.LEAD)
         try:
             request_cancel(snap, request.user)
+        except SnapshotError as e:
+            return error_response(e)
+        snap.refresh_from_db()
+        return Response(SnapshotSerializer(snap).data)
+
+
+class SnapshotRetryAPI(APIView):
+    @extend_schema(request=None, responses=SnapshotSerializer)
+    def post(self, request, pk: int):
+        snap = snapshot_for(request, pk, permissions.LEAD)
+        try:
+            retry_export(snap, request.user)
         except SnapshotError as e:
             return error_response(e)
         snap.refresh_from_db()

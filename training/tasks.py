@@ -30,11 +30,12 @@ def train_job(job_id: int) -> str:
 
 
 @shared_task(name="training.tasks.sweep_stale_jobs", ignore_result=True)
-def sweep_stale_jobs() -> dict[str, list[int]]:
+def sweep_stale_jobs() -> list[int]:
     """Every kind of job (training jobs, evaluation runs, snapshot exports): fail running rows whose
     heartbeat is older than ``JOB_HEARTBEAT_TIMEOUT`` (exports are restarted instead, a few times),
     and send again queued rows whose message was lost (``JOB_QUEUED_TIMEOUT``); see
     ``training.job_queue``."""
     from training.job_queue import sweep_all
 
-    return sweep_all()
+    swept = sweep_all()
+    return swept["stale"] + swept["queued"]  # the ids of the rows it changed, in the worker's log

@@ -7,7 +7,8 @@ timeouts come from the environment (``JOB_HEARTBEAT_TIMEOUT``, ``JOB_QUEUED_TIME
 
 - kill -9 the worker while exports are queued and running: after a new worker starts, every export
   ends succeeded (the running one restarted, its half-written files never seen);
-- restart Redis while exports are queued and running: the same worker carries on and consumes again;
+- restart Redis while exports are queued and running: the same worker carries on and consumes again
+  (and the kombu failure that ended workers on a Redis restart, reproduced in one step);
 - a queued export whose message was purged from Redis is sent again by the sweep;
 - the same message delivered twice runs the export once.
 """
@@ -173,7 +174,7 @@ def test_killing_the_worker_mid_export_loses_no_export(project, tiny_model_dir, 
                                                       env):
     jobs = exports(project, tiny_model_dir, 3)
     send(jobs, redis_server.url)
-    first = Worker(data_dir, shared_db, queues="export,default", **env)
+    first = Worker(data_dir, shared_db, queues="export,default", as_deployed=True, **env)
     try:
         wait_for(lambda: JobStatus.RUNNING in statuses(jobs) and
                  Snapshot.objects.filter(pk__in=[j.pk for j in jobs], progress__gt=0).exists(), 60,
@@ -182,7 +183,7 @@ def test_killing_the_worker_mid_export_loses_no_export(project, tiny_model_dir, 
         assert JobStatus.RUNNING in statuses(jobs) and JobStatus.QUEUED in statuses(jobs)
     finally:
         first.stop()
-    second = Worker(data_dir, shared_db, queues="export,default", **env)
+    second = Worker(data_dir, shared_db, queues="export,default", as_deployed=True, **env)
     beat = Beat(data_dir, shared_db, **env)
     try:
         all_final(jobs, second, beat)
@@ -195,11 +196,27 @@ def test_killing_the_worker_mid_export_loses_no_export(project, tiny_model_dir, 
     assert all(files_complete(r) and r.sample_count > 0 for r in rows)
 
 
+def test_a_channel_closed_after_its_connection_let_go_of_redis_fails_as_a_connection_error(redis_server):
+    """The worker's death on a Redis restart, reproduced in one step (``studio.broker_fixes``): the
+    consumer closes its connection, and closing the channel tries to give the messages a task still
+    holds back to Redis through a client it can no longer build. kombu catches connection errors
+    there; the AttributeError it got instead ended the worker ("Unrecoverable error")."""
+    import studio.celery  # noqa: F401  (applies the fix, as every worker does)
+    from kombu import Connection
+
+    conn = Connection(redis_server.url)
+    channel = conn.default_channel
+    channel.qos._delivered["1"] = object()  # a message a running task holds (acks_late)
+    channel._disconnect_pools()
+    conn.transport.client = None  # what closing the dropped connection left behind
+    conn.maybe_close_channel(channel)  # was: AttributeError: 'NoneType' object has no attribute 'hostname'
+
+
 def test_a_redis_restart_mid_export_leaves_the_worker_consuming(project, tiny_model_dir, data_dir, shared_db,
                                                                 redis_server, env):
-    jobs = exports(project, tiny_model_dir, 3)
+    jobs = exports(project, tiny_model_dir, 2)
     send(jobs, redis_server.url)
-    worker = Worker(data_dir, shared_db, queues="export,default", **env)
+    worker = Worker(data_dir, shared_db, queues="export,default", as_deployed=True, **env)
     beat = Beat(data_dir, shared_db, **env)
     try:
         wait_for(lambda: Snapshot.objects.filter(pk__in=[j.pk for j in jobs], status=JobStatus.RUNNING,
@@ -218,7 +235,7 @@ def test_a_redis_restart_mid_export_leaves_the_worker_consuming(project, tiny_mo
         beat.stop()
         worker.stop()
     rows = list(Snapshot.objects.filter(pk__in=[j.pk for j in jobs + later]).order_by("pk"))
-    assert [r.status for r in rows] == [JobStatus.SUCCEEDED] * 4, [(r.status, r.error, r.message) for r in rows]
+    assert [r.status for r in rows] == [JobStatus.SUCCEEDED] * 3, [(r.status, r.error, r.message) for r in rows]
     assert all(files_complete(r) for r in rows)
     assert "Unrecoverable error" not in worker.log()
 
@@ -230,7 +247,7 @@ def test_a_purged_message_is_sent_again_and_a_duplicate_runs_once(project, tiny_
     assert redis_server.client().llen("export") == 1
     redis_server.client().delete("export")  # the message is gone (a broker that lost its data, a purge)
     send([twice, twice], redis_server.url)  # a duplicate delivery
-    worker = Worker(data_dir, shared_db, queues="export,default", **env)
+    worker = Worker(data_dir, shared_db, queues="export,default", as_deployed=True, **env)
     beat = Beat(data_dir, shared_db, **env)
     try:
         all_final([lost, twice], worker, beat)
