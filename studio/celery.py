@@ -1,7 +1,8 @@
 """The Celery app. Embedded default: kombu's filesystem transport under the data dir.
 
-A worker survives a Redis restart (``studio.broker_fixes``). Each worker sweeps the job rows once when it starts (``worker_ready``), so jobs left behind by a
-crash are dealt with at once, whichever worker comes back first and whether or not beat runs.
+A worker survives a Redis restart (``studio.broker_fixes``). Each worker sweeps the job rows once
+when it starts (``worker_ready``), so jobs left behind by a crash are dealt with at once, whichever
+worker comes back first and whether or not beat runs.
 """
 
 import logging

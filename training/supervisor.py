@@ -123,8 +123,10 @@ def sweep_stale(model, timeout: float, *, marker: str = "training.runner", reque
         else:
             status = JobStatus.FAILED
             message = "Failed: the worker stopped responding"
+            advice = (f"It was restarted {row.attempts} time(s) and stopped each time; retry it once the workers "
+                      f"are healthy." if requeue else "Resume it from its last checkpoint, or launch it again.")
             error = (f"No heartbeat for {silent} s (the limit is {int(timeout)} s): the worker or its machine "
-                     f"stopped while this job ran. Resume it from its last checkpoint, or launch it again.")
+                     f"stopped while this job ran. {advice}")
         done = model.objects.filter(pk=row.pk, status=JobStatus.RUNNING, heartbeat_at=row.heartbeat_at).update(
             status=status, finished_at=now, error=error, message=message)
         if not done:

@@ -97,6 +97,18 @@ def test_a_queued_job_whose_message_waits_in_the_broker_is_left_alone(project, s
     assert snapshot.status == JobStatus.QUEUED and snapshot.attempts == 0 and sent == []
 
 
+def test_a_lost_training_job_is_sent_to_the_train_queue_again(project, snapshot, broker, monkeypatch):
+    from training import runner
+
+    trained = []
+    monkeypatch.setattr("training.tasks.train_job.delay", lambda pk: trained.append(pk))
+    job = TrainingJob.objects.create(project=project, snapshot=snapshot, kind="sft", base_model="m",
+                                     config=runner.TrainSettings().to_dict())
+    age(job, 1000)
+    assert job_queue.queue_of(TrainingJob) == "train"
+    assert job_queue.sweep_queued(TrainingJob, 300) == [job.pk] and trained == [job.pk]
+
+
 def test_a_young_queued_row_is_not_looked_for(snapshot, sent, broker):
     assert job_queue.sweep_queued(Snapshot, 60) == [] and broker.asked == [] and sent == []
 
@@ -176,7 +188,8 @@ def test_the_sweep_restarts_an_export_whose_worker_died_then_fails_it(snapshot, 
                                                    progress=0.4)
     assert sweep_stale_jobs() == [snapshot.pk]
     snapshot.refresh_from_db()
-    assert (snapshot.status, snapshot.attempts, snapshot.progress, snapshot.started_at) == (JobStatus.QUEUED, 1, 0, None)
+    assert (snapshot.status, snapshot.attempts, snapshot.progress) == (JobStatus.QUEUED, 1, 0)
+    assert snapshot.started_at is None
     assert snapshot.message.startswith("Restarting: its worker stopped responding") and sent == [snapshot.pk]
     Snapshot.objects.filter(pk=snapshot.pk).update(status=JobStatus.RUNNING, started_at=stale, heartbeat_at=stale)
     sweep_stale_jobs()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -78,11 +79,11 @@ class Redis:
 
 
 class Beat(_Subprocess):
-    def __init__(self, data_dir: Path, db_path: Path, **env):
-        cmd = ["python", "-m", "celery", "-A", "studio", "beat", "-l", "INFO", "-s", str(data_dir / "beat-schedule")]
-        import sys
+    """``celery beat`` on its own, as deployed: it sends the sweep every ``JOB_SWEEP_EVERY`` seconds."""
 
-        cmd[0] = sys.executable
+    def __init__(self, data_dir: Path, db_path: Path, **env):
+        cmd = [sys.executable, "-m", "celery", "-A", "studio", "beat", "-l", "INFO",
+               "-s", str(data_dir / "beat-schedule")]
         super().__init__(cmd, app_env(data_dir, db_path, **env), data_dir / "beat.log")
 
 
@@ -260,5 +261,5 @@ def test_a_purged_message_is_sent_again_and_a_duplicate_runs_once(project, tiny_
     twice.refresh_from_db()
     assert lost.status == twice.status == JobStatus.SUCCEEDED
     assert lost.attempts == 1 and twice.attempts == 0
-    assert worker.log().count(f"export_snapshot[") >= 3
+    assert worker.log().count("export_snapshot[") >= 3
     assert files_complete(lost) and files_complete(twice)
