@@ -64,74 +64,74 @@ def send(model, pk: int) -> None:
 
 def message_waiting(model, pk: int, taken_within: float = 300, *, connection=None) -> bool | None:
     """Is a message for this row in the broker (queued, or taken by a worker in the last
-    ``taken_within`` seconds and not yet acked)?
+    ``taken_within`` seconds and not yet acked)? None when the transport cannot be looked into.
+    Raises the broker's error when it is down."""
+    waiting = rows_waiting(model, taken_within, connection=connection)
+    return None if waiting is None else pk in waiting
 
-    None when the transport cannot be looked into. Raises the broker's error when it is down.
-    """
+
+def rows_waiting(model, taken_within: float = 300, *, connection=None) -> set[int] | None:
+    """The ids of the rows of ``model`` whose task has a message in the broker (one look at the
+    queue for all of them), or None when the transport cannot be looked into."""
     from studio.celery import app
 
     task, queue = task_of(model).name, queue_of(model)
-
-    def names_row(raw) -> bool:
-        return _message_names(raw, task, pk)
-
     with connection or app.connection_for_read() as conn:
         transport = conn.transport.driver_type
         if transport in ("redis", "rediss"):
-            return _in_redis(conn.default_channel, queue, names_row, taken_within)
-        if transport == "filesystem":
-            return _in_folder(conn.transport_options or {}, queue, names_row)
-    return None
+            messages = _redis_messages(conn.default_channel, queue, taken_within)
+        elif transport == "filesystem":
+            messages = _folder_messages(conn.transport_options or {}, queue)
+        else:
+            return None
+        return {pk for pk in (_row_of(raw, task) for raw in messages) if pk is not None}
 
 
-def _message_names(raw, task: str, pk: int) -> bool:
-    """Is ``raw`` (a message as the transport stores it) a call of ``task`` on row ``pk``?"""
+def _row_of(raw, task: str) -> int | None:
+    """The row id a message (as the transport stores it) calls ``task`` on, else None."""
     import ast
 
     try:
         message = json.loads(raw)
     except ValueError:
-        return False
+        return None
     if isinstance(message, list):  # Redis' unacked hash: [message, exchange, routing key]
         message = message[0] if message else {}
-    headers = message.get("headers") or {} if isinstance(message, dict) else {}
+    headers = (message.get("headers") or {}) if isinstance(message, dict) else {}
     if headers.get("task") != task:
-        return False
+        return None
     try:
         args = ast.literal_eval(headers.get("argsrepr") or "()")
     except (ValueError, SyntaxError):
-        return False
-    return isinstance(args, (list, tuple)) and list(args) == [pk]
+        return None
+    if isinstance(args, (list, tuple)) and len(args) == 1 and isinstance(args[0], int):
+        return args[0]
+    return None
 
 
-def _in_redis(channel, queue: str, names_row, taken_within: float) -> bool:
+def _redis_messages(channel, queue: str, taken_within: float):
     import time
 
     client = channel.client
     # kombu keeps one list per priority step (the plain name for priority 0) and a hash of the
     # messages delivered to a worker but not acked yet (redelivered after the visibility timeout).
-    keys = {channel._q_for_pri(queue, pri) for pri in channel.priority_steps}
-    if any(names_row(m) for key in keys for m in client.lrange(key, 0, -1)):
-        return True
+    for key in {channel._q_for_pri(queue, pri) for pri in channel.priority_steps}:
+        yield from client.lrange(key, 0, -1)
+    taken = dict(client.zrange(channel.unacked_index_key, 0, -1, withscores=True))
     for tag, message in client.hgetall(channel.unacked_key).items():
-        if names_row(message):
-            # Taken by a worker that has not claimed the row for longer than the timeout: that
-            # worker died with it (kombu would only give it back after the visibility timeout, an hour).
-            taken = client.zscore(channel.unacked_index_key, tag)
-            if taken is None or time.time() - taken <= taken_within:
-                return True
-    return False
+        # Taken by a worker longer ago than ``taken_within`` without the row being claimed: that
+        # worker died with it (kombu would give it back only after the visibility timeout, an hour).
+        when = taken.get(tag)
+        if when is None or time.time() - when <= taken_within:
+            yield message
 
 
-def _in_folder(options: dict, queue: str, names_row) -> bool:
-    folder = Path(options.get("data_folder_in") or ".")
-    for path in folder.glob(f"*.{queue}.msg"):
+def _folder_messages(options: dict, queue: str):
+    for path in Path(options.get("data_folder_in") or ".").glob(f"*.{queue}.msg"):
         try:
-            if names_row(path.read_bytes()):
-                return True
+            yield path.read_bytes()
         except OSError:  # taken by a worker while we looked
             continue
-    return False
 
 
 # --- re-enqueueing -------------------------------------------------------------------------------
@@ -173,20 +173,23 @@ def requeue(model, row, *, from_status: str = JobStatus.QUEUED, message: str = "
     return done
 
 
-def revive_if_lost(model, row, *, timeout: float = 0) -> str:
+def revive_if_lost(model, row, *, timeout: float = 0, waiting: set[int] | None = ...) -> str:
     """One queued row: 'waiting' (its message is in the broker, or it is younger than ``timeout``),
     'requeued', 'failed' (out of attempts), 'unknown' (the broker could not be asked), or 'taken'
-    (a worker claimed it meanwhile)."""
+    (a worker claimed it meanwhile). ``waiting``: the ids ``rows_waiting`` found, when the caller
+    looked already."""
     now = timezone.now()
     since = row.enqueued_at or row.created_at
     if timeout and since > now - timezone.timedelta(seconds=timeout):
         return "waiting"
-    try:
-        waiting = message_waiting(model, row.pk, taken_within=max(timeout, 1.0))
-    except Exception as exc:  # the broker is down: nothing can be sent now anyway
-        log.warning("could not look for %s %s in the broker: %s", model.__name__, row.pk, exc)
-        return "unknown"
-    if waiting:
+    if waiting is ...:
+        try:
+            waiting = rows_waiting(model, taken_within=max(timeout, 1.0))
+        except Exception as exc:  # the broker is down: nothing can be sent now anyway
+            log.warning("could not look for %s %s in the broker: %s", model.__name__, row.pk, exc)
+            return "unknown"
+    found = None if waiting is None else row.pk in waiting
+    if found:
         return "waiting"
     if not can_retry(row):
         waited = int((now - since).total_seconds())
@@ -194,7 +197,7 @@ def revive_if_lost(model, row, *, timeout: float = 0) -> str:
             status=JobStatus.FAILED, finished_at=now, message="Failed: its message was lost",
             error=lost_reason(model, row.attempts, waited)) == 1
         return "failed" if failed else "taken"
-    why = "its message was lost" if waiting is False else "no worker took it in time"
+    why = "its message was lost" if found is False else "no worker took it in time"
     message = f"Re-queued: {why} (attempt {row.attempts + 2} of {max_attempts()})"
     return "requeued" if requeue(model, row, message=message) else "taken"
 
@@ -205,14 +208,16 @@ def sweep_queued(model, timeout: float) -> list[int]:
     cutoff = timezone.now() - timezone.timedelta(seconds=timeout)
     rows = (model.objects.filter(status=JobStatus.QUEUED)
             .annotate(since=Coalesce("enqueued_at", "created_at")).filter(since__lt=cutoff))
-    out = []
-    for row in rows:
-        outcome = revive_if_lost(model, row, timeout=timeout)
-        if outcome == "unknown":
-            break  # the broker is down: try again at the next sweep
-        if outcome in ("requeued", "failed"):
-            out.append(row.pk)
-    return out
+    rows = list(rows)
+    if not rows:
+        return []
+    try:
+        waiting = rows_waiting(model, taken_within=timeout)
+    except Exception as exc:  # the broker is down: nothing can be sent now; the next sweep tries again
+        log.warning("could not look into the broker for queued %s rows: %s", model.__name__, exc)
+        return []
+    return [row.pk for row in rows
+            if revive_if_lost(model, row, timeout=timeout, waiting=waiting) in ("requeued", "failed")]
 
 
 def sweep_all() -> dict[str, list[int]]:

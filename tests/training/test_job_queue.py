@@ -42,10 +42,12 @@ def broker(monkeypatch):
     b = Broker()
     b.asked = []
 
-    def message_waiting(model, pk, taken_within=300, **_):
-        b.asked.append(pk)
-        return b.waiting
-    monkeypatch.setattr(job_queue, "message_waiting", message_waiting)
+    def rows_waiting(model, taken_within=300, **_):
+        b.asked.append(model)
+        if b.waiting is None:
+            return None
+        return set(model.objects.values_list("pk", flat=True)) if b.waiting else set()
+    monkeypatch.setattr(job_queue, "rows_waiting", rows_waiting)
     return b
 
 
@@ -92,7 +94,7 @@ def test_a_queued_job_whose_message_waits_in_the_broker_is_left_alone(project, s
     age(snapshot, 1000)
     age(job, 1000)
     assert job_queue.sweep_all() == {"stale": [], "queued": []}
-    assert sorted(broker.asked) == sorted([snapshot.pk, job.pk])
+    assert Snapshot in broker.asked and TrainingJob in broker.asked
     snapshot.refresh_from_db()
     assert snapshot.status == JobStatus.QUEUED and snapshot.attempts == 0 and sent == []
 
@@ -109,6 +111,14 @@ def test_a_lost_training_job_is_sent_to_the_train_queue_again(project, snapshot,
     assert job_queue.sweep_queued(TrainingJob, 300) == [job.pk] and trained == [job.pk]
 
 
+def test_on_a_broker_that_cannot_be_looked_into_a_late_row_is_sent_again(snapshot, sent, broker):
+    broker.waiting = None  # say, RabbitMQ
+    age(snapshot, 1000)
+    assert job_queue.sweep_queued(Snapshot, 300) == [snapshot.pk] and sent == [snapshot.pk]
+    snapshot.refresh_from_db()
+    assert snapshot.message == "Re-queued: no worker took it in time (attempt 2 of 3)"
+
+
 def test_a_young_queued_row_is_not_looked_for(snapshot, sent, broker):
     assert job_queue.sweep_queued(Snapshot, 60) == [] and broker.asked == [] and sent == []
 
@@ -116,7 +126,7 @@ def test_a_young_queued_row_is_not_looked_for(snapshot, sent, broker):
 def test_the_sweep_sends_nothing_while_the_broker_is_down(snapshot, sent, monkeypatch):
     def down(*a, **k):
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
-    monkeypatch.setattr(job_queue, "message_waiting", down)
+    monkeypatch.setattr(job_queue, "rows_waiting", down)
     age(snapshot, 1000)
     assert job_queue.sweep_queued(Snapshot, 60) == [] and sent == []
     snapshot.refresh_from_db()
@@ -174,7 +184,7 @@ def test_a_rows_message_is_found_in_the_filesystem_broker(snapshot, tmp_path):
     ('not json', False),
 ])
 def test_a_message_names_a_row_by_its_task_and_its_argument(raw, found):
-    assert job_queue._message_names(raw.encode(), "training.tasks.export_snapshot", 7) is found
+    assert (job_queue._row_of(raw.encode(), "training.tasks.export_snapshot") == 7) is found
 
 
 # --- running rows whose worker died ----------------------------------------------------------------

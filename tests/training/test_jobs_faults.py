@@ -263,3 +263,27 @@ def test_a_purged_message_is_sent_again_and_a_duplicate_runs_once(project, tiny_
     assert lost.attempts == 1 and twice.attempts == 0
     assert worker.log().count("export_snapshot[") >= 3
     assert files_complete(lost) and files_complete(twice)
+
+
+def test_the_broker_lookup_reads_the_redis_queue_and_messages_a_live_worker_holds(project, tiny_model_dir,
+                                                                                  redis_server):
+    from kombu import Connection
+
+    from training.job_queue import rows_waiting
+
+    jobs = exports(project, tiny_model_dir, 3)
+    send(jobs, redis_server.url)
+    client = redis_server.client()
+    try:
+        with Connection(redis_server.url) as worker:  # a worker takes two messages and holds them unacked
+            channel = worker.channel()
+            held = [channel.basic_get("export"), channel.basic_get("export")]
+            assert client.hlen("unacked") == 2 and client.llen("export") == 1
+            # One was taken an hour ago and its row is still queued: that worker died with it.
+            client.zadd("unacked_index", {held[0].delivery_tag: time.time() - 3600})
+            dead = int(held[0].headers["argsrepr"].strip("()[],"))
+            with Connection(redis_server.url) as look:
+                assert rows_waiting(Snapshot, taken_within=60, connection=look) == {j.pk for j in jobs} - {dead}
+                assert rows_waiting(Snapshot, taken_within=7200, connection=look) == {j.pk for j in jobs}
+    finally:
+        client.delete("export", "unacked", "unacked_index")
