@@ -33,4 +33,4 @@ def sweep_at_start(**_) -> None:
     except Exception:  # a sweep that fails must not stop the worker; beat's sweep tries again
         logging.getLogger("studio.celery").exception("the sweep at worker start failed")
     finally:
-        connections.close_all()  # the pool's children must not share this process's connection
+        connections.close_all()  # a pool process forked later must not inherit this connection
