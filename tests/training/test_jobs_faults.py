@@ -9,7 +9,8 @@ timeouts come from the environment (``JOB_HEARTBEAT_TIMEOUT``, ``JOB_QUEUED_TIME
   ends succeeded (the running one restarted, its half-written files never seen);
 - restart Redis while exports are queued and running: the same worker carries on and consumes again
   (and the kombu failure that ended workers on a Redis restart, reproduced in one step);
-- a queued export whose message was purged from Redis is sent again by the sweep;
+- a queued export whose message was purged from Redis is sent again by the sweep (here the one a
+  worker runs when it starts);
 - the same message delivered twice runs the export once.
 """
 
@@ -241,26 +242,29 @@ def test_a_redis_restart_mid_export_leaves_the_worker_consuming(project, tiny_mo
     assert "Unrecoverable error" not in worker.log()
 
 
-def test_a_purged_message_is_sent_again_and_a_duplicate_runs_once(project, tiny_model_dir, data_dir, shared_db,
-                                                                  redis_server, env):
+def test_a_purged_message_is_sent_again_when_a_worker_starts_and_a_duplicate_runs_once(
+        project, tiny_model_dir, data_dir, shared_db, redis_server, env):
+    from django.utils import timezone
+
     lost, twice = exports(project, tiny_model_dir, 2)
     send([lost], redis_server.url)
     assert redis_server.client().llen("export") == 1
     redis_server.client().delete("export")  # the message is gone (a broker that lost its data, a purge)
+    Snapshot.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timezone.timedelta(minutes=1))
     send([twice, twice], redis_server.url)  # a duplicate delivery
+    # No beat: the sweep every worker runs when it starts finds the lost one.
     worker = Worker(data_dir, shared_db, queues="export,default", as_deployed=True, **env)
-    beat = Beat(data_dir, shared_db, **env)
     try:
-        all_final([lost, twice], worker, beat)
+        all_final([lost, twice], worker)
         # The duplicate found the row claimed and did nothing: one export, one "not claimed".
         wait_for(lambda: "'not claimed'" in worker.log(), 20, "the duplicate delivery", on_timeout=worker.tail)
     finally:
-        beat.stop()
         worker.stop()
     lost.refresh_from_db()
     twice.refresh_from_db()
     assert lost.status == twice.status == JobStatus.SUCCEEDED
     assert lost.attempts == 1 and twice.attempts == 0
+    assert "sweep at worker start: {'stale': [], 'queued': [%d]}" % lost.pk in worker.log()
     assert worker.log().count("export_snapshot[") >= 3
     assert files_complete(lost) and files_complete(twice)
 
