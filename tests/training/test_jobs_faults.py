@@ -275,9 +275,10 @@ def test_the_broker_lookup_reads_the_redis_queue_and_messages_a_live_worker_hold
 
     from training.job_queue import rows_waiting
 
+    client = redis_server.client()
+    client.delete("export", "unacked", "unacked_index")  # what the workers killed above left held
     jobs = exports(project, tiny_model_dir, 3)
     send(jobs, redis_server.url)
-    client = redis_server.client()
     try:
         with Connection(redis_server.url) as worker:  # a worker takes two messages and holds them unacked
             channel = worker.channel()
