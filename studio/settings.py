@@ -239,10 +239,18 @@ CELERY_TASK_ROUTES = {
     "evaluation.tasks.*": {"queue": "eval"},
 }
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "False")
+JOB_SWEEP_EVERY = envint("JOB_SWEEP_EVERY", "30")  # seconds between sweeps of stale and lost jobs
 CELERY_BEAT_SCHEDULE = {
-    "sweep-stale-jobs": {"task": "training.tasks.sweep_stale_jobs", "schedule": 30.0},
+    # On the default queue (CELERY_TASK_DEFAULT_QUEUE), which a worker always consumes; a sweep
+    # that waited past the next one is dropped rather than run late.
+    "sweep-stale-jobs": {"task": "training.tasks.sweep_stale_jobs", "schedule": float(JOB_SWEEP_EVERY),
+                         "options": {"expires": max(1, JOB_SWEEP_EVERY - 5)}},
 }
 JOB_HEARTBEAT_TIMEOUT = envint("JOB_HEARTBEAT_TIMEOUT", "60")
+# A queued job whose broker message is gone after this many seconds is sent again, up to
+# JOB_MAX_ATTEMPTS sends in all, then failed with the reason (training.job_queue).
+JOB_QUEUED_TIMEOUT = envint("JOB_QUEUED_TIMEOUT", "300")
+JOB_MAX_ATTEMPTS = envint("JOB_MAX_ATTEMPTS", "3")
 
 LOGGING = {
     "version": 1,

@@ -2,7 +2,8 @@
 
 Jobs of every kind (export, train, eval) share the ``JobFields`` mechanics: the row is the single
 source of truth the UI reads; a task claims it with a conditional UPDATE; progress and heartbeats
-are written to it; a periodic sweep fails rows whose heartbeat went stale.
+are written to it; a periodic sweep re-enqueues queued rows whose message was lost and fails (or,
+for exports, restarts) rows whose heartbeat went stale.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ class JobFields(models.Model):
     error = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
     worker_pid = models.IntegerField(null=True, blank=True, help_text="Process group of the running subprocess")
+    # When its current broker message was sent, and how many times the sweep sent it again (a lost
+    # message, an export restarted after its worker died); see ``training.job_queue``.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times the sweep re-enqueued it")
 
     class Meta:
         abstract = True

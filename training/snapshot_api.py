@@ -1,4 +1,5 @@
-"""REST API for snapshots: list, create (pin + queue the export), detail with the audit, override, cancel."""
+"""REST API for snapshots: list, create (pin + queue the export), detail with the audit, override, cancel,
+retry (a failed or cancelled export starts over)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from annotate import permissions
 from annotate.models import Project
 from training.export import ExportSettings
 from training.models import Snapshot
-from training.snapshots import Selection, SnapshotError, create_snapshot, override_audit, request_cancel
+from training.snapshots import (Selection, SnapshotError, create_snapshot, override_audit, request_cancel,
+                                 retry_export)
 from studio.rest import MAX_ID, StrictSerializer, keyed_dict
 
 
@@ -26,7 +28,7 @@ class SnapshotSerializer(serializers.ModelSerializer):
         model = Snapshot
         fields = ["id", "name", "project", "kind", "status", "progress", "message", "error", "filters",
                   "render_settings", "content_hash", "out_dir", "item_count", "sample_count", "audit_errors",
-                  "blocked", "override_reason", "override_at", "created_at", "started_at", "finished_at"]
+                  "blocked", "override_reason", "override_at", "created_at", "started_at", "finished_at", "attempts"]
 
 
 class SnapshotDetailSerializer(SnapshotSerializer):
@@ -115,6 +117,18 @@ class SnapshotCancelAPI(APIView):
         snap = snapshot_for(request, pk, permissions.LEAD)
         try:
             request_cancel(snap, request.user)
+        except SnapshotError as e:
+            return error_response(e)
+        snap.refresh_from_db()
+        return Response(SnapshotSerializer(snap).data)
+
+
+class SnapshotRetryAPI(APIView):
+    @extend_schema(request=None, responses=SnapshotSerializer)
+    def post(self, request, pk: int):
+        snap = snapshot_for(request, pk, permissions.LEAD)
+        try:
+            retry_export(snap, request.user)
         except SnapshotError as e:
             return error_response(e)
         snap.refresh_from_db()

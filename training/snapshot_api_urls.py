@@ -7,4 +7,5 @@ urlpatterns = [
     path("snapshots/<int:pk>/", snapshot_api.SnapshotDetailAPI.as_view(), name="api-snapshot"),
     path("snapshots/<int:pk>/override/", snapshot_api.SnapshotOverrideAPI.as_view(), name="api-snapshot-override"),
     path("snapshots/<int:pk>/cancel/", snapshot_api.SnapshotCancelAPI.as_view(), name="api-snapshot-cancel"),
+    path("snapshots/<int:pk>/retry/", snapshot_api.SnapshotRetryAPI.as_view(), name="api-snapshot-retry"),
 ]

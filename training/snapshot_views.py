@@ -24,7 +24,8 @@ from annotate.models import Project, Trajectory
 from annotate.trajectory import CASE_TYPE_NAMES, SPLITS
 from training.models import JobStatus, Snapshot
 from training.paths import is_inside
-from training.snapshots import STATUS_FILTERS, SnapshotError, create_snapshot, override_audit, request_cancel
+from training.snapshots import (STATUS_FILTERS, SnapshotError, create_snapshot, override_audit, request_cancel,
+                                retry_export)
 
 # Templates offered by name in the form and the preview: TRL's tool-calling families first.
 SUGGESTED_TEMPLATES = ["qwen3", "qwen3_training", "qwen2_5", "qwen2_5_training", "llama3_1", "llama3_1_training",
@@ -281,6 +282,18 @@ def cancel_snapshot(request: HttpRequest, pk: int) -> HttpResponse:
     outcome = request_cancel(snap, request.user)
     messages.info(request, {"cancelled": f"Cancelled {snap} before it started.", "cancelling": f"Stopping {snap}…",
                             "finished": f"{snap} had already finished."}[outcome])
+    return redirect("training:snapshot-detail", pk=snap.pk)
+
+
+@require_POST
+def retry_snapshot(request: HttpRequest, pk: int) -> HttpResponse:
+    snap, _ = _snapshot(request, pk, permissions.LEAD)
+    try:
+        retry_export(snap, request.user)
+    except SnapshotError as e:
+        messages.error(request, e.message)
+    else:
+        messages.info(request, f"{snap} is queued again; its export starts over.")
     return redirect("training:snapshot-detail", pk=snap.pk)
 
 

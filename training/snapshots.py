@@ -8,7 +8,9 @@ The flow a view, the API, the CLI and the pairs pages all share:
 
 ``create_snapshot`` returns the existing snapshot when one with the same content hash is queued,
 running or done (the same inputs give byte-identical files, so there is nothing to redo), and
-otherwise a new queued row whose export runs in the worker (``training.snapshot_tasks``).
+otherwise a new queued row whose export runs in the worker (``training.snapshot_tasks``). A queued
+one whose broker message was lost is sent again (``training.job_queue``); ``retry_export`` starts
+a failed or cancelled export over.
 
 DPO snapshots pin preference pairs. The pairs app hands them over in one of two ways: pass
 ``pairs=[PinnedPair(...)]`` to ``create_snapshot``, or register a selector once with
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -275,8 +278,12 @@ def create_snapshot(project: Project, kind: str, filters: dict | None, render_se
         existing = (Snapshot.objects.filter(project=project, kind=kind, content_hash=plan.content_hash)
                     .exclude(status__in=(JobStatus.FAILED, JobStatus.CANCELLED)).order_by("created_at").first())
         if existing is not None and (out_dir is None or Path(existing.out_dir) == Path(out_dir)):
-            existing.reused = True
-            return existing
+            if enqueue and existing.status == JobStatus.QUEUED and revive_lost(existing) == "failed":
+                existing = None  # out of attempts: it says why; this request makes a fresh one
+            else:
+                existing.reused = True
+                existing.refresh_from_db()
+                return existing
     with transaction.atomic():
         snap = Snapshot.objects.create(
             project=project, kind=kind, name=name[:200], filters=plan.selection.to_dict(),
@@ -297,6 +304,38 @@ def create_snapshot(project: Project, kind: str, filters: dict | None, render_se
             transaction.on_commit(lambda: export_snapshot.delay(snap.pk))
     snap.reused = False
     return snap
+
+
+def revive_lost(snapshot: Snapshot) -> str:
+    """Asked again for a queued snapshot: send its export again if its message is gone (see
+    ``training.job_queue.revive_if_lost``; a short grace lets the first message arrive)."""
+    from training.job_queue import revive_if_lost
+
+    return revive_if_lost(Snapshot, snapshot, timeout=getattr(django_settings, "JOB_REVIVE_GRACE", 10))
+
+
+def retry_export(snapshot: Snapshot, user) -> Snapshot:
+    """A lead starts a failed or cancelled export over, on the same pinned items and settings.
+
+    The files of the attempt that stopped are never read: the export writes into a fresh folder
+    beside its own and swaps the finished files in (``run_snapshot_export``).
+    """
+    from training.snapshot_tasks import export_snapshot
+
+    if user is not None:
+        permissions.require_role(user, snapshot.project, permissions.LEAD)
+    with transaction.atomic():
+        retried = Snapshot.objects.filter(pk=snapshot.pk, status__in=(JobStatus.FAILED, JobStatus.CANCELLED)).update(
+            status=JobStatus.QUEUED, error="", message="queued (retry)", progress=0.0, cancel_requested=False,
+            started_at=None, finished_at=None, heartbeat_at=None, worker_pid=None, attempts=0,
+            enqueued_at=timezone.now())
+        if not retried:
+            snapshot.refresh_from_db()
+            raise SnapshotError(f"only a failed or cancelled export can be retried; this one is "
+                                f"{snapshot.get_status_display().lower()}", "status")
+        transaction.on_commit(lambda: export_snapshot.delay(snapshot.pk))
+    snapshot.refresh_from_db()
+    return snapshot
 
 
 def override_audit(snapshot: Snapshot, user, reason: str) -> Snapshot:
@@ -376,6 +415,9 @@ def export_items(snapshot: Snapshot) -> tuple[list, Callable[[list[str]], dict[s
     return items, load
 
 
+EXPORT_STEP_DELAY = float(os.environ.get("STUDIO_EXPORT_STEP_DELAY", "0") or 0)
+
+
 class ProgressWriter:
     """Writes progress to the snapshot row (at most every ``every`` seconds), and stops the export
     when a lead asked to cancel it or the row stopped running (swept). ``echo`` also receives every
@@ -383,6 +425,7 @@ class ProgressWriter:
 
     def __init__(self, snapshot: Snapshot, echo: Callable[[float, str], None] | None = None, every: float = 1.0):
         self.snapshot, self.echo, self.every = snapshot, echo, every
+        self.claimed_at = snapshot.started_at
         self._last = 0.0
 
     def __call__(self, fraction: float, message: str) -> None:
@@ -392,11 +435,14 @@ class ProgressWriter:
 
         if self.echo is not None:
             self.echo(fraction, message)
+        if EXPORT_STEP_DELAY:  # tests: an export that runs long enough to be killed mid-way
+            time.sleep(EXPORT_STEP_DELAY)
         now = time.monotonic()
         if now - self._last < self.every and fraction < 1.0:
             return
         self._last = now
-        if not beat(Snapshot, self.snapshot.pk, progress=round(fraction, 4), message=message[:500]):
+        if not beat(Snapshot, self.snapshot.pk, claimed_at=self.claimed_at, progress=round(fraction, 4),
+                    message=message[:500]):
             raise ExportCancelled("the snapshot is no longer running")
         if Snapshot.objects.filter(pk=self.snapshot.pk, cancel_requested=True).exists():
             raise ExportCancelled("cancelled by a lead")
@@ -406,10 +452,10 @@ class Heartbeat:
     """Beats the row every few seconds from a thread while the export works in long stretches
     (writing a large dataset), so the stale-job sweep never mistakes a busy export for a dead one."""
 
-    def __init__(self, pk: int, every: float = 5.0):
+    def __init__(self, pk: int, every: float = 5.0, claimed_at=None):
         import threading
 
-        self.pk, self.every = pk, every
+        self.pk, self.every, self.claimed_at = pk, every, claimed_at
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"snapshot-{pk}-heartbeat", daemon=True)
 
@@ -423,7 +469,7 @@ class Heartbeat:
         try:
             while not self._stop.wait(self.every):
                 try:
-                    beat(Snapshot, self.pk)
+                    beat(Snapshot, self.pk, claimed_at=self.claimed_at)
                 except DatabaseError:  # a busy database: the next beat will do (progress beats too)
                     pass
         finally:
@@ -449,37 +495,105 @@ def claim(snapshot_id: int) -> bool:
 
 def run_snapshot_export(snapshot: Snapshot, echo: Callable[[float, str], None] | None = None,
                         heartbeat: float = 5.0) -> Snapshot:
-    """Render and write a claimed (running) snapshot; the row ends succeeded, failed or cancelled."""
+    """Render and write a claimed (running) snapshot; the row ends succeeded, failed or cancelled.
+
+    The files are written into a fresh ``.<name>.partial-*`` folder beside ``out_dir`` and moved in
+    only once complete, so an export killed half-way (its worker gone) leaves no half-written
+    snapshot, and its restart (the sweep's, or a lead's retry) starts clean. Every write to the row
+    is tied to this claim (``started_at``): a worker that hung while the sweep restarted its export
+    elsewhere cannot overwrite the new attempt's row.
+    """
     from training.export import ExportSettings, run_export
     from training.supervisor import finish
 
+    claimed_at = snapshot.started_at or Snapshot.objects.values_list("started_at", flat=True).get(pk=snapshot.pk)
     items, load = export_items(snapshot)
     try:
         # Checked again here: the row may predate the roots, or the roots may have changed since.
         settings = confined_export_settings(ExportSettings.from_dict(snapshot.render_settings))
     except (SettingsError, PathError) as e:
-        finish(Snapshot, snapshot.pk, JobStatus.FAILED, message="Failed", error=str(e))
+        finish(Snapshot, snapshot.pk, JobStatus.FAILED, claimed_at=claimed_at, message="Failed", error=str(e))
         snapshot.refresh_from_db()
         return snapshot
+    out_dir = Path(snapshot.out_dir)
+    partial = partial_dir(out_dir)
     try:
-        with Heartbeat(snapshot.pk, heartbeat):
-            result = run_export(items, settings, Path(snapshot.out_dir), load_documents=load,
+        with Heartbeat(snapshot.pk, heartbeat, claimed_at):
+            result = run_export(items, settings, partial, load_documents=load,
                                 cache_for=DbRenderCache, snapshot_meta={"content_hash": snapshot.content_hash},
                                 on_progress=ProgressWriter(snapshot, echo))
+        if Snapshot.objects.filter(pk=snapshot.pk, status=JobStatus.RUNNING, started_at=claimed_at).exists():
+            move_into(partial, out_dir)
     except ExportCancelled:
-        finish(Snapshot, snapshot.pk, JobStatus.CANCELLED, message="Cancelled")
+        finish(Snapshot, snapshot.pk, JobStatus.CANCELLED, claimed_at=claimed_at, message="Cancelled")
         snapshot.refresh_from_db()
         return snapshot
     except Exception as e:  # the row is the record: say what failed, then let Celery log it
-        finish(Snapshot, snapshot.pk, JobStatus.FAILED, message="Failed", error=f"{type(e).__name__}: {e}")
+        finish(Snapshot, snapshot.pk, JobStatus.FAILED, claimed_at=claimed_at, message="Failed",
+               error=f"{type(e).__name__}: {e}")
         snapshot.refresh_from_db()
         raise
-    finish(Snapshot, snapshot.pk, JobStatus.SUCCEEDED, progress=1.0, item_count=result.items,
+    finally:
+        _remove(partial)
+    finish(Snapshot, snapshot.pk, JobStatus.SUCCEEDED, claimed_at=claimed_at, progress=1.0, item_count=result.items,
            sample_count=result.samples, audit=result.audit, audit_errors=result.audit["errors"],
            message=(f"{result.samples} samples from {result.items} items ({result.rendered} rendered, "
                     f"{result.items - result.rendered} from the cache)"))
     snapshot.refresh_from_db()
     return snapshot
+
+
+PARTIAL_KEEP = 3600  # seconds: a partial folder untouched this long belongs to an export that died
+
+
+def partial_dir(out_dir: Path) -> Path:
+    """A fresh folder beside ``out_dir`` for one attempt's files; old attempts' leftovers are removed."""
+    import time
+    import uuid
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.parent.glob(f".{out_dir.name}.partial-*"):
+        try:
+            if time.time() - old.stat().st_mtime > PARTIAL_KEEP:
+                _remove(old)
+        except OSError:
+            pass
+    return out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex[:12]}"
+
+
+def move_into(partial: Path, out_dir: Path) -> None:
+    """Move a finished export's files into ``out_dir``, each file replaced in one rename (a folder
+    such as ``hf/`` is renamed in after the old one is moved aside). Other files in ``out_dir``
+    (a CLI user's folder) are left alone."""
+    import os
+    import uuid
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = {p.name for p in partial.iterdir()}
+    for old in out_dir.glob("*.jsonl"):  # a split the new export no longer has
+        if old.name not in written:
+            old.unlink(missing_ok=True)
+    for entry in sorted(partial.iterdir()):
+        target = out_dir / entry.name
+        if entry.is_dir():
+            if target.exists():
+                aside = out_dir / f".{entry.name}.old-{uuid.uuid4().hex[:8]}"
+                os.replace(target, aside)
+                _remove(aside)
+            os.replace(entry, target)
+        else:
+            if target.is_dir():
+                _remove(target)
+            os.replace(entry, target)
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink(missing_ok=True)
 
 
 def request_cancel(snapshot: Snapshot, user) -> str:

@@ -10,7 +10,8 @@ the UI reads.
 - ``request_cancel``: a queued row is cancelled at once; a running one is flagged and its worker
   kills the subprocess's process group.
 - ``sweep_stale``: running rows whose heartbeat is older than the timeout are failed with the
-  reason (a periodic Celery task runs it; ``JOB_HEARTBEAT_TIMEOUT``).
+  reason, or queued again where starting over is safe (exports); a periodic Celery task runs it
+  with ``training.job_queue.sweep_queued`` (``JOB_HEARTBEAT_TIMEOUT``, ``JOB_QUEUED_TIMEOUT``).
 - ``start_process`` / ``stop_process``: a subprocess in its own session, so one ``killpg`` stops it
   and anything it started.
 - ``run_supervised``: start a claimed row's runner (``training.runner_io``), ingest its events
@@ -36,6 +37,7 @@ from django.core.management.base import CommandError
 from django.db.models import Q
 from django.utils import timezone
 
+from training import job_queue
 from training.models import JobStatus
 
 log = logging.getLogger(__name__)
@@ -53,15 +55,22 @@ def claim(model, pk: int, **fields) -> bool:
         status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, **fields) == 1
 
 
-def beat(model, pk: int, **fields) -> bool:
-    """Heartbeat (+ progress fields) while running; False when the row is no longer running."""
-    return model.objects.filter(pk=pk, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now(), **fields) == 1
+def _running(model, pk: int, claimed_at=None):
+    rows = model.objects.filter(pk=pk, status=JobStatus.RUNNING)
+    # A row the sweep restarted is running again under a new claim: the old worker's writes
+    # (a worker that hung, then woke) must not land on it.
+    return rows if claimed_at is None else rows.filter(started_at=claimed_at)
 
 
-def finish(model, pk: int, status: str, **fields) -> bool:
+def beat(model, pk: int, *, claimed_at=None, **fields) -> bool:
+    """Heartbeat (+ progress fields) while running; False when the row is no longer running (or,
+    given ``claimed_at``, no longer running under that claim)."""
+    return _running(model, pk, claimed_at).update(heartbeat_at=timezone.now(), **fields) == 1
+
+
+def finish(model, pk: int, status: str, *, claimed_at=None, **fields) -> bool:
     """Set the final status of a running row (a row the sweep already failed stays failed)."""
-    return model.objects.filter(pk=pk, status=JobStatus.RUNNING).update(
-        status=status, finished_at=timezone.now(), **fields) == 1
+    return _running(model, pk, claimed_at).update(status=status, finished_at=timezone.now(), **fields) == 1
 
 
 def request_cancel(job) -> str:
@@ -85,10 +94,12 @@ def _is_our_process_group(pgid: int, marker: str) -> bool:
         return False
 
 
-def sweep_stale(model, timeout: float, *, marker: str = "training.runner") -> list[int]:
+def sweep_stale(model, timeout: float, *, marker: str = "training.runner", requeue: bool = False) -> list[int]:
     """Fail running rows whose heartbeat is older than ``timeout`` seconds; return their ids.
 
-    A row whose cancel was requested ends cancelled instead. Where the dead worker ran on this
+    A row whose cancel was requested ends cancelled instead. With ``requeue`` (work that is safe
+    to start over, such as an export), the row is queued again while it has attempts left
+    (``training.job_queue``). Where the dead worker ran on this
     machine, a runner process it left behind (its command line names ``marker``) is killed too
     (it normally stops on its own when its parent dies; see ``training.runner_io.watch_parent``).
     """
@@ -100,13 +111,22 @@ def sweep_stale(model, timeout: float, *, marker: str = "training.runner") -> li
     for row in stale:
         seen = row.heartbeat_at or row.started_at
         silent = int((now - seen).total_seconds()) if seen else int(timeout)
+        if requeue and not row.cancel_requested and job_queue.can_retry(row):
+            again = (f"Restarting: its worker stopped responding (no heartbeat for {silent} s); "
+                     f"attempt {row.attempts + 2} of {job_queue.max_attempts()}")
+            if job_queue.requeue(model, row, from_status=JobStatus.RUNNING, message=again,
+                                 heartbeat_at=row.heartbeat_at):
+                swept.append(row.pk)
+            continue
         if row.cancel_requested:
             status, error, message = JobStatus.CANCELLED, "", "Cancelled (its worker had stopped responding)"
         else:
             status = JobStatus.FAILED
             message = "Failed: the worker stopped responding"
+            advice = (f"It was restarted {row.attempts} time(s) and stopped each time; retry it once the workers "
+                      f"are healthy." if requeue else "Resume it from its last checkpoint, or launch it again.")
             error = (f"No heartbeat for {silent} s (the limit is {int(timeout)} s): the worker or its machine "
-                     f"stopped while this job ran. Resume it from its last checkpoint, or launch it again.")
+                     f"stopped while this job ran. {advice}")
         done = model.objects.filter(pk=row.pk, status=JobStatus.RUNNING, heartbeat_at=row.heartbeat_at).update(
             status=status, finished_at=now, error=error, message=message)
         if not done:

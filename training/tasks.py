@@ -2,7 +2,7 @@
 
 Routing (``CELERY_TASK_ROUTES``): ``training.tasks.train_*`` → the ``train`` queue,
 ``training.tasks.export_*`` → ``export``; ``sweep_stale_jobs`` runs on ``default`` from the beat
-schedule (every 30 s).
+schedule (every 30 s), and each worker runs the same sweep once when it starts (``studio.celery``).
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ def train_job(job_id: int) -> str:
     return run_training_job(job_id)
 
 
-@shared_task(name="training.tasks.sweep_stale_jobs")
+@shared_task(name="training.tasks.sweep_stale_jobs", ignore_result=True)
 def sweep_stale_jobs() -> list[int]:
-    """Fail running training jobs (and evaluation runs, snapshot exports) whose heartbeat is older than ``JOB_HEARTBEAT_TIMEOUT``."""
-    from evaluation.jobs import sweep_stale_runs
-    from training.jobs import sweep_stale
-    from training.models import Snapshot, TrainingJob
+    """Every kind of job (training jobs, evaluation runs, snapshot exports): fail running rows whose
+    heartbeat is older than ``JOB_HEARTBEAT_TIMEOUT`` (exports are restarted instead, a few times),
+    and send again queued rows whose message was lost (``JOB_QUEUED_TIMEOUT``); see
+    ``training.job_queue``."""
+    from training.job_queue import sweep_all
 
-    return (sweep_stale(TrainingJob, settings.JOB_HEARTBEAT_TIMEOUT) + sweep_stale_runs(settings.JOB_HEARTBEAT_TIMEOUT)
-            + sweep_stale(Snapshot, settings.JOB_HEARTBEAT_TIMEOUT))
+    swept = sweep_all()
+    return swept["stale"] + swept["queued"]  # the ids of the rows it changed, in the worker's log

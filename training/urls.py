@@ -17,6 +17,7 @@ urlpatterns = [
     path("snapshots/<int:pk>/", snapshot_views.snapshot_detail, name="snapshot-detail"),
     path("snapshots/<int:pk>/override/", snapshot_views.override_snapshot, name="override-snapshot"),
     path("snapshots/<int:pk>/cancel/", snapshot_views.cancel_snapshot, name="cancel-snapshot"),
+    path("snapshots/<int:pk>/retry/", snapshot_views.retry_snapshot, name="retry-snapshot"),
     path("snapshots/<int:pk>/files/<str:name>", snapshot_views.download_snapshot_file, name="snapshot-file"),
     path("t/<int:pk>/preview/", snapshot_views.preview_trajectory, name="preview"),
 ]

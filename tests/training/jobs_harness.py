@@ -203,11 +203,12 @@ class _Subprocess:
 class Worker(_Subprocess):
     """``celery -A studio worker`` on the ``train`` queue (prefork, one child, as in production)."""
 
-    def __init__(self, data_dir: Path, db_path: Path, *, queues: str = "train", **env):
+    def __init__(self, data_dir: Path, db_path: Path, *, queues: str = "train", as_deployed: bool = False, **env):
+        """``as_deployed``: with gossip, mingle and broker heartbeats, as docker-compose.yml runs it."""
         self.name = f"test-{uuid.uuid4().hex[:8]}"
+        quiet = [] if as_deployed else ["--without-gossip", "--without-mingle", "--without-heartbeat"]
         cmd = [sys.executable, "-m", "celery", "-A", "studio", "worker", "-Q", queues, "-c", "1", "-P", "prefork",
-               "-n", f"{self.name}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
-               "-l", "INFO"]
+               "-n", f"{self.name}@%h", *quiet, "-l", "INFO"]
         data_dir.mkdir(parents=True, exist_ok=True)
         super().__init__(cmd, app_env(data_dir, db_path, **env), data_dir / f"{self.name}.log")
         wait_for(lambda: "ready." in self.log() or self.proc.poll() is not None, 90, "the Celery worker to start",

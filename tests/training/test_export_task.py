@@ -140,16 +140,7 @@ def test_the_cli_names_a_bad_setting(project, demo_trajectories, tiny_model_dir,
                      tokenizer=str(tiny_model_dir))
 
 
-def test_the_sweep_fails_an_export_whose_worker_died(snapshot, settings):
-    from django.utils import timezone
-
-    from training.tasks import sweep_stale_jobs
-
-    stale = timezone.now() - timezone.timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT + 5)
-    Snapshot.objects.filter(pk=snapshot.pk).update(status=JobStatus.RUNNING, started_at=stale, heartbeat_at=stale)
-    sweep_stale_jobs()
-    snapshot.refresh_from_db()
-    assert snapshot.status == JobStatus.FAILED and "No heartbeat" in snapshot.error
+# The sweep restarting (then failing) an export whose worker died: tests/training/test_job_queue.py.
 
 
 def test_an_export_stops_when_the_sweep_already_failed_it(snapshot, monkeypatch):

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('training', '0005_ordered_json'),
+        ('training', '0006_job_enqueued_at_attempts'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('evaluation', '0002_ordered_json'),
+        ('evaluation', '0003_job_enqueued_at_attempts'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
