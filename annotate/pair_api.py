@@ -341,7 +341,7 @@ class PairImportAPI(PairAPIView):
         project = _project(request, slug, permissions.LEAD)
         inp = PairImportInputSerializer(data=request.data)
         if not inp.is_valid():
-            return _invalid(inp, created=0, duplicates=0)
+            return _invalid(inp, created=0, duplicates=0, skipped=0, formats=[])
         upload = inp.validated_data["file"]
         out = services.import_candidates(project, upload.read(), upload.name, user=request.user,
                                          skip_invalid=inp.validated_data["skip_invalid"],
