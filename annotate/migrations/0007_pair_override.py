@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotate', '0005_search_without_positions'),
+        ('annotate', '0006_turn_and_step_extra'),
     ]
 
     operations = [
