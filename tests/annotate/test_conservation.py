@@ -16,7 +16,7 @@ from annotate import formats
 from annotate.formats import Format, conservation
 from annotate.formats.raw import from_trajectory, to_trajectory
 from annotate.importing import parse_file
-from annotate.trajectory import Step, Trajectory, Turn
+from annotate.trajectory import Meta, Step, Trajectory, Turn
 
 
 def imported(record: dict) -> Trajectory:
@@ -149,6 +149,18 @@ def test_values_inside_json_text_are_looked_for_after_parsing():
     t = Trajectory(turns=[Turn("u", [Step("tool_call", name="w", arguments={"city": "Paris"}, call_id="c")])])
     assert conservation.missing({"arguments": '{"city": "Paris"}'}, t) is None
     assert conservation.missing({"arguments": '{"city": "Rome"}'}, t) == ("arguments", "Rome")
+
+
+def test_json_inside_prose_is_looked_for_value_by_value_and_key_by_key():
+    # (ToolACE: the tool list sits in the system prose; the reader keeps the prose and the list apart)
+    prose = 'Use these: [{"name": "f", "description": "Finds it.", "required": null}]. Be brief.'
+    kept_tools = [{"name": "f", "description": "Finds it.", "required": None}]
+    t = Trajectory(system="Use these: . Be brief.", meta=Meta(extra={"original_tools": kept_tools}))
+    assert conservation.missing({"system": prose}, t) is None  # null is JSON's, not a word to keep
+    kept_tools[0]["description"] = "Looks up the weather."
+    assert conservation.missing({"system": prose}, t) == ("system", "Finds")
+    kept_tools[0] = {"name": "f", "description": "Finds it.", "needed": None}
+    assert conservation.missing({"system": prose}, t) == ("system", "required")
 
 
 @pytest.fixture
