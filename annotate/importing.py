@@ -118,8 +118,7 @@ def detect_format(record: Any) -> str:
     if isinstance(record.get("content"), list) and any(type(c) is dict and "class_" in c for c in record["content"]):
         raise SchemaError("this is an Agent Data Protocol (ADP) standardized record, which is not supported: "
                           "import the data set's raw version (OpenAI messages / ShareGPT) instead", "content")
-    raise SchemaError("cannot tell the format: expected 'turns' or 'messages' (raw / messages), 'conversations' "
-                      "(ShareGPT), 'question' + 'function' (BFCL), 'traj' (tau-bench) or 'output' (ToolRL)", "")
+    raise SchemaError(f"cannot tell the format; the formats and what identifies them: {formats.detection_rules()}", "")
 
 
 def parse_file(data: bytes, filename: str, fmt: str = "auto", max_bytes: int = DEFAULT_MAX_BYTES,

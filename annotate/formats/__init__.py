@@ -78,6 +78,16 @@ def detect(record: Any) -> str | None:
     return None
 
 
+def detection_rules() -> str:
+    """Every registered format with its detection rule, in detection order (what the importer says
+    when no format claims a record).
+
+    >>> detection_rules().split(" | ")[0]
+    "raw: a 'turns' list, or 'messages' with raw role tags (assistant_think …)"
+    """
+    return " | ".join(f"{f.name}: {f.rule}" for f in FORMATS.values())
+
+
 def markdown_table() -> str:
     """The README's format table: every registered format with its detection rule and an example
     (``python -m annotate.formats`` prints it)."""

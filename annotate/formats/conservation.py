@@ -250,6 +250,18 @@ class _Kept:
                     if lost is not None:
                         return lost
             return None
+        # JSON written inside prose (a tool list after "functions you can invoke:"): its values are
+        # looked for as values (null / true / false are JSON's syntax, not words), its keys as words.
+        found, s = _embedded_json(s)
+        for value in found:
+            lost = _missing(value, self)
+            if lost is not None:
+                return str(lost[1])
+        if found:
+            keys: list[str] = []
+            for value in found:
+                _keys(value, keys.append)
+            s = " ".join((s, *keys))
         # A prose piece the converter re-spaced or stripped of its markers: every word of it is kept.
         if self._words is None:  # the words of the kept values, and of the keys of kept objects
             keys: list[str] = []
@@ -273,6 +285,40 @@ class _Kept:
 
 
 _NOT_JSON = object()
+_DECODER = json.JSONDecoder()
+_OPENER = re.compile(r"[\[{]")
+
+
+def _embedded_json(s: str) -> tuple[list, str]:
+    """``(values, rest)``: the JSON objects (and lists holding one) written inside a prose text, and
+    the text with each of them cut out.
+
+    >>> _embedded_json('Call these: [{"name": "f", "required": null}]. Then stop.')
+    ([[{'name': 'f', 'required': None}]], 'Call these: \\n. Then stop.')
+    >>> _embedded_json("See [1] and {braces}.")
+    ([], 'See [1] and {braces}.')
+    """
+    found: list = []
+    parts: list[str] = []
+    pos = 0
+    m = _OPENER.search(s)
+    while m is not None:
+        try:
+            value, end = _DECODER.raw_decode(s, m.start())
+        except (ValueError, RecursionError):
+            m = _OPENER.search(s, m.start() + 1)
+            continue
+        if type(value) is dict or (type(value) is list and any(type(x) is dict for x in value)):
+            found.append(value)
+            parts.append(s[pos:m.start()])
+            pos = end
+            m = _OPENER.search(s, end)
+        else:
+            m = _OPENER.search(s, m.start() + 1)
+    if not found:
+        return found, s
+    parts.append(s[pos:])
+    return found, "\n".join(parts)
 
 
 def _json_value(s: str) -> Any:

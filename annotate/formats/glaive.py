@@ -41,12 +41,22 @@ _MARKER = re.compile(r"^(USER|ASSISTANT|FUNCTION RESPONSE):", re.MULTILINE)
 _SINGLE_QUOTED = re.compile(
     r'\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")\s*,\s*"arguments"\s*:\s*\'(.*)\'\s*\}', re.DOTALL)
 _DECODER = json.JSONDecoder()
+# The row layout's fixed headings, which the reader turns into turns and steps (see
+# annotate.formats.Format.markup): not values, so the conservation check does not look for them.
+MARKUP = ("SYSTEM:", "USER:", "ASSISTANT:", "FUNCTION RESPONSE:", CALL, END)
 _QUOTE_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\'")
 
 
 def detect(record: dict) -> bool:
-    chat = record.get("chat")
-    return isinstance(chat, str) and "USER:" in chat and "conversations" not in record
+    """A ``chat`` text with ``USER:``; or a ``chat`` of any other type beside a Glaive ``SYSTEM:`` text,
+    so that the reader refuses it naming ``chat`` rather than the format going unrecognised."""
+    if "conversations" in record or "chat" not in record:
+        return False
+    chat = record["chat"]
+    if isinstance(chat, str):
+        return "USER:" in chat
+    system = record.get("system")
+    return isinstance(system, str) and system.lstrip().startswith("SYSTEM:")
 
 
 def _strict_json(text: str) -> Any:
@@ -223,7 +233,7 @@ def _duplicates(functions: list[dict]) -> list[dict]:
 register(Format(
     "glaive", title="Glaive function-calling v2", aliases=("glaive_v2",),
     detect=detect, read=lambda r, *, source="", tools=None, answer=None: to_trajectory(r, source=source, tools=tools),
-    rule="a 'chat' string with USER: / ASSISTANT: / FUNCTION RESPONSE: (specs in 'system')",
+    rule="a 'chat' string with USER: / ASSISTANT: / FUNCTION RESPONSE: (specs in 'system')", markup=MARKUP,
     example={"system": "SYSTEM: You are a helpful assistant with access to the following functions. Use them if "
                        'required -\n{"name": "detect_language", "parameters": {"type": "object", "properties": '
                        '{"text": {"type": "string"}}}}\n',

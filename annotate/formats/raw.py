@@ -81,6 +81,7 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
     """Convert one raw record (any of the three shapes); ``tools`` is used when it has none."""
     record = require_dict(record, "record")
     b = TrajectoryBuilder()
+    kept: dict = {}  # the role-tagged messages' own unmapped keys, by field path
     if "turns" in record:
         system = string_field(record.get("system"), "system")
         for i, turn in enumerate(require_list(record["turns"], "turns")):
@@ -96,7 +97,7 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
     given = meta_field(record.get("meta"), "meta")
     extra = leftovers(record, known, "")
     rid = record_id(record, extra, given)
-    if "messages" in record and kept:
+    if kept:
         extra.update(kept)
     traj.meta = make_meta(given, "meta", source=source, external_id=rid, extra=extra)
     if "case_types" not in given:

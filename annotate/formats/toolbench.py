@@ -16,7 +16,8 @@ query, assistant ``content`` as ``think``, calls as ``tool_call`` (arguments par
 messages as ``tool_result`` (failed when their ``error`` is not empty), and ``Finish`` with
 ``return_type: give_answer`` as the ``answer`` step (its ``final_answer``). Every other value is kept
 in ``meta.extra`` as the record has it (the tree included), except the earlier ``train_messages``
-lists, which are prefixes of the last: each is kept as its length. A later ``user`` message inside
+lists, which are prefixes of the last: each is kept as its length; other keys of the system message
+are kept under its field path (``answer_generation.train_messages[N][0]``). A later ``user`` message inside
 the chain (DFSDT's "this is not your first try" prompt) is kept in the turn's ``extra`` with its
 position (``interjections``).
 
@@ -93,6 +94,7 @@ def read(record: dict, *, source: str = "", tools: list[dict] | None = None, ans
     system = ""
     interjections: list[dict] = []
     finish_text = None
+    system_extra: dict[str, dict] = {}
     for i, m in enumerate(chain):
         at = f"{where}[{i}]"
         m = require_dict(m, at)
@@ -104,9 +106,8 @@ def read(record: dict, *, source: str = "", tools: list[dict] | None = None, ans
             # A prompt inside the chain (DFSDT's diversity prompt): kept where it was said.
             interjections.append({"at": sum(len(t.steps) for t in b.turns), "message": m})
         elif role == "system":
-            if extra:
-                raise SchemaError(f"unexpected keys in a system message: {', '.join(sorted(extra))}",
-                                  f"{at}.{sorted(extra)[0]}")
+            if extra:  # kept by the message's place, as the messages format keeps a system message's
+                system_extra[at] = extra
             system = text_of(m.get("content"), f"{at}.content")
         elif role == "user":
             b.user(text_of(m.get("content"), f"{at}.content"), extra or None)
@@ -150,6 +151,7 @@ def read(record: dict, *, source: str = "", tools: list[dict] | None = None, ans
     mapped = ("answer_generation", "meta", id_key if type(ext) is str else None)
     extra = {k: v for k, v in record.items() if k not in mapped}
     extra["answer_generation"] = rest_ag
+    extra.update(system_extra)
     given = meta_field(record.get("meta"), "meta")
     traj = b.finish(system=system, tools=traj_tools)
     traj.meta = make_meta(given, "meta", source=source, external_id=ext, extra=extra)
@@ -297,7 +299,10 @@ register(Format(
     example={"answer_generation": {
         "valid_data": True, "finish_type": "give_answer", "query": "A quote about love?",
         "final_answer": "{\"return_type\": \"give_answer\", \"final_answer\": \"Love is patient.\"}",
-        "function": [{"name": "love_quote_for_olato_quotes", "parameters": {"type": "object", "properties": {}}}],
+        "function": [{"name": "love_quote_for_olato_quotes", "parameters": {"type": "object", "properties": {}}},
+                     {"name": "Finish", "parameters": {"type": "object", "properties": {
+                         "return_type": {"type": "string", "enum": ["give_answer", "give_up_and_restart"]},
+                         "final_answer": {"type": "string"}}, "required": ["return_type"]}}],
         "train_messages": [[
             {"role": "system", "content": "You are AutoGPT, you can use many tools(functions) to do the following task."},
             {"role": "user", "content": "\nA quote about love?\nBegin!\n"},

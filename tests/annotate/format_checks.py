@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from annotate import formats
-from annotate.trajectory import Trajectory, Turn
+from annotate.trajectory import Trajectory
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -30,11 +30,6 @@ def raw_round_trip(traj: Trajectory) -> Trajectory:
     """Export to the raw format, through JSON text, and import again."""
     record = json.loads(json.dumps(raw_export(traj), ensure_ascii=False))
     return formats.FORMATS["raw"].read(record, source=traj.meta.source)
-
-
-# Until the raw export writes turn and step ``extra`` (issue 12, item 1, another branch), a trajectory
-# that holds them cannot round-trip; tests of such records say so through this flag.
-RAW_KEEPS_STEP_EXTRA = "extra" in json.dumps(raw_export(Trajectory(turns=[Turn("u", [], {"x": 1})])))
 
 
 def leaves(value: Any, keys: bool = True) -> list:

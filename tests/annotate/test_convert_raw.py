@@ -199,3 +199,12 @@ def test_export_writes_one_round_flat_and_several_rounds_as_steps():
     # A round runs think -> calls -> results -> answer, so the answer closes the second round.
     assert [sorted(r) for r in rounds] == [["assistant_think", "assistant_tool", "tool_result"],
                                           ["assistant_answer", "assistant_think", "assistant_tool", "tool_result"]]
+
+
+@pytest.mark.parametrize("messages", [None, [{"role": "user", "content": "older copy"}]])
+def test_a_turns_record_that_also_has_messages_reads_its_turns_and_keeps_the_messages(messages):
+    # (hypothesis found {'turns': [], 'messages': None} raising UnboundLocalError instead of reading)
+    t = to_trajectory({"turns": [{"user": "Hi", "assistant_answer": "Hello"}], "messages": messages})
+    assert [s.text for s in t.turns[0].steps] == ["Hello"]
+    assert t.meta.extra == {"messages": messages}
+    assert to_trajectory(from_trajectory(t)) == t

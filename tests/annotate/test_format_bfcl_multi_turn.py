@@ -12,7 +12,7 @@ import pytest
 from annotate import formats, importing
 from annotate.formats import bfcl_multi_turn
 from tests.annotate.format_checks import (
-    FIXTURES, RAW_KEEPS_STEP_EXTRA, missing_leaves, raw_export, raw_round_trip, records,
+    FIXTURES, missing_leaves, raw_export, raw_round_trip, records,
 )
 
 DIR = FIXTURES / "bfcl_multi_turn"
@@ -104,11 +104,7 @@ def test_nothing_of_a_record_or_its_gold_is_lost_in_the_raw_export(variant):
         assert missing_leaves({"q": q, "gold": answers[q["id"]]["ground_truth"]}, raw_export(t)) == []
 
 
-@pytest.mark.parametrize("variant", [
-    "base", "miss_param",
-    pytest.param("miss_func", marks=pytest.mark.xfail(
-        not RAW_KEEPS_STEP_EXTRA, strict=True, reason="the raw export does not write turn extra yet (issue 12 item 1)")),
-])
+@pytest.mark.parametrize("variant", ["base", "miss_param", "miss_func"])
 def test_the_raw_export_round_trips(variant):
     for t in imported(variant):
         assert raw_round_trip(t) == t

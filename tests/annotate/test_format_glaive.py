@@ -8,9 +8,11 @@ import json
 import pytest
 
 from annotate import importing
-from annotate.formats.glaive import to_trajectory
+from annotate.formats import conservation
+from annotate.formats.glaive import MARKUP, to_trajectory
+from annotate.trajectory import SchemaError
 from tests.annotate.format_checks import (
-    FIXTURES, RAW_KEEPS_STEP_EXTRA, missing_words, raw_export, raw_round_trip, records,
+    FIXTURES, missing_words, raw_export, raw_round_trip, records,
 )
 
 SAMPLE = FIXTURES / "glaive" / "glaive-function-calling-v2_sample.json"
@@ -112,7 +114,6 @@ def test_a_duplicate_spec_is_kept_aside():
     assert t.meta.extra["duplicate_functions"] == [{"name": "f", "description": "two", "parameters": {}}]
 
 
-@pytest.mark.xfail(not RAW_KEEPS_STEP_EXTRA, strict=True, reason="the raw export does not write step extra yet")
 def test_step_extra_round_trips_through_the_raw_export():
     t = to_trajectory(row("USER: hi\n\n\nASSISTANT: hello"))
     assert raw_round_trip(t) == t
@@ -136,3 +137,19 @@ def test_a_row_that_cannot_be_read_is_refused_naming_the_field_and_segment(chat,
     assert r.trajectories == []
     assert [(e.file, e.line, e.field) for e in r.errors] == [("g.json", 1, "chat")]
     assert r.errors[0].message.startswith(message)
+
+
+def test_a_chat_that_is_not_text_is_refused_naming_chat():
+    r = importing.parse_file(json.dumps([row(["USER: hi"])]).encode(), "g.json")
+    assert [(e.line, e.field, e.message) for e in r.errors] == [(1, "chat", "must be a string, got a list")]
+
+
+def test_the_headings_are_not_looked_for_but_a_lost_word_still_is():
+    record = records(SAMPLE)[0]
+    t = to_trajectory(record)
+    conservation.check(record, t, MARKUP)  # USER: / ASSISTANT: / <functioncall> ... are the layout
+    answer = t.turns[-1].steps[-1]
+    answer.text = answer.text.rsplit(" ", 1)[0]  # a reader that dropped the answer's last word
+    with pytest.raises(SchemaError) as err:
+        conservation.check(record, t, MARKUP)
+    assert err.value.field == "chat"

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from annotate.importing import parse_file
-from tests.annotate.format_checks import FIXTURES, RAW_KEEPS_STEP_EXTRA, missing_leaves, raw_export, records
+from tests.annotate.format_checks import FIXTURES, missing_leaves, raw_export, records
 
 TRICKY = ["", " ", "\n", "USER:", "ASSISTANT: hi", "<functioncall>", "<|endoftext|>", "[f(a=1)]", "[x]", "{}",
           "null", "Error: failed", "é ✓ 漢字", "it's", '"quoted"']
@@ -41,9 +41,8 @@ def entries(fmt: str, record: dict) -> list[dict]:
 def vary(fmt: str, record: dict, draw) -> dict:
     record = copy.deepcopy(record)
     record.update(draw(extras))
-    if RAW_KEEPS_STEP_EXTRA:
-        for e in entries(fmt, record):
-            e.update(draw(extras))
+    for e in entries(fmt, record):
+        e.update(draw(extras))
     if fmt == "bfcl_multi_turn":
         record["question"][0][0]["content"] = draw(texts)
     elif fmt == "xlam":

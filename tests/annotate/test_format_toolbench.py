@@ -16,7 +16,7 @@ import pytest
 from annotate import formats, importing
 from annotate.formats import toolbench
 from annotate.pairs import PairError, parse_candidates
-from tests.annotate.test_format_when2call import missing_from_export, needs_raw_extra, raw_round_trip
+from tests.annotate.test_format_when2call import missing_from_export, raw_round_trip
 
 FILE = Path(__file__).resolve().parents[1] / "fixtures" / "toolbench" / "82217_ChatGPT_DFS_woFilter_w2.json"
 RECORD = json.loads(FILE.read_text())
@@ -63,7 +63,6 @@ def test_every_value_of_the_answer_file_is_kept():
     assert ag["train_messages"] == [len(m) for m in RECORD["answer_generation"]["train_messages"][:-1]]
 
 
-@needs_raw_extra
 def test_the_answer_file_round_trips_through_the_raw_export():
     t = trajectory()
     assert raw_round_trip(t) == t
@@ -85,10 +84,20 @@ def test_a_prompt_inside_the_chain_is_kept_where_it_was_said():
     assert len(t.turns) == 1 and [s.kind for s in t.turns[0].steps][:3] == ["tool_call", "tool_result", "tool_call"]
 
 
-@needs_raw_extra
 def test_a_prompt_inside_the_chain_is_in_the_raw_export():
     rec = with_diversity_prompt()
     t = toolbench.read(rec)
+    assert missing_from_export(rec, t) == [] and raw_round_trip(t) == t
+
+
+def test_other_keys_of_the_system_message_are_kept_by_its_place():
+    rec = copy.deepcopy(RECORD)
+    rec["answer_generation"]["train_messages"][-1][0]["lang"] = "en"
+    r = importing.parse_file(json.dumps(rec).encode(), "a.json")
+    assert r.errors == []
+    t = r.trajectories[0][1]
+    last = len(rec["answer_generation"]["train_messages"]) - 1
+    assert t.meta.extra[f"answer_generation.train_messages[{last}][0]"] == {"lang": "en"}
     assert missing_from_export(rec, t) == [] and raw_round_trip(t) == t
 
 

@@ -15,7 +15,7 @@ import pytest
 from annotate import formats, importing
 from annotate.formats import when2call
 from annotate.pairs import PairError, parse_candidates
-from annotate.trajectory import Step, Trajectory, Turn
+from annotate.trajectory import Trajectory
 
 HERE = Path(__file__).resolve().parents[1] / "fixtures" / "when2call"
 MCQ_FILE = HERE / "when2call_test_mcq_readme.jsonl"
@@ -77,18 +77,6 @@ def missing_from_export(record: dict, traj: Trajectory) -> list:
 def raw_round_trip(traj: Trajectory) -> Trajectory:
     raw = formats.FORMATS["raw"]
     return raw.read(json.loads(json.dumps(raw.write(traj))), source=traj.meta.source)
-
-
-def _raw_keeps_turn_and_step_extra() -> bool:
-    t = Trajectory(turns=[Turn("hi", [Step("answer", "a", extra={"k": 1})], extra={"t": 2})])
-    try:
-        return raw_round_trip(t) == t
-    except Exception:  # noqa: BLE001 - an older raw converter that refuses 'extra'
-        return False
-
-
-needs_raw_extra = pytest.mark.skipif(not _raw_keeps_turn_and_step_extra(),
-                                     reason="the raw export does not write turn/step 'extra' yet (importcore's part)")
 
 
 # Test questions (MCQ) ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from annotate import formats
 from annotate.importing import ImportIssue, detect_format, dump_jsonl, export_records, parse_file
 from annotate.trajectory import SchemaError
 
@@ -40,6 +41,17 @@ BAD_FILES = [
     ("a BFCL answers file given as the questions", jsonl(b'{"id": "simple_0", "ground_truth": []}'), 1, "ground_truth",
      "possible-answer file"),
 ]
+
+
+def test_a_record_in_no_format_is_told_the_rule_of_every_registered_format():
+    extra = formats.register(formats.Format("made_up_test", detect=lambda r: "zzz" in r, read=lambda r, **kw: None,
+                                            rule="a 'zzz' key"))
+    try:
+        [issue] = parse_file(jsonl(b'{"dialogue": []}'), "upload.jsonl").errors
+    finally:
+        del formats.FORMATS[extra.name]
+    for f in [*formats.FORMATS.values(), extra]:
+        assert f"{f.name}: {f.rule}" in issue.message
 
 
 @pytest.mark.parametrize("case, data, line, field, words", BAD_FILES, ids=[b[0] for b in BAD_FILES])
