@@ -4,7 +4,7 @@ Prints trajectories/s for the full path (bytes → parse → convert → validat
 trajectories, turns, steps and labels, and the full-text index, committed) through
 ``annotate.services.import_file``, what the upload page, the API and the CLI call, against a
 baseline measured in the same run: storing each record unparsed as one JSON blob row (what a
-generic labelling tool does with an unstructured task). Target ≥ 5,000 trajectories/s.
+generic labelling tool does with an unstructured task). Target ≥ 10,000 trajectories/s (issue "Nothing lost at the door"; it was 5,000).
 
     python bench/bench_import.py [N] [ROUNDS]
 
@@ -128,8 +128,8 @@ def main() -> None:
           f"upload page, the API and manage.py import_trajectories)")
     print(f"ratio ours / baseline: best {base / mine:.2f}, per round "
           + ", ".join(f"{b / o:.2f}" for b, o in zip(base_times, our_times))
-          + f"  target: >= 5,000 trajectories/s -> {'MET' if N / mine >= 5000 else 'NOT MET'} (best), "
-          f"{'MET' if N / statistics.median(our_times) >= 5000 else 'NOT MET'} (median)")
+          + f"  target: >= 10,000 trajectories/s -> {'MET' if N / mine >= 10000 else 'NOT MET'} (best), "
+          f"{'MET' if N / statistics.median(our_times) >= 10000 else 'NOT MET'} (median)")
     print(f"  of which the conservation check (every input value found in the trajectory): "
           f"{1e6 * check_s:,.1f} us a trajectory, {100 * check_s / (mine / N):.1f} % of the import")
     print("load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
