@@ -81,7 +81,7 @@ class Pair(models.Model):
                                  related_name="+")
     reviewed_at = models.DateTimeField(null=True, blank=True)
     note = models.TextField(blank=True)
-    external_id = models.CharField(max_length=300, blank=True)
+    external_id = models.TextField(blank=True)  # a source id, kept whole (pair ids join two of them)
     # Why a lead keeps a chosen side that fails validation (empty: the chosen side must validate).
     override = models.TextField(blank=True)
     # sha256 of context + both sides' content: an import or an accepted suggestion never duplicates a pair.
@@ -124,7 +124,7 @@ class Pair(models.Model):
         self.source = pair.source
         self.note = pair.note
         self.override = pair.override
-        self.external_id = pair.external_id[:300]
+        self.external_id = pair.external_id
         self.content_key = pair.content_key()
 
     def to_document(self) -> dict:

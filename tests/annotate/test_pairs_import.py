@@ -116,3 +116,13 @@ def test_the_new_formats_import_as_trajectories_through_the_cli(tmp_path):
     assert q.extra["answers"] == MCQ["answers"]
     tb = rows["toolbench"].to_canonical()
     assert [s.kind for s in tb.turns[0].steps][-1] == "answer" and "tree" in tb.meta.extra
+
+
+def test_a_long_question_id_is_kept_whole_in_its_pairs_external_ids(tmp_path):
+    record = copy.deepcopy(MCQ)
+    record["uuid"] = "q-" + "x" * 400  # longer than any column width we once had (300)
+    path = tmp_path / "long_id.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    run("--project", "long-ids", str(path))
+    ids = sorted(Project.objects.get(slug="long-ids").pairs.values_list("external_id", flat=True))
+    assert len(ids) == 3 and all(i.startswith(record["uuid"] + ":") for i in ids)
