@@ -19,6 +19,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.errors import InputError
 from annotate.trajectory import CASE_TYPES, SPLITS, STEP_KINDS, SchemaError, Step, Trajectory, Turn, check_nesting
 
 # Operations that change one object's fields (three-way mergeable after a conflict) ...
@@ -39,13 +40,8 @@ META_FIELDS = ("system", "case_types", "split", "tags")
 MAX_TEXT = 200_000
 
 
-class EditError(ValueError):
+class EditError(InputError):
     """An edit that cannot apply; ``field`` names the offending input (as in ``SchemaError``)."""
-
-    def __init__(self, message: str, field: str = ""):
-        super().__init__(f"{field}: {message}" if field else message)
-        self.message = message
-        self.field = field
 
 
 @dataclass

@@ -55,6 +55,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from core.errors import InputError
 from annotate.findings import validate
 from annotate.trajectory import SchemaError, Step, Trajectory, Turn
 
@@ -98,16 +99,8 @@ STATUSES = ("draft", "approved", "rejected")
 FORMAT = "format"
 
 
-class PairError(ValueError):
+class PairError(InputError):
     """A pair (or a request to build one) is not acceptable. ``field`` is a dotted path into it."""
-
-    def __init__(self, message: str, field: str = ""):
-        super().__init__(f"{field}: {message}" if field else message)
-        self.message = message
-        self.field = field
-
-    def to_dict(self) -> dict:
-        return {"field": self.field, "message": self.message}
 
 
 # The pair --------------------------------------------------------------------------------------

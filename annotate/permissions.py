@@ -54,6 +54,20 @@ def require_role(user, project, minimum: str = ANNOTATOR) -> str:
     return role
 
 
+def project_for(user, slug: str, minimum: str = ANNOTATOR):
+    """The project ``slug`` and the user's role in it; 404 if missing or for outsiders, 403 below ``minimum``.
+
+    The one "get the project, then check the role" of every view, API endpoint and command.
+    """
+    from annotate.models import Project
+
+    try:
+        project = Project.objects.get(slug=slug)
+    except Project.DoesNotExist:
+        raise Http404("No such project") from None
+    return project, require_role(user, project, minimum)
+
+
 def is_lead_anywhere(user) -> bool:
     return user.is_superuser or user.memberships.filter(role=LEAD).exists()
 

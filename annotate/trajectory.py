@@ -25,6 +25,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.errors import InputError
+
 STEP_KINDS = ("think", "tool_call", "tool_result", "answer")
 
 CASE_TYPES = (
@@ -85,13 +87,8 @@ SPLITS = ("train", "eval", "test")
 MAX_NESTING = 64
 
 
-class SchemaError(ValueError):
+class SchemaError(InputError):
     """A record does not have the canonical shape. ``field`` is a dotted path into it."""
-
-    def __init__(self, message: str, field: str = ""):
-        super().__init__(f"{field}: {message}" if field else message)
-        self.message = message
-        self.field = field
 
 
 @dataclass

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from annotate.findings import Finding
+from core.errors import InputError
 from annotate.trajectory import Trajectory
 
 DRAFT, SUBMITTED, APPROVED, REJECTED = "draft", "submitted", "approved", "rejected"
@@ -38,11 +39,10 @@ ACTIONS = {
 }
 
 
-class WorkflowError(ValueError):
-    def __init__(self, message: str, field: str = "action"):
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class WorkflowError(InputError):
+    """A workflow move that the state machine does not allow; ``field`` is the action."""
+
+    default_field = "action"
 
 
 def allowed_actions(role: str | None, status: str, may_edit: bool) -> list[str]:

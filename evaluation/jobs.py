@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
+from core.errors import InputError
 from annotate.permissions import author_of
 from annotate.trajectory import Step
 from evaluation import runner
@@ -47,12 +48,8 @@ logger = logging.getLogger(__name__)
 SPLITS = ("eval", "test", "train")  # the files a snapshot may hold
 
 
-class EvalSetError(ValueError):
+class EvalSetError(InputError):
     """An eval set that cannot be made; ``field`` names the form field."""
-
-    def __init__(self, message: str, field: str = ""):
-        super().__init__(f"{field}: {message}" if field else message)
-        self.message, self.field = message, field
 
 
 # --- eval sets ---------------------------------------------------------------------------------

@@ -26,9 +26,10 @@ PURE_PATTERNS = [
     "evaluation/render*.py", "evaluation/parse*.py", "evaluation/scoring.py", "evaluation/rewards.py",
     "annotate/formats/*.py",
     "studio/secret_key.py",  # settings.py calls it before Django is set up
+    "core/*.py",
 ]
 PURE = sorted({p.relative_to(ROOT).as_posix() for pattern in PURE_PATTERNS for p in ROOT.glob(pattern)})
-PACKAGES = ("annotate", "training", "evaluation", "studio")
+PACKAGES = ("annotate", "training", "evaluation", "studio", "core")
 
 
 def imports_of(path: Path) -> set[str]:

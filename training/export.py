@@ -38,6 +38,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
+from core.errors import InputError
 from annotate.trajectory import CASE_TYPES, CASE_TYPE_NAMES, Trajectory
 
 KINDS = ("sft", "dpo", "prompt")
@@ -53,13 +54,8 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_m
                     "vocab.json", "merges.txt", "tokenizer.model", "chat_template.jinja", "chat_template.json")
 
 
-class SettingsError(ValueError):
+class SettingsError(InputError):
     """Render settings that cannot be used; ``field`` names the setting."""
-
-    def __init__(self, message: str, field: str = ""):
-        super().__init__(f"{field}: {message}" if field else message)
-        self.message = message
-        self.field = field
 
 
 # --- settings ------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from core.errors import InputError
 from training.chat_templates import TemplateError, get_template
 from training.paths import PathRefused, confine, is_inside, is_path_like
 
@@ -30,12 +31,8 @@ from training.paths import PathRefused, confine, is_inside, is_path_like
 MAX_STORED_PATH = 1000  # TrainingJob.base_model and EvalRun.model_path
 
 
-class PathError(ValueError):
+class PathError(InputError):
     """A user-given path that is refused; ``field`` names the form or API field."""
-
-    def __init__(self, message: str, field: str):
-        super().__init__(f"{field}: {message}")
-        self.message, self.field = message, field
 
 
 def allowed_roots() -> list[Path]:

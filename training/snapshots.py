@@ -33,6 +33,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.errors import InputError
 from annotate import permissions
 from annotate.permissions import author_of
 from annotate.models import Project, Revision, StepLabel, Trajectory, documents_of
@@ -51,13 +52,8 @@ STATUS_FILTERS = {
 }
 
 
-class SnapshotError(ValueError):
+class SnapshotError(InputError):
     """A snapshot request that cannot be honoured; ``field`` names the offending input."""
-
-    def __init__(self, message: str, field: str = ""):
-        super().__init__(f"{field}: {message}" if field else message)
-        self.message = message
-        self.field = field
 
 
 # --- the selection ---------------------------------------------------------------------------
