@@ -11,6 +11,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m evaluation.bfcl_package  # BFCL's reference checkers and tool classes, unpacked, not installed
 	touch $(STAMP)
 
 setup: $(STAMP)
