@@ -23,6 +23,7 @@ from annotate import pairs as core
 from annotate import permissions
 from annotate.models import Project, Trajectory
 from annotate.pair_models import Pair, PairCategory, PairSuggestion, categories_for
+from annotate.pairs.starters import new_call_id
 from annotate.trajectory import STEP_KINDS, Step
 
 MAX_STEPS_PER_SIDE = 200
@@ -67,7 +68,7 @@ def _blank_step(kind: str, side_steps: list[Step], context) -> Step:
         tool = context.tools[0] if context.tools else {"name": "", "parameters": {}}
         ids = {s.call_id for s in side_steps} | {s.call_id for _, _, s in context.steps()}
         return Step(kind="tool_call", name=tool["name"], arguments=core.placeholder_arguments(tool.get("parameters")),
-                    call_id=core._new_call_id(ids))
+                    call_id=new_call_id(ids))
     if kind == "tool_result":
         open_call = next((s for s in reversed(side_steps) if s.kind == "tool_call"), None)
         return Step(kind="tool_result", name=open_call.name if open_call else "",
