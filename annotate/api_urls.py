@@ -1,6 +1,7 @@
 from django.urls import path
 
-from annotate import api, pair_api_urls
+from annotate import api
+from annotate.pairs import api_urls as pair_api_urls
 
 urlpatterns = [
     path("projects/", api.ProjectListAPI.as_view(), name="api-projects"),

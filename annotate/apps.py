@@ -8,6 +8,6 @@ class AnnotateConfig(AppConfig):
 
     def ready(self):
         # DPO snapshots find the approved preference pairs through this selector.
-        from annotate.pair_services import register_with_snapshots
+        from annotate.pairs.services import register_with_snapshots
 
         register_with_snapshots()

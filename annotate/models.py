@@ -364,4 +364,4 @@ class ImportBatch(models.Model):
         ordering = ["-created_at"]
 
 
-from annotate.pair_models import *  # noqa: E402,F401,F403  (preference pairs)
+from annotate.pairs.models import Pair, PairCategory, PairSuggestion, SuggestionScan  # noqa: E402,F401  (preference pairs)

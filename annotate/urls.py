@@ -22,5 +22,5 @@ urlpatterns = [
     path("t/<int:pk>/status/", views.change_status, name="change-status"),
     path("t/<int:pk>/history/", views.history, name="history"),
     path("t/<int:pk>/revert/", views.revert_revision, name="revert"),
-    path("", include("annotate.pair_urls")),  # preference pairs
+    path("", include("annotate.pairs.urls")),  # preference pairs
 ]

@@ -25,7 +25,7 @@ def main(n: int = 10_000, corrected: int = 100) -> None:
     setup("pairs")
     from annotate.demo import TOOLS, demo_trajectories
     from annotate.models import PairSuggestion, Project, Tool, Trajectory
-    from annotate.pair_services import refresh_suggestions
+    from annotate.pairs.services import refresh_suggestions
     from annotate.services import replace_document
 
     project = Project.objects.create(name="Bench", slug="bench")

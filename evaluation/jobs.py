@@ -652,7 +652,7 @@ def make_pair(result: EvalItemResult, *, user) -> LoopOutcome:
     import copy
 
     from annotate import pairs as core
-    from annotate.pair_services import save_pair
+    from annotate.pairs.services import save_pair
 
     if result.pair_id:
         return LoopOutcome(False, result.pair)

@@ -204,8 +204,8 @@ SPECTACULAR_SETTINGS = {
     # Fields named alike with different choice sets: a name for each set (no generated suffixes).
     "ENUM_NAME_OVERRIDES": {
         "TrajectoryStatusEnum": "annotate.models.Trajectory.STATUS_CHOICES",
-        "PairStatusEnum": "annotate.pair_models.Pair.STATUS_CHOICES",
-        "PairSourceEnum": "annotate.pair_models.Pair.SOURCE_CHOICES",
+        "PairStatusEnum": "annotate.pairs.models.Pair.STATUS_CHOICES",
+        "PairSourceEnum": "annotate.pairs.models.Pair.SOURCE_CHOICES",
         "JobStatusEnum": "training.models.JobStatus",
         "SnapshotKindEnum": "training.models.Snapshot.KIND_CHOICES",
         "ModelSourceEnum": "evaluation.models.EvalRun.MODEL_SOURCES",

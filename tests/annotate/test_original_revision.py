@@ -96,7 +96,7 @@ def test_a_snapshot_pins_unchanged_imports_in_a_few_queries_per_500(project, dem
 
 def test_a_pair_cut_from_an_unchanged_import_pins_its_version_1(project, lead, weather):
     from annotate import pairs as core
-    from annotate.pair_services import fork_trajectory, save_pair
+    from annotate.pairs.services import fork_trajectory, save_pair
 
     pair, revision = fork_trajectory(weather, 0, 1, category="tool_needed")
     assert revision is None and not Revision.objects.exists()  # (previewing a cut writes nothing)

@@ -13,7 +13,7 @@ import json
 import pytest
 from django.core.management import call_command
 
-from annotate import pair_services as services
+from annotate.pairs import services
 from annotate import pairs as core
 from annotate.models import Pair
 from annotate.services import replace_document

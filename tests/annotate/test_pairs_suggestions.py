@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from annotate.models import Pair, PairSuggestion
-from annotate.pair_services import refresh_suggestions
+from annotate.pairs.services import refresh_suggestions
 from annotate.services import replace_document
 from annotate.trajectory import Step
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotate import pair_services as services
+from annotate.pairs import services
 from annotate import pairs as core
 from annotate.models import Project, Trajectory
-from annotate.pair_models import Pair, PairSuggestion, categories_for
+from annotate.pairs.models import Pair, PairSuggestion, categories_for
 from annotate.services import get_or_create_project
 from annotate.trajectory import SchemaError
 

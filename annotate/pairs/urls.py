@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from annotate import pair_views as views
+from annotate.pairs import views
 
 urlpatterns = [
     path("p/<slug:slug>/pairs/", views.pair_list, name="pair-list"),

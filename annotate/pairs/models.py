@@ -143,7 +143,7 @@ class PairSuggestion(models.Model):
     """A pair implied by an annotator's correction, waiting for a lead to accept or dismiss it.
 
     Computed from revisions (the first one against the latest: the net correction), not on every
-    save; see ``annotate.pair_services.refresh_suggestions``.
+    save; see ``annotate.pairs.services.refresh_suggestions``.
     """
 
     PENDING, ACCEPTED, DISMISSED = "pending", "accepted", "dismissed"

@@ -18,11 +18,11 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from annotate import pair_services as services
+from annotate.pairs import services
 from annotate import pairs as core
 from annotate import permissions
 from annotate.models import Project, Trajectory
-from annotate.pair_models import Pair, PairCategory, PairSuggestion, categories_for
+from annotate.pairs.models import Pair, PairCategory, PairSuggestion, categories_for
 from annotate.pairs.starters import new_call_id
 from annotate.trajectory import STEP_KINDS, Step
 

@@ -15,11 +15,11 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotate import pair_services as services
+from annotate.pairs import services
 from annotate import pairs as core
 from annotate import permissions
 from annotate.models import Project, Trajectory
-from annotate.pair_models import Pair, PairSuggestion, categories_for
+from annotate.pairs.models import Pair, PairSuggestion, categories_for
 from annotate.trajectory import SchemaError, Trajectory as CanonicalTrajectory
 from studio.rest import IdField, StrictSerializer, StudioPagination, id_list
 

@@ -7,7 +7,7 @@ The views are exempted from the login redirect here, since an ``include`` is not
 from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 
-from annotate import pair_api as api
+from annotate.pairs import api
 
 
 def _view(cls):
