@@ -6,8 +6,3 @@ class AnnotateConfig(AppConfig):
     name = "annotate"
     verbose_name = "Annotation"
 
-    def ready(self):
-        # DPO snapshots find the approved preference pairs through this selector.
-        from annotate.pairs.services import register_with_snapshots
-
-        register_with_snapshots()

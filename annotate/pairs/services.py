@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from django.db import transaction
 from django.db.models import Count, F, Min, Q
@@ -265,15 +266,13 @@ def dashboard(project) -> dict:
     }
 
 
-def pinned_pairs(project, filters: dict | None = None) -> list:
-    """The selector DPO snapshots call (``training.snapshots.register_pair_selector``).
+def pair_documents(project, filters: dict | None = None) -> list[tuple[dict, int]]:
+    """``(document, pair id)`` of the pairs a DPO snapshot pins, in a stable order (``Pair.to_document()``).
 
     Reads the snapshot's selection: ``status`` approved (default) takes approved pairs, ``submitted``
     or ``any`` takes drafts too (never rejected pairs); ``splits`` and ``case_types`` match the
     source trajectory's, as kept in the pair's context; ``ids`` names source trajectories.
     """
-    from training.snapshots import PinnedPair
-
     filters = filters or {}
     qs = project.pairs.exclude(status=Pair.REJECTED).order_by("id")
     if (filters.get("status") or "approved") == "approved":
@@ -292,7 +291,7 @@ def pinned_pairs(project, filters: dict | None = None) -> list:
             continue
         if filters.get("case_types") and not set(filters["case_types"]) & set(meta.get("case_types") or []):
             continue
-        out.append(PinnedPair(document=doc, source_id=row.pk))
+        out.append((doc, row.pk))
     return out
 
 
@@ -300,26 +299,45 @@ class ExportError(ValueError):
     """A DPO export that cannot start (no approved pairs, bad render settings...)."""
 
 
+# The DPO export is a snapshot, which is training's: the data flows annotate -> training, so
+# training registers how to make one (``training.dpo_pairs``, from its ``AppConfig.ready``) and
+# the pairs pages, API and CLI call it through here without importing training.
+@dataclass(frozen=True)
+class DpoExport:
+    # ``create(project, documents, *, user, render_settings, splits, name, out_dir, enqueue)``: the
+    # snapshot row pinning ``documents`` (``(document, pair id)``); raises ``ExportError``.
+    create: Callable[..., Any]
+    # ``run_now(snapshot)``: export a snapshot created with ``enqueue=False`` in this process; the row, refreshed.
+    run_now: Callable[[Any], Any]
+
+
+_dpo_export: DpoExport | None = None
+
+
+def register_dpo_export(export: DpoExport) -> None:
+    global _dpo_export
+    _dpo_export = export
+
+
+def _registered_export() -> DpoExport:
+    if _dpo_export is None:
+        raise ExportError("DPO export needs the training app, which is not installed")
+    return _dpo_export
+
+
 def export_pairs(project, *, user, render_settings: dict | None = None, categories=None, sources=None,
                  splits=None, name: str = "", out_dir=None, enqueue: bool = True):
     """Queue a DPO snapshot of the approved pairs (optionally of some categories / sources / splits)."""
-    from training.snapshots import SnapshotError, create_snapshot
-
     filters = {"status": "approved", "categories": list(categories or []), "sources": list(sources or []),
                "splits": list(splits or [])}
-    pinned = pinned_pairs(project, filters)
-    if not pinned:
+    documents = pair_documents(project, filters)
+    if not documents:
         what = f" in {', '.join(filters['categories'])}" if filters["categories"] else ""
         raise ExportError(f"there are no approved pairs{what} to export: approve some first")
-    try:
-        return create_snapshot(project, "dpo", {"status": "approved", "splits": filters["splits"]},
-                               render_settings, user, name=name, pairs=pinned, out_dir=out_dir, enqueue=enqueue)
-    except SnapshotError as e:
-        raise ExportError(str(e)) from None
+    return _registered_export().create(project, documents, user=user, render_settings=render_settings,
+                                       splits=filters["splits"], name=name, out_dir=out_dir, enqueue=enqueue)
 
 
-def register_with_snapshots() -> None:
-    """Make ``training.snapshots`` pin this project's pairs for ``--kind dpo`` (called from ``AppConfig.ready``)."""
-    from training.snapshots import register_pair_selector
-
-    register_pair_selector(pinned_pairs)
+def run_export_now(snapshot):
+    """Export a snapshot made by ``export_pairs(..., enqueue=False)`` here and now (the CLI's ``--wait``)."""
+    return _registered_export().run_now(snapshot)

@@ -470,6 +470,18 @@ def test_the_pair_core_imports_no_django(module):
     assert not any(n.split(".")[0] in ("django", "rest_framework") for n in names)
 
 
+def test_the_pairs_package_and_its_command_import_nothing_from_training_or_evaluation():
+    """The data flows annotate -> training -> evaluation: training wires the DPO export in (``training.dpo_pairs``)."""
+    files = sorted((ROOT / "annotate" / "pairs").glob("*.py")) + [ROOT / "annotate" / "management" / "commands" / "pairs.py"]
+    reversed_ = []
+    for path in files:
+        for n in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in n.names] if isinstance(n, ast.Import) else (
+                [n.module] if isinstance(n, ast.ImportFrom) and n.module else [])
+            reversed_ += [f"{path.name}: {name}" for name in names if name.split(".")[0] in ("training", "evaluation")]
+    assert len(files) > 10 and reversed_ == []
+
+
 def test_a_side_that_ends_in_a_call_is_not_warned_about_the_missing_result():
     p = sides(GOOD, [call("get_weather", {"city": "Rome"}, "c9")])
     assert pairs.side_findings(p, "rejected") == []

@@ -8,6 +8,7 @@ CPU settings: ``use_cpu=True, bf16=False, gradient_checkpointing=False``.
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -108,3 +109,14 @@ def test_a_new_approval_appears_in_the_next_dpo_snapshot(approved_pairs, project
     again = services.export_pairs(project, user=lead, render_settings={"tokenizer": str(tiny_model_dir)},
                                   enqueue=False)
     assert again.pk == second.pk and again.reused  # same pairs, same settings: the same snapshot
+
+
+def test_the_cli_export_waits_for_the_dpo_snapshot_of_the_approved_pairs(approved_pairs, tiny_model_dir, tmp_path):
+    out, dest = io.StringIO(), tmp_path / "dpo"
+    call_command("pairs", "export", "--project", "weather", "--tokenizer", str(tiny_model_dir), "--out", str(dest),
+                 "--wait", stdout=out)
+    assert f"{len(approved_pairs)} pairs written to {dest} (audit errors: 0)" in out.getvalue()
+    assert json.loads((dest / "audit.json").read_text())["errors"] == 0
+    call_command("pairs", "export", "--project", "weather", "--tokenizer", str(tiny_model_dir), "--out", str(dest),
+                 "--wait", stdout=out)
+    assert "already holds these pairs (succeeded)" in out.getvalue()

@@ -217,11 +217,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Snapshot {snap.pk} already holds these pairs ({snap.status}): {snap.out_dir}")
             return
         if wait:
-            from training.snapshots import claim, run_snapshot_export
-
-            if claim(snap.pk):
-                snap = run_snapshot_export(snap)
-            snap.refresh_from_db()
+            snap = services.run_export_now(snap)
             if snap.status != "succeeded":
                 raise CommandError(f"snapshot {snap.pk} {snap.status}: {snap.error or snap.message}")
             self.stdout.write(self.style.SUCCESS(f"DPO snapshot {snap.pk}: {snap.sample_count} pairs written to "
