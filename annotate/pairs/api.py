@@ -15,11 +15,11 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotate.pairs import services
-from annotate import pairs as core
 from annotate import permissions
-from annotate.models import Project, Trajectory
+from annotate.models import Trajectory
+from annotate.pairs import core, services
 from annotate.pairs.models import Pair, PairSuggestion, categories_for
+from annotate.pairs.starters import starter_steps
 from annotate.trajectory import SchemaError, Trajectory as CanonicalTrajectory
 from studio.rest import IdField, StrictSerializer, StudioPagination, id_list
 
@@ -144,12 +144,6 @@ class PairExportOutputSerializer(serializers.Serializer):
     reused = serializers.BooleanField()
 
 
-def _project(request, slug: str, minimum: str = permissions.ANNOTATOR) -> Project:
-    project = get_object_or_404(Project, slug=slug)
-    permissions.require_role(request.user, project, minimum)
-    return project
-
-
 def _bad(errors) -> Response:
     items = [e.to_dict() if hasattr(e, "to_dict") else dict(e) for e in errors]
     return Response({"errors": items}, status=status.HTTP_400_BAD_REQUEST)
@@ -199,7 +193,7 @@ class PairListAPI(PairAPIView):
         OpenApiParameter(name, description=f"Only pairs with this {name}")
         for name in ("status", "category", "source")])
     def get(self, request, slug: str):
-        project = _project(request, slug)
+        project, _ = permissions.project_for(request.user, slug)
         qs = project.pairs.select_related("project", "author", "reviewer").order_by("id")
         for key in ("status", "category", "source"):
             if v := request.query_params.get(key):
@@ -210,7 +204,7 @@ class PairListAPI(PairAPIView):
 
     @extend_schema(request=PairCreateSerializer, responses={201: PairSerializer, 400: PairErrorsSerializer})
     def post(self, request, slug: str):
-        project = _project(request, slug, permissions.LEAD)
+        project, _ = permissions.project_for(request.user, slug, permissions.LEAD)
         inp = PairCreateSerializer(data=request.data)
         if not inp.is_valid():
             return _invalid(inp)
@@ -248,7 +242,7 @@ def _new_pair(project, d: dict):
     if "rejected" in d:
         pair.rejected = _steps(d["rejected"], "rejected")
     if d.get("starter"):
-        pair.rejected = core.starter_steps(d["starter"], pair.chosen, pair.context)
+        pair.rejected = starter_steps(d["starter"], pair.chosen, pair.context)
     return pair, trajectory, revision
 
 
@@ -311,7 +305,7 @@ class SuggestionListAPI(APIView):
     @extend_schema(responses=SuggestionSerializer(many=True), parameters=[
         OpenApiParameter("status", description="pending (the default), accepted or dismissed")])
     def get(self, request, slug: str):
-        project = _project(request, slug, permissions.LEAD)
+        project, _ = permissions.project_for(request.user, slug, permissions.LEAD)
         services.refresh_suggestions(project)
         qs = project.pair_suggestions.filter(status=request.query_params.get("status", PairSuggestion.PENDING))
         return Response(SuggestionSerializer(qs.select_related("corrected_by")[:1000], many=True).data)
@@ -323,7 +317,7 @@ class SuggestionDecideAPI(PairAPIView):
     @extend_schema(request=SuggestionDecisionSerializer,
                    responses={200: SuggestionDecisionOutputSerializer, 400: PairErrorsSerializer})
     def post(self, request, slug: str):
-        project = _project(request, slug, permissions.LEAD)
+        project, _ = permissions.project_for(request.user, slug, permissions.LEAD)
         inp = SuggestionDecisionSerializer(data=request.data)
         if not inp.is_valid():
             return _invalid(inp)
@@ -338,7 +332,7 @@ class PairImportAPI(PairAPIView):
 
     @extend_schema(request=PairImportInputSerializer, responses={201: PairImportOutputSerializer, 400: PairImportOutputSerializer})
     def post(self, request, slug: str):
-        project = _project(request, slug, permissions.LEAD)
+        project, _ = permissions.project_for(request.user, slug, permissions.LEAD)
         inp = PairImportInputSerializer(data=request.data)
         if not inp.is_valid():
             return _invalid(inp, created=0, duplicates=0, skipped=0, formats=[])
@@ -356,7 +350,7 @@ class PairExportAPI(PairAPIView):
 
     @extend_schema(request=PairExportInputSerializer, responses={201: PairExportOutputSerializer, 400: PairErrorsSerializer})
     def post(self, request, slug: str):
-        project = _project(request, slug, permissions.LEAD)
+        project, _ = permissions.project_for(request.user, slug, permissions.LEAD)
         inp = PairExportInputSerializer(data=request.data)
         if not inp.is_valid():
             return _invalid(inp)
@@ -367,7 +361,7 @@ class PairExportAPI(PairAPIView):
                                          categories=d.get("categories"), sources=d.get("sources"),
                                          splits=d.get("splits"), name=d["name"])
         except services.ExportError as e:
-            return _bad([{"field": "", "message": str(e)}])
+            return _bad([e])
         reused = bool(getattr(snap, "reused", False))
         return Response(PairExportOutputSerializer({
             "snapshot": snap.pk, "status": snap.status, "content_hash": snap.content_hash,
@@ -379,4 +373,5 @@ class PairDashboardAPI(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT, description="Pairs by category × status and by source; "
                    "the categories with no approved pair yet (``missing``); pending suggestions.")
     def get(self, request, slug: str):
-        return Response(services.dashboard(_project(request, slug)))
+        project, _ = permissions.project_for(request.user, slug)
+        return Response(services.dashboard(project))

@@ -1,9 +1,9 @@
 """Preference pairs in the database: pairs, the project's own categories, suggestions from corrections.
 
-Imported at the end of ``annotate/models.py`` with one line, so Django sees these as models of the
-``annotate`` app. The logic lives in the pure ``annotate.pairs``; these rows hold its documents:
-a pair's ``context`` is a canonical trajectory (its last turn cut at the fork), ``chosen`` and
-``rejected`` are lists of canonical steps.
+Imported by name at the end of ``annotate/models.py``, so Django sees these as models of the
+``annotate`` app (their tables and migrations stay the app's). The logic lives in the pure
+``annotate.pairs`` modules; these rows hold its documents: a pair's ``context`` is a canonical
+trajectory (its last turn cut at the fork), ``chosen`` and ``rejected`` are lists of canonical steps.
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
-from annotate import pairs as core
+from annotate.pairs import core
+from annotate.permissions import projects_for
 from studio.fields import OrderedJSONField
-
-__all__ = ["PairCategory", "Pair", "PairSuggestion", "SuggestionScan"]
 
 
 class PairCategory(models.Model):
-    """A category a project adds to the built-in ones (``annotate.pairs.CATEGORIES``)."""
+    """A category a project adds to the built-in ones (``annotate.pairs.core.CATEGORIES``)."""
 
     project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="pair_categories")
     key = models.SlugField(max_length=50)
@@ -47,8 +46,6 @@ def categories_for(project) -> dict[str, core.Category]:
 
 class PairQuerySet(models.QuerySet):
     def for_user(self, user):
-        from annotate.permissions import projects_for
-
         return self.filter(project__in=projects_for(user))
 
     def approved(self):

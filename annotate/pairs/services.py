@@ -1,6 +1,6 @@
 """Writing preference pairs: fork, save, review, suggestions from corrections, import, dashboard.
 
-The thin Django shell around ``annotate.pairs`` that the pages, the API and the CLI share. Every
+The thin Django shell around the pure ``annotate.pairs`` modules that the pages, the API and the CLI share. Every
 function takes the acting user and leaves the permission check to its caller (the views ask
 ``annotate.permissions``; the CLI acts as an operator).
 
@@ -22,12 +22,15 @@ from django.db import transaction
 from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
-from annotate import pairs as core
-from annotate.permissions import author_of
 from annotate.models import Revision, Trajectory
+from annotate.pairs import core
+from annotate.pairs.corrections import suggest_from_revisions
 from annotate.pairs.models import Pair, PairSuggestion, SuggestionScan, categories_for
+from annotate.pairs.records import parse_candidates
+from annotate.permissions import author_of
 from annotate.services import keep_original, lock_version
 from annotate.trajectory import Trajectory as CanonicalTrajectory
+from core.errors import InputError
 
 
 def current_revision(trajectory: Trajectory) -> Revision | None:
@@ -123,7 +126,7 @@ def _scan(project, versions: dict[int, int]) -> None:
         found[tid] = {}
         if before is None or after is None or firsts[tid] == version:
             continue
-        pairs = core.suggest_from_revisions(CanonicalTrajectory.from_dict(before[0]),
+        pairs = suggest_from_revisions(CanonicalTrajectory.from_dict(before[0]),
                                             CanonicalTrajectory.from_dict(after[0]))
         found[tid] = {p.content_key(): p for p in pairs}
         authors[tid] = after[1]
@@ -203,14 +206,14 @@ class PairImport:
 
 def import_candidates(project, data: bytes, filename: str, *, user, skip_invalid: bool = False,
                       override: str = "") -> PairImport:
-    """Preference records (candidates, When2Call, ToolBench trees; see ``annotate.pairs.pairs_from_record``)
+    """Preference records (candidates, When2Call, ToolBench trees; see ``annotate.pairs.records.pairs_from_record``)
     → draft pairs, all-or-nothing unless ``skip_invalid``; known content is skipped.
 
     Rejected sides are kept as written, their problems stored as labels on their steps; ``override``
     (a lead's reason) keeps chosen sides that fail validation, recorded on each pair.
     """
-    result = core.parse_candidates(data, filename, categories_for(project), skip_invalid=skip_invalid,
-                                   override=override.strip())
+    result = parse_candidates(data, filename, categories_for(project), skip_invalid=skip_invalid,
+                              override=override.strip())
     if result.errors and not skip_invalid:
         return PairImport(errors=result.errors, formats=list(result.formats))
     if not result.pairs:
@@ -295,7 +298,7 @@ def pair_documents(project, filters: dict | None = None) -> list[tuple[dict, int
     return out
 
 
-class ExportError(ValueError):
+class ExportError(InputError):
     """A DPO export that cannot start (no approved pairs, bad render settings...)."""
 
 

@@ -15,15 +15,15 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
+from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from annotate.pairs import services
-from annotate import pairs as core
 from annotate import permissions
 from annotate.models import Project, Trajectory
+from annotate.pairs import core, services
 from annotate.pairs.models import Pair, PairCategory, PairSuggestion, categories_for
-from annotate.pairs.starters import new_call_id
+from annotate.pairs.starters import STARTERS, StarterError, new_call_id, placeholder_arguments, starter_steps
 from annotate.trajectory import STEP_KINDS, Step
 
 MAX_STEPS_PER_SIDE = 200
@@ -67,7 +67,7 @@ def _blank_step(kind: str, side_steps: list[Step], context) -> Step:
     if kind == "tool_call":
         tool = context.tools[0] if context.tools else {"name": "", "parameters": {}}
         ids = {s.call_id for s in side_steps} | {s.call_id for _, _, s in context.steps()}
-        return Step(kind="tool_call", name=tool["name"], arguments=core.placeholder_arguments(tool.get("parameters")),
+        return Step(kind="tool_call", name=tool["name"], arguments=placeholder_arguments(tool.get("parameters")),
                     call_id=new_call_id(ids))
     if kind == "tool_result":
         open_call = next((s for s in reversed(side_steps) if s.kind == "tool_call"), None)
@@ -170,7 +170,7 @@ def present(pair: core.Pair) -> dict:
 
 def _category_choices(categories: dict) -> list[dict]:
     return [{"key": k, "name": c.name, "description": c.description,
-             "starter": core.STARTERS.get(k, core.STARTERS["other"]).label} for k, c in categories.items()]
+             "starter": STARTERS.get(k, STARTERS["other"]).label} for k, c in categories.items()]
 
 
 # The builder -----------------------------------------------------------------------------------
@@ -207,10 +207,10 @@ def _builder(request, project: Project, pair: core.Pair, *, row, trajectory, rev
         if action == "starter":
             key = request.POST.get("starter") or pair.category
             try:
-                pair.rejected = core.starter_steps(key, pair.chosen, pair.context)
+                pair.rejected = starter_steps(key, pair.chosen, pair.context)
                 if pair.category == "other" and key in categories:
                     pair.category = key
-            except core.StarterError as e:
+            except StarterError as e:
                 errors.append(e)
         elif action == "save":
             try:
@@ -245,8 +245,7 @@ def _builder(request, project: Project, pair: core.Pair, *, row, trajectory, rev
 
 
 def pair_list(request: HttpRequest, slug: str) -> HttpResponse:
-    project = get_object_or_404(Project, slug=slug)
-    role = permissions.require_role(request.user, project)
+    project, role = permissions.project_for(request.user, slug)
     qs = project.pairs.select_related("author", "reviewer", "trajectory").order_by("-id")
     f = {k: request.GET.get(k, "") for k in ("status", "category", "source")}
     for k, v in f.items():
@@ -291,8 +290,7 @@ def review_pair(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def pair_suggestions(request: HttpRequest, slug: str) -> HttpResponse:
-    project = get_object_or_404(Project, slug=slug)
-    permissions.require_role(request.user, project, permissions.LEAD)
+    project, _ = permissions.project_for(request.user, slug, permissions.LEAD)
     if request.method == "POST":
         ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
         action = request.POST.get("action", "")
@@ -329,8 +327,7 @@ def pair_suggestions(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def import_pairs(request: HttpRequest, slug: str) -> HttpResponse:
-    project = get_object_or_404(Project, slug=slug)
-    permissions.require_role(request.user, project, permissions.LEAD)
+    project, _ = permissions.project_for(request.user, slug, permissions.LEAD)
     report = None
     if request.method == "POST":
         upload = request.FILES.get("file")
@@ -353,8 +350,7 @@ def import_pairs(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def export_pairs(request: HttpRequest, slug: str) -> HttpResponse:
-    project = get_object_or_404(Project, slug=slug)
-    permissions.require_role(request.user, project, permissions.LEAD)
+    project, _ = permissions.project_for(request.user, slug, permissions.LEAD)
     categories = categories_for(project)
     error = None
     if request.method == "POST":
@@ -387,18 +383,14 @@ def export_pairs(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def pair_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
-    project = get_object_or_404(Project, slug=slug)
-    role = permissions.require_role(request.user, project)
+    project, role = permissions.project_for(request.user, slug)
     return render(request, "annotate/pairs/dashboard.html", {"project": project, "role": role,
                                                              "d": services.dashboard(project)})
 
 
 @require_POST
 def add_pair_category(request: HttpRequest, slug: str) -> HttpResponse:
-    project = get_object_or_404(Project, slug=slug)
-    permissions.require_role(request.user, project, permissions.LEAD)
-    from django.utils.text import slugify
-
+    project, _ = permissions.project_for(request.user, slug, permissions.LEAD)
     name = request.POST.get("name", "").strip()
     key = slugify(request.POST.get("key") or name).replace("-", "_")[:50]
     if not name or not key:

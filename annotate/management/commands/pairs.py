@@ -20,10 +20,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotate.pairs import services
-from annotate import pairs as core
 from annotate.models import Project, Trajectory
+from annotate.pairs import core, services
 from annotate.pairs.models import Pair, PairSuggestion, categories_for
+from annotate.pairs.starters import starter_steps
 from annotate.services import get_or_create_project
 from annotate.trajectory import SchemaError
 
@@ -71,7 +71,7 @@ class Command(BaseCommand):
         ls.add_argument("--status", choices=[s for s, _ in Pair.STATUS_CHOICES])
         ls.add_argument("--category")
         ls.add_argument("--source", choices=[s for s, _ in Pair.SOURCE_CHOICES])
-        ls.add_argument("--json", action="store_true", help="one JSON document per line")
+        ls.add_argument("--json", dest="as_json", action="store_true", help="one JSON document per line")
 
         r = sub.add_parser("review", help="approve, reject or send pairs back to draft")
         r.add_argument("ids", type=int, nargs="+")
@@ -118,7 +118,7 @@ class Command(BaseCommand):
             if (steps := _read_steps(rejected, "rejected")) is not None:
                 pair.rejected = steps
             if starter:
-                pair.rejected = core.starter_steps(starter, pair.chosen, pair.context)
+                pair.rejected = starter_steps(starter, pair.chosen, pair.context)
             pair.override = override.strip()
         except core.PairError as e:
             raise CommandError(str(e)) from None
@@ -131,16 +131,14 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Created draft pair {row.pk} ({row.category}) from trajectory {t.pk}, "
                                              f"turn {turn}, step {step}"))
 
-    def _list(self, project, status, category, source, json, **_):
-        import json as json_
-
+    def _list(self, project, status, category, source, as_json, **_):
         qs = _project(project).pairs.select_related("author", "reviewer").order_by("id")
         for key, value in (("status", status), ("category", category), ("source", source)):
             if value:
                 qs = qs.filter(**{key: value})
         for row in qs.iterator(chunk_size=500):
-            if json:
-                self.stdout.write(json_.dumps({"id": row.pk, **row.to_document()}, ensure_ascii=False))
+            if as_json:
+                self.stdout.write(json.dumps({"id": row.pk, **row.to_document()}, ensure_ascii=False))
             else:
                 self.stdout.write(f"{row.pk:>6}  {row.status:<9} {row.source:<11} {row.category:<18} "
                                   f"{' '.join(row.user_message.split())[:70]}")
