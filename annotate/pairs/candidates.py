@@ -32,7 +32,15 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from annotate.pairs.core import CATEGORIES, Pair, PairError, guess_category, label_rejected, pair_errors, steps_from_dicts
+from annotate.pairs.core import (
+    CATEGORIES,
+    Pair,
+    PairError,
+    guess_category,
+    label_rejected,
+    pair_errors,
+    steps_from_dicts,
+)
 from annotate.trajectory import SchemaError, Step, Trajectory
 
 CANDIDATE_TYPES = ("direct", "tool_call", "clarify", "refusal")

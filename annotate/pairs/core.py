@@ -369,7 +369,6 @@ def check_pair(pair: Pair, categories: dict | None = None) -> Pair:
     return pair
 
 
-
 # Category inference ------------------------------------------------------------------------------
 
 LABEL_CATEGORIES = {

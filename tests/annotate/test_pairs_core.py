@@ -472,7 +472,7 @@ def test_the_pair_core_imports_no_django(module):
 
 def test_the_pairs_package_and_its_command_import_nothing_from_training_or_evaluation():
     """The data flows annotate -> training -> evaluation: training wires the DPO export in (``training.dpo_pairs``)."""
-    files = sorted((ROOT / "annotate" / "pairs").glob("*.py")) + [ROOT / "annotate" / "management" / "commands" / "pairs.py"]
+    files = [*sorted((ROOT / "annotate" / "pairs").glob("*.py")), ROOT / "annotate/management/commands/pairs.py"]
     reversed_ = []
     for path in files:
         for n in ast.walk(ast.parse(path.read_text())):
