@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import copy
+import doctest
+import importlib
 import json
 from pathlib import Path
 
@@ -468,6 +470,13 @@ def test_the_pair_core_imports_no_django(module):
     names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert not any(n.split(".")[0] in ("django", "rest_framework") for n in names)
+
+
+@pytest.mark.parametrize("module", ["annotate.pairs", "annotate.pairs.core", "annotate.pairs.records",
+                                    "annotate.pairs.audit"])
+def test_the_examples_in_the_pair_cores_docstrings_hold(module):
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_the_pairs_package_and_its_command_import_nothing_from_training_or_evaluation():
