@@ -3,7 +3,8 @@
 The package, by concern: ``references`` (what the model should have done), ``decisions`` (call /
 answer / ask / decline, and the (gold, predicted) -> outcome table), ``arguments`` (BFCL's argument
 matching and schema checks), ``answers`` (grounding and answer correctness), ``score`` (one output ->
-:class:`ItemScore`) and ``statistics`` (many scores -> the dashboard's tables). Everything public is
+:class:`ItemScore`; for BFCL items "correct" is BFCL's AST checker's verdict), ``intervals`` and
+``statistics`` (many scores -> the dashboard's tables) and ``when2call`` (When2Call's metrics). Everything public is
 importable from ``evaluation.scoring``.
 
 A :class:`Reference` is what the model should have done at one decision point: call these
@@ -68,24 +69,25 @@ from evaluation.scoring.references import (
     reference_output,
     references_from_trajectory,
 )
-from evaluation.scoring.score import COUNTS, LABEL_ORDER, METRICS, ItemScore, score_many, score_output
-from evaluation.scoring.statistics import (
-    Z95,
-    aggregate,
-    breakdown,
-    compare_runs,
-    confusion,
-    label_table,
-    mean_interval,
-    rate,
-    wilson_interval,
+from evaluation.scoring.score import (
+    COUNTS,
+    LABEL_ORDER,
+    METRICS,
+    SCORER_VERSION,
+    ItemScore,
+    checker_versions,
+    score_many,
+    score_output,
 )
+from evaluation.scoring.intervals import Z95, mean_interval, rate, wilson_interval
+from evaluation.scoring.statistics import aggregate, breakdown, compare_runs, confusion, label_table
+from evaluation.scoring.when2call import when2call_table
 
 __all__ = [
     "COUNTS", "DECISIONS", "DECISION_TABLE", "LABEL_ORDER", "METRICS", "STOPWORDS", "Z95", "ItemScore", "Outcome",
-    "Reference", "aggregate", "answer_matches", "breakdown", "call_key", "check_arguments", "classify_answer",
+    "Reference", "SCORER_VERSION", "aggregate", "checker_versions", "answer_matches", "breakdown", "call_key", "check_arguments", "classify_answer",
     "compare_runs", "confusion", "content_tokens", "decision_of", "decision_outcome", "is_grounded", "key_values",
     "label_table", "match_calls", "mean_interval", "rate", "reference_at", "reference_from_bfcl",
     "reference_from_gold_answers", "reference_output", "references_from_trajectory", "schema_errors", "score_many",
-    "score_output", "standardize_string", "wilson_interval",
+    "score_output", "standardize_string", "when2call_table", "wilson_interval",
 ]

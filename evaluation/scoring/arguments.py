@@ -26,7 +26,7 @@ def standardize_string(s: str) -> str:
     return _BFCL_STRIP_RE.sub("", s).lower().replace("'", '"')
 
 
-def _norm(v: Any) -> Any:
+def _norm(v: Any, strings=standardize_string) -> Any:
     """A comparable form: strings standardised, numbers as floats (int/float leniency), bools kept
     apart from numbers, containers recursively."""
     if isinstance(v, bool):
@@ -34,19 +34,28 @@ def _norm(v: Any) -> Any:
     if isinstance(v, (int, float)):
         return float(v)
     if isinstance(v, str):
-        return standardize_string(v)
+        return strings(v)
     if isinstance(v, (list, tuple)):
-        return tuple(_norm(x) for x in v)
+        return tuple(_norm(x, strings) for x in v)
     if isinstance(v, dict):
-        return ("dict", tuple(sorted((str(k), _norm(x)) for k, x in v.items())))
+        return ("dict", tuple(sorted((str(k), _norm(x, strings)) for k, x in v.items())))
     return v
 
 
+def _same(s: str) -> str:
+    return s
+
+
 def call_key(call: ToolCall | dict) -> tuple:
-    """Identity of a call for spotting repeats: its name and normalised arguments."""
+    """Identity of a call for spotting repeats: its name and arguments, strings as written
+    (``genotype="AA"`` and ``"aa"`` are two calls; ``1`` and ``1.0`` one).
+
+    >>> call_key({"name": "f", "arguments": {"g": "AA"}}) == call_key({"name": "f", "arguments": {"g": "aa"}})
+    False
+    """
     name = call.name if isinstance(call, ToolCall) else call.get("name", "")
     args = call.arguments if isinstance(call, ToolCall) else call.get("arguments") or {}
-    return (name, _norm(args if isinstance(args, dict) else {}))
+    return (name, _norm(args if isinstance(args, dict) else {}, _same))
 
 
 _PY_TYPES = {
@@ -139,6 +148,13 @@ def check_arguments(call: ToolCall, acceptable: dict, tool: dict | None, nested:
             errors.append(("unexpected_arg", f"{call.name}: unexpected argument {p!r}"))
             continue
         candidates = acceptable[p]
+        bfcl_type = _bfcl_type(props.get(p, {})) if nested else None
+        if bfcl_type is not None:
+            error = _bfcl_value_error(v, candidates, props[p], bfcl_type)
+            if error:
+                label, why = error
+                errors.append((label, f"{call.name}: {p!r} = {v!r}: {why}"))
+            continue
         types = _schema_types(props.get(p, {}))
         if not _type_ok(v, types):
             typed = [c for c in candidates if not (isinstance(c, str) and c == "")]
@@ -150,6 +166,87 @@ def check_arguments(call: ToolCall, acceptable: dict, tool: dict | None, nested:
             shown = [c for c in candidates if c != ""][:3]
             errors.append(("arg_value_error", f"{call.name}: {p!r} = {v!r}, expected one of {shown!r}"))
     return errors
+
+
+# BFCL's Python type names (``ast_checker.PYTHON_TYPE_MAPPING``), and the JSON Schema names for the same.
+_BFCL_PY = {"string": str, "integer": int, "float": float, "boolean": bool, "array": list, "tuple": list,
+            "dict": dict, "any": str, "object": dict, "number": float}
+_MISSING = object()
+
+
+def _bfcl_type(spec: Any) -> str | None:
+    t = spec.get("type") if isinstance(spec, dict) else None
+    return t if isinstance(t, str) and t in _BFCL_PY else None
+
+
+def _gold_type(candidates: list) -> type | None:
+    """The type of the first acceptable value that is not ``""`` (BFCL reads a value of this type as a variable)."""
+    first = next((c for c in candidates if c != ""), _MISSING)
+    return None if first is _MISSING else type(first)
+
+
+def _bfcl_value_error(value: Any, candidates: list, spec: dict, type_name: str) -> tuple[str, str] | None:
+    """One argument as BFCL's ``simple_function_checker`` judges it (Python): the exact type the
+    schema names (an int accepted for a float), or the gold's own type ("a variable"); the items of an
+    array, one level deep; then strings standardised, lists with their strings standardised, dicts key
+    by key, anything else by equality. ``(label, reason)``, or ``None`` when it is acceptable."""
+    expected = _BFCL_PY[type_name]
+    items = _bfcl_type(spec.get("items")) if type_name in ("array", "tuple") else None
+    item_type = _BFCL_PY[items] if items else None
+    if type_name in ("float", "number") and type(value) is int:
+        value = float(value)
+    gold = _gold_type(candidates)
+    variable = gold is not None and gold is not expected
+    if type(value) is expected:
+        if item_type is not None and not _bfcl_items_ok(value, candidates, item_type):
+            return "arg_type_error", f"its items should be {items}"
+    elif gold is not None and type(value) is gold:
+        variable = True
+    else:
+        return "arg_type_error", f"should be {type_name}, got {type(value).__name__}"
+    if variable:
+        ok = value in candidates
+    elif expected is dict:
+        ok = any(isinstance(c, dict) and _bfcl_dict_ok(value, c) for c in candidates if c != "")
+    elif expected is list and item_type is dict:
+        ok = any((c == "" and not value) or isinstance(c, list) and len(c) == len(value) and all(
+            isinstance(c_item, dict) and isinstance(v_item, dict) and _bfcl_dict_ok(v_item, c_item)
+            for v_item, c_item in zip(value, c)) for c in candidates)
+    elif expected is str:
+        ok = standardize_string(value) in [standardize_string(c) for c in candidates if isinstance(c, str)]
+    elif expected is list:
+        ok = _std_list(value) in [_std_list(c) for c in candidates if isinstance(c, list)]
+    else:
+        ok = value in candidates
+    return None if ok else ("arg_value_error", f"expected one of {[c for c in candidates if c != ''][:3]!r}")
+
+
+def _bfcl_items_ok(value: list, candidates: list, item_type: type) -> bool:
+    """BFCL's nested type check: for some acceptable list, every item is of the items' type or of
+    that list's own item type (an acceptable value that is not a list, ``""`` included, passes)."""
+    for cand in candidates:
+        if not isinstance(cand, list):
+            return True
+        gold = _gold_type(cand)
+        if all(type(v) is item_type or (gold is not None and type(v) is gold) for v in value):
+            return True
+    return False
+
+
+def _std_list(values: list) -> list:
+    return [standardize_string(v) if isinstance(v, str) else v for v in values]
+
+
+def _bfcl_dict_ok(value: dict, cand: dict) -> bool:
+    """BFCL's ``dict_checker`` for one acceptable dict (``{key: [values]}``): string values
+    standardised, the rest compared as they are; keys not given must allow ``""``."""
+    for k, v in value.items():
+        if k not in cand or not isinstance(cand[k], list):
+            return False
+        wanted = [standardize_string(c) if isinstance(c, str) else c for c in cand[k]]
+        if (standardize_string(v) if isinstance(v, str) else v) not in wanted:
+            return False
+    return all(k in value or "" in vs for k, vs in cand.items() if isinstance(vs, list))
 
 
 def schema_errors(call: ToolCall, tool: dict | None) -> list[tuple[str, str]]:

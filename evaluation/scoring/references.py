@@ -14,6 +14,8 @@ from typing import Any
 
 from annotate.trajectory import CASE_TYPES, Trajectory, normalize_tool
 from evaluation.scoring.decisions import classify_answer
+from evaluation.scoring.when2call import DECISION_OF as WHEN2CALL_DECISIONS
+from evaluation.scoring.when2call import SOURCE as WHEN2CALL
 
 @dataclass
 class Reference:
@@ -25,6 +27,8 @@ class Reference:
     ``recent`` for the current turn). ``context_calls``: calls already made, whose results are
     known. ``user_text``: what the user said (values the user gave are not evidence of grounding).
     ``lenient_decline``: a plain answer is as good as a refusal (BFCL irrelevance).
+    ``source``: the benchmark whose official checker decides ``correct`` (``bfcl``: BFCL's AST checker,
+    see :func:`evaluation.scoring.score.bfcl_correct`); empty: our own metrics decide it.
     """
 
     item_id: str = ""
@@ -42,6 +46,7 @@ class Reference:
     # Where the decision sits in its trajectory (``turns[turn_index].steps[step_index]``), if it has one.
     turn_index: int | None = None
     step_index: int | None = None
+    source: str = ""
 
     def __post_init__(self):
         self.tools = [normalize_tool(t) for t in self.tools]
@@ -78,6 +83,7 @@ class Reference:
             "lenient_decline": self.lenient_decline,
             "turn_index": self.turn_index,
             "step_index": self.step_index,
+            "source": self.source,
         }
 
     @classmethod
@@ -106,6 +112,7 @@ def reference_from_bfcl(item: dict, answer: dict | None = None) -> Reference:
             decision="decline",
             user_text=user_text,
             lenient_decline=True,
+            source="bfcl",
         )
     truth = answer["ground_truth"]
     truth = truth if isinstance(truth, list) else [truth]
@@ -125,6 +132,7 @@ def reference_from_bfcl(item: dict, answer: dict | None = None) -> Reference:
         calls=calls,
         acceptable=truth,
         user_text=user_text,
+        source="bfcl",
     )
 
 
@@ -251,7 +259,7 @@ def reference_at(traj: Trajectory, turn_index: int, step_index: int) -> Referenc
     if gold[0].kind == "tool_call":
         ref.calls = [{"name": s.name, "arguments": s.arguments if isinstance(s.arguments, dict) else {}} for s in gold]
         ref.decision = "call"
-        return ref
+        return _from_when2call(traj, ref)
     ref.answer = gold[0].text
     extra_missing = traj.meta.extra.get("missing_args") if isinstance(traj.meta.extra, dict) else None
     if isinstance(extra_missing, list):
@@ -259,6 +267,16 @@ def reference_at(traj: Trajectory, turn_index: int, step_index: int) -> Referenc
     elif "clarification" in ref.case_types:
         ref.missing_args = _infer_missing_args(traj, turn_index, user_text)
     ref.decision = classify_answer(ref.answer, ref)
+    return _from_when2call(traj, ref)
+
+
+def _from_when2call(traj: Trajectory, ref: Reference) -> Reference:
+    """An item imported from When2Call: its gold category (``meta.reference.correct_answer``) is the
+    gold decision, whatever the words of the gold answer sound like."""
+    gold = traj.meta.reference if isinstance(traj.meta.reference, dict) else {}
+    decision = WHEN2CALL_DECISIONS.get(gold.get("correct_answer"))
+    if decision is not None and (decision == "call") == (ref.decision == "call"):
+        ref.decision, ref.source = decision, WHEN2CALL
     return ref
 
 

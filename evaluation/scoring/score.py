@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable
 
 from annotate.trajectory import DEFAULT_ERROR_LABELS
+from evaluation import bfcl_package
 from evaluation.parse import ParsedOutput, ToolCall
 from evaluation.scoring.arguments import call_key, match_calls, schema_errors
 from evaluation.scoring.decisions import Outcome, decision_of, decision_outcome
 from evaluation.scoring.references import Reference
+
+# Our scorer's version, recorded on each evaluation run: raise it whenever a verdict can change.
+# 2: "correct" on BFCL items is BFCL's AST checker's verdict; repeats compare strings as written.
+SCORER_VERSION = "2"
 
 # Per-item boolean metrics, in dashboard order.
 METRICS = (
@@ -25,7 +31,7 @@ METRICS = (
     "grounded",  # the answer uses the tool results                          (gold answers after results)
     "answer_ok",  # the answer agrees with the gold answer                   (gold answers)
     "decision_ok",  # call / answer / ask / decline as the gold
-    "correct",  # every applicable metric passed and no redundant call
+    "correct",  # every applicable metric passed and no redundant call; BFCL items: BFCL's AST verdict
 )
 COUNTS = ("n_calls", "n_redundant")
 
@@ -46,6 +52,8 @@ class ItemScore:
     n_redundant: int = 0
     labels: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    source: str = ""  # the benchmark the item came from (Reference.source)
+    n_tools: int | None = None  # tools offered (When2Call's tool-hallucination rate counts those offering none)
 
     @property
     def correct(self) -> bool:
@@ -66,6 +74,8 @@ class ItemScore:
             "n_redundant": self.n_redundant,
             "labels": list(self.labels),
             "reasons": list(self.reasons),
+            "source": self.source,
+            "n_tools": self.n_tools,
         }
 
     @classmethod
@@ -92,7 +102,10 @@ def score_output(parsed: ParsedOutput, ref: Reference) -> ItemScore:
         m.update(part.metrics)
         labels.extend(part.labels)
     n_redundant = len(calls) - len(unique)
-    m["correct"] = all(v is not False for k, v in m.items() if k != "correct") and n_redundant == 0
+    if ref.source == "bfcl":
+        m["correct"] = bfcl_correct(parsed, ref, parts[3] if unique == calls else None)
+    else:
+        m["correct"] = all(v is not False for k, v in m.items() if k != "correct") and n_redundant == 0
     return ItemScore(
         item_id=ref.item_id,
         case_types=list(ref.case_types),
@@ -103,18 +116,50 @@ def score_output(parsed: ParsedOutput, ref: Reference) -> ItemScore:
         n_redundant=n_redundant,
         labels=_ordered_labels(labels),
         reasons=list(dict.fromkeys(r for _, r in labels)),
+        source=ref.source,
+        n_tools=len(ref.tools),
     )
+
+
+def bfcl_correct(parsed: ParsedOutput, ref: Reference, matched: Outcome | None = None) -> bool:
+    """BFCL's verdict, as its AST checker and runner give it: where no tool should be called, right
+    when no call was read; else every call read (repeats included) matches a gold call, in any order,
+    and none is left over. Our stricter checks (schema validity against the declared enum, repeats,
+    the decision) stay in their own metrics and do not enter this verdict."""
+    if ref.decision != "call":
+        return not parsed.tool_calls
+    if not parsed.format_ok:
+        return False
+    matched = matched if matched is not None else match_calls(parsed.tool_calls, ref)
+    return bool(matched.metrics.get("calls_ok"))
+
+
+def checker_versions(sources: Iterable[str]) -> dict[str, str]:
+    """The checkers behind a run's verdicts: our scorer's version, and the ``bfcl-eval`` release whose
+    AST checker decides "correct" where items came from BFCL (the agreement test holds it to that release).
+
+    >>> checker_versions(["", "bfcl"])
+    {'studio-scorer': '2', 'bfcl-eval': '2026.3.23'}
+    """
+    out = {"studio-scorer": SCORER_VERSION}
+    if "bfcl" in set(sources):
+        out["bfcl-eval"] = bfcl_package.VERSION
+    return out
 
 
 def split_repeats(calls: list[ToolCall], ref: Reference) -> tuple[list[ToolCall], Outcome]:
     """The distinct calls, and a ``redundant_call`` label for each call identical to an earlier one
-    in this output or in the prompt."""
+    in this output or in the prompt, beyond as many times as the gold makes it (a gold may ask for
+    the same call twice: two random draws with the same parameters)."""
     seen = {call_key(c) for c in ref.context_calls}
+    asked = Counter(call_key(c) for c in ref.calls)
     unique: list[ToolCall] = []
     labels = []
     for c in calls:
         k = call_key(c)
-        if k in seen:
+        if asked[k] > 0:
+            asked[k] -= 1
+        elif k in seen:
             labels.append(("redundant_call", f"{c.name}: repeats a call whose result is known or already asked"))
             continue
         seen.add(k)

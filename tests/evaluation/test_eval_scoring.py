@@ -136,7 +136,7 @@ BAD_OUTPUTS = [
     ("an answer that ignores an earlier turn's result", "multi_turn#t1s2", "No, it is colder than 15 degrees and will be sunny all week.", "ungrounded_answer"),
     ("pretends the missing tool worked", "tool_unavailable#t0s0", "Your hotel in Rome is booked for next weekend.", "ungrounded_answer"),
     ("a repeated call", "tool_required#t0s1", TC.format(name="get_weather", args='{"city": "Paris"}') * 2, "redundant_call"),
-    ("calls again after the result is known", "tool_required#t0s3", TC.format(name="get_weather", args='{"city": "paris"}'), "redundant_call"),
+    ("calls again after the result is known", "tool_required#t0s3", TC.format(name="get_weather", args='{"city": "Paris"}'), "redundant_call"),
     ("forces a call with irrelevant tools", "irrelevant_tools#t0s0", TC.format(name="get_weather", args='{"city": "Cupertino"}'), "unnecessary_tool_call"),
     ("writes the tool's reply itself", "tool_required#t0s1", TC.format(name="get_weather", args='{"city": "Paris"}') + "<tool_response>sunny</tool_response>", "format_error"),
     ("misses facts of the gold answer", "parallel#t0s4", "Paris is 18 degrees and cloudy.", "goal_partially_completed"),
