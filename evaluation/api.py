@@ -51,7 +51,7 @@ class EvalRunSerializer(serializers.ModelSerializer):
         model = EvalRun
         fields = ["id", "project", "eval_set", "name", "model_source", "model_path", "training_job", "merge_adapter",
                   "endpoint_url", "endpoint_model", "settings", "limit", "status", "message", "error", "progress",
-                  "total_items", "done_items", "failed_items", "cancel_requested", "summary", "output_dir",
+                  "total_items", "done_items", "failed_items", "cancel_requested", "summary", "checker_versions", "output_dir",
                   "created_by", "created_at", "started_at", "finished_at", "heartbeat_at", "worker_host"]
 
 

@@ -93,6 +93,8 @@ class EvalRun(JobFields):
     done_items = models.PositiveIntegerField(default=0)
     failed_items = models.PositiveIntegerField(default=0, help_text="Requests that failed (not scored)")
     summary = models.JSONField(default=dict, blank=True, help_text="Metrics, breakdowns and timing at the end")
+    checker_versions = models.JSONField(default=dict, blank=True, help_text=(
+        "The checkers that scored the run: {'studio-scorer': version, 'bfcl-eval': release where BFCL items were scored}"))
     log_tail = models.TextField(blank=True)
 
     class Meta:

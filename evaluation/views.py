@@ -103,6 +103,21 @@ def confusion_rows(summary: dict) -> list[dict]:
     return [r for r in rows if r["n"]]
 
 
+def when2call_rows(summary: dict) -> dict | None:
+    """When2Call's table (``summary["when2call"]``) laid out for the page: the confusion rows with
+    each gold category's F1, and the headline figures."""
+    table = summary.get("when2call")
+    if not table:
+        return None
+    categories = table["categories"]
+    rows = []
+    for gold in categories:
+        counts = table["confusion"].get(gold, {})
+        cells = [{"category": c, "count": counts.get(c, 0), "hit": c == gold} for c in categories]
+        rows.append({"gold": gold, "cells": cells, "n": sum(c["count"] for c in cells), "f1": table["f1"].get(gold)})
+    return {**table, "rows": [r for r in rows if r["n"]]}
+
+
 def dashboard_context(run: EvalRun, request: HttpRequest) -> dict:
     summary = jobs.live_summary(run)
     f = {k: request.GET.get(k, "").strip() for k in ("show", "case_type", "label", "decision")}
@@ -124,7 +139,8 @@ def dashboard_context(run: EvalRun, request: HttpRequest) -> dict:
     return {"run": run, "project": run.project, "summary": summary, "metrics": metric_rows(summary),
             "case_types": case_type_rows(summary), "labels": label_rows(summary),
             "confusion": confusion_rows(summary), "decisions": DECISIONS, "episodes": summary.get("episodes"),
-            "page": page, "filters": f, "query": query, "case_type_names": CASE_TYPE_NAMES}
+            "page": page, "filters": f, "query": query, "case_type_names": CASE_TYPE_NAMES,
+            "when2call": when2call_rows(summary), "checkers": run.checker_versions or summary.get("checkers") or {}}
 
 
 # --- pages -------------------------------------------------------------------------------------
