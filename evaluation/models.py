@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
@@ -189,8 +190,6 @@ class AllowedEndpoint(models.Model):
         return self.pattern + (" (private addresses allowed)" if self.allow_private else "")
 
     def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
         try:
             self.pattern = str(parse_rule(self.pattern, private=self.allow_private))  # one spelling
         except ValueError as exc:
