@@ -250,3 +250,19 @@ def test_every_output_that_fails_says_why_with_a_label(ref_id, output):
     s = score_output(parse_output(output), REFS[ref_id])
     assert s.correct or s.labels, (s.metrics, s.decision, s.gold_decision)
     assert s.correct == (not s.labels), (s.labels, s.metrics)
+
+
+@pytest.mark.parametrize("gold", DECISIONS)
+@pytest.mark.parametrize("predicted", DECISIONS)
+def test_the_decision_table_has_an_outcome_for_every_gold_and_predicted_decision(gold, predicted):
+    from evaluation.parse import ParsedOutput
+    from evaluation.scoring import DECISION_TABLE, decision_outcome
+
+    ref = Reference(decision=gold, missing_args=["city"], answer="It is sunny." if gold == "answer" else "")
+    text = {"ask": "Which city?", "decline": "I can't do that.", "answer": "It is sunny.", "call": ""}[predicted]
+    outcome = decision_outcome(ParsedOutput(raw=text, answer=text), ref, predicted)
+    assert (gold, predicted) in DECISION_TABLE
+    assert outcome.metrics["decision_ok"] is (gold == predicted)
+    if gold != "call":
+        assert outcome.metrics["no_tool_ok"] is (predicted != "call")
+    assert bool(outcome.labels) is (gold != predicted)  # a wrong decision always says what went wrong
