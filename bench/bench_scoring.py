@@ -15,7 +15,8 @@ gives every item its own tools); a second pass over the same outputs shows the s
 ``--with-template`` also times parsing through TRL's qwen3 response template (transformers'
 parser; importing trl is not timed).
 
-    python bench/bench_scoring.py [N] [--with-template]
+    python bench/bench_scoring.py [N] [--with-template]   # full size: N = 10,000 (about 10 s)
+    python bench/bench_scoring.py --smoke                 # 300 outputs: a few seconds, checks it runs
 """
 
 from __future__ import annotations
@@ -40,10 +41,12 @@ from evaluation.scoring import (  # noqa: E402
     reference_from_bfcl,
     reference_output,
     score_output,
+    when2call_table,
 )
 
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
-N = int(args[0]) if args else 10_000
+SMOKE = "--smoke" in sys.argv
+N = int(args[0]) if args else 300 if SMOKE else 10_000
 WITH_TEMPLATE = "--with-template" in sys.argv
 BFCL = ROOT / ".." / "shared" / "fixtures" / "bfcl"
 
@@ -130,7 +133,7 @@ def main() -> None:
     scores = [score_output(p, r) for p, r in zip(parsed, refs)]
     t_score = time.perf_counter() - t0
     t0 = time.perf_counter()
-    aggregate(scores), breakdown(scores), label_table(scores), confusion(scores)
+    aggregate(scores), breakdown(scores), label_table(scores), confusion(scores), when2call_table(scores)
     t_agg = time.perf_counter() - t0
     total = t_parse + t_score + t_agg
 

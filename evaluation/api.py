@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotate import permissions
-from annotate.api import project_for
+from annotate.pairs import PairError
 from evaluation import jobs
 from evaluation.generate import GenerationSettings
 from evaluation.models import EvalItemResult, EvalRun, EvalSet
@@ -51,7 +51,7 @@ class EvalRunSerializer(serializers.ModelSerializer):
         model = EvalRun
         fields = ["id", "project", "eval_set", "name", "model_source", "model_path", "training_job", "merge_adapter",
                   "endpoint_url", "endpoint_model", "settings", "limit", "status", "message", "error", "progress",
-                  "total_items", "done_items", "failed_items", "cancel_requested", "summary", "output_dir",
+                  "total_items", "done_items", "failed_items", "cancel_requested", "summary", "checker_versions", "output_dir",
                   "created_by", "created_at", "started_at", "finished_at", "heartbeat_at", "worker_host"]
 
 
@@ -99,12 +99,12 @@ def run_for(request, pk: int, minimum: str = permissions.ANNOTATOR) -> EvalRun:
 class EvalSetListAPI(APIView):
     @extend_schema(responses=EvalSetSerializer(many=True))
     def get(self, request, slug: str):
-        project = project_for(request, slug)
+        project, _ = permissions.project_for(request.user, slug)
         return Response(EvalSetSerializer(project.eval_sets.all(), many=True).data)
 
     @extend_schema(request=EvalSetInputSerializer, responses={201: EvalSetSerializer})
     def post(self, request, slug: str):
-        project = project_for(request, slug, permissions.LEAD)
+        project, _ = permissions.project_for(request.user, slug, permissions.LEAD)
         inp = EvalSetInputSerializer(data=request.data)
         inp.is_valid(raise_exception=True)
         v = inp.validated_data
@@ -123,7 +123,7 @@ class EvalRunListAPI(APIView):
     @extend_schema(responses=EvalRunSerializer(many=True),
                    parameters=[OpenApiParameter("status", description="Only runs with this status")])
     def get(self, request, slug: str):
-        project = project_for(request, slug)
+        project, _ = permissions.project_for(request.user, slug)
         qs = project.eval_runs.all()
         if s := request.query_params.get("status"):
             qs = qs.filter(status=s)
@@ -133,7 +133,7 @@ class EvalRunListAPI(APIView):
 
     @extend_schema(request=EvalLaunchInputSerializer, responses={201: EvalRunSerializer})
     def post(self, request, slug: str):
-        project = project_for(request, slug, permissions.LEAD)
+        project, _ = permissions.project_for(request.user, slug, permissions.LEAD)
         inp = EvalLaunchInputSerializer(data=request.data)
         inp.is_valid(raise_exception=True)
         v = inp.validated_data
@@ -189,8 +189,6 @@ class _LoopAPI(APIView):
 
     @extend_schema(request=None, responses={201: EvalLoopOutputSerializer, 200: EvalLoopOutputSerializer})
     def post(self, request, pk: int, position: int):
-        from annotate.pairs import PairError
-
         run = run_for(request, pk, permissions.LEAD)
         result = get_object_or_404(run.results.select_related("set_item"), position=position)
         if result.set_item is None:

@@ -33,8 +33,8 @@ from evaluation.items import (EvalItem, case_types_of, items_from_prompt_rows, r
                               rows_from_trajectory, steps_from_output, steps_from_reference)
 from evaluation.models import AllowedEndpoint, EvalItemResult, EvalRun, EvalSet, EvalSetItem
 from evaluation.outbound import OutboundPolicy, OutboundRefused, parse_allowlist
-from evaluation.scoring import (METRICS, ItemScore, aggregate, breakdown, confusion, label_table, mean_interval,
-                                rate)
+from evaluation.scoring import (METRICS, ItemScore, aggregate, breakdown, checker_versions, confusion, label_table,
+                                mean_interval, rate, when2call_table)
 from training.jobs import LaunchError  # one launch error for training and evaluation alike
 from training.models import JobStatus, Snapshot, TrainingJob
 from training.roots import PathError, allowed_roots, confined_model, model_error, trust_remote_code_for
@@ -470,7 +470,7 @@ class EvalMonitor(Monitor):
 
     def final_fields(self) -> dict:
         self.summary = summarize(EvalRun.objects.get(pk=self.pk))
-        return {**self.fields(), "summary": self.summary}
+        return {**self.fields(), "summary": self.summary, "checker_versions": self.summary["checkers"]}
 
     def success_fields(self) -> dict:
         return {"summary": {**self.summary, "timing": self.totals}, "progress": 1.0,
@@ -559,7 +559,8 @@ def summarize(run: EvalRun) -> dict:
     the decision confusion table, and the replayed episodes."""
     scores, episodes = scores_of(run)
     return {"n": len(scores), "overall": aggregate(scores), "by_case_type": breakdown(scores, "case_type"),
-            "labels": label_table(scores), "confusion": confusion(scores), "episodes": episode_table(episodes)}
+            "labels": label_table(scores), "confusion": confusion(scores), "episodes": episode_table(episodes),
+            "when2call": when2call_table(scores), "checkers": checker_versions(s.source for s in scores)}
 
 
 def live_summary(run: EvalRun) -> dict:

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
@@ -93,6 +94,8 @@ class EvalRun(JobFields):
     done_items = models.PositiveIntegerField(default=0)
     failed_items = models.PositiveIntegerField(default=0, help_text="Requests that failed (not scored)")
     summary = models.JSONField(default=dict, blank=True, help_text="Metrics, breakdowns and timing at the end")
+    checker_versions = models.JSONField(default=dict, blank=True, help_text=(
+        "The checkers that scored the run: {'studio-scorer': version, 'bfcl-eval': release where BFCL items were scored}"))
     log_tail = models.TextField(blank=True)
 
     class Meta:
@@ -187,8 +190,6 @@ class AllowedEndpoint(models.Model):
         return self.pattern + (" (private addresses allowed)" if self.allow_private else "")
 
     def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
         try:
             self.pattern = str(parse_rule(self.pattern, private=self.allow_private))  # one spelling
         except ValueError as exc:

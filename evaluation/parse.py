@@ -226,7 +226,7 @@ def trl_response_template(family: str) -> dict | None:
     attr = TRL_RESPONSE_TEMPLATES.get(family)
     if attr is None:
         return None
-    try:
+    try:  # trl only where a template is asked for: importing it costs seconds, never in the web process
         import trl.chat_template_utils as ctu
     except ImportError:
         return None
@@ -239,7 +239,7 @@ def trl_response_template(family: str) -> dict | None:
 
 def _parse_with_template(text: str, template: dict, prefix: str, tools) -> ParsedOutput | None:
     """transformers' parser, checked against the fallbacks; ``None`` when it gives up."""
-    try:
+    try:  # transformers only on this path (heavy; kept out of the web process)
         from transformers.utils.chat_parsing.response_parser import parse_response
     except ImportError:
         return None

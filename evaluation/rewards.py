@@ -50,14 +50,8 @@ from functools import lru_cache
 from typing import Any
 
 from evaluation.parse import ParsedOutput, ToolCall, parse_output, parsed_from_message
-from evaluation.scoring import (
-    Reference,
-    _acceptable_calls,
-    _value_matches,
-    check_arguments,
-    decision_of,
-    schema_errors,
-)
+from evaluation.scoring import Reference, decision_of
+from evaluation.scoring.arguments import acceptable_calls, check_arguments, schema_errors, value_matches
 
 __all__ = [
     "REWARD_FUNCS",
@@ -210,7 +204,7 @@ def tool_call_count_reward(prompts=None, completions=None, completion_ids=None, 
         if not _goal_reached(parsed, ref):
             out.append(0.0)
             continue
-        out.append(round(otc_tool_reward(len(parsed.tool_calls), len(_acceptable_calls(ref))), 6))
+        out.append(round(otc_tool_reward(len(parsed.tool_calls), len(acceptable_calls(ref))), 6))
     return out
 
 
@@ -255,7 +249,7 @@ def _toolrl_terms(parsed: ParsedOutput, ref: Reference) -> dict:
     """ToolRL's three match terms. Each gold call takes the unused call of the same tool that
     scores best on keys + values (ToolRL pairs greedily in gold order). A gold call's keys are
     the arguments it cannot do without (those not marked omittable)."""
-    gold = _acceptable_calls(ref)
+    gold = acceptable_calls(ref)
     name = multiset_jaccard([c.name for c in parsed.tool_calls], [n for n, _ in gold])
     nested = ref.acceptable is not None
     used: set[int] = set()
@@ -284,12 +278,12 @@ def _pair_terms(call: ToolCall, gold_keys: set, acceptable: dict, nested: bool) 
     neutral = {
         k
         for k in given - gold_keys
-        if k in acceptable and "" in acceptable[k] and _value_matches(call.arguments[k], acceptable[k], nested)
+        if k in acceptable and "" in acceptable[k] and value_matches(call.arguments[k], acceptable[k], nested)
     }
     given -= neutral
     union = given | gold_keys
     keys = len(given & gold_keys) / len(union) if union else 1.0
-    values = sum(1 for k in gold_keys if k in call.arguments and _value_matches(call.arguments[k], acceptable.get(k, []), nested))
+    values = sum(1 for k in gold_keys if k in call.arguments and value_matches(call.arguments[k], acceptable.get(k, []), nested))
     return keys, float(values)
 
 
@@ -301,7 +295,7 @@ def _goal_reached(parsed: ParsedOutput, ref: Reference) -> bool:
         return decision == ref.decision or (ref.lenient_decline and decision == "answer")
     nested = ref.acceptable is not None
     free = list(parsed.tool_calls)
-    for name, acceptable in _acceptable_calls(ref):
+    for name, acceptable in acceptable_calls(ref):
         hit = next((c for c in free if c.name == name and not check_arguments(c, acceptable, ref.tool(name), nested)), None)
         if hit is None:
             return False

@@ -23,7 +23,7 @@ PURE_PATTERNS = [
     "training/render*.py", "training/masks.py", "training/split*.py", "training/audit.py",
     "evaluation/outbound.py", "evaluation/bfcl_package.py",
     "training/chat_templates.py", "training/parse*.py", "training/scoring.py", "training/rewards.py",
-    "evaluation/render*.py", "evaluation/parse*.py", "evaluation/scoring.py", "evaluation/rewards.py",
+    "evaluation/render*.py", "evaluation/parse*.py", "evaluation/scoring/*.py", "evaluation/rewards.py",
     "annotate/formats/*.py",
     "studio/secret_key.py",  # settings.py calls it before Django is set up
     "core/*.py",

@@ -136,7 +136,7 @@ BAD_OUTPUTS = [
     ("an answer that ignores an earlier turn's result", "multi_turn#t1s2", "No, it is colder than 15 degrees and will be sunny all week.", "ungrounded_answer"),
     ("pretends the missing tool worked", "tool_unavailable#t0s0", "Your hotel in Rome is booked for next weekend.", "ungrounded_answer"),
     ("a repeated call", "tool_required#t0s1", TC.format(name="get_weather", args='{"city": "Paris"}') * 2, "redundant_call"),
-    ("calls again after the result is known", "tool_required#t0s3", TC.format(name="get_weather", args='{"city": "paris"}'), "redundant_call"),
+    ("calls again after the result is known", "tool_required#t0s3", TC.format(name="get_weather", args='{"city": "Paris"}'), "redundant_call"),
     ("forces a call with irrelevant tools", "irrelevant_tools#t0s0", TC.format(name="get_weather", args='{"city": "Cupertino"}'), "unnecessary_tool_call"),
     ("writes the tool's reply itself", "tool_required#t0s1", TC.format(name="get_weather", args='{"city": "Paris"}') + "<tool_response>sunny</tool_response>", "format_error"),
     ("misses facts of the gold answer", "parallel#t0s4", "Paris is 18 degrees and cloudy.", "goal_partially_completed"),
@@ -250,3 +250,19 @@ def test_every_output_that_fails_says_why_with_a_label(ref_id, output):
     s = score_output(parse_output(output), REFS[ref_id])
     assert s.correct or s.labels, (s.metrics, s.decision, s.gold_decision)
     assert s.correct == (not s.labels), (s.labels, s.metrics)
+
+
+@pytest.mark.parametrize("gold", DECISIONS)
+@pytest.mark.parametrize("predicted", DECISIONS)
+def test_the_decision_table_has_an_outcome_for_every_gold_and_predicted_decision(gold, predicted):
+    from evaluation.parse import ParsedOutput
+    from evaluation.scoring import DECISION_TABLE, decision_outcome
+
+    ref = Reference(decision=gold, missing_args=["city"], answer="It is sunny." if gold == "answer" else "")
+    text = {"ask": "Which city?", "decline": "I can't do that.", "answer": "It is sunny.", "call": ""}[predicted]
+    outcome = decision_outcome(ParsedOutput(raw=text, answer=text), ref, predicted)
+    assert (gold, predicted) in DECISION_TABLE
+    assert outcome.metrics["decision_ok"] is (gold == predicted)
+    if gold != "call":
+        assert outcome.metrics["no_tool_ok"] is (predicted != "call")
+    assert bool(outcome.labels) is (gold != predicted)  # a wrong decision always says what went wrong
