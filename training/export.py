@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
 from core.errors import InputError
-from annotate.trajectory import CASE_TYPES, CASE_TYPE_NAMES, Trajectory
+from annotate.trajectory import CASE_TYPES, CASE_TYPE_NAMES, Trajectory, truncate_before
 
 KINDS = ("sft", "dpo", "prompt")
 STRATEGIES = ("auto", "conversation", "turn")
@@ -314,7 +314,7 @@ def _render_prompt(document: dict, ident: str, ctx: RenderContext) -> dict:
     rows, findings = [], []
     for ref in references_from_trajectory(traj):
         ti, si = _decision_point(ref.item_id)
-        prompt = to_conversation(_truncated(traj, ti, si), ctx.template).messages
+        prompt = to_conversation(truncate_before(traj, ti, si), ctx.template).messages
         text, _ = renderer.render(prompt, tools, add_generation_prompt=True)
         n_tokens = len(ctx.tokenizer(text, add_special_tokens=False)["input_ids"])
         row_id = f"{ident}#t{ti}s{si}"
@@ -333,19 +333,6 @@ def _decision_point(item_id: str) -> tuple[int, int]:
     tail = item_id.rsplit("#t", 1)[1]
     ti, si = tail.split("s", 1)
     return int(ti), int(si)
-
-
-def _truncated(traj: Trajectory, ti: int, si: int) -> Trajectory:
-    """The trajectory up to the decision at ``turns[ti].steps[si]``, without the reasoning just before it
-    (the model writes its own)."""
-    start = si
-    steps = traj.turns[ti].steps
-    while start > 0 and steps[start - 1].kind == "think":
-        start -= 1
-    d = traj.to_dict()
-    d["turns"] = d["turns"][: ti + 1]
-    d["turns"][ti]["steps"] = d["turns"][ti]["steps"][:start]
-    return Trajectory.from_dict(d)
 
 
 def split_pair_messages(context: list[dict], chosen: list[dict], rejected: list[dict]) -> int:
