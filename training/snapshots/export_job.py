@@ -158,7 +158,8 @@ def run_snapshot_export(snapshot: Snapshot, echo: Callable[[float, str], None] |
         # Checked again here: the row may predate the roots, or the roots may have changed since.
         settings = confined_export_settings(ExportSettings.from_dict(snapshot.render_settings))
     except (SettingsError, PathError) as e:
-        supervisor.finish(Snapshot, snapshot.pk, JobStatus.FAILED, claimed_at=claimed_at, message="Failed", error=str(e))
+        supervisor.finish(Snapshot, snapshot.pk, JobStatus.FAILED, claimed_at=claimed_at, message="Failed",
+                          error=str(e))
         snapshot.refresh_from_db()
         return snapshot
     out_dir = Path(snapshot.out_dir)
@@ -181,10 +182,11 @@ def run_snapshot_export(snapshot: Snapshot, echo: Callable[[float, str], None] |
         raise
     finally:
         _remove(partial)
-    supervisor.finish(Snapshot, snapshot.pk, JobStatus.SUCCEEDED, claimed_at=claimed_at, progress=1.0, item_count=result.items,
-           sample_count=result.samples, audit=result.audit, audit_errors=result.audit["errors"],
-           message=(f"{result.samples} samples from {result.items} items ({result.rendered} rendered, "
-                    f"{result.items - result.rendered} from the cache)"))
+    supervisor.finish(Snapshot, snapshot.pk, JobStatus.SUCCEEDED, claimed_at=claimed_at, progress=1.0,
+                      item_count=result.items, sample_count=result.samples, audit=result.audit,
+                      audit_errors=result.audit["errors"],
+                      message=(f"{result.samples} samples from {result.items} items ({result.rendered} rendered, "
+                               f"{result.items - result.rendered} from the cache)"))
     snapshot.refresh_from_db()
     return snapshot
 
