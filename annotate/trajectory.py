@@ -367,3 +367,24 @@ def check_nesting(value: Any, where: str, limit: int = MAX_NESTING) -> None:
                 raise SchemaError(f"nested deeper than {limit} levels", where)
             children = v.values() if isinstance(v, dict) else v
             stack.extend((c, depth + 1) for c in children)
+
+
+def truncate_before(traj: Trajectory, ti: int, si: int) -> Trajectory:
+    """``traj`` up to the decision at ``turns[ti].steps[si]``, without the reasoning just before it
+    (the model writes its own): the prompt of that decision point, as prompt snapshots and
+    evaluation items cut it.
+
+    >>> t = Trajectory.from_dict({"turns": [{"user": "hi", "steps": [{"kind": "answer", "text": "hello"}]},
+    ...     {"user": "2+2?", "steps": [{"kind": "think", "text": "add"}, {"kind": "answer", "text": "4"}]}]})
+    >>> cut = truncate_before(t, 1, 1)
+    >>> [len(turn.steps) for turn in cut.turns], cut.turns[1].user
+    ([1, 0], '2+2?')
+    """
+    steps = traj.turns[ti].steps
+    start = min(si, len(steps))
+    while start > 0 and steps[start - 1].kind == "think":
+        start -= 1
+    d = traj.to_dict()
+    d["turns"] = d["turns"][: ti + 1]
+    d["turns"][ti]["steps"] = d["turns"][ti]["steps"][:start]
+    return Trajectory.from_dict(d)

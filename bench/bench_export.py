@@ -92,7 +92,7 @@ def main() -> None:
     print(f"samples: full {full.sample_count}, re-export {again.sample_count}")
 
     if VERIFY:
-        from training.snapshot_models import RenderCacheEntry
+        from training.snapshots.models import RenderCacheEntry
 
         RenderCacheEntry.objects.all().delete()
         cold, _ = export(project, data / "cold", "cold export of the edits")

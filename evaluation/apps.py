@@ -1,5 +1,8 @@
 from django.apps import AppConfig
 
+from evaluation.scoring import references_from_trajectory
+from training.export import register_reference_builder
+
 
 class EvaluationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
@@ -9,6 +12,9 @@ class EvaluationConfig(AppConfig):
         from django.core import checks
 
         checks.register(check_endpoint_allowlist)
+        # Prompt snapshots (training.export) carry evaluation's gold references; training comes
+        # first in the flow and imports nothing of evaluation, so evaluation hands its builder over.
+        register_reference_builder(references_from_trajectory)
 
 
 def check_endpoint_allowlist(app_configs=None, **kwargs):

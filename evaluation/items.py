@@ -40,7 +40,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
-from annotate.trajectory import CASE_TYPES, Step, Trajectory
+from annotate.trajectory import CASE_TYPES, Step, Trajectory, truncate_before
 
 _ROW_ID_RE = re.compile(r"^(?P<ident>.*)#t(?P<turn>\d+)s(?P<step>\d+)$")
 _SNAPSHOT_IDENT_RE = re.compile(r"^t(?P<trajectory>\d+)v\d+$")
@@ -178,19 +178,6 @@ def rows_from_trajectory(traj: Trajectory, ident: str, template: Any = None) -> 
                      "tools": tools, "reference": json.dumps(ref.to_dict(), ensure_ascii=False, sort_keys=True),
                      "case_types": list(ref.case_types)})
     return rows
-
-
-def truncate_before(traj: Trajectory, ti: int, si: int) -> Trajectory:
-    """``traj`` up to the decision at ``turns[ti].steps[si]``, without the reasoning just before it
-    (the model writes its own). The same cut the prompt snapshot makes."""
-    steps = traj.turns[ti].steps
-    start = min(si, len(steps))
-    while start > 0 and steps[start - 1].kind == "think":
-        start -= 1
-    d = traj.to_dict()
-    d["turns"] = d["turns"][: ti + 1]
-    d["turns"][ti]["steps"] = d["turns"][ti]["steps"][:start]
-    return Trajectory.from_dict(d)
 
 
 # The case type a correct candidate of each type tests.

@@ -34,7 +34,7 @@ handler404 = not_found
 
 from annotate import api_urls as annotate_api  # noqa: E402
 from training import api_urls as training_api  # noqa: E402
-from training import snapshot_api_urls  # noqa: E402
+from training.snapshots import api_urls as snapshot_api_urls  # noqa: E402
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),

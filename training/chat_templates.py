@@ -36,6 +36,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
+from core.errors import InputError
 from training.paths import PathRefused, confine, is_path_like
 
 GENERATION_RE = re.compile(r"\{%-?\s*generation\s*-?%\}")
@@ -59,8 +60,8 @@ _NO_CONTENT_WITH_CALLS = {"llama3_1", "llama3_2", "gptoss"}
 REASONING_FIELDS = ("reasoning_content", "thinking", "inline_think")
 
 
-class TemplateError(ValueError):
-    """A template name, folder or text that cannot be used."""
+class TemplateError(InputError):
+    """A template name, folder or text that cannot be used (the caller names the field)."""
 
 
 @dataclass(frozen=True)

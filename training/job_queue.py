@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 # Which task runs each kind of row (its name routes it to its queue): module, attribute.
 TASKS = {
-    "training.snapshot": ("training.snapshot_tasks", "export_snapshot"),
+    "training.snapshot": ("training.snapshots.tasks", "export_snapshot"),
     "training.trainingjob": ("training.tasks", "train_job"),
     "evaluation.evalrun": ("evaluation.tasks", "eval_run"),
 }

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from training.render import normalize_messages
 
 # --- small string helpers -----------------------------------------------------------------------
 
@@ -108,8 +109,6 @@ class PrefixRenders:
     """Memoised renders of prefixes of one conversation (shared by all samples cut from it)."""
 
     def __init__(self, renderer, messages: list[dict], tools: list[dict] | None):
-        from training.render import normalize_messages
-
         self.renderer, self.messages, self.tools = renderer, messages, tools
         self._normalized = normalize_messages(messages)
         self._cache: dict[tuple[int, bool], tuple[str, list | None]] = {}

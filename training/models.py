@@ -228,4 +228,4 @@ class TrustedModel(models.Model):
                 raise ValidationError({"path": e.message}) from None
 
 
-from training.snapshot_models import *  # noqa: E402,F401,F403  (pinned pairs, render cache)
+from training.snapshots.models import *  # noqa: E402,F401,F403  (pinned pairs, render cache)

@@ -12,14 +12,22 @@ prefix-diffing finds assistant spans, so a token is coloured by the message that
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
+import subprocess
+import sys
 from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from training.masks import SegmentTokenizer, common_prefix_len
+from tokenizers import Tokenizer
+
+from training.export import load_tokenizer
+from training.masks import SegmentTokenizer, char_spans_to_token_mask, common_prefix_len
 
 # Drawn for a token holding only some bytes of a character whose other bytes an earlier token drew.
 PART_OF_CHARACTER = "·"
@@ -56,8 +64,6 @@ def message_bounds(renderer, messages: list[dict], tools: list[dict] | None, tex
 def token_view(sample: dict, tokenizer, renderer, segments: SegmentTokenizer | None = None,
                max_tokens: int = MAX_TOKENS) -> TokenView:
     """The tokens of ``sample`` (a ``render_sample`` sample with ``text``, ``supervised_spans``, ``regions``)."""
-    from training.masks import char_spans_to_token_mask
-
     text = sample["text"]
     segments = segments or SegmentTokenizer(tokenizer)
     ids, offsets = segments.encode(text)
@@ -102,8 +108,6 @@ class LightTokenizer:
     """
 
     def __init__(self, folder: str | Path):
-        from tokenizers import Tokenizer
-
         folder = Path(folder)
         self.name_or_path = str(folder)
         self.backend_tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
@@ -139,8 +143,6 @@ def load_preview_tokenizer(folder: str, convert_dir: str | None = None):
     if (Path(folder) / "tokenizer.json").is_file():
         return LightTokenizer(folder)
     if convert_dir is None:
-        from training.export import load_tokenizer
-
         return load_tokenizer(folder)
     return LightTokenizer(converted_tokenizer(Path(folder), Path(convert_dir)))
 
@@ -148,12 +150,6 @@ def load_preview_tokenizer(folder: str, convert_dir: str | None = None):
 def converted_tokenizer(folder: Path, convert_dir: Path) -> Path:
     """``folder`` saved by transformers (which writes ``tokenizer.json``) under ``convert_dir``, keyed by
     the folder's file contents; converted in a subprocess the first time."""
-    import hashlib
-    import os
-    import shutil
-    import subprocess
-    import sys
-
     h = hashlib.sha256()
     for p in sorted(folder.iterdir()):
         if p.is_file() and p.suffix in (".json", ".txt", ".model", ".jinja"):

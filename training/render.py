@@ -44,6 +44,10 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+import jinja2
+import jinja2.ext
+from jinja2.ext import Extension
+
 from annotate.trajectory import Trajectory, normalize_tool
 from training.chat_templates import ChatTemplate
 
@@ -320,6 +324,7 @@ class Renderer:
 
     def _render_transformers(self, messages, tools, add_generation_prompt):
         # The reference path: transformers' own sandboxed renderer, for templates we did not ship.
+        # Imported here, not at the top: transformers is heavy, and the web process renders previews.
         from transformers.utils.chat_template_utils import render_jinja_template
 
         texts, indices = render_jinja_template(
@@ -356,10 +361,6 @@ _CURRENT_TOJSON: ContextVar = ContextVar("studio_tojson", default=None)
 @lru_cache(maxsize=64)
 def _environment():
     """A Jinja environment with the options, filters and globals transformers gives chat templates."""
-    import jinja2
-    import jinja2.ext
-    from jinja2.ext import Extension
-
     class GenerationTracker(Extension):
         tags = {"generation"}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from training.snapshot_tasks import export_snapshot  # noqa: F401  (registers training.tasks.export_snapshot)
+from training.snapshots.tasks import export_snapshot  # noqa: F401  (registers training.tasks.export_snapshot)
 
 # A training run may take days; the limit only stops a worker hung past any sane run. The job's
 # own heartbeat and the sweep handle a dead worker long before this.

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from training import snapshot_views, views
+from training import views
+from training.snapshots import views as snapshot_views
 
 app_name = "training"
 
@@ -11,7 +12,7 @@ urlpatterns = [
     path("runs/<int:pk>/cancel/", views.cancel_job, name="cancel-job"),
     path("runs/<int:pk>/resume/", views.resume_job, name="resume-job"),
     path("runs/<int:pk>/files/<str:name>", views.download_artifact, name="download-artifact"),
-    # Snapshots and the render preview (training.snapshot_views).
+    # Snapshots and the render preview (training.snapshots.views).
     path("p/<slug:slug>/snapshots/", snapshot_views.snapshot_list, name="snapshot-list"),
     path("p/<slug:slug>/snapshots/new/", snapshot_views.new_snapshot, name="new-snapshot"),
     path("snapshots/<int:pk>/", snapshot_views.snapshot_detail, name="snapshot-detail"),

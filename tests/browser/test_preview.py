@@ -50,7 +50,7 @@ def test_switching_template_and_strategy_updates_the_preview_in_place(page, tiny
 @pytest.fixture
 def queued(monkeypatch):
     """Exports the page queues, for the test to run as the worker would (no worker in this test)."""
-    from training.snapshot_tasks import export_snapshot
+    from training.snapshots.tasks import export_snapshot
 
     sent: list[int] = []
     monkeypatch.setattr(export_snapshot, "delay", sent.append)
@@ -58,7 +58,7 @@ def queued(monkeypatch):
 
 
 def test_a_lead_creates_a_snapshot_watches_it_export_and_sees_its_audit(page, tiny_project, lead, queued):
-    from training.snapshot_tasks import export_snapshot
+    from training.snapshots.tasks import export_snapshot
 
     login(page, lead.username, PASSWORD)
     page.goto(f"/training/p/{tiny_project.slug}/snapshots/")

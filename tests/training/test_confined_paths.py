@@ -25,7 +25,7 @@ from training.models import JobStatus, Snapshot, TrainingJob, TrustedModel
 from training.paths import REFUSED
 from training.roots import trust_remote_code_for
 from training.runner import TrainSettings
-from training.snapshot_tasks import export_snapshot
+from training.snapshots.tasks import export_snapshot
 
 pytestmark = pytest.mark.django_db
 REAL_DATA_DIR = Path(django_settings.DATA_DIR)  # the data dir the app itself uses (holds secret_key)

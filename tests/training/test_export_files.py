@@ -168,6 +168,18 @@ def test_prompt_rows_end_where_the_model_must_act_and_carry_the_gold(docs, tiny_
     assert multi and any(m["role"] == "tool" for m in multi[0]["prompt"])  # earlier turns' results kept
 
 
+def test_a_prompt_export_without_evaluations_reference_builder_is_refused_naming_the_kind(docs, tiny_model_dir,
+                                                                                             tmp_path, monkeypatch):
+    # Training imports nothing of evaluation: evaluation registers how references are made when its app loads.
+    from training.export import SettingsError, renderers
+
+    monkeypatch.setattr(renderers, "_reference_builders", [])
+    with pytest.raises(SettingsError) as refused:
+        _export(docs, tmp_path / "p", tiny_model_dir, kind="prompt")
+    assert refused.value.field == "kind" and "evaluation" in refused.value.message
+    assert not (tmp_path / "p").exists()
+
+
 # --- dpo -----------------------------------------------------------------------------------------
 
 def _pairs():

@@ -10,9 +10,10 @@ from django.core.management import CommandError, call_command
 from annotate.services import replace_document
 from tests.training.snapshot_helpers import approve_all, edited, fast_passwords, render_settings
 from training.models import JobStatus, Snapshot
-from training.snapshot_models import RenderCacheEntry
-from training.snapshot_tasks import export_snapshot
+from training.snapshots.models import RenderCacheEntry
+from training.snapshots.tasks import export_snapshot
 from training.snapshots import create_snapshot, request_cancel
+from training.snapshots.export_job import ProgressWriter
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
 _ = fast_passwords
@@ -61,9 +62,7 @@ def test_cancelling_a_queued_export_stops_it_before_it_starts(snapshot, lead):
 
 
 def test_cancelling_a_running_export_ends_it_cancelled(snapshot, monkeypatch):
-    from training import snapshots
-
-    original = snapshots.ProgressWriter.__call__
+    original = ProgressWriter.__call__
 
     def cancel_midway(self, fraction, message):
         if fraction > 0.01:
@@ -71,7 +70,7 @@ def test_cancelling_a_running_export_ends_it_cancelled(snapshot, monkeypatch):
         self._last = 0.0  # write (and look at the row) on every call
         return original(self, fraction, message)
 
-    monkeypatch.setattr(snapshots.ProgressWriter, "__call__", cancel_midway)
+    monkeypatch.setattr(ProgressWriter, "__call__", cancel_midway)
     assert export_snapshot(snapshot.pk) == JobStatus.CANCELLED
 
 
@@ -144,9 +143,7 @@ def test_the_cli_names_a_bad_setting(project, demo_trajectories, tiny_model_dir,
 
 
 def test_an_export_stops_when_the_sweep_already_failed_it(snapshot, monkeypatch):
-    from training import snapshots
-
-    original = snapshots.ProgressWriter.__call__
+    original = ProgressWriter.__call__
 
     def swept_midway(self, fraction, message):
         if fraction > 0.01:
@@ -154,7 +151,7 @@ def test_an_export_stops_when_the_sweep_already_failed_it(snapshot, monkeypatch)
         self._last = 0.0
         return original(self, fraction, message)
 
-    monkeypatch.setattr(snapshots.ProgressWriter, "__call__", swept_midway)
+    monkeypatch.setattr(ProgressWriter, "__call__", swept_midway)
     export_snapshot(snapshot.pk)
     snapshot.refresh_from_db()
     assert (snapshot.status, snapshot.error) == (JobStatus.FAILED, "swept")  # the sweep's verdict stands

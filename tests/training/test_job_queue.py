@@ -17,7 +17,7 @@ from tests.training.jobs_harness import publish
 from tests.training.snapshot_helpers import approve_all, fast_passwords, render_settings
 from training import job_queue, supervisor
 from training.models import JobStatus, Snapshot, TrainingJob
-from training.snapshot_tasks import export_snapshot
+from training.snapshots.tasks import export_snapshot
 from training.snapshots import create_snapshot, retry_export
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]

@@ -143,7 +143,7 @@ def exports(project, tiny_model_dir, n: int) -> list[Snapshot]:
 
 
 def send(snapshots, url: str) -> None:
-    from training.snapshot_tasks import export_snapshot
+    from training.snapshots.tasks import export_snapshot
 
     for s in snapshots:
         publish(export_snapshot, s.pk, broker_url=url)

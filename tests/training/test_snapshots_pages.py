@@ -11,7 +11,7 @@ from django.urls import reverse
 from tests.conftest import PASSWORD
 from tests.training.snapshot_helpers import approve_all, fast_passwords, render_settings
 from training.models import JobStatus, Snapshot
-from training.snapshot_tasks import export_snapshot
+from training.snapshots.tasks import export_snapshot
 from training.snapshots import create_snapshot
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]

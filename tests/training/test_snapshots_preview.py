@@ -1,9 +1,9 @@
 """The preview's pure parts: the web process's tokenizer equals transformers', tokens carry the right
-role, kind and supervision; the export and preview modules import no Django."""
+role, kind and supervision. (That the export and preview modules import no Django is
+tests/test_pure_modules.py's check.)"""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
@@ -13,8 +13,6 @@ from tests.training.snapshot_helpers import demo_docs
 from training.chat_templates import get_template
 from training.preview import LightTokenizer, piece_text, token_view
 from training.render import Renderer, RenderSettings, render_sample
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +70,6 @@ def test_long_samples_are_cut_for_drawing_but_counted_in_full(light):
 
 def test_newlines_and_tabs_are_visible():
     assert piece_text("a\nb\tc") == "a↵\nb→c"
-
-
-@pytest.mark.parametrize("module", ["training/export.py", "training/preview.py"])
-def test_the_pure_modules_import_no_django(module):
-    tree = ast.parse((ROOT / module).read_text())
-    names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
-    names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
-    assert not [n for n in names if n == "django" or n.startswith("django.")]
 
 
 def test_a_tokenizer_without_tokenizer_json_is_converted_once_outside_the_process(tmp_path):

@@ -13,6 +13,7 @@ from annotate.models import StepLabel, Trajectory
 from annotate.services import replace_document
 from tests.training.snapshot_helpers import approve_all, edited, fast_passwords, render_settings
 from training.models import JobStatus, Snapshot
+from training.snapshots import selection
 from training.snapshots import (PinnedPair, SnapshotError, create_snapshot, override_audit, plan_snapshot,
                                 register_pair_selector)
 
@@ -175,9 +176,7 @@ def test_dpo_snapshots_pin_pair_contents_from_the_registered_selector(project, l
         docs[0] = _pair_doc("3 degrees and snow")  # the pair is edited after the snapshot
         again = create_snapshot(project, "dpo", {}, settings_, lead, enqueue=False)
     finally:
-        from training import snapshots
-
-        snapshots._pair_selectors.remove(selector)
+        selection._pair_selectors.remove(selector)
     pinned = snap.pairs.get()
     assert (pinned.source_id, pinned.document["chosen"][0]["text"]) == (7, "3 degrees")
     assert again.pk != snap.pk and again.pairs.get().document["chosen"][0]["text"] == "3 degrees and snow"

@@ -9,6 +9,7 @@ process inside the view): transformers' tokenizer would import torch too.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from django import forms
@@ -22,10 +23,17 @@ from django.views.decorators.http import require_POST
 from annotate import permissions
 from annotate.models import Project, Trajectory
 from annotate.trajectory import CASE_TYPE_NAMES, SPLITS
+from training.audit import SEVERITY
+from training.export import resolve_template
+from training.masks import SegmentTokenizer
 from training.models import JobStatus, Snapshot
 from training.paths import is_inside
-from training.snapshots import (STATUS_FILTERS, SnapshotError, create_snapshot, override_audit, request_cancel,
-                                retry_export)
+from training.preview import load_preview_tokenizer, token_view
+from training.render import Renderer, RenderSettings, render_sample
+from training.roots import allowed_roots, confined_tokenizer
+from training.snapshots.lifecycle import create_snapshot, override_audit, request_cancel, retry_export
+from training.snapshots.selection import STATUS_FILTERS, SnapshotError
+from training.views import zip_stream
 
 # Templates offered by name in the form and the preview: TRL's tool-calling families first.
 SUGGESTED_TEMPLATES = ["qwen3", "qwen3_training", "qwen2_5", "qwen2_5_training", "llama3_1", "llama3_1_training",
@@ -35,11 +43,6 @@ STRATEGY_HELP = {
     "conversation": "one sample per trajectory, every assistant turn supervised",
     "turn": "one sample per user turn: history as rendered at inference, newest turn supervised",
 }
-
-
-def _project(request: HttpRequest, slug: str, minimum: str = permissions.ANNOTATOR) -> tuple[Project, str]:
-    project = get_object_or_404(Project, slug=slug)
-    return project, permissions.require_role(request.user, project, minimum)
 
 
 def _snapshot(request: HttpRequest, pk: int, minimum: str = permissions.ANNOTATOR) -> tuple[Snapshot, str]:
@@ -90,7 +93,7 @@ def preview_template_spec(project: Project, value: str) -> str:
 # --- list -----------------------------------------------------------------------------------------
 
 def snapshot_list(request: HttpRequest, slug: str) -> HttpResponse:
-    project, role = _project(request, slug)
+    project, role = permissions.project_for(request.user, slug)
     page = Paginator(project.snapshots.select_related("created_by", "override_by"), 50).get_page(request.GET.get("page"))
     return render(request, "training/snapshot_list.html", {"project": project, "role": role, "page": page})
 
@@ -161,7 +164,7 @@ class SnapshotForm(forms.Form):
 
 
 def new_snapshot(request: HttpRequest, slug: str) -> HttpResponse:
-    project, role = _project(request, slug, permissions.LEAD)
+    project, role = permissions.project_for(request.user, slug, permissions.LEAD)
     initial = {"template": project.target_template or "qwen3", "tokenizer": default_tokenizer(project),
                "kind": request.GET.get("kind", "sft")}
     form = SnapshotForm(request.POST or None, request.FILES or None, project=project, initial=initial)
@@ -198,8 +201,6 @@ def audit_view(audit: dict | None) -> dict | None:
     """The audit as the page shows it: counts first, findings by severity, examples with their item."""
     if not audit:
         return None
-    from training.audit import SEVERITY
-
     findings = [{"code": c, "n": n, "severity": SEVERITY.get(c) or _severity_of(audit, c)}
                 for c, n in (audit.get("findings") or {}).items()]
     order = {"error": 0, "warning": 1, "info": 2}
@@ -253,8 +254,6 @@ def download_snapshot_file(request: HttpRequest, pk: int, name: str) -> HttpResp
     if not is_inside(str(path), [snap.out_dir]):  # a symlink out of the snapshot folder
         raise Http404("No such file")
     if is_dir:
-        from training.views import zip_stream
-
         root = f"snapshot-{snap.pk}-{rel}"
         response = StreamingHttpResponse(zip_stream(path, root), content_type="application/zip")
         response["Content-Disposition"] = f'attachment; filename="{root}.zip"'
@@ -348,15 +347,6 @@ _SEGMENTS: dict = {}
 
 def render_preview(trajectory: Trajectory, params: dict) -> dict:
     """Render the trajectory's current document through the chosen template, tokens and all."""
-    import time
-
-    from training.export import resolve_template
-    from training.masks import SegmentTokenizer
-    from training.preview import load_preview_tokenizer, token_view
-    from training.render import Renderer, RenderSettings, render_sample
-
-    from training.roots import allowed_roots, confined_tokenizer
-
     started = time.perf_counter()
     template = resolve_template(params["template"], roots=allowed_roots())
     tokenizer = load_preview_tokenizer(confined_tokenizer(params["tokenizer"]),

@@ -1,8 +1,7 @@
 """Models the snapshot export adds beside ``training.models``: pinned pairs and the render cache.
 
 Imported at the end of ``training/models.py`` with one line, so Django sees them as models of the
-``training`` app. Kept in their own module so the snapshot and job work can change models side by
-side without editing the same lines.
+``training`` app (the app label, tables and migrations are those of ``training``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from training import snapshot_api
+from training.snapshots import api as snapshot_api
 
 urlpatterns = [
     path("projects/<slug:slug>/snapshots/", snapshot_api.SnapshotListAPI.as_view(), name="api-snapshots"),

@@ -12,12 +12,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotate import permissions
-from annotate.models import Project
+from studio.rest import MAX_ID, StrictSerializer, keyed_dict
 from training.export import ExportSettings
 from training.models import Snapshot
-from training.snapshots import (Selection, SnapshotError, create_snapshot, override_audit, request_cancel,
-                                 retry_export)
-from studio.rest import MAX_ID, StrictSerializer, keyed_dict
+from training.snapshots.lifecycle import create_snapshot, override_audit, request_cancel, retry_export
+from training.snapshots.selection import Selection, SnapshotError
 
 
 class SnapshotSerializer(serializers.ModelSerializer):
@@ -64,21 +63,19 @@ def snapshot_for(request, pk: int, minimum: str = permissions.ANNOTATOR) -> Snap
 
 
 def error_response(e: SnapshotError) -> Response:
-    return Response({"field": e.field, "error": e.message if hasattr(e, "message") else str(e)},
+    return Response({"field": e.field, "error": e.message},
                     status=status.HTTP_400_BAD_REQUEST)
 
 
 class SnapshotListAPI(APIView):
     @extend_schema(responses=SnapshotSerializer(many=True))
     def get(self, request, slug: str):
-        project = get_object_or_404(Project, slug=slug)
-        permissions.require_role(request.user, project)
+        project, _ = permissions.project_for(request.user, slug)
         return Response(SnapshotSerializer(project.snapshots.order_by("-created_at")[:200], many=True).data)
 
     @extend_schema(request=SnapshotCreateSerializer, responses={201: SnapshotSerializer, 200: SnapshotSerializer})
     def post(self, request, slug: str):
-        project = get_object_or_404(Project, slug=slug)
-        permissions.require_role(request.user, project, permissions.LEAD)
+        project, _ = permissions.project_for(request.user, slug, permissions.LEAD)
         inp = SnapshotCreateSerializer(data=request.data)
         inp.is_valid(raise_exception=True)
         d = inp.validated_data
