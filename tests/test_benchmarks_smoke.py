@@ -36,6 +36,23 @@ BENCHMARKS = {
 SLOW = {"bench_generation.py", "bench_training.py"}
 
 
+@pytest.mark.postgres
+def test_the_workbench_benchmark_runs_on_a_postgresql_it_starts(tmp_path):
+    """``--database postgres``: initdb, COPY of the rows, indexes built again, the same figures."""
+    import glob
+
+    if not glob.glob("/usr/lib/postgresql/*/bin"):
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql); `make test` installs it")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for name in ("STUDIO_DATA_DIR", "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "BENCH_DATA_DIR"):
+        env.pop(name, None)
+    done = subprocess.run([sys.executable, str(BENCH / "bench_workbench.py"), "--smoke", "--database", "postgres"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    assert "300 trajectories, 3,000 steps; PostgreSQL" in done.stdout
+    assert re.search(BENCHMARKS["bench_workbench.py"][1], done.stdout), done.stdout[-3000:]
+
+
 def test_every_benchmark_is_run_in_smoke_mode():
     assert {p.name for p in BENCH.glob("bench_*.py")} == set(BENCHMARKS)
 
