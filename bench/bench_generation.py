@@ -102,7 +102,8 @@ def bench_endpoint(args) -> float:
     with ChatServer(lambda body: {"content": "ok"}, delay=args.latency) as server:
         # The local server on an allowlist of its own (outbound requests are allowed, not assumed).
         seq = EndpointGenerator(server.url, "m", GenerationSettings(concurrency=1), policy=server.policy)
-        conc = EndpointGenerator(server.url, "m", GenerationSettings(concurrency=args.concurrency), policy=server.policy)
+        conc = EndpointGenerator(server.url, "m", GenerationSettings(concurrency=args.concurrency),
+                                 policy=server.policy)
         seq_s, _ = timed(lambda: seq.generate(prompts))
         conc_s, out = timed(lambda: conc.generate(prompts))
         assert all(g.text == "ok" for g in out)

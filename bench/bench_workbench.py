@@ -35,7 +35,6 @@ import os
 import random
 import shutil
 import statistics
-import sys
 import time
 
 import _postgres
@@ -250,15 +249,13 @@ def main() -> None:
 
 
 def measure(args: argparse.Namespace, data, url: str) -> None:
+    # (imported here: Django is set up by now, with the database chosen on the command line)
+    from django.contrib.auth import get_user_model
     from django.db import connection
     from django.db.models import Count
     from django.test import Client
 
-    from annotate.models import Revision, Step, Trajectory
-
-    from django.contrib.auth import get_user_model
-
-    from annotate.models import Project
+    from annotate.models import Project, Revision, Step, Trajectory
 
     rng = random.Random(7)
     existing = Project.objects.filter(slug="bench").first()
