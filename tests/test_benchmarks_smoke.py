@@ -21,16 +21,16 @@ from tests.conftest import MODEL_ROOTS_ENV, TINY_MODEL_CACHE
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 
-# bench file -> (extra arguments, the ratio line it must print). Marked slow where the smoke
-# run still trains or generates with the tiny model.
+# bench file -> (extra arguments: the tiny model the suite builds; the ratio line it must print).
+# Marked slow where the smoke run still trains or generates with the tiny model.
 BENCHMARKS = {
     "bench_import.py": ([], r"ratio ours / baseline: best [\d.]+"),
     "bench_workbench.py": ([], r"all filters together .*\(\s*[\d.]+x baseline\)"),
-    "bench_render.py": ([], r"ours / TRL: [\d.]+x"),
+    "bench_render.py": (["--tokenizer", str(TINY_MODEL_CACHE)], r"ours / TRL: [\d.]+x"),
     "bench_export.py": ([], r"incremental re-export vs full export: [\d.]+x faster"),
     "bench_pairs.py": ([], r"\(= [\d.]+× a save"),
     "bench_scoring.py": ([], r"ratio to json\.loads: [\d,.]+x"),
-    "bench_generation.py": ([], r"RATIO batched vs one by one: [\d.]+x"),
+    "bench_generation.py": (["--model", str(TINY_MODEL_CACHE)], r"RATIO batched vs one by one: [\d.]+x"),
     "bench_training.py": ([], r"ratio app/plain\s*: best\s+[\d.]+"),
 }
 SLOW = {"bench_generation.py", "bench_training.py"}
