@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup system-deps bench clean
+.PHONY: run test setup system-deps bench bench-smoke clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=..." >&2; exit 1; }
@@ -27,6 +27,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+bench-smoke: $(STAMP)
+	for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b --smoke || exit 1; done
 
 clean:
 	rm -rf $(VENV) var

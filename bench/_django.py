@@ -1,4 +1,4 @@
-"""Set up Django on a fresh, throwaway data dir (SQLite) for a benchmark."""
+"""Set up Django on a fresh, throwaway data dir (SQLite, or DATABASE_URL where set) for a benchmark."""
 
 from __future__ import annotations
 
@@ -10,9 +10,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def setup(name: str) -> Path:
+def data_dir(name: str) -> Path:
+    """BENCH_DATA_DIR (kept, to measure again), or a new temporary folder."""
+    return Path(os.environ.get("BENCH_DATA_DIR") or tempfile.mkdtemp(prefix=f"bench-{name}-"))
+
+
+def setup(name: str, data: Path | None = None) -> Path:
     sys.path.insert(0, str(ROOT))
-    data = Path(os.environ.get("BENCH_DATA_DIR") or tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    data = data or data_dir(name)
     os.environ["STUDIO_DATA_DIR"] = str(data)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
     import django

@@ -7,6 +7,7 @@ The full export starts with an empty render cache; the re-export pins the edited
 revisions and renders only those. Target ≥ 10×.
 
     python bench/bench_export.py [N] [--verify]
+    python bench/bench_export.py --smoke       # 100 trajectories, with --verify: seconds
 
 ``--verify`` also runs a cold export of the edited state and checks the re-export's files are
 byte-identical to it.
@@ -15,6 +16,7 @@ byte-identical to it.
 from __future__ import annotations
 
 import copy
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,9 +24,10 @@ from pathlib import Path
 from _django import setup
 
 ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
-N = int(ARGS[0]) if ARGS else 10_000
+SMOKE = "--smoke" in sys.argv  # a size that runs in seconds (the test suite runs it so the bench can't rot)
+N = int(ARGS[0]) if ARGS else 100 if SMOKE else 10_000
 EDIT_FRACTION = 0.01
-VERIFY = "--verify" in sys.argv
+VERIFY = "--verify" in sys.argv or SMOKE
 
 
 def documents(n: int) -> list[dict]:
@@ -55,6 +58,10 @@ def export(project, out_dir: Path, label: str):
 
 
 def main() -> None:
+    root = Path(__file__).resolve().parents[1]
+    cache = Path(os.environ.get("STUDIO_TEST_CACHE", root / "var" / "test-cache"))
+    # The tiny tokenizer's folder is where an admin-set model root must allow it (or the export refuses it).
+    os.environ["STUDIO_MODEL_ROOTS"] = os.pathsep.join(filter(None, [os.environ.get("STUDIO_MODEL_ROOTS"), str(cache)]))
     data = setup("export")
     from annotate.models import Project, Trajectory
     from annotate.services import replace_document, write_trajectories
@@ -63,7 +70,7 @@ def main() -> None:
     from training.tiny_model import build_tiny_model
 
     global RENDER
-    tokenizer = build_tiny_model(Path(__file__).resolve().parents[1] / "var" / "test-cache" / "tiny-qwen3")
+    tokenizer = build_tiny_model(cache / "tiny-qwen3")
     RENDER = {"template": "qwen3_training", "tokenizer": str(tokenizer), "tokenized": True}
     project = Project.objects.create(name="Bench", slug="bench")
     t0 = time.perf_counter()

@@ -7,6 +7,7 @@ baseline measured in the same run: storing each record unparsed as one JSON blob
 generic labelling tool does with an unstructured task). Target ≥ 10,000 trajectories/s (issue "Nothing lost at the door"; it was 5,000).
 
     python bench/bench_import.py [N] [ROUNDS]
+    python bench/bench_import.py --smoke       # 2,000 trajectories, one round: seconds
 
 Each round times the baseline then ours, each into empty tables (this VM's speed drifts by
 ±25 % within minutes: the best and the median of the rounds are printed, with each round's
@@ -25,8 +26,10 @@ import time
 
 from _django import setup
 
-N = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-REPEATS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+SMOKE = "--smoke" in sys.argv  # a size that runs in seconds (the test suite runs it so the bench can't rot)
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+N = int(ARGS[0]) if ARGS else 2_000 if SMOKE else 100_000
+REPEATS = int(ARGS[1]) if len(ARGS) > 1 else 1 if SMOKE else 3
 CHUNK = 10_000
 
 TOOLS = [{"name": f"tool_{i}", "description": f"Tool number {i} does something useful.",

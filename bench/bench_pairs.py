@@ -1,6 +1,7 @@
 """Suggestions from corrections: what the lazy, revision-based scan costs, against the editor's save.
 
     python bench/bench_pairs.py [N_TRAJECTORIES] [N_CORRECTED]
+    python bench/bench_pairs.py --smoke        # 200 trajectories, 5 corrected: seconds
 
 Writes N demo-like trajectories (default 10,000) into a throwaway SQLite database, corrects
 N_CORRECTED of them (default 1 %) through ``replace_document`` (the save every editor path goes
@@ -69,4 +70,7 @@ def main(n: int = 10_000, corrected: int = 100) -> None:
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:3]))
+    if "--smoke" in sys.argv:  # a size that runs in seconds (the test suite runs it so the bench can't rot)
+        main(200, 5)
+    else:
+        main(*(int(a) for a in sys.argv[1:3]))

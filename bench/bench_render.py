@@ -1,6 +1,7 @@
 """Benchmark: render + mask + tokenize + audit, against TRL's own SFT preprocessing, on tau-bench.
 
     python bench/bench_render.py [--rows 2000] [--template qwen3_training] [--tokenizer DIR]
+    python bench/bench_render.py --smoke       # the 50 conversations once, one max_length: seconds
 
 The 50 tau-bench conversations (real GPT-4o airline trajectories, with the 14 tool schemas and the
 airline policy as system prompt) are replicated to ``--rows``. Measured in the same run, on the
@@ -75,7 +76,10 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=2000)
     ap.add_argument("--template", default="qwen3_training")
     ap.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the tiny test tokenizer)")
+    ap.add_argument("--smoke", action="store_true", help="50 rows and one max_length (seconds; the test suite runs it)")
     args = ap.parse_args()
+    if args.smoke:
+        args.rows = 50
     if not FIXTURES.exists():
         sys.exit(f"needs the shared tau-bench fixture at {FIXTURES}")
 
@@ -146,7 +150,7 @@ def main() -> None:
     print(f"\nfirst supervised token of a row: {min(first)}..{max(first)} (system prompt + tool schemas)")
     # (Each distinct conversation once: the replicated rows get the same verdicts.)
     u = len(unique)
-    for max_length in (8192, 4096):
+    for max_length in (4096,) if args.smoke else (8192, 4096):
         mpipe = SamplePipeline(template, tok, RenderSettings(strategy="conversation", tokenized=True,
                                                              max_length=max_length))
         mres = [mpipe.render(t, i) for i, t in enumerate(unique)]

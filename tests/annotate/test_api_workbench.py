@@ -150,7 +150,9 @@ def test_next_claims_then_answers_204_when_nothing_is_left(client, annotator, pr
 
 def test_assignment_only_to_members(api, project, outsider, annotator, demo_trajectories):
     ids = [t.pk for t in demo_trajectories[:2]]
+    before = list(Trajectory.objects.filter(pk__in=ids).order_by("pk").values_list("assignee_id", flat=True))
     assert api("post", f"/api/projects/{project.slug}/assign/", {"ids": ids, "assignee": outsider.pk}).status_code == 400
+    assert list(Trajectory.objects.filter(pk__in=ids).order_by("pk").values_list("assignee_id", flat=True)) == before
     r = api("post", f"/api/projects/{project.slug}/assign/", {"ids": ids, "assignee": annotator.pk})
     assert r.json() == {"assigned": 2}
 

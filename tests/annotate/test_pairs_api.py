@@ -143,8 +143,10 @@ def test_an_update_that_breaks_the_pair_is_refused(lead, pair):
 ])
 def test_annotators_may_read_but_not_change_pairs(annotator, outsider, pair, method, url, body):
     url = url.format(pk=pair.pk)
+    before = list(Pair.objects.values()), list(PairSuggestion.objects.values())
     assert getattr(api_for(annotator), method)(url, body, format="json").status_code == 403
     assert getattr(api_for(outsider), method)(url, body, format="json").status_code == 404
+    assert (list(Pair.objects.values()), list(PairSuggestion.objects.values())) == before  # nothing changed
     assert api_for(annotator).get(f"/api/pairs/{pair.pk}/").status_code == 200
     assert api_for(outsider).get(f"/api/pairs/{pair.pk}/").status_code == 404
 

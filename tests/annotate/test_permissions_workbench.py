@@ -3,7 +3,8 @@ another annotator of the project, a lead of another project (outsider) and an an
 
 Reads: any member. Edits: leads, admins and the annotator who holds the trajectory (404 for
 outsiders so ids reveal nothing, 403 for members without the right). Lead-only actions: 403
-for annotators. Anonymous: the login page (pages) or 401/403 (API).
+for annotators. Anonymous: the login page (pages) or 401/403 (API). A refused request leaves the
+trajectory as it was: its row, its document and its revisions.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import pytest
 from django.test import Client
 
-from annotate.models import Trajectory
+from annotate.models import Revision, Trajectory
 from annotate.services import current_document
 
 pytestmark = pytest.mark.django_db
@@ -54,6 +55,17 @@ def world(project, admin_user_, lead, annotator, outsider, make_user, demo_traje
 
 def version(t) -> int:
     return Trajectory.objects.values_list("version", flat=True).get(pk=t.pk)
+
+
+def state(t) -> tuple:
+    """What a refused request must leave as it was: the row's workflow fields, the document, the revisions."""
+    row = Trajectory.objects.values("status", "assignee_id", "version", "updated_at", "reviewer_comment").get(pk=t.pk)
+    document = current_document(Trajectory.objects.get(pk=t.pk)).to_dict()
+    return row, document, list(Revision.objects.filter(trajectory_id=t.pk).values_list("version", flat=True))
+
+
+def refused(expected) -> bool:
+    return expected in (LOGIN, 401, 403, 404, API_ANON)
 
 
 def reset(t):
@@ -111,11 +123,15 @@ def test_each_role_on_each_page(world, name, method, url, data, expected):
     for role in ROLES:
         reset(t)
         c = world["clients"][role]
+        body = None if method == "get" else data(t)
+        before = state(t)
         if method == "get":
             r = c.get(url(world))
         else:
-            r = c.post(url(world), data(t), HTTP_HX_REQUEST="true")
+            r = c.post(url(world), body, HTTP_HX_REQUEST="true")
         assert status_of(r) == expected[role], f"{name} as {role}: {r.status_code}"
+        if refused(expected[role]):
+            assert state(t) == before, f"{name} as {role} was refused but changed the trajectory"
 
 
 def api_doc(t) -> dict:
@@ -161,19 +177,24 @@ def test_each_role_on_each_api_endpoint(world, name, method, url, data, expected
         reset(t)
         c = world["clients"][role]
         kwargs = {} if data is None else {"data": json.dumps(data(t)), "content_type": "application/json"}
+        before = state(t)
         r = getattr(c, method)(url(world), **kwargs)
         want = expected[role]
         assert (r.status_code in want) if isinstance(want, tuple) else r.status_code == want, \
             f"{name} as {role}: {r.status_code} {r.content[:200]!r}"
+        if refused(want):
+            assert state(t) == before, f"{name} as {role} was refused but changed the trajectory"
 
 
 def test_an_annotator_may_not_edit_a_trajectory_in_review_even_their_own(world):
     t, c = world["t"], world["clients"]["annotator"]
     Trajectory.objects.filter(pk=t.pk).update(status="submitted")
-    assert c.post(f"/t/{t.pk}/steps/0/0/", step0(t), HTTP_HX_REQUEST="true").status_code == 403
+    before = state(t)
+    assert c.post(f"/t/{t.pk}/steps/0/0/", step0(t) | {"text": "changed"}, HTTP_HX_REQUEST="true").status_code == 403
     r = c.patch(f"/api/trajectories/{t.pk}/turns/0/steps/0/", json.dumps({"base_version": version(t), "note": "x"}),
                 content_type="application/json")
     assert r.status_code == 403
+    assert state(t) == before
     assert c.get(f"/t/{t.pk}/").status_code == 200  # still readable
 
 

@@ -345,7 +345,9 @@ def test_the_review_round_trip(client, as_lead, second, annotator, by_id):
     t.refresh_from_db()
     assert (t.status, t.assignee) == ("submitted", annotator)
     # In review the annotator may not edit; a lead must say why when rejecting.
+    before = (current_document(t).to_dict(), Trajectory.objects.get(pk=t.pk).version, Revision.objects.count())
     assert second.post(f"/t/{t.pk}/steps/0/0/", step_form(t, 0, 0, text="x"), **HTMX).status_code == 403
+    assert (current_document(t).to_dict(), Trajectory.objects.get(pk=t.pk).version, Revision.objects.count()) == before
     assert "needs a comment" in text(as_lead.post(url, {"action": "reject"}, follow=True))
     as_lead.post(url, {"action": "reject", "comment": "Ask for the unit <b>first</b>."})
     t.refresh_from_db()

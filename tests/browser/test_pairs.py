@@ -28,8 +28,8 @@ def test_a_lead_builds_an_unnecessary_call_pair_and_it_reaches_the_dpo_snapshot(
     # Turn 2, step 2 is the convert_currency call: fork there.
     page.locator("#step-1-1 .fork-here").click()
     page.wait_for_url(f"**/t/{multi.pk}/fork/1/1/")
-    assert page.get_by_text("Shared context").is_visible()
-    assert page.get_by_text("The two sides are identical").is_visible()
+    expect(page.get_by_text("Shared context")).to_be_visible()
+    expect(page.get_by_text("The two sides are identical")).to_be_visible()
     screenshot(page, "pairs-1-forked")
 
     page.get_by_role("button", name="Save pair").click()  # both sides still the same
@@ -71,7 +71,7 @@ def test_a_lead_builds_an_unnecessary_call_pair_and_it_reaches_the_dpo_snapshot(
     from training.snapshots import claim, run_snapshot_export
 
     snap = Snapshot.objects.get(kind="dpo")
-    assert page.get_by_text(f"snapshot {snap.pk}").first.is_visible()
+    expect(page.get_by_text(f"snapshot {snap.pk}").first).to_be_visible()
     assert list(snap.pairs.values_list("source_id", flat=True)) == [pair.pk]
     if claim(snap.pk):  # no worker runs in tests: export here, as the worker would
         snap = run_snapshot_export(snap)

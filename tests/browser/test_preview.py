@@ -3,7 +3,10 @@ a lead creates a snapshot from the form, watches it export, and sees its audit."
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import login, screenshot
 from tests.conftest import PASSWORD
@@ -26,9 +29,9 @@ def test_switching_template_and_strategy_updates_the_preview_in_place(page, tiny
     login(page, lead.username, PASSWORD)
     page.goto(f"/training/t/{trajectory.pk}/preview/")
     preview = page.locator("#preview")
-    assert preview.locator(".sample").count() == 1
+    expect(preview.locator(".sample")).to_have_count(1)
     supervised = preview.locator(".tok.sup")
-    assert supervised.count() > 0
+    expect(supervised).not_to_have_count(0)
     assert "Two flights" in "".join(supervised.all_inner_texts())
     assert "How much is the cheaper one" not in "".join(supervised.all_inner_texts())
     screenshot(page, "preview-conversation")
@@ -36,13 +39,13 @@ def test_switching_template_and_strategy_updates_the_preview_in_place(page, tiny
 
     page.select_option("select[name=strategy]", "turn")
     page.wait_for_function("document.querySelectorAll('#preview .sample').length === 2")
-    assert "strategy=turn" in page.url
-    assert page.locator("#chosen-strategy").inner_text() == "turn"
+    expect(page).to_have_url(re.compile(r"strategy=turn"))
+    expect(page.locator("#chosen-strategy")).to_have_text("turn")
 
     page.select_option("select[name=template]", "qwen2_5_training")
     page.wait_for_function("document.querySelector('#preview').dataset.template === 'qwen2_5_training'")
-    assert "qwen2_5_training" in page.locator("#preview-summary").inner_text()
-    assert page.locator("#preview .tok.sup").count() > 0
+    expect(page.locator("#preview-summary")).to_contain_text("qwen2_5_training")
+    expect(page.locator("#preview .tok.sup")).not_to_have_count(0)
     assert page.evaluate("window.__stillHere") is True
     screenshot(page, "preview-turn-qwen2_5")
 
@@ -68,11 +71,11 @@ def test_a_lead_creates_a_snapshot_watches_it_export_and_sees_its_audit(page, ti
     screenshot(page, "snapshot-form")
     page.click("#create-snapshot")
     page.wait_for_selector("#live[data-status=queued]")
-    assert "Waiting for a worker" in page.locator("#snapshot-progress").inner_text()
+    expect(page.locator("#snapshot-progress")).to_contain_text("Waiting for a worker")
     assert len(queued) == 1
     export_snapshot(queued[0])  # the worker's part; the page polls and picks up the result
     page.wait_for_selector("#live[data-status=succeeded]", timeout=30000)
-    assert page.locator("#audit-verdict").inner_text().startswith("The audit found no errors")
-    assert int(page.locator("#supervised-tokens").inner_text().replace(",", "")) > 0
-    assert page.locator("#snapshot-files [data-file='hf.zip']").count() == 1
+    expect(page.locator("#audit-verdict")).to_have_text(re.compile(r"^\s*The audit found no errors"))
+    expect(page.locator("#supervised-tokens")).to_have_text(re.compile(r"^\s*[1-9][\d,]*\s*$"))  # more than 0
+    expect(page.locator("#snapshot-files [data-file='hf.zip']")).to_have_count(1)
     screenshot(page, "snapshot-detail")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import login, screenshot
 from tests.conftest import PASSWORD
@@ -16,13 +17,16 @@ def test_each_role_logs_in_and_sees_the_project(new_page, admin_user_, lead, ann
     for user in (admin_user_, lead, annotator):
         page = new_page()
         login(page, user.username, PASSWORD)
-        assert page.get_by_role("heading", name="Projects").is_visible()
+        expect(page.get_by_role("heading", name="Projects")).to_be_visible()
         page.get_by_text("Weather bot").first.click()
         page.wait_for_url("**/p/weather/")
-        assert page.get_by_text(f"{len(demo_trajectories)}").first.is_visible()
+        expect(page.get_by_text(f"{len(demo_trajectories)}").first).to_be_visible()
         screenshot(page, f"smoke-project-{user.username}")
         # Only leads (and admins) see the import button.
-        assert (page.get_by_role("link", name="Import").count() > 0) == (user != annotator)
+        if user == annotator:
+            expect(page.get_by_role("link", name="Import")).to_have_count(0)
+        else:
+            expect(page.get_by_role("link", name="Import").first).to_be_visible()
 
 
 def test_a_lead_uploads_a_file_and_sees_the_trajectories(page, lead, project, tmp_path):
@@ -38,14 +42,14 @@ def test_a_lead_uploads_a_file_and_sees_the_trajectories(page, lead, project, tm
     page.get_by_role("button", name="Preview", exact=True).click()
     page.wait_for_load_state("networkidle")
     preview = page.locator("#import-preview")
-    assert preview.get_by_text("nothing is written yet").is_visible()
-    assert preview.get_by_text("get_weather", exact=False).first.is_visible()
+    expect(preview.get_by_text("nothing is written yet")).to_be_visible()
+    expect(preview.get_by_text("get_weather", exact=False).first).to_be_visible()
     assert project.trajectories.count() == 0
     screenshot(page, "smoke-import-preview")
     preview.get_by_role("button", name="Import 3 trajectories").click()
     page.wait_for_load_state("networkidle")
-    assert page.get_by_text("Imported 3 trajectories").is_visible()
-    assert page.get_by_text("What's the weather in city 2?").is_visible()
+    expect(page.get_by_text("Imported 3 trajectories")).to_be_visible()
+    expect(page.get_by_text("What's the weather in city 2?")).to_be_visible()
     screenshot(page, "smoke-after-import")
 
 
@@ -58,7 +62,7 @@ def test_a_bad_upload_shows_the_line_and_imports_nothing(page, lead, project, tm
     page.get_by_role("button", name="Import without preview").click()
     page.wait_for_load_state("networkidle")
     report = page.locator("#import-report")
-    assert report.get_by_text("Nothing was imported").is_visible()
-    assert report.get_by_text("broken.jsonl").first.is_visible()
+    expect(report.get_by_text("Nothing was imported")).to_be_visible()
+    expect(report.get_by_text("broken.jsonl").first).to_be_visible()
     screenshot(page, "smoke-import-error")
     assert project.trajectories.count() == 0

@@ -11,6 +11,7 @@ import re
 
 import pytest
 from django.test import override_settings
+from playwright.sync_api import expect
 
 from tests.browser.conftest import login, screenshot
 from tests.training.jobs_harness import WebServer, Worker, export_snapshot_files, make_snapshot, shared_file_db
@@ -62,16 +63,16 @@ def _launch(page, app, kind: str, snapshot, steps: str):
     login(page, "lena", "lena-pw-1")
     page.goto(f"/training/p/{app['project'].slug}/runs/")
     page.click(f"#new-{kind}")
-    assert page.input_value("input[name=base_model]").endswith("models/tiny-qwen3")  # offered by default
+    expect(page.locator("input[name=base_model]")).to_have_value(re.compile(r"models/tiny-qwen3$"))  # the default
     page.select_option("select[name=snapshot]", str(snapshot.pk))
     page.fill("input[name=max_steps]", steps)
     page.fill("input[name=batch_size]", "1")
     page.fill("input[name=eval_steps]", "2")
     page.fill("input[name=save_steps]", "2")
     page.click("button[value=preview]")
-    preview = page.inner_text("#preview")
-    assert f"{kind.upper()}Config(" in preview and f"max_steps={steps}," in preview
-    assert "python -m training.runner" in preview
+    preview = page.locator("#preview")
+    for words in (f"{kind.upper()}Config(", f"max_steps={steps},", "python -m training.runner"):
+        expect(preview).to_contain_text(words)
     screenshot(page, f"training-{kind}-preview")
     page.click("button[value=launch]")
     page.wait_for_url(re.compile(r"/training/runs/\d+/$"))  # no #preview carried over
@@ -88,22 +89,22 @@ def _watch(page, app, kind: str):
         screenshot(page, f"training-{kind}-timeout")
         raise AssertionError(f"the run did not succeed: {page.inner_text('#live')[:2000]}"
                              f"{app['worker'].tail()}{app['web'].tail()}") from None
-    assert page.inner_text("#job-status") == "Succeeded"
-    assert page.locator("#charts svg").count() >= 4
+    expect(page.locator("#job-status")).to_have_text("Succeeded")
+    expect(page.locator("#charts svg").nth(3)).to_be_attached()  # at least four charts
     screenshot(page, f"training-{kind}-succeeded")
 
 
 def _read_card(page, snapshot) -> str:
     page.click("a[data-artifact=card]")
-    card = page.inner_text("body")
-    assert snapshot.content_hash in card and snapshot.name in card
-    return card
+    expect(page.locator("body")).to_contain_text(snapshot.content_hash)
+    expect(page.locator("body")).to_contain_text(snapshot.name)
+    return page.inner_text("body")
 
 
 def test_a_lead_trains_sft_from_the_form_and_watches_it_succeed(page, app):
     job_id = _launch(page, app, "sft", app["sft"], "4")
     _watch(page, app, "sft")
-    assert "eval loss" in page.inner_text("#latest-values")  # the snapshot's eval split was evaluated
+    expect(page.locator("#latest-values")).to_contain_text("eval loss")  # the snapshot's eval split was evaluated
     job_url = page.url
     card = _read_card(page, app["sft"])
     assert "# SFT model of" in card and "qwen3_training" in card and "trl " in card
@@ -116,7 +117,7 @@ def test_a_lead_trains_sft_from_the_form_and_watches_it_succeed(page, app):
 def test_a_lead_trains_dpo_from_the_form_and_compares_runs(page, app):
     _launch(page, app, "dpo", app["dpo"], "3")
     _watch(page, app, "dpo")
-    assert page.locator('figure[data-chart="rewards/margins"]:not([data-points="0"])').count() == 1
+    expect(page.locator('figure[data-chart="rewards/margins"]:not([data-points="0"])')).to_have_count(1)
     job_url = page.url
     card = _read_card(page, app["dpo"])
     assert "# DPO model of" in card and '"beta": 0.1' in card
@@ -127,9 +128,9 @@ def test_a_lead_trains_dpo_from_the_form_and_compares_runs(page, app):
         boxes.nth(i).check()
     page.click("#compare-runs")
     try:
-        overlay = page.inner_text("#overlay")
-    except Exception:
+        expect(page.locator("#overlay")).to_contain_text("Training loss")
+    except AssertionError:
         screenshot(page, "training-runs-overlay-missing")
         raise
-    assert "Training loss" in overlay and "travel pairs v1" in overlay
+    expect(page.locator("#overlay")).to_contain_text("travel pairs v1")
     screenshot(page, "training-runs-overlay")

@@ -197,5 +197,5 @@ def test_an_xss_payload_in_a_tool_result_runs_no_script(new_page, lead, project)
     expect(page.get_by_text("Fetch the page <script>", exact=False)).to_be_visible()
     screenshot(page, "workbench-10-xss-queue")
     assert page.evaluate("() => window.__xss") is None
-    assert page.locator("img[src=x]").count() == 0
+    expect(page.locator("img[src=x]")).to_have_count(0)
     assert dialogs == []

@@ -9,6 +9,7 @@ import re
 import pytest
 from django.urls import reverse
 
+from annotate.models import Pair, Trajectory
 from evaluation import jobs
 from evaluation.generate import GenerationSettings
 from evaluation.models import AllowedEndpoint, EvalItemResult, EvalRun, EvalSet
@@ -150,6 +151,7 @@ def test_an_annotator_sees_eval_sets_but_cannot_make_one(client, annotator, eval
     html = c.get(url).content.decode()
     assert eval_set.name in html and "eval-set-form" not in html
     assert c.post(url, {"source": "snapshot", "snapshot": snapshot.pk, "split": "eval"}).status_code == 403
+    assert list(EvalSet.objects.all()) == [eval_set]
 
 
 # --- the dashboard ---------------------------------------------------------------------------------------
@@ -246,11 +248,14 @@ def test_annotators_view_dashboards_but_cannot_launch_cancel_or_send(client, ann
     assert f"#{base.pk} base" in runs and "New evaluation" not in runs
     item = c.get(reverse("evaluation:item-detail", args=[base.pk, 0])).content.decode()
     assert 'id="raw-output"' in item and 'id="send-to-annotation"' not in item and 'id="make-pair"' not in item
+    trajectories, pairs, status = Trajectory.objects.count(), Pair.objects.count(), base.status
     for url in (reverse("evaluation:send-to-annotation", args=[base.pk, 0]),
                 reverse("evaluation:make-pair", args=[base.pk, 0]), reverse("evaluation:cancel-run", args=[base.pk]),
                 reverse("evaluation:launch-run", args=["weather"])):
         assert c.post(url, _form(eval_set, model_dir)).status_code == 403, url
     assert EvalRun.objects.count() == 2
+    base.refresh_from_db()
+    assert (Trajectory.objects.count(), Pair.objects.count(), base.status) == (trajectories, pairs, status)
 
 
 def test_an_outsider_gets_not_found(client, outsider, finished):
@@ -318,4 +323,5 @@ def test_the_api_makes_an_eval_set_and_refuses_annotators(client, lead, annotato
     assert other.get(reverse("evaluation:api-eval-sets", args=["weather"])).status_code == 200
     assert other.post(reverse("evaluation:api-eval-sets", args=["weather"]), {"source": "snapshot"},
                       content_type="application/json").status_code == 403
+    assert EvalSet.objects.count() == 1
     assert Client().get(reverse("evaluation:api-eval-sets", args=["weather"])).status_code in (401, 403)

@@ -262,6 +262,8 @@ def test_the_page_and_the_api_retry_a_failed_export_for_leads_only(client, snaps
     assert b"retry-snapshot" not in page.content
     assert client.post(f"/api/snapshots/{snapshot.pk}/retry/").status_code == 403
     assert client.post(reverse("training:retry-snapshot", args=[snapshot.pk])).status_code == 403
+    snapshot.refresh_from_db()
+    assert (snapshot.status, snapshot.error, sent) == (JobStatus.FAILED, "No heartbeat for 75 s", [])
     client.login(username=lead.username, password=PASSWORD)
     page = client.get(reverse("training:snapshot-detail", args=[snapshot.pk]))
     assert b'id="retry-snapshot"' in page.content and b"No heartbeat for 75 s" in page.content

@@ -58,8 +58,11 @@ def test_bad_launches_are_refused_naming_the_field(lead, snap, over, field, says
 
 def test_an_annotator_cannot_launch_cancel_or_resume_and_an_outsider_sees_nothing(annotator, outsider, lead, snap):
     assert api(annotator).post("/api/projects/weather/training-jobs/", body(snap), format="json").status_code == 403
+    assert not TrainingJob.objects.exists()
     job_id = api(lead).post("/api/projects/weather/training-jobs/", body(snap), format="json").data["id"]
+    status = TrainingJob.objects.get(pk=job_id).status
     assert api(annotator).post(f"/api/training-jobs/{job_id}/cancel/").status_code == 403
+    assert TrainingJob.objects.get(pk=job_id).status == status and TrainingJob.objects.count() == 1
     assert api(annotator).get(f"/api/training-jobs/{job_id}/").status_code == 200
     assert api(outsider).get(f"/api/training-jobs/{job_id}/").status_code == 404
     assert api(outsider).get("/api/projects/weather/training-jobs/").status_code == 404

@@ -126,6 +126,8 @@ def test_the_detail_page_shows_the_audit_and_the_block(exported, lead, annotator
 def test_a_lead_overrides_with_a_reason_and_it_is_recorded(exported, lead, annotator, as_user):
     url = reverse("training:override-snapshot", args=[exported.pk])
     assert as_user(annotator).post(url, {"reason": "fine"}).status_code == 403
+    exported.refresh_from_db()
+    assert exported.blocked and exported.override_reason == "" and exported.override_at is None
     c = as_user(lead)
     c.post(url, {"reason": ""})
     exported.refresh_from_db()
