@@ -125,7 +125,7 @@ class Pair(models.Model):
         self.content_key = pair.content_key()
 
     def to_document(self) -> dict:
-        """What a DPO snapshot pins (see ``training.snapshot_models.SnapshotPair``)."""
+        """What a DPO snapshot pins (see ``training.snapshots.models.SnapshotPair``)."""
         doc = self.to_core().to_document()
         doc["meta"].update({"pair_id": self.pk, "trajectory_id": self.trajectory_id})
         return doc
