@@ -20,15 +20,17 @@ from rest_framework.views import APIView
 
 from django.core.exceptions import PermissionDenied
 
-from annotate import import_preview, permissions, workflow
+from annotate import permissions, workflow
 from annotate.editing import OPS, Edit, EditError
 from annotate.findings import argument_errors, validate
 from annotate.forms import IMPORT_FORMATS
+from annotate.ingest import preview as import_preview
+from annotate.ingest.writer import import_upload
 from annotate.models import Project, Revision, Trajectory
 from annotate.revisions import diff_documents
 from annotate.services import (QUEUE_SORTS, StaleVersion, WorkflowRefused, assign, conflict_for, current_document,
-                               dashboard, document_at, history_of, import_upload, next_in_queue, queue,
-                               replace_document, resolve_conflict, revert, save_edit, transition)
+                               dashboard, document_at, history_of, next_in_queue, queue, replace_document,
+                               resolve_conflict, revert, save_edit, transition)
 from annotate.step_forms import schemas_for
 from annotate.trajectory import CASE_TYPES, SPLITS, SchemaError
 from annotate.trajectory import Trajectory as Document

@@ -1,17 +1,10 @@
-"""Writing canonical trajectories to the database: import and save, with revisions.
-
-Thin Django shell around the pure modules: callers hand over canonical ``Trajectory`` objects
-(already parsed and validated by ``annotate.importing``); this module writes rows in bulk, in
-one transaction, so an import is all-or-nothing.
-"""
+"""Saving canonical trajectories to the database, with revisions (the import is ``annotate.ingest``)."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import connections, transaction
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case, Count, F, Value, When
@@ -20,196 +13,14 @@ from django.utils import timezone
 from annotate import permissions, workflow
 from annotate.permissions import author_of
 from annotate.editing import Edit, EditError, apply_edit
-from annotate import bulk
-from annotate.bulk import title_of as _title
 from annotate.findings import validate
-from annotate.importing import gc_paused, parse_file, read_file
-from annotate.models import (SEARCH_TABLE, ImportBatch, Project, Revision, Step, StepLabel, Tool, Trajectory, Turn,
-                             search_index_enabled)
+from annotate.ingest.rows import title_of as _title
+from annotate.ingest.writer import index_search_text
+from annotate.models import Project, Revision, Step, StepLabel, Trajectory, Turn
 from annotate.revisions import Change, diff_documents, rebase_edit
 from annotate.search import search_text
 from annotate.trajectory import CASE_TYPE_NAMES, case_type_columns
 from annotate.trajectory import Trajectory as CanonicalTrajectory
-
-BATCH = 2000
-
-
-@dataclass
-class ImportOutcome:
-    batch: ImportBatch | None
-    imported: int = 0
-    skipped: int = 0
-    errors: list[dict] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors or self.imported > 0
-
-
-def get_or_create_project(slug: str, name: str | None = None) -> tuple[Project, bool]:
-    """A project by slug, created with the default taxonomy when missing."""
-    return Project.objects.get_or_create(slug=slug, defaults={"name": name or slug.replace("-", " ").title()})
-
-
-def _rows_for(project: Project, t: CanonicalTrajectory, now, user) -> tuple[Trajectory, list, list, list]:
-    row = Trajectory(
-        project=project, title=_title(t), external_id=t.meta.external_id, source=t.meta.source,
-        system=t.system, tools=t.tools, split=t.meta.split, tags=list(t.meta.tags),
-        reference=t.meta.reference, extra=dict(t.meta.extra), step_count=t.step_count(),
-        finding_count=len(validate(t)), created_at=now, updated_at=now,
-    )
-    row.set_case_types(t.meta.case_types)
-    turns = [Turn(index=i, user=turn.user, extra=turn.extra) for i, turn in enumerate(t.turns)]
-    steps, labels = [], []
-    for ti, si, s in t.steps():
-        step = Step(turn_index=ti, position=si, kind=s.kind, text=s.text, name=s.name,
-                    arguments=s.arguments if s.kind == "tool_call" else None, call_id=s.call_id,
-                    ok=s.ok, note=s.note, train=s.train, extra=s.extra)
-        steps.append(step)
-        labels.append(s.labels)
-    return row, turns, steps, labels
-
-
-def merge_tool_catalog(project: Project, trajectories: list[CanonicalTrajectory]) -> int:
-    """Add tools the trajectories use that the project's catalog does not have yet."""
-    return _merge_tools(project, (spec for t in trajectories for spec in t.tools))
-
-
-def _merge_tools(project: Project, specs: Iterable[dict]) -> int:
-    """Add the tools of ``specs`` (the first spec of each name) that the catalog does not have yet."""
-    known = set(project.tools.values_list("name", flat=True))
-    new: dict[str, dict] = {}
-    for spec in specs:
-        if spec["name"] not in known and spec["name"] not in new:
-            new[spec["name"]] = spec
-    Tool.objects.bulk_create([
-        Tool(project=project, name=n[:200], description=s.get("description", ""), parameters=s.get("parameters", {}))
-        for n, s in new.items()
-    ])
-    return len(new)
-
-
-def write_trajectories(project: Project, trajectories: list[CanonicalTrajectory], user=None,
-                       status: str = Trajectory.DRAFT, *, ids_only: bool = False) -> list:
-    """Bulk-insert trajectories with their turns, steps and labels, at version 1.
-
-    No Revision is written: the rows are version 1 until the trajectory first changes, when
-    :func:`keep_original` writes it (and :func:`history_of` shows it meanwhile). Returns the new
-    rows, or only their ids with ``ids_only`` (large imports).
-    """
-    now = timezone.now()
-    created: list[Trajectory] = []
-    author = author_of(user)
-    if bulk.available():  # the embedded SQLite default: plain executemany, ~10x the ORM's speed
-        with transaction.atomic(), gc_paused():
-            ids = bulk.insert_trajectories(project, trajectories, status=status, now=now,
-                                           index_search=index_search_text if search_index_enabled() else None)
-        return ids if ids_only else list(Trajectory.objects.filter(pk__in=ids).order_by("id"))
-    for start in range(0, len(trajectories), BATCH):
-        chunk = trajectories[start:start + BATCH]
-        parts = [_rows_for(project, t, now, author) for t in chunk]
-        rows = [p[0] for p in parts]
-        for r in rows:
-            r.status = status
-        Trajectory.objects.bulk_create(rows)
-        turns, steps, step_labels = [], [], []
-        for (row, trs, sts, labs) in parts:
-            for tr in trs:
-                tr.trajectory_id = row.pk
-            for st in sts:
-                st.trajectory_id = row.pk
-            turns.extend(trs)
-            steps.extend(sts)
-            step_labels.extend(labs)
-        Turn.objects.bulk_create(turns, batch_size=5000)
-        Step.objects.bulk_create(steps, batch_size=5000)
-        labels = [StepLabel(step_id=st.pk, trajectory_id=st.trajectory_id, label=lab)
-                  for st, labs in zip(steps, step_labels) for lab in dict.fromkeys(labs)]
-        if labels:
-            StepLabel.objects.bulk_create(labels, batch_size=5000)
-        index_search_text([(row.pk, search_text(t)) for row, t in zip(rows, chunk)])
-        created.extend(rows)
-    return [r.pk for r in created] if ids_only else created
-
-
-def index_search_text(rows: list[tuple[int, str]], *, replace: bool = False) -> None:
-    """Write ``(trajectory id, text)`` into the full-text index (a no-op where there is none)."""
-    if not rows or not search_index_enabled():
-        return
-    conn = connections["default"]
-    if conn.vendor == "postgresql":
-        with conn.cursor() as c:
-            c.executemany(f"INSERT INTO {SEARCH_TABLE} (trajectory_id, document) VALUES (%s, to_tsvector('simple', %s)) "
-                          "ON CONFLICT (trajectory_id) DO UPDATE SET document = EXCLUDED.document", rows)
-        return
-    verb = "INSERT OR REPLACE" if replace else "INSERT"  # FTS5 replaces by rowid
-    with conn.cursor() as c:
-        c.executemany(f"{verb} INTO {SEARCH_TABLE}(rowid, text) VALUES (%s, %s)", rows)
-
-
-def import_file(project: Project, data: bytes, filename: str, *, fmt: str = "auto", skip_invalid: bool = False,
-                answers: bytes | None = None, answers_filename: str = "", tools: bytes | None = None,
-                tools_filename: str = "", user=None) -> ImportOutcome:
-    """Import the bytes of a file (the upload page, the API and ``manage.py import_trajectories``).
-
-    All-or-nothing unless ``skip_invalid``; files over ``settings.IMPORT_MAX_BYTES`` are refused.
-    A big file on the embedded SQLite (``bulk.STREAM_MIN_BYTES``+, where a second process can be
-    forked) is written while it is read (:func:`annotate.bulk.import_stream`); otherwise it is
-    read whole, then written (:func:`import_parsed`). Both write the same rows and report the
-    same problems.
-    """
-    if not (bulk.available() and len(data) >= bulk.STREAM_MIN_BYTES and bulk._can_fork()):
-        result = parse_file(data, filename, fmt, settings.IMPORT_MAX_BYTES, skip_invalid, answers,
-                            answers_filename=answers_filename, tools=tools, tools_filename=tools_filename)
-        return import_parsed(project, result, filename=filename, fmt=fmt, user=user)
-    reading = read_file(data, filename, fmt, settings.IMPORT_MAX_BYTES, skip_invalid, answers,
-                        answers_filename=answers_filename, tools=tools, tools_filename=tools_filename)
-    author = author_of(user)
-    with bulk.checkpoint_later(), transaction.atomic():
-        try:
-            with transaction.atomic(), gc_paused():
-                streamed = bulk.import_stream(project, reading, status=Trajectory.DRAFT, now=timezone.now(),
-                                              index_search=index_search_text if search_index_enabled() else None)
-                if streamed.result.errors and not skip_invalid:
-                    raise _Abort
-                _merge_tools(project, streamed.tools.values())
-                imported = len(streamed.ids)
-        except _Abort:  # (rolls back the rows written before the first problem)
-            imported = 0
-        return _record_import(project, filename, fmt, author, imported, streamed.result.errors)
-
-
-def import_upload(project: Project, upload, *, fmt: str, skip_invalid: bool, answers=None, tools=None,
-                  user=None) -> ImportOutcome:
-    """:func:`import_file` for uploaded files (the upload page and the API): the trajectories file,
-    and optionally a BFCL answers file and a tools file."""
-    return import_file(project, upload.read(), upload.name, fmt=fmt, skip_invalid=skip_invalid,
-                       answers=answers.read() if answers else None, answers_filename=answers.name if answers else "",
-                       tools=tools.read() if tools else None, tools_filename=tools.name if tools else "", user=user)
-
-
-class _Abort(Exception):
-    pass
-
-
-def _record_import(project: Project, filename: str, fmt: str, author, imported: int, issues) -> ImportOutcome:
-    """The ImportBatch of an import (what came in, what was skipped and why) and its outcome."""
-    errors = [e.to_dict() if hasattr(e, "to_dict") else dict(e) for e in issues]
-    batch = ImportBatch.objects.create(project=project, filename=filename[:500], fmt=fmt, created_by=author,
-                                       imported=imported, skipped=len(errors), errors=errors[:1000])
-    return ImportOutcome(batch=batch, imported=imported, skipped=len(errors), errors=errors)
-
-
-def import_parsed(project: Project, result, *, filename: str, fmt: str, user=None) -> ImportOutcome:
-    """Write an ``annotate.importing.ImportResult``: all-or-nothing unless it was parsed with skip_invalid."""
-    trajectories = [t for _, t in result.trajectories]
-    with transaction.atomic():
-        outcome = _record_import(project, filename, fmt, author_of(user), len(trajectories), result.errors)
-        if trajectories:
-            merge_tool_catalog(project, trajectories)
-            write_trajectories(project, trajectories, user=user, ids_only=True)
-    return outcome
-
 
 def replace_document(trajectory: Trajectory, doc: CanonicalTrajectory, *, user, base_version: int,
                      summary: str = "") -> Trajectory:

@@ -24,16 +24,17 @@ from django.utils.functional import cached_property
 from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import reswap, retarget
 
-from annotate import import_preview, permissions, workflow
+from annotate import permissions, workflow
 from annotate.editing import Edit, EditError
 from annotate.findings import Finding, validate
 from annotate.forms import IMPORT_FORMATS, AssignForm, ImportForm, QueueFilterForm, TransitionForm
+from annotate.ingest import preview as import_preview
+from annotate.ingest.writer import import_file, import_upload
 from annotate.models import Project, Trajectory
 from annotate.revisions import diff_documents, rebase_edit
 from annotate.services import (THIN_SHARE, Conflict, StaleVersion, WorkflowRefused, assign, conflict_for,
-                               current_document, dashboard, document_at, next_to_review, queue,
-                               history_of, import_file, import_upload, next_in_queue, resolve_conflict, revert,
-                               save_edit, transition)
+                               current_document, dashboard, document_at, history_of, next_in_queue, next_to_review,
+                               queue, resolve_conflict, revert, save_edit, transition)
 from annotate.step_forms import (StepForm, StepPanel, argument_state, case_type_choices, check_arguments, first,
                                  read_arguments, read_step_form, schemas_for, step_panel)
 from annotate.trajectory import CASE_TYPE_NAMES, CASE_TYPES, SPLITS, Trajectory as Document

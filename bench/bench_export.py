@@ -57,7 +57,8 @@ def export(project, out_dir: Path, label: str):
 def main() -> None:
     data = setup("export")
     from annotate.models import Project, Trajectory
-    from annotate.services import replace_document, write_trajectories
+    from annotate.ingest.writer import write_trajectories
+    from annotate.services import replace_document
     from annotate.trajectory import Trajectory as Canonical
     from training.export import directory_digest
     from training.tiny_model import build_tiny_model

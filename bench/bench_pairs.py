@@ -32,7 +32,7 @@ def main(n: int = 10_000, corrected: int = 100) -> None:
     for spec in TOOLS:
         Tool.objects.create(project=project, name=spec["name"], description=spec["description"],
                             parameters=spec["parameters"])
-    from annotate.services import write_trajectories
+    from annotate.ingest.writer import write_trajectories
 
     demo = demo_trajectories()
     t0 = time.perf_counter()

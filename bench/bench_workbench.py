@@ -80,7 +80,7 @@ def populate(rng: random.Random):
     from django.contrib.auth import get_user_model
 
     from annotate.models import Membership, Tool, Trajectory
-    from annotate.services import get_or_create_project, write_trajectories
+    from annotate.ingest.writer import get_or_create_project, write_trajectories
 
     project, _ = get_or_create_project("bench")
     for spec in TOOLS:

@@ -8,9 +8,9 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from annotate import bulk
+from annotate.ingest import sqlite as bulk
 from annotate.demo import demo_trajectories
-from annotate.jsontext import dumps
+from annotate.ingest.jsontext import dumps
 from annotate.models import Revision, StepLabel, Trajectory
 from annotate.services import document_at, history_of
 
@@ -129,7 +129,7 @@ def _rows(ids):
 
 
 def test_rows_built_in_a_second_process_are_the_rows_built_here(project):
-    from annotate.services import index_search_text
+    from annotate.ingest.writer import index_search_text
 
     docs = _varied_docs() * 15  # (batches of 60: several full multi-row INSERTs per table, and a rest)
     now = timezone.now()
@@ -189,7 +189,7 @@ def forks(monkeypatch):
     monkeypatch.setattr(bulk, "PARALLEL_MIN", 50)
     monkeypatch.setattr(bulk, "STREAM_MIN_BYTES", 1024)
     monkeypatch.setattr(bulk, "BATCH", 7)
-    monkeypatch.setattr("annotate.importing.BATCH", 7)
+    monkeypatch.setattr("annotate.ingest.reader.BATCH", 7)
     used = []
     enter = bulk._Forked.__enter__
     monkeypatch.setattr(bulk._Forked, "__enter__", lambda self: used.append(True) or enter(self))
@@ -197,7 +197,7 @@ def forks(monkeypatch):
 
 
 def _import(project, data, name="big.jsonl", **kw):
-    from annotate.services import import_file
+    from annotate.ingest.writer import import_file
 
     return import_file(project, data, name, **kw)
 
@@ -297,7 +297,7 @@ def test_a_file_that_cannot_be_read_writes_nothing_and_forks_nothing(project, fo
 
 
 def test_a_big_import_reads_back_as_imported(project, forks):
-    from annotate.importing import parse_file
+    from annotate.ingest.reader import parse_file
     from annotate.services import current_document
 
     data = _jsonl(60)
@@ -311,7 +311,7 @@ def test_a_big_import_reads_back_as_imported(project, forks):
 
 
 def test_a_big_list_builds_its_rows_in_a_second_process(project, forks):
-    from annotate.services import write_trajectories
+    from annotate.ingest.writer import write_trajectories
 
     docs = _varied_docs() * 8
     ids = write_trajectories(project, docs, ids_only=True)

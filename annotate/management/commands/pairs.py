@@ -24,7 +24,7 @@ from annotate import pair_services as services
 from annotate import pairs as core
 from annotate.models import Project, Trajectory
 from annotate.pair_models import Pair, PairSuggestion, categories_for
-from annotate.services import get_or_create_project
+from annotate.ingest.writer import get_or_create_project
 from annotate.trajectory import SchemaError
 
 
