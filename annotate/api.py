@@ -20,20 +20,23 @@ from rest_framework.views import APIView
 
 from django.core.exceptions import PermissionDenied
 
-from annotate import permissions, workflow
-from annotate.editing import OPS, Edit, EditError
+from annotate import permissions
 from annotate.findings import argument_errors, validate
 from annotate.forms import IMPORT_FORMATS
 from annotate.ingest import preview as import_preview
 from annotate.ingest.writer import import_upload
 from annotate.models import Project, Revision, Trajectory
-from annotate.revisions import diff_documents
-from annotate.services import (QUEUE_SORTS, StaleVersion, WorkflowRefused, assign, conflict_for, current_document,
-                               dashboard, document_at, history_of, next_in_queue, queue, replace_document,
-                               resolve_conflict, revert, save_edit, transition)
-from annotate.step_forms import schemas_for
 from annotate.trajectory import CASE_TYPES, SPLITS, SchemaError
 from annotate.trajectory import Trajectory as Document
+from annotate.workbench import workflow
+from annotate.workbench.dashboard import dashboard
+from annotate.workbench.documents import StaleVersion, current_document, document_at, history_of, replace_document
+from annotate.workbench.editing import OPS, Edit, EditError
+from annotate.workbench.queue import QUEUE_SORTS, assign, next_in_queue, queue
+from annotate.workbench.revisions import diff_documents
+from annotate.workbench.saving import conflict_for, resolve_conflict, revert, save_edit
+from annotate.workbench.step_forms import schemas_for
+from annotate.workbench.transitions import WorkflowRefused, transition
 from studio.rest import MAX_ID, IdField, StrictSerializer, StudioPagination, id_list, id_or_none
 
 
@@ -222,7 +225,7 @@ class EditInputSerializer(StrictSerializer):
     op = serializers.ChoiceField(choices=list(OPS))
     turn = serializers.IntegerField(min_value=0, required=False, allow_null=True)
     step = serializers.IntegerField(min_value=0, required=False, allow_null=True)
-    fields = serializers.DictField(required=False, help_text="New values (see annotate.editing.Edit)")
+    fields = serializers.DictField(required=False, help_text="New values (see annotate.workbench.editing.Edit)")
     resolution = serializers.ChoiceField(choices=["merge", "overwrite"], required=False,
                                          help_text="After a 409: re-apply this edit (made on base_version) on top "
                                                    "of seen_version, field by field, or overwrite with it")

@@ -109,7 +109,7 @@ class TrajectoryQuerySet(models.QuerySet):
         """Trajectories whose user messages or steps contain every word of ``query`` (as prefixes).
 
         SQLite: the FTS5 index ``annotate_trajectory_search``; PostgreSQL: a table of the same
-        name with a ``tsvector`` per trajectory and a GIN index (both kept by ``annotate.services``);
+        name with a ``tsvector`` per trajectory and a GIN index (both kept by ``annotate.ingest.writer``);
         elsewhere a portable, slower scan of turns and steps.
         """
         from django.db.models import Q
@@ -136,7 +136,7 @@ class TrajectoryQuerySet(models.QuerySet):
         return qs
 
 
-# The full-text index over every user message and step, written by annotate.services: SQLite
+# The full-text index over every user message and step, written by annotate.ingest.writer: SQLite
 # FTS5 (rowid = trajectory id; migration 0002_workbench_search) or, on PostgreSQL, a table of
 # (trajectory_id, document tsvector) with a GIN index (migration 0004_postgres_search).
 SEARCH_TABLE = "annotate_trajectory_search"

@@ -25,7 +25,7 @@ from annotate import pairs as core
 from annotate.permissions import author_of
 from annotate.models import Revision, Trajectory
 from annotate.pair_models import Pair, PairSuggestion, SuggestionScan, categories_for
-from annotate.services import keep_original, lock_version
+from annotate.workbench.documents import keep_original, lock_version
 from annotate.trajectory import Trajectory as CanonicalTrajectory
 
 

@@ -1,7 +1,7 @@
 """Pages: projects, the dashboard, the queue, the editor (htmx swaps per step), history, import.
 
 Each view reads: fetch → check permission → form → change → respond. Every editing view saves
-through ``annotate.services`` with the version the page was drawn from (optimistic locking); a
+through ``annotate.workbench`` with the version the page was drawn from (optimistic locking); a
 stale save answers with a conflict view that keeps what the user typed. With htmx a view answers
 with the partial it changed (plus out-of-band updates of the version, findings and status);
 without JavaScript the same forms post normally and the view redirects back to the page.
@@ -24,20 +24,23 @@ from django.utils.functional import cached_property
 from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import reswap, retarget
 
-from annotate import permissions, workflow
-from annotate.editing import Edit, EditError
+from annotate import permissions
 from annotate.findings import Finding, validate
 from annotate.forms import IMPORT_FORMATS, AssignForm, ImportForm, QueueFilterForm, TransitionForm
 from annotate.ingest import preview as import_preview
 from annotate.ingest.writer import import_file, import_upload
 from annotate.models import Project, Trajectory
-from annotate.revisions import diff_documents, rebase_edit
-from annotate.services import (THIN_SHARE, Conflict, StaleVersion, WorkflowRefused, assign, conflict_for,
-                               current_document, dashboard, document_at, history_of, next_in_queue, next_to_review,
-                               queue, resolve_conflict, revert, save_edit, transition)
-from annotate.step_forms import (StepForm, StepPanel, argument_state, case_type_choices, check_arguments, first,
-                                 read_arguments, read_step_form, schemas_for, step_panel)
 from annotate.trajectory import CASE_TYPE_NAMES, CASE_TYPES, SPLITS, Trajectory as Document
+from annotate.workbench import workflow
+from annotate.workbench.dashboard import THIN_SHARE, dashboard
+from annotate.workbench.documents import StaleVersion, current_document, document_at, history_of
+from annotate.workbench.editing import Edit, EditError
+from annotate.workbench.queue import assign, next_in_queue, next_to_review, queue
+from annotate.workbench.revisions import diff_documents, rebase_edit
+from annotate.workbench.saving import Conflict, conflict_for, resolve_conflict, revert, save_edit
+from annotate.workbench.step_forms import (StepForm, StepPanel, argument_state, case_type_choices, check_arguments,
+                                           first, read_arguments, read_step_form, schemas_for, step_panel)
+from annotate.workbench.transitions import WorkflowRefused, transition
 
 PAGE_SIZE = 50
 HISTORY_PAGE_SIZE = 20

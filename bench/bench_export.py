@@ -58,7 +58,7 @@ def main() -> None:
     data = setup("export")
     from annotate.models import Project, Trajectory
     from annotate.ingest.writer import write_trajectories
-    from annotate.services import replace_document
+    from annotate.workbench.documents import replace_document
     from annotate.trajectory import Trajectory as Canonical
     from training.export import directory_digest
     from training.tiny_model import build_tiny_model

@@ -26,7 +26,7 @@ def main(n: int = 10_000, corrected: int = 100) -> None:
     from annotate.demo import TOOLS, demo_trajectories
     from annotate.models import PairSuggestion, Project, Tool, Trajectory
     from annotate.pair_services import refresh_suggestions
-    from annotate.services import replace_document
+    from annotate.workbench.documents import replace_document
 
     project = Project.objects.create(name="Bench", slug="bench")
     for spec in TOOLS:

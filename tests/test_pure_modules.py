@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("django", "rest_framework")
 PURE_PATTERNS = [
     "annotate/trajectory.py", "annotate/findings.py", "annotate/convert_*.py", "annotate/formats/*.py", "annotate/ingest/reader.py",
-    "annotate/case_types.py", "annotate/pairs.py", "annotate/demo.py", "annotate/editing.py", "annotate/revisions.py",
-    "annotate/search.py", "annotate/ingest/jsontext.py", "annotate/ingest/rows.py", "annotate/workflow.py", "training/runner.py", "training/runner_io.py",
+    "annotate/case_types.py", "annotate/pairs.py", "annotate/demo.py", "annotate/workbench/editing.py",
+    "annotate/workbench/revisions.py", "annotate/workbench/step_forms.py", "annotate/workbench/argument_form.py",
+    "annotate/search.py", "annotate/ingest/jsontext.py", "annotate/ingest/rows.py", "annotate/workbench/workflow.py", "training/runner.py", "training/runner_io.py",
     "training/callbacks.py", "training/export.py", "training/preview.py", "evaluation/items.py",
     "evaluation/generate.py", "evaluation/runner.py", "training/paths.py", "studio/broker_fixes.py",
     "training/render*.py", "training/masks.py", "training/split*.py", "training/audit.py",

@@ -37,7 +37,7 @@ from core.errors import InputError
 from annotate import permissions
 from annotate.permissions import author_of
 from annotate.models import Project, Revision, StepLabel, Trajectory, documents_of
-from annotate.services import implied_revision
+from annotate.workbench.documents import implied_revision
 from annotate.trajectory import CASE_TYPES, SPLITS
 from training.export import ExportSettings, SettingsError, content_fingerprint
 from training.models import JobStatus, Snapshot, SnapshotItem

@@ -8,11 +8,11 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from annotate.ingest import sqlite as bulk
 from annotate.demo import demo_trajectories
+from annotate.ingest import sqlite as bulk
 from annotate.ingest.jsontext import dumps
 from annotate.models import Revision, StepLabel, Trajectory
-from annotate.services import document_at, history_of
+from annotate.workbench.documents import document_at, history_of
 
 pytestmark = pytest.mark.django_db
 
@@ -298,7 +298,7 @@ def test_a_file_that_cannot_be_read_writes_nothing_and_forks_nothing(project, fo
 
 def test_a_big_import_reads_back_as_imported(project, forks):
     from annotate.ingest.reader import parse_file
-    from annotate.services import current_document
+    from annotate.workbench.documents import current_document
 
     data = _jsonl(60)
     _import(project, data)

@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from annotate import formats
-from annotate.ingest.reader import detect_format, parse_file
 from annotate.formats import bfcl_multi_turn
+from annotate.ingest.reader import detect_format, parse_file
 from tests.annotate.format_checks import (
     FIXTURES, missing_leaves, raw_export, raw_round_trip, records,
 )

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from annotate.ingest.reader import parse_file
 from annotate.formats import conservation
 from annotate.formats.glaive import MARKUP, to_trajectory
+from annotate.ingest.reader import parse_file
 from annotate.trajectory import SchemaError
 from tests.annotate.format_checks import (
     FIXTURES, missing_words, raw_export, raw_round_trip, records,

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from annotate import formats
-from annotate.ingest.reader import parse_file
 from annotate.formats.toolace import parse_calls, to_trajectory
+from annotate.ingest.reader import parse_file
 from tests.annotate.format_checks import FIXTURES, missing_leaves, missing_words, raw_export, raw_round_trip, records
 
 SAMPLE = FIXTURES / "toolace" / "ToolACE_data_sample.json"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from annotate import formats
-from annotate.ingest.reader import parse_file
 from annotate.formats import toolbench
+from annotate.ingest.reader import parse_file
 from annotate.pairs import PairError, parse_candidates
 from tests.annotate.test_format_when2call import missing_from_export, raw_round_trip
 

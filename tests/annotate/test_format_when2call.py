@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from annotate import formats
-from annotate.ingest.reader import parse_file
 from annotate.formats import when2call
+from annotate.ingest.reader import parse_file
 from annotate.pairs import PairError, parse_candidates
 from annotate.trajectory import Trajectory
 

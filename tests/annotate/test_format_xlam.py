@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from annotate import formats
-from annotate.ingest.reader import detect_format, parse_file
 from annotate.formats.xlam import python_type_schema, to_trajectory
+from annotate.ingest.reader import detect_format, parse_file
 from tests.annotate.format_checks import FIXTURES, missing_leaves, raw_export, raw_round_trip, records
 
 SAMPLE = FIXTURES / "xlam" / "xlam_function_calling_60k_sample.json"

@@ -13,9 +13,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from annotate.editing import Edit
 from annotate.models import Revision, Trajectory
-from annotate.services import document_at, save_edit, transition
+from annotate.workbench.documents import document_at
+from annotate.workbench.editing import Edit
+from annotate.workbench.saving import save_edit
+from annotate.workbench.transitions import transition
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from annotate.models import Revision, Trajectory
-from annotate.services import current_document
+from annotate.workbench.documents import current_document
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}

@@ -155,7 +155,7 @@ def test_next_in_my_queue_gives_my_rejected_work_first_then_claims_a_draft(clien
 
 
 def test_two_annotators_never_claim_the_same_trajectory(client, annotator, make_user, project, demo_trajectories):
-    from annotate.services import next_in_queue
+    from annotate.workbench.queue import next_in_queue
 
     other = make_user("bea", "annotator", project)
     got = [next_in_queue(u, project) for u in (annotator, other, annotator)]

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from annotate.models import Trajectory
-from annotate.services import current_document
+from annotate.workbench.documents import current_document
 from tests.browser.conftest import login, screenshot
 from tests.conftest import PASSWORD
 
