@@ -56,8 +56,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
 # --- dashboard ---------------------------------------------------------------------------------------------
 
 def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    project = get_object_or_404(Project, slug=slug)
-    role = permissions.require_role(request.user, project)
+    project, role = permissions.project_for(request.user, slug)
     return render(request, "annotate/project_detail.html", {
         "project": project, "role": role, "dash": dashboard(project), "thin_percent": round(THIN_SHARE * 100),
         "imports": project.imports.all()[:5],
@@ -77,8 +76,7 @@ def queue_form(project: Project, data, members) -> QueueFilterForm:
 
 
 def trajectory_list(request: HttpRequest, slug: str) -> HttpResponse:
-    project = get_object_or_404(Project, slug=slug)
-    role = permissions.require_role(request.user, project)
+    project, role = permissions.project_for(request.user, slug)
     members = members_of(project)
     form = queue_form(project, request.GET, members)
     form.is_valid()  # invalid filters are reported and ignored; the valid ones still apply
@@ -146,8 +144,7 @@ def short_age(delta) -> str:
 
 def next_trajectory(request: HttpRequest, slug: str) -> HttpResponse:
     """"Next in my queue" (POST: it may claim an unassigned trajectory)."""
-    project = get_object_or_404(Project, slug=slug)
-    permissions.require_role(request.user, project)
+    project, _ = permissions.project_for(request.user, slug)
     if request.method != "POST":
         return redirect("annotate:trajectory-list", slug=project.slug)
     after = request.POST.get("after")
@@ -159,8 +156,7 @@ def next_trajectory(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def assign_trajectories(request: HttpRequest, slug: str) -> HttpResponse:
-    project = get_object_or_404(Project, slug=slug)
-    permissions.require_role(request.user, project, permissions.LEAD)
+    project, _ = permissions.project_for(request.user, slug, permissions.LEAD)
     if request.method != "POST":
         return redirect("annotate:trajectory-list", slug=project.slug)
     members = members_of(project)
@@ -683,8 +679,7 @@ def revert_revision(request: HttpRequest, pk: int) -> HttpResponse:
 
 def import_trajectories(request: HttpRequest, slug: str) -> HttpResponse:
     """Upload a file; "Preview" shows what would be written and keeps the file until "Import" confirms."""
-    project = get_object_or_404(Project, slug=slug)
-    permissions.require_role(request.user, project, permissions.LEAD)
+    project, _ = permissions.project_for(request.user, slug, permissions.LEAD)
     if request.method == "POST" and request.POST.get("token"):
         return _confirm_import(request, project)
     form = ImportForm(request.POST or None, request.FILES or None)

@@ -93,8 +93,6 @@ def detection_rules() -> str:
 def markdown_table() -> str:
     """The README's format table: every registered format with its detection rule and an example
     (``python -m annotate.formats`` prints it)."""
-    import json
-
     rows = ["| format | detected by | example record |", "|---|---|---|"]
     for f in FORMATS.values():
         name = f.name + (f" (also: {', '.join(f.aliases)})" if f.aliases else "")

@@ -2,10 +2,10 @@
 
 The ORM's ``bulk_create`` builds a model instance per row and compiles SQL per batch: about 13
 rows per trajectory (trajectory, turns, steps, labels) made the ORM path the bottleneck of an
-import. Here rows are plain tuples written with multi-row INSERTs, their JSON written by orjson
-(:func:`annotate.ingest.jsontext.dumps`), and on big imports built in other processes while this one writes: a file is
-read there batch by batch (:func:`import_stream`), a list of trajectories turned into rows
-(:func:`insert_trajectories`).
+import. Here rows are plain tuples (:func:`annotate.ingest.rows.build_rows`) written with
+multi-row INSERTs, their JSON written by orjson (:func:`annotate.ingest.jsontext.dumps`), and on
+big imports built in other processes while this one writes: a file is read there batch by batch
+(:func:`import_stream`), a list of trajectories turned into rows (:func:`insert_trajectories`).
 
 Columns come from the models' ``_meta`` so a field added later still gets its default.
 Trajectory ids are allocated up front (above the current maximum, while the import's
@@ -35,7 +35,7 @@ from django.conf import settings
 from django.db import connection, models
 
 from annotate.ingest.reader import ImportResult, Reading
-from annotate.ingest.rows import build_rows
+from annotate.ingest.rows import LABEL_COLUMNS, STEP_COLUMNS, TRAJECTORY_COLUMNS, TURN_COLUMNS, build_rows
 from annotate.models import Step, StepLabel, Trajectory, Turn
 from annotate.trajectory import Trajectory as CanonicalTrajectory
 
@@ -308,13 +308,10 @@ def _start(c, project, status, now, index_search) -> tuple[tuple[_Table, ...], i
     except AttributeError:  # (getlimit: Python 3.11+)
         max_params = connection.features.max_query_params
     tables = (
-        _Table(Trajectory, ("id", "project_id", "title", "external_id", "source", "system", "tools", "status",
-                            "version", "case_types", "case_types_index", "split", "tags", "reference", "extra",
-                            "step_count", "finding_count", "created_at", "updated_at"), max_params),
-        _Table(Turn, ("trajectory_id", "index", "user", "extra"), max_params),
-        _Table(Step, ("trajectory_id", "turn_index", "position", "kind", "text", "name", "arguments",
-                      "call_id", "ok", "note", "train", "extra"), max_params),
-        _Table(StepLabel, ("step_id", "trajectory_id", "label"), max_params),
+        _Table(Trajectory, TRAJECTORY_COLUMNS, max_params),
+        _Table(Turn, TURN_COLUMNS, max_params),
+        _Table(Step, STEP_COLUMNS, max_params),
+        _Table(StepLabel, LABEL_COLUMNS, max_params),
     )
     ts = connection.ops.adapt_datetimefield_value(now)
     return tables, tables[0].allocate(c), (project.pk, status, ts, index_search is not None)

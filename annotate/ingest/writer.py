@@ -23,8 +23,7 @@ from django.utils import timezone
 
 from annotate.ingest import sqlite
 from annotate.ingest.reader import Reading, gc_paused, read_file
-from annotate.ingest.rows import title_of
-from annotate.findings import validate
+from annotate.ingest.rows import DOCUMENT_COLUMNS, STEP_COLUMNS, TURN_COLUMNS, as_stored, rows_of
 from annotate.models import (SEARCH_TABLE, ImportBatch, Project, Step, StepLabel, Tool, Trajectory, Turn,
                              search_index_enabled)
 from annotate.permissions import author_of
@@ -160,48 +159,29 @@ def _insert_with_orm(project: Project, trajectories: list[CanonicalTrajectory], 
     created: list[Trajectory] = []
     for start in range(0, len(trajectories), BATCH):
         chunk = trajectories[start:start + BATCH]
-        parts = [_rows_for(project, t, now) for t in chunk]
-        rows = [p[0] for p in parts]
-        for r in rows:
-            r.status = status
+        turn_rows, step_rows, label_rows = [], [], []  # (naming their trajectory by its place in chunk)
+        rows = [Trajectory(project=project, status=status, created_at=now, updated_at=now,
+                           **dict(zip(DOCUMENT_COLUMNS, rows_of(t, i, turn_rows, step_rows, label_rows, as_stored, {}))))
+                for i, t in enumerate(chunk)]
         Trajectory.objects.bulk_create(rows)
-        turns, steps, step_labels = [], [], []
-        for (row, trs, sts, labs) in parts:
-            for tr in trs:
-                tr.trajectory_id = row.pk
-            for st in sts:
-                st.trajectory_id = row.pk
-            turns.extend(trs)
-            steps.extend(sts)
-            step_labels.extend(labs)
-        Turn.objects.bulk_create(turns, batch_size=5000)
-        Step.objects.bulk_create(steps, batch_size=5000)
-        labels = [StepLabel(step_id=st.pk, trajectory_id=st.trajectory_id, label=lab)
-                  for st, labs in zip(steps, step_labels) for lab in dict.fromkeys(labs)]
-        if labels:
-            StepLabel.objects.bulk_create(labels, batch_size=5000)
+        insert_rows_with_orm([row.pk for row in rows], turn_rows, step_rows, label_rows)
         index_search_text([(row.pk, search_text(t)) for row, t in zip(rows, chunk)])
         created.extend(rows)
     return created
 
 
-def _rows_for(project: Project, t: CanonicalTrajectory, now) -> tuple[Trajectory, list, list, list]:
-    row = Trajectory(
-        project=project, title=title_of(t), external_id=t.meta.external_id, source=t.meta.source,
-        system=t.system, tools=t.tools, split=t.meta.split, tags=list(t.meta.tags),
-        reference=t.meta.reference, extra=dict(t.meta.extra), step_count=t.step_count(),
-        finding_count=len(validate(t)), created_at=now, updated_at=now,
-    )
-    row.set_case_types(t.meta.case_types)
-    turns = [Turn(index=i, user=turn.user, extra=turn.extra) for i, turn in enumerate(t.turns)]
-    steps, labels = [], []
-    for ti, si, s in t.steps():
-        step = Step(turn_index=ti, position=si, kind=s.kind, text=s.text, name=s.name,
-                    arguments=s.arguments if s.kind == "tool_call" else None, call_id=s.call_id,
-                    ok=s.ok, note=s.note, train=s.train, extra=s.extra)
-        steps.append(step)
-        labels.append(s.labels)
-    return row, turns, steps, labels
+def insert_rows_with_orm(pks: list[int], turn_rows: list[tuple], step_rows: list[tuple],
+                         label_rows: list[tuple]) -> None:
+    """Insert the turn, step and label rows of :func:`annotate.ingest.rows.rows_of` (with
+    :func:`~annotate.ingest.rows.as_stored` values) through the ORM; each row's trajectory id is a
+    place in ``pks``."""
+    Turn.objects.bulk_create([Turn(**dict(zip(TURN_COLUMNS, (pks[r[0]], *r[1:])))) for r in turn_rows],
+                             batch_size=5000)
+    steps = [Step(**dict(zip(STEP_COLUMNS, (pks[r[0]], *r[1:])))) for r in step_rows]
+    Step.objects.bulk_create(steps, batch_size=5000)
+    if label_rows:
+        StepLabel.objects.bulk_create([StepLabel(step_id=steps[k].pk, trajectory_id=pks[place], label=label)
+                                       for k, place, label in label_rows], batch_size=5000)
 
 
 def index_search_text(rows: list[tuple[int, str]], *, replace: bool = False) -> None:

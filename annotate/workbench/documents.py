@@ -11,14 +11,17 @@ from django.db import connections, transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
-from annotate.findings import validate
-from annotate.ingest.rows import title_of
-from annotate.ingest.writer import index_search_text
+from annotate.ingest.rows import DOCUMENT_COLUMNS, as_stored, rows_of
+from annotate.ingest.writer import index_search_text, insert_rows_with_orm
 from annotate.models import Revision, Step, StepLabel, Trajectory, Turn
 from annotate.permissions import author_of
 from annotate.search import search_text
 from annotate.trajectory import Trajectory as CanonicalTrajectory
-from annotate.trajectory import case_type_columns
+
+# The trajectory columns a saved document replaces (its source, ids, reference and extra stay
+# as imported; the title only when it is empty).
+REPLACED_COLUMNS = ("system", "tools", "split", "tags", "case_types", "case_types_index", "step_count",
+                    "finding_count")
 
 
 class StaleVersion(Exception):
@@ -38,13 +41,9 @@ def replace_document(trajectory: Trajectory, doc: CanonicalTrajectory, *, user, 
     document's rows, its search text and a Revision; ``trajectory`` is updated in place.
     """
     now = timezone.now()
-    findings = len(validate(doc))
-    case_types, case_types_index = case_type_columns(doc.meta.case_types)
-    fields = {
-        "system": doc.system, "tools": doc.tools, "split": doc.meta.split, "tags": list(doc.meta.tags),
-        "case_types": case_types, "case_types_index": case_types_index,
-        "step_count": doc.step_count(), "finding_count": findings,
-    }
+    turn_rows, step_rows, label_rows = [], [], []
+    values = dict(zip(DOCUMENT_COLUMNS, rows_of(doc, 0, turn_rows, step_rows, label_rows, as_stored, {})))
+    fields = {name: values[name] for name in REPLACED_COLUMNS}
     author = author_of(user)
     # Inside save_edit's transaction no savepoint is needed: a failure undoes the whole save.
     with transaction.atomic(savepoint=False):
@@ -52,9 +51,10 @@ def replace_document(trajectory: Trajectory, doc: CanonicalTrajectory, *, user, 
         # The conditional UPDATE is the lock: it matches only while nobody saved since base_version.
         updated = Trajectory.objects.filter(pk=trajectory.pk, version=base_version).update(
             version=base_version + 1, updated_at=now,
-            title=Case(When(title="", then=Value(title_of(doc))), default=F("title")), **fields)
+            title=Case(When(title="", then=Value(values["title"])), default=F("title")), **fields)
         if updated == 1:  # (raising inside a savepoint-less block would spoil an enclosing transaction)
-            _write_rows(trajectory.pk, doc)
+            _delete_rows(trajectory.pk)
+            insert_rows_with_orm([trajectory.pk], turn_rows, step_rows, label_rows)
             if trajectory.version == base_version:
                 status = trajectory.status  # read with that version; any status change moves the version
             else:
@@ -67,28 +67,17 @@ def replace_document(trajectory: Trajectory, doc: CanonicalTrajectory, *, user, 
     for k, v in fields.items():
         setattr(trajectory, k, v)
     trajectory.version, trajectory.updated_at, trajectory.status = base_version + 1, now, status
-    trajectory.title = trajectory.title or title_of(doc)
+    trajectory.title = trajectory.title or values["title"]
     return trajectory
 
 
-def _write_rows(pk: int, doc: CanonicalTrajectory) -> None:
-    """Replace the trajectory's turn, step and label rows with ``doc``'s."""
+def _delete_rows(pk: int) -> None:
+    """Delete the trajectory's turn, step and label rows (before its new document's are written)."""
     # Plain DELETEs in dependency order: the ORM's cascade collector would first SELECT every
     # step to find its labels, which costs more than the whole rest of a step save.
     with connections[Trajectory.objects.db].cursor() as c:
         for model in (StepLabel, Step, Turn):
             c.execute(f"DELETE FROM {model._meta.db_table} WHERE trajectory_id = %s", [pk])
-    Turn.objects.bulk_create([Turn(trajectory_id=pk, index=i, user=t.user, extra=t.extra)
-                              for i, t in enumerate(doc.turns)])
-    steps, labels = [], []
-    for ti, si, s in doc.steps():
-        steps.append(Step(trajectory_id=pk, turn_index=ti, position=si, kind=s.kind, text=s.text, name=s.name,
-                          arguments=s.arguments if s.kind == "tool_call" else None, call_id=s.call_id,
-                          ok=s.ok, note=s.note, train=s.train, extra=s.extra))
-        labels.append(s.labels)
-    Step.objects.bulk_create(steps)
-    StepLabel.objects.bulk_create([StepLabel(step_id=st.pk, trajectory_id=pk, label=lab)
-                                   for st, labs in zip(steps, labels) for lab in dict.fromkeys(labs)])
 
 
 def current_document(trajectory: Trajectory, version: int | None = None) -> CanonicalTrajectory:

@@ -363,3 +363,50 @@ def test_a_process_running_other_threads_imports_without_forking():
         stop.set()
         other.join()
     assert bulk._can_fork() is True
+
+
+# Other databases (PostgreSQL) write through the ORM; both writers take their rows from ingest.rows ------
+
+def _as_written(ids, leave_out=()):
+    """The trajectory columns (but id, times and ``leave_out``) and the document of each of ``ids``."""
+    columns = [f.attname for f in Trajectory._meta.concrete_fields
+               if f.attname not in ("id", "created_at", "updated_at", *leave_out)]
+    return [(Trajectory.objects.filter(pk=pk).values(*columns).get(), Trajectory.objects.get(pk=pk).to_canonical())
+            for pk in ids]
+
+
+def test_the_orm_writer_writes_what_the_sqlite_writer_writes(project, monkeypatch):
+    from annotate.ingest.writer import write_trajectories
+
+    docs = _varied_docs()
+    fast = write_trajectories(project, docs, ids_only=True)
+    monkeypatch.setattr(bulk, "available", lambda: False)
+    orm = write_trajectories(project, docs, ids_only=True)
+    assert min(orm) > max(fast)
+    assert _as_written(orm) == _as_written(fast)
+    assert [doc for _, doc in _as_written(orm)] == docs
+    assert StepLabel.objects.filter(trajectory_id__in=orm).count() == StepLabel.objects.filter(
+        trajectory_id__in=fast).count() > 0
+    assert Trajectory.objects.filter(pk__in=orm).search("first line").get().external_id == "x1"
+
+
+def test_an_import_through_the_orm_gives_the_trajectories_of_one_through_sqlite(project, monkeypatch):
+    from annotate.formats import dump_jsonl, export_records
+    from annotate.models import Project
+
+    data = dump_jsonl(export_records(_varied_docs(), "raw")).encode()
+    other = Project.objects.create(slug="through-the-orm", name="through the ORM")
+    fast = _import(project, data, "a.jsonl")
+    monkeypatch.setattr(bulk, "available", lambda: False)
+    orm = _import(other, data, "a.jsonl")
+    assert (orm.imported, orm.errors) == (fast.imported, fast.errors) == (len(_varied_docs()), [])
+    def written(p):
+        return _as_written(Trajectory.objects.filter(project=p).order_by("id").values_list("id", flat=True),
+                           leave_out=("project_id",))
+
+    assert written(other) == written(project)
+    assert list(other.tools.order_by("id").values_list("name", "parameters")) == list(
+        project.tools.order_by("id").values_list("name", "parameters"))
+    bad = _import(other, b'{"turns": [{"user": "q", "steps": []}]}\n{"turns": 3}\n', "b.jsonl")
+    assert bad.imported == 0 and [e["line"] for e in bad.errors] == [2]
+    assert Trajectory.objects.filter(project=other).count() == len(_varied_docs())  # (all or nothing)
