@@ -12,4 +12,6 @@ Services (Django, shared by the pages, the API and the commands):
 - ``transitions``: moving a trajectory through the review workflow;
 - ``queue``: the work queue, the next trajectory, assignment;
 - ``dashboard``: counts, case-type coverage, labels and progress.
+
+Pages: ``views``, the editor (a trajectory, its step saves, review moves, history, revert).
 """

@@ -7,6 +7,11 @@ from annotate import permissions
 from annotate.models import Project, Trajectory
 
 
+def members_of(project: Project) -> list:
+    """The project's members (users), by name: the assignee choices."""
+    return [m.user for m in project.memberships.select_related("user").order_by("user__username")]
+
+
 def assign(project: Project, ids: list[int], assignee) -> int:
     """Assign (or, with ``assignee`` None, unassign) the project's trajectories ``ids``."""
     return Trajectory.objects.filter(project=project, pk__in=ids).update(assignee=assignee)
