@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import connections, models
+from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils import timezone
 
+from annotate.search import fts_query, search_terms, tsquery
 from annotate.trajectory import CASE_TYPES, DEFAULT_ERROR_LABELS, Meta, case_type_columns, Step as CanonicalStep
 from annotate.trajectory import Trajectory as CanonicalTrajectory
 from annotate.trajectory import Turn as CanonicalTurn
@@ -94,7 +97,7 @@ class Tool(models.Model):
 
 class TrajectoryQuerySet(models.QuerySet):
     def for_user(self, user):
-        from annotate.permissions import projects_for
+        from annotate.permissions import projects_for  # (permissions imports the models)
 
         return self.filter(project__in=projects_for(user))
 
@@ -109,14 +112,9 @@ class TrajectoryQuerySet(models.QuerySet):
         """Trajectories whose user messages or steps contain every word of ``query`` (as prefixes).
 
         SQLite: the FTS5 index ``annotate_trajectory_search``; PostgreSQL: a table of the same
-        name with a ``tsvector`` per trajectory and a GIN index (both kept by ``annotate.services``);
+        name with a ``tsvector`` per trajectory and a GIN index (both kept by ``annotate.ingest.writer``);
         elsewhere a portable, slower scan of turns and steps.
         """
-        from django.db.models import Q
-        from django.db.models.expressions import RawSQL
-
-        from annotate.search import fts_query, search_terms, tsquery
-
         terms = search_terms(query)
         if not terms:
             return self
@@ -136,7 +134,7 @@ class TrajectoryQuerySet(models.QuerySet):
         return qs
 
 
-# The full-text index over every user message and step, written by annotate.services: SQLite
+# The full-text index over every user message and step, written by annotate.ingest.writer: SQLite
 # FTS5 (rowid = trajectory id; migration 0002_workbench_search) or, on PostgreSQL, a table of
 # (trajectory_id, document tsvector) with a GIN index (migration 0004_postgres_search).
 SEARCH_TABLE = "annotate_trajectory_search"

@@ -16,6 +16,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from rest_framework import permissions as drf_permissions
 
+from annotate.models import Project
+
 ADMIN, LEAD, ANNOTATOR = "admin", "lead", "annotator"
 RANK = {ANNOTATOR: 1, LEAD: 2, ADMIN: 3}
 
@@ -35,8 +37,6 @@ def role_in(user, project) -> str | None:
 
 def projects_for(user):
     """The projects a user may see (a queryset)."""
-    from annotate.models import Project
-
     if not user.is_authenticated:
         return Project.objects.none()
     if user.is_superuser:
@@ -59,8 +59,6 @@ def project_for(user, slug: str, minimum: str = ANNOTATOR):
 
     The one "get the project, then check the role" of every view, API endpoint and command.
     """
-    from annotate.models import Project
-
     try:
         project = Project.objects.get(slug=slug)
     except Project.DoesNotExist:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from annotate.jsontext import dumps
+from annotate.ingest.jsontext import dumps
 from annotate.trajectory import Trajectory
 
 # Words as FTS5's unicode61 tokenizer sees them: runs of letters and digits.

@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from annotate import views
+from annotate.workbench import views as editor
 
 app_name = "annotate"
 
@@ -9,18 +10,18 @@ urlpatterns = [
     path("p/<slug:slug>/", views.project_detail, name="project-detail"),
     path("p/<slug:slug>/trajectories/", views.trajectory_list, name="trajectory-list"),
     path("p/<slug:slug>/import/", views.import_trajectories, name="import"),
-    path("t/<int:pk>/", views.trajectory_detail, name="trajectory-detail"),
+    path("t/<int:pk>/", editor.trajectory_detail, name="trajectory-detail"),
     # The workbench: queue actions, step / turn / metadata saves, structure edits, review, history.
     path("p/<slug:slug>/next/", views.next_trajectory, name="next-trajectory"),
     path("p/<slug:slug>/assign/", views.assign_trajectories, name="assign"),
-    path("t/<int:pk>/steps/<int:turn>/<int:step>/", views.update_step, name="update-step"),
-    path("t/<int:pk>/steps/<int:turn>/<int:step>/arguments/", views.argument_fields_view, name="argument-fields"),
-    path("t/<int:pk>/steps/<int:turn>/<int:step>/check/", views.check_arguments_view, name="check-arguments"),
-    path("t/<int:pk>/turns/<int:turn>/", views.update_turn, name="update-turn"),
-    path("t/<int:pk>/meta/", views.update_meta, name="update-meta"),
-    path("t/<int:pk>/structure/", views.edit_structure, name="edit-structure"),
-    path("t/<int:pk>/status/", views.change_status, name="change-status"),
-    path("t/<int:pk>/history/", views.history, name="history"),
-    path("t/<int:pk>/revert/", views.revert_revision, name="revert"),
+    path("t/<int:pk>/steps/<int:turn>/<int:step>/", editor.update_step, name="update-step"),
+    path("t/<int:pk>/steps/<int:turn>/<int:step>/arguments/", editor.argument_fields_view, name="argument-fields"),
+    path("t/<int:pk>/steps/<int:turn>/<int:step>/check/", editor.check_arguments_view, name="check-arguments"),
+    path("t/<int:pk>/turns/<int:turn>/", editor.update_turn, name="update-turn"),
+    path("t/<int:pk>/meta/", editor.update_meta, name="update-meta"),
+    path("t/<int:pk>/structure/", editor.edit_structure, name="edit-structure"),
+    path("t/<int:pk>/status/", editor.change_status, name="change-status"),
+    path("t/<int:pk>/history/", editor.history, name="history"),
+    path("t/<int:pk>/revert/", editor.revert_revision, name="revert"),
     path("", include("annotate.pairs.urls")),  # preference pairs
 ]

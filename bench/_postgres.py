@@ -5,7 +5,7 @@ tests do; as the ``postgres`` user when run as root) on a free loopback port and
 and a function that stops it. A folder that already holds a cluster is started again, so a
 generated database can be measured more than once (BENCH_DATA_DIR).
 
-``copy_trajectories`` writes canonical trajectories through ``annotate.bulk.build_rows`` (the
+``copy_trajectories`` writes canonical trajectories through ``annotate.ingest.rows.build_rows`` (the
 rows an import writes) with COPY, in forked processes each with its own connection: the app's
 import path on PostgreSQL is the ORM's (``bulk.available()`` is SQLite's), far too slow for 10M
 steps. Secondary indexes are dropped for the load and built again after it (``drop_indexes``,
@@ -112,7 +112,7 @@ def _columns(model, given: tuple[str, ...]) -> tuple[list[str], tuple]:
     """The columns COPY writes: ``given`` (attnames, in order), then every other column at its default."""
     from django.db import models
 
-    from annotate.jsontext import dumps
+    from annotate.ingest.jsontext import dumps
 
     rest = [f for f in model._meta.concrete_fields if f.attname not in given and not f.primary_key]
     tail = tuple(dumps(f.get_default()) if isinstance(f, models.JSONField) else f.get_default() for f in rest)
@@ -154,7 +154,7 @@ def _copy_span(span: tuple[int, int]) -> None:
     import psycopg
     from django.utils import timezone
 
-    from annotate.bulk import build_rows
+    from annotate.ingest.rows import build_rows
 
     start, stop = span
     trajectories, statuses, assignees = _JOB["make"](start, stop)

@@ -64,7 +64,8 @@ def main() -> None:
     os.environ["STUDIO_MODEL_ROOTS"] = os.pathsep.join(filter(None, [os.environ.get("STUDIO_MODEL_ROOTS"), str(cache)]))
     data = setup("export")
     from annotate.models import Project, Trajectory
-    from annotate.services import replace_document, write_trajectories
+    from annotate.ingest.writer import write_trajectories
+    from annotate.workbench.documents import replace_document
     from annotate.trajectory import Trajectory as Canonical
     from training.export import directory_digest
     from training.tiny_model import build_tiny_model

@@ -2,7 +2,7 @@
 
 Prints trajectories/s for the full path (bytes → parse → convert → validate → rows of
 trajectories, turns, steps and labels, and the full-text index, committed) through
-``annotate.services.import_file``, what the upload page, the API and the CLI call, against a
+``annotate.ingest.writer.import_file``, what the upload page, the API and the CLI call, against a
 baseline measured in the same run: storing each record unparsed as one JSON blob row (what a
 generic labelling tool does with an unstructured task). Target ≥ 10,000 trajectories/s (issue "Nothing lost at the door"; it was 5,000).
 
@@ -71,9 +71,9 @@ def conservation_time(chunk: bytes) -> float:
 
 def main() -> None:
     data = setup("import")
-    from annotate import bulk
+    from annotate.ingest import sqlite
+    from annotate.ingest.writer import get_or_create_project, import_file
     from annotate.models import Step
-    from annotate.services import get_or_create_project, import_file
 
     rng = random.Random(0)
     chunks = []
@@ -109,7 +109,7 @@ def main() -> None:
             outcome = import_file(project, c, f"chunk{i}.jsonl", fmt="raw")
             assert outcome.imported == len(c.splitlines()) and not outcome.errors, outcome.errors[:3]
             imported += outcome.imported
-        bulk.wait_for_checkpoints()  # (the last file's WAL checkpoint counts too)
+        sqlite.wait_for_checkpoints()  # (the last file's WAL checkpoint counts too)
         took = time.perf_counter() - t0
         assert imported == N and Step.objects.filter(trajectory__project=project).count() == N * steps
         return took
@@ -127,7 +127,7 @@ def main() -> None:
           f"median {N / statistics.median(base_times):,.0f}")
     print(f"Trajectory Studio (parsed, validated, normalised, indexed): best {N / mine:,.0f} trajectories/s "
           f"({N * steps / mine:,.0f} steps/s), median {N / statistics.median(our_times):,.0f}")
-    print(f"  {1e6 * mine / N:,.0f} us a trajectory from bytes to committed rows (services.import_file, as the "
+    print(f"  {1e6 * mine / N:,.0f} us a trajectory from bytes to committed rows (ingest.writer.import_file, as the "
           f"upload page, the API and manage.py import_trajectories)")
     print(f"ratio ours / baseline: best {base / mine:.2f}, per round "
           + ", ".join(f"{b / o:.2f}" for b, o in zip(base_times, our_times))

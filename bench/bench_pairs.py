@@ -27,13 +27,13 @@ def main(n: int = 10_000, corrected: int = 100) -> None:
     from annotate.demo import TOOLS, demo_trajectories
     from annotate.models import PairSuggestion, Project, Tool, Trajectory
     from annotate.pairs.services import refresh_suggestions
-    from annotate.services import replace_document
+    from annotate.workbench.documents import replace_document
 
     project = Project.objects.create(name="Bench", slug="bench")
     for spec in TOOLS:
         Tool.objects.create(project=project, name=spec["name"], description=spec["description"],
                             parameters=spec["parameters"])
-    from annotate.services import write_trajectories
+    from annotate.ingest.writer import write_trajectories
 
     demo = demo_trajectories()
     t0 = time.perf_counter()

@@ -19,7 +19,7 @@ steps (what the index saves).
 
 ``--database postgres`` starts a PostgreSQL of its own (Debian's, initdb into the data dir; see
 ``bench/_postgres.py``), migrates it, writes the same trajectories with COPY from ``--workers``
-processes (the rows ``annotate.bulk.build_rows`` makes for an import; indexes built after the
+processes (the rows ``annotate.ingest.rows.build_rows`` makes for an import; indexes built after the
 load, then VACUUM ANALYZE), and prints the same figures. PostgreSQL's memory and planner
 settings are its defaults (shared_buffers 128MB), as in docker-compose.yml.
 
@@ -94,8 +94,8 @@ def populate(rng: random.Random, database: str, url: str = "", workers: int = 2)
     and rejected; half assigned, a tenth to each annotator)."""
     from django.contrib.auth import get_user_model
 
-    from annotate.models import Membership, Tool
-    from annotate.services import get_or_create_project
+    from annotate.models import Membership, Tool, Trajectory
+    from annotate.ingest.writer import get_or_create_project, write_trajectories
 
     project, _ = get_or_create_project("bench")
     for spec in TOOLS:
@@ -116,9 +116,9 @@ def populate(rng: random.Random, database: str, url: str = "", workers: int = 2)
 
 
 def populate_sqlite(project, annotators, rng: random.Random) -> None:
-    """Through the import's writer (annotate.services.write_trajectories), then the work spread."""
+    """Through the import's writer (annotate.ingest.writer.write_trajectories), then the work spread."""
     from annotate.models import Trajectory
-    from annotate.services import write_trajectories
+    from annotate.ingest.writer import write_trajectories
 
     for start in range(0, N, CHUNK):
         write_trajectories(project, [record(i, rng) for i in range(start, min(N, start + CHUNK))])
@@ -135,7 +135,7 @@ def populate_sqlite(project, annotators, rng: random.Random) -> None:
 
 
 def populate_postgres(project, annotator_ids: list[int], url: str, workers: int) -> None:
-    """The same rows (annotate.bulk.build_rows) with COPY from ``workers`` processes, indexes
+    """The same rows (annotate.ingest.rows.build_rows) with COPY from ``workers`` processes, indexes
     built after the load; statuses and assignees drawn per trajectory in the same proportions."""
     from django.db import connection
 

@@ -622,7 +622,7 @@ def _labelled(steps: list[Step], labels: list[str], note: str) -> list[Step]:
 def send_to_annotation(result: EvalItemResult, *, user) -> LoopOutcome:
     """A new draft trajectory holding the prompt and the model's output (labelled with what went
     wrong), for an annotator to correct. Sending the same item twice returns the first one."""
-    from annotate.services import merge_tool_catalog, write_trajectories
+    from annotate.ingest.writer import merge_tool_catalog, write_trajectories
 
     if result.sent_trajectory_id:
         return LoopOutcome(False, result.sent_trajectory)

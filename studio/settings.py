@@ -165,7 +165,7 @@ STORAGES = {
 
 # Uploads: imports bigger than this are refused with a clear message.
 IMPORT_MAX_BYTES = envint("IMPORT_MAX_BYTES", str(200 * 1024 * 1024))
-# Processes that read a big JSON Lines import while one writes it (annotate.bulk); 0: 2 (1 on a
+# Processes that read a big JSON Lines import while one writes it (annotate.ingest.sqlite); 0: 2 (1 on a
 # single CPU).
 IMPORT_READERS = envint("IMPORT_READERS", "0")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

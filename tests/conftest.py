@@ -116,7 +116,7 @@ def demo_trajectories(project):
     """The demo trajectories (every case type) written into ``project``."""
     from annotate.demo import TOOLS, demo_trajectories
     from annotate.models import Tool
-    from annotate.services import write_trajectories
+    from annotate.ingest.writer import write_trajectories
 
     for spec in TOOLS:
         Tool.objects.create(project=project, name=spec["name"], description=spec["description"],

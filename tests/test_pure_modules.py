@@ -15,9 +15,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("django", "rest_framework")
 PURE_PATTERNS = [
-    "annotate/trajectory.py", "annotate/findings.py", "annotate/convert_*.py", "annotate/formats/*.py", "annotate/importing.py",
-    "annotate/case_types.py", *(f"annotate/pairs/{m}.py" for m in ("__init__", "core", "starters", "corrections", "candidates", "records", "audit")), "annotate/demo.py", "annotate/editing.py", "annotate/revisions.py",
-    "annotate/search.py", "annotate/jsontext.py", "annotate/workflow.py", "training/runner.py", "training/runner_io.py",
+    "annotate/trajectory.py", "annotate/findings.py", "annotate/formats/*.py", "annotate/ingest/reader.py",
+    "annotate/case_types.py", *(f"annotate/pairs/{m}.py" for m in ("__init__", "core", "starters", "corrections", "candidates", "records", "audit")),
+    "annotate/demo.py", "annotate/workbench/editing.py",
+    "annotate/workbench/revisions.py", "annotate/workbench/step_forms.py", "annotate/workbench/argument_form.py",
+    "annotate/search.py", "annotate/ingest/jsontext.py", "annotate/ingest/rows.py", "annotate/workbench/workflow.py", "training/runner.py", "training/runner_io.py",
     "training/callbacks.py", "training/export/*.py", "training/preview.py", "evaluation/items.py",
     "evaluation/generate.py", "evaluation/runner.py", "training/paths.py", "studio/broker_fixes.py",
     "training/render*.py", "training/masks.py", "training/split*.py", "training/audit.py",
@@ -78,7 +80,7 @@ def forbidden_chain(path: Path) -> list[str] | None:
 
 
 def test_the_pure_modules_are_found():
-    assert {"annotate/trajectory.py", "annotate/findings.py", "annotate/importing.py", "annotate/case_types.py",
+    assert {"annotate/trajectory.py", "annotate/findings.py", "annotate/ingest/reader.py", "annotate/case_types.py",
             "annotate/formats/raw.py", "annotate/formats/messages.py", "annotate/formats/__init__.py",
             "annotate/formats/common.py"} <= set(PURE)
 

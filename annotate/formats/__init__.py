@@ -15,9 +15,11 @@ claims the record, so a format with a more specific rule registers before a loos
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from annotate.trajectory import Trajectory
 
@@ -91,8 +93,6 @@ def detection_rules() -> str:
 def markdown_table() -> str:
     """The README's format table: every registered format with its detection rule and an example
     (``python -m annotate.formats`` prints it)."""
-    import json
-
     rows = ["| format | detected by | example record |", "|---|---|---|"]
     for f in FORMATS.values():
         name = f.name + (f" (also: {', '.join(f.aliases)})" if f.aliases else "")
@@ -111,8 +111,7 @@ MODULES = ("raw", "tau_bench", "toolbench", "when2call", "bfcl_multi_turn", "bfc
 
 
 def _load() -> None:
-    import importlib
-
+    # (The modules import this one to register, so they are loaded here, not imported at the top.)
     for name in MODULES:
         importlib.import_module(f"annotate.formats.{name}")
     # Modules import one another (sharegpt reads toolrl's tags), so registration order is not
@@ -124,3 +123,26 @@ def _load() -> None:
 
 
 _load()
+
+
+# Export ---------------------------------------------------------------------------------------------
+
+# The formats with a lossless export, in registry order.
+EXPORT_FORMATS = tuple(name for name, f in FORMATS.items() if f.write is not None)
+
+
+def export_records(trajs: Iterable[Trajectory], fmt: str) -> Iterator[dict]:
+    """Records in an export format (``raw`` or ``messages``), lossless: importing them gives ``trajs`` back."""
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"cannot export to {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
+    exporter = FORMATS[fmt].write
+    return (exporter(t) for t in trajs)
+
+
+def dump_jsonl(records: Iterable[dict], out: IO[str] | None = None) -> str | None:
+    """Write records as JSON Lines to ``out``, or return them as a string."""
+    if out is None:
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    for r in records:
+        out.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return None

@@ -1,12 +1,12 @@
 """What an import would write, shown before it writes (pure; no Django).
 
-:func:`summarize` reads an :class:`annotate.importing.ImportResult` (a parsed file) into the preview
+:func:`summarize` reads an :class:`annotate.ingest.reader.ImportResult` (a parsed file) into the preview
 that ``import_trajectories --dry-run``, the upload page's preview step and the API's ``dry_run``
 show: the detected format, the counts, what was mapped to the canonical trajectory, which source
 keys were kept in ``extra`` (by key path, with how many records carry each) and the first record as
 canonical steps.
 
->>> from annotate.importing import parse_file
+>>> from annotate.ingest.reader import parse_file
 >>> r = parse_file(b'{"id": "a", "lang": "en", "turns": [{"user": "hi", "assistant_answer": {"text": "hello", "mood": "calm"}}]}', "a.jsonl")
 >>> s = summarize(r)
 >>> s["format"], s["counts"]["records"], s["counts"]["steps"], s["extra"]

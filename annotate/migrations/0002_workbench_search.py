@@ -1,6 +1,6 @@
 """Workbench: revision status, a case-type index for the queue, and the full-text search index.
 
-The search index is an SQLite FTS5 table (rowid = trajectory id) written by annotate.services;
+The search index is an SQLite FTS5 table (rowid = trajectory id) written by annotate.ingest.writer;
 a trigger drops a trajectory's entry when the trajectory is deleted. On other databases (or an
 SQLite built without FTS5) nothing is created and the queue falls back to a portable scan.
 """

@@ -1,7 +1,7 @@
 """Full-text search on PostgreSQL: a tsvector per trajectory with a GIN index.
 
 SQLite has its FTS5 table (0002_workbench_search). On PostgreSQL the queue's search scanned every
-turn and step with ILIKE; this gives it an index of the same name, written by annotate.services
+turn and step with ILIKE; this gives it an index of the same name, written by annotate.ingest.writer
 (``to_tsvector('simple', annotate.search.search_text(...))``) and queried with each word as a
 prefix. A trajectory's row goes with it (ON DELETE CASCADE). Nothing happens on other databases.
 """

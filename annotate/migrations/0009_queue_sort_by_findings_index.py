@@ -1,7 +1,7 @@
 """An index for the queue sorted by findings: (project, finding_count DESC, id).
 
 The queue's "findings" column sorts a project's trajectories by ``-finding_count`` then ``id``
-(annotate.services.queue), whatever the other filters. Without an index in that order the
+(annotate.workbench.queue), whatever the other filters. Without an index in that order the
 database reads every row the filters leave and sorts them for each page: on PostgreSQL with
 100,000 trajectories, ``split=eval&sort=-finding_count`` read and sorted 9,957 rows for one page
 of 50 (58 ms; linear in the project's size). With it, the rows come in order and the page stops

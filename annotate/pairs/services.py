@@ -28,7 +28,7 @@ from annotate.pairs.corrections import suggest_from_revisions
 from annotate.pairs.models import Pair, PairSuggestion, SuggestionScan, categories_for
 from annotate.pairs.records import parse_candidates
 from annotate.permissions import author_of
-from annotate.services import keep_original, lock_version
+from annotate.workbench.documents import keep_original, lock_version
 from annotate.trajectory import Trajectory as CanonicalTrajectory
 from core.errors import InputError
 

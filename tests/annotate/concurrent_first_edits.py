@@ -27,8 +27,8 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
+from annotate.ingest.writer import get_or_create_project, import_file  # noqa: E402
 from annotate.models import Membership, Trajectory  # noqa: E402
-from annotate.services import get_or_create_project, import_file  # noqa: E402
 
 WRITERS = 8
 TRAJECTORIES = 8

@@ -8,11 +8,11 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from annotate import bulk
 from annotate.demo import demo_trajectories
-from annotate.jsontext import dumps
+from annotate.ingest import sqlite as bulk
+from annotate.ingest.jsontext import dumps
 from annotate.models import Revision, StepLabel, Trajectory
-from annotate.services import document_at, history_of
+from annotate.workbench.documents import document_at, history_of
 
 pytestmark = pytest.mark.django_db
 
@@ -129,7 +129,7 @@ def _rows(ids):
 
 
 def test_rows_built_in_a_second_process_are_the_rows_built_here(project):
-    from annotate.services import index_search_text
+    from annotate.ingest.writer import index_search_text
 
     docs = _varied_docs() * 15  # (batches of 60: several full multi-row INSERTs per table, and a rest)
     now = timezone.now()
@@ -189,7 +189,7 @@ def forks(monkeypatch):
     monkeypatch.setattr(bulk, "PARALLEL_MIN", 50)
     monkeypatch.setattr(bulk, "STREAM_MIN_BYTES", 1024)
     monkeypatch.setattr(bulk, "BATCH", 7)
-    monkeypatch.setattr("annotate.importing.BATCH", 7)
+    monkeypatch.setattr("annotate.ingest.reader.BATCH", 7)
     used = []
     enter = bulk._Forked.__enter__
     monkeypatch.setattr(bulk._Forked, "__enter__", lambda self: used.append(True) or enter(self))
@@ -197,7 +197,7 @@ def forks(monkeypatch):
 
 
 def _import(project, data, name="big.jsonl", **kw):
-    from annotate.services import import_file
+    from annotate.ingest.writer import import_file
 
     return import_file(project, data, name, **kw)
 
@@ -297,8 +297,8 @@ def test_a_file_that_cannot_be_read_writes_nothing_and_forks_nothing(project, fo
 
 
 def test_a_big_import_reads_back_as_imported(project, forks):
-    from annotate.importing import parse_file
-    from annotate.services import current_document
+    from annotate.ingest.reader import parse_file
+    from annotate.workbench.documents import current_document
 
     data = _jsonl(60)
     _import(project, data)
@@ -311,7 +311,7 @@ def test_a_big_import_reads_back_as_imported(project, forks):
 
 
 def test_a_big_list_builds_its_rows_in_a_second_process(project, forks):
-    from annotate.services import write_trajectories
+    from annotate.ingest.writer import write_trajectories
 
     docs = _varied_docs() * 8
     ids = write_trajectories(project, docs, ids_only=True)
@@ -363,3 +363,50 @@ def test_a_process_running_other_threads_imports_without_forking():
         stop.set()
         other.join()
     assert bulk._can_fork() is True
+
+
+# Other databases (PostgreSQL) write through the ORM; both writers take their rows from ingest.rows ------
+
+def _as_written(ids, leave_out=()):
+    """The trajectory columns (but id, times and ``leave_out``) and the document of each of ``ids``."""
+    columns = [f.attname for f in Trajectory._meta.concrete_fields
+               if f.attname not in ("id", "created_at", "updated_at", *leave_out)]
+    return [(Trajectory.objects.filter(pk=pk).values(*columns).get(), Trajectory.objects.get(pk=pk).to_canonical())
+            for pk in ids]
+
+
+def test_the_orm_writer_writes_what_the_sqlite_writer_writes(project, monkeypatch):
+    from annotate.ingest.writer import write_trajectories
+
+    docs = _varied_docs()
+    fast = write_trajectories(project, docs, ids_only=True)
+    monkeypatch.setattr(bulk, "available", lambda: False)
+    orm = write_trajectories(project, docs, ids_only=True)
+    assert min(orm) > max(fast)
+    assert _as_written(orm) == _as_written(fast)
+    assert [doc for _, doc in _as_written(orm)] == docs
+    assert StepLabel.objects.filter(trajectory_id__in=orm).count() == StepLabel.objects.filter(
+        trajectory_id__in=fast).count() > 0
+    assert Trajectory.objects.filter(pk__in=orm).search("first line").get().external_id == "x1"
+
+
+def test_an_import_through_the_orm_gives_the_trajectories_of_one_through_sqlite(project, monkeypatch):
+    from annotate.formats import dump_jsonl, export_records
+    from annotate.models import Project
+
+    data = dump_jsonl(export_records(_varied_docs(), "raw")).encode()
+    other = Project.objects.create(slug="through-the-orm", name="through the ORM")
+    fast = _import(project, data, "a.jsonl")
+    monkeypatch.setattr(bulk, "available", lambda: False)
+    orm = _import(other, data, "a.jsonl")
+    assert (orm.imported, orm.errors) == (fast.imported, fast.errors) == (len(_varied_docs()), [])
+    def written(p):
+        return _as_written(Trajectory.objects.filter(project=p).order_by("id").values_list("id", flat=True),
+                           leave_out=("project_id",))
+
+    assert written(other) == written(project)
+    assert list(other.tools.order_by("id").values_list("name", "parameters")) == list(
+        project.tools.order_by("id").values_list("name", "parameters"))
+    bad = _import(other, b'{"turns": [{"user": "q", "steps": []}]}\n{"turns": 3}\n', "b.jsonl")
+    assert bad.imported == 0 and [e["line"] for e in bad.errors] == [2]
+    assert Trajectory.objects.filter(project=other).count() == len(_varied_docs())  # (all or nothing)

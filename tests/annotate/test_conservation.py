@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from annotate import formats
 from annotate.formats import Format, conservation
 from annotate.formats.raw import from_trajectory, to_trajectory
-from annotate.importing import parse_file
+from annotate.ingest.reader import parse_file
 from annotate.trajectory import Meta, Step, Trajectory, Turn
 
 

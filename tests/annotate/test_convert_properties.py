@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from annotate.formats import bfcl as convert_bfcl, messages as convert_messages, raw as convert_raw
 from annotate.formats import sharegpt as convert_sharegpt, tau_bench as convert_tau, toolrl as convert_toolrl
-from annotate.importing import dump_jsonl, export_records, parse_file
+from annotate.formats import dump_jsonl, export_records
+from annotate.ingest.reader import parse_file
 from annotate.trajectory import CASE_TYPES, SPLITS, Meta, SchemaError, Step, Trajectory, Turn
 
 # Text that trips naive converters: tags, error-looking prefixes, blank and multi-line strings.

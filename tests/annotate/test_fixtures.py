@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from annotate.importing import dump_jsonl, export_records, parse_file
+from annotate.formats import dump_jsonl, export_records
+from annotate.ingest.reader import parse_file
 from tests.conftest import shared_path
 
 

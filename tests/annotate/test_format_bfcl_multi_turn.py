@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from annotate import formats, importing
+from annotate import formats
 from annotate.formats import bfcl_multi_turn
+from annotate.ingest.reader import detect_format, parse_file
 from tests.annotate.format_checks import (
     FIXTURES, missing_leaves, raw_export, raw_round_trip, records,
 )
@@ -28,7 +29,7 @@ def answer_file(variant):
 
 
 def imported(variant, tools=None):
-    result = importing.parse_file(question_file(variant).read_bytes(), question_file(variant).name,
+    result = parse_file(question_file(variant).read_bytes(), question_file(variant).name,
                                   answers=answer_file(variant).read_bytes(), tools=tools)
     assert result.errors == []
     return [t for _, t in result.trajectories]
@@ -92,7 +93,7 @@ def test_the_func_docs_tools_file_gives_each_record_its_classes_tools_only():
 def test_the_tools_command_writes_the_tagged_list_the_importer_reads():
     out = subprocess.run([sys.executable, "-m", "annotate.formats.bfcl_multi_turn", str(DIR / "multi_turn_func_doc")],
                          capture_output=True, check=True, cwd=FIXTURES.parents[1]).stdout
-    trajs = importing.parse_file(json.dumps([{**records(question_file("base"))[0],
+    trajs = parse_file(json.dumps([{**records(question_file("base"))[0],
                                               "involved_classes": ["MathAPI"]}]).encode(), "q.json", tools=out)
     assert trajs.errors == [] and len(trajs.trajectories[0][1].tools) == len(json.loads(out))
 
@@ -111,9 +112,9 @@ def test_the_raw_export_round_trips(variant):
 
 
 def test_it_is_detected_and_plain_bfcl_is_not_taken():
-    assert importing.detect_format(records(question_file("miss_func"))[0]) == "bfcl_multi_turn"
+    assert detect_format(records(question_file("miss_func"))[0]) == "bfcl_multi_turn"
     plain = {"id": "simple_python_0", "question": [[{"role": "user", "content": "Area?"}]], "function": []}
-    assert importing.detect_format(plain) == "bfcl"
+    assert detect_format(plain) == "bfcl"
 
 
 def test_malformed_records_are_refused_with_file_line_and_field():
@@ -121,11 +122,11 @@ def test_malformed_records_are_refused_with_file_line_and_field():
     bad_role = {**good, "question": [[{"role": "assistant", "content": "x"}], *good["question"][1:]]}
     no_id = {k: v for k, v in good.items() if k != "id"}
     data = "\n".join(json.dumps(r) for r in (good, bad_role, no_id)).encode()
-    r = importing.parse_file(data, "mt.jsonl")
+    r = parse_file(data, "mt.jsonl")
     assert r.trajectories == []
     assert [(e.file, e.line, e.field) for e in r.errors] == [("mt.jsonl", 2, "question[0][0].role"), ("mt.jsonl", 3, "id")]
     short = {"id": good["id"], "ground_truth": [["ls()"]]}
-    r = importing.parse_file(json.dumps(good).encode(), "mt.jsonl", answers=json.dumps(short).encode())
+    r = parse_file(json.dumps(good).encode(), "mt.jsonl", answers=json.dumps(short).encode())
     assert [(e.line, e.field) for e in r.errors] == [(1, "answer.ground_truth")]
     assert "1 turns of gold calls, the question 2 turns" in r.errors[0].message
 

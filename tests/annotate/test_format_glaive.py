@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from annotate import importing
 from annotate.formats import conservation
 from annotate.formats.glaive import MARKUP, to_trajectory
+from annotate.ingest.reader import parse_file
 from annotate.trajectory import SchemaError
 from tests.annotate.format_checks import (
     FIXTURES, missing_words, raw_export, raw_round_trip, records,
@@ -26,7 +26,7 @@ def shape(t):
 
 
 def imported():
-    result = importing.parse_file(SAMPLE.read_bytes(), SAMPLE.name)
+    result = parse_file(SAMPLE.read_bytes(), SAMPLE.name)
     assert result.errors == [] and result.format == "glaive"
     return [t for _, t in result.trajectories]
 
@@ -133,14 +133,14 @@ def test_step_extra_round_trips_through_the_raw_export():
      "segment 2: cannot read the <functioncall>"),
 ])
 def test_a_row_that_cannot_be_read_is_refused_naming_the_field_and_segment(chat, message):
-    r = importing.parse_file(json.dumps([records(SAMPLE)[0], row(chat)]).encode(), "g.json")
+    r = parse_file(json.dumps([records(SAMPLE)[0], row(chat)]).encode(), "g.json")
     assert r.trajectories == []
     assert [(e.file, e.line, e.field) for e in r.errors] == [("g.json", 1, "chat")]
     assert r.errors[0].message.startswith(message)
 
 
 def test_a_chat_that_is_not_text_is_refused_naming_chat():
-    r = importing.parse_file(json.dumps([row(["USER: hi"])]).encode(), "g.json")
+    r = parse_file(json.dumps([row(["USER: hi"])]).encode(), "g.json")
     assert [(e.line, e.field, e.message) for e in r.errors] == [(1, "chat", "must be a string, got a list")]
 
 

@@ -10,7 +10,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from annotate import importing
+from annotate.ingest.reader import parse_file
 from tests.annotate.test_format_toolbench import RECORD as TOOLBENCH
 from tests.annotate.test_format_when2call import MCQ, PREF, leaves
 
@@ -60,7 +60,7 @@ def mutated(draw):
 @given(mutated())
 def test_every_value_is_kept_or_the_record_is_refused_naming_the_field(case):
     name, rec = case
-    r = importing.parse_file(json.dumps(rec).encode(), "f.jsonl")
+    r = parse_file(json.dumps(rec).encode(), "f.jsonl")
     if r.errors:
         [e] = r.errors
         assert "please report" not in e.message, e.message

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from annotate.formats import bfcl_multi_turn
-from annotate.importing import parse_file
+from annotate.ingest.reader import parse_file
 from annotate.models import Project
 from tests.annotate.format_checks import FIXTURES, records
 

@@ -10,7 +10,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from annotate.importing import parse_file
+from annotate.ingest.reader import parse_file
 from tests.annotate.format_checks import FIXTURES, missing_leaves, raw_export, records
 
 TRICKY = ["", " ", "\n", "USER:", "ASSISTANT: hi", "<functioncall>", "<|endoftext|>", "[f(a=1)]", "[x]", "{}",

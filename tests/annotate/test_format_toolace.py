@@ -7,15 +7,16 @@ import json
 
 import pytest
 
-from annotate import formats, importing
+from annotate import formats
 from annotate.formats.toolace import parse_calls, to_trajectory
+from annotate.ingest.reader import parse_file
 from tests.annotate.format_checks import FIXTURES, missing_leaves, missing_words, raw_export, raw_round_trip, records
 
 SAMPLE = FIXTURES / "toolace" / "ToolACE_data_sample.json"
 
 
 def imported():
-    result = importing.parse_file(SAMPLE.read_bytes(), SAMPLE.name)
+    result = parse_file(SAMPLE.read_bytes(), SAMPLE.name)
     assert result.errors == [] and result.format == "toolace"
     return [t for _, t in result.trajectories]
 
@@ -95,7 +96,7 @@ def test_assistant_text_that_is_not_a_call_list_is_an_answer(value):
 def test_a_call_that_is_not_literal_keyword_arguments_is_refused_naming_the_field(value, message):
     good, = records(SAMPLE)
     bad = {**good, "conversations": [good["conversations"][0], {"from": "assistant", "value": value}]}
-    r = importing.parse_file(json.dumps([good, bad]).encode(), "t.json")
+    r = parse_file(json.dumps([good, bad]).encode(), "t.json")
     assert r.trajectories == []
     assert [(e.file, e.line, e.field) for e in r.errors] == [("t.json", 1, "conversations[1].value")]
     assert r.errors[0].message.startswith(message)
@@ -109,7 +110,7 @@ def test_other_malformed_rows_name_their_field():
         ({**good, "conversations": [{"from": "user", "value": 3}]}, "conversations[0].value"),
     ]
     for record, field in cases:
-        r = importing.parse_file(json.dumps(record).encode(), "t.json")
+        r = parse_file(json.dumps(record).encode(), "t.json")
         assert [(e.line, e.field) for e in r.errors] == [(1, field)], field
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from annotate import formats, importing
+from annotate import formats
 from annotate.formats import toolbench
+from annotate.ingest.reader import parse_file
 from annotate.pairs import PairError, parse_candidates
 from tests.annotate.test_format_when2call import missing_from_export, raw_round_trip
 
@@ -24,7 +25,7 @@ CHAIN = RECORD["answer_generation"]["train_messages"][-1]
 
 
 def trajectory():
-    r = importing.parse_file(FILE.read_bytes(), FILE.name)
+    r = parse_file(FILE.read_bytes(), FILE.name)
     assert r.errors == [], [str(e) for e in r.errors]
     [(line, t)] = r.trajectories
     assert (r.format, line) == ("toolbench", 1)
@@ -93,7 +94,7 @@ def test_a_prompt_inside_the_chain_is_in_the_raw_export():
 def test_other_keys_of_the_system_message_are_kept_by_its_place():
     rec = copy.deepcopy(RECORD)
     rec["answer_generation"]["train_messages"][-1][0]["lang"] = "en"
-    r = importing.parse_file(json.dumps(rec).encode(), "a.json")
+    r = parse_file(json.dumps(rec).encode(), "a.json")
     assert r.errors == []
     t = r.trajectories[0][1]
     last = len(rec["answer_generation"]["train_messages"]) - 1
@@ -105,11 +106,11 @@ def test_an_answer_without_a_chain_or_with_broken_arguments_is_refused_naming_th
     rec = copy.deepcopy(RECORD)
     rec["answer_generation"]["valid_data"] = False
     del rec["answer_generation"]["train_messages"]
-    [e] = importing.parse_file(json.dumps(rec).encode(), "a.json").errors
+    [e] = parse_file(json.dumps(rec).encode(), "a.json").errors
     assert e.field == "answer_generation.train_messages" and "valid_data is false" in e.message
     rec = copy.deepcopy(RECORD)
     rec["answer_generation"]["train_messages"][-1][2]["function_call"]["arguments"] = "{"
-    [e] = importing.parse_file(json.dumps(rec, indent=2).encode(), "a.json").errors
+    [e] = parse_file(json.dumps(rec, indent=2).encode(), "a.json").errors
     assert e.field == "answer_generation.train_messages[4][2].function_call.arguments"
 
 

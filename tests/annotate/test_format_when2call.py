@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from annotate import formats, importing
+from annotate import formats
 from annotate.formats import when2call
+from annotate.ingest.reader import parse_file
 from annotate.pairs import PairError, parse_candidates
 from annotate.trajectory import Trajectory
 
@@ -32,7 +33,7 @@ PREF = records(PREF_FILE)[0]
 
 
 def imported(data: bytes, name: str):
-    r = importing.parse_file(data, name)
+    r = parse_file(data, name)
     assert r.errors == [], [str(e) for e in r.errors]
     return r
 
@@ -122,10 +123,10 @@ def test_each_kind_maps_to_its_case_type(correct, case_type, kinds):
 
 
 def test_a_question_without_a_known_correct_kind_is_refused_naming_the_field():
-    r = importing.parse_file(json.dumps(_as("guess")).encode(), "q.jsonl")
+    r = parse_file(json.dumps(_as("guess")).encode(), "q.jsonl")
     assert [(e.line, e.field) for e in r.errors] == [(1, "correct_answer")] and r.trajectories == []
     bad = _as("tool_call", answers={**MCQ["answers"], "tool_call": "{\"name\": \"get_service_id\", "})
-    [e] = importing.parse_file(json.dumps(bad).encode(), "q.jsonl").errors
+    [e] = parse_file(json.dumps(bad).encode(), "q.jsonl").errors
     assert e.field == "answers.tool_call" and "not valid JSON" in e.message
 
 
@@ -209,7 +210,7 @@ def test_an_sft_row_with_toolcall_becomes_tool_call_steps():
 ])
 def test_a_malformed_toolcall_in_an_sft_row_is_refused_naming_the_message(content, words):
     row = {"tools": PREF["tools"], "messages": PREF["messages"] + [{"role": "assistant", "content": content}]}
-    [e] = importing.parse_file(json.dumps(row).encode(), "sft.jsonl").errors
+    [e] = parse_file(json.dumps(row).encode(), "sft.jsonl").errors
     assert e.field.startswith("messages[1].content") and words in e.message, (e.field, e.message)
 
 

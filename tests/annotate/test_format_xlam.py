@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from annotate import formats, importing
+from annotate import formats
 from annotate.formats.xlam import python_type_schema, to_trajectory
+from annotate.ingest.reader import detect_format, parse_file
 from tests.annotate.format_checks import FIXTURES, missing_leaves, raw_export, raw_round_trip, records
 
 SAMPLE = FIXTURES / "xlam" / "xlam_function_calling_60k_sample.json"
@@ -18,7 +19,7 @@ TOOLRL = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "t
 
 
 def imported():
-    result = importing.parse_file(SAMPLE.read_bytes(), SAMPLE.name)
+    result = parse_file(SAMPLE.read_bytes(), SAMPLE.name)
     assert result.errors == [] and result.format == "xlam"
     return [t for _, t in result.trajectories]
 
@@ -100,7 +101,7 @@ def test_a_row_with_no_answer_is_a_no_tool_case():
 
 def test_detection_leaves_when2call_alone():
     row = records(SAMPLE)[0]
-    assert importing.detect_format(row) == "xlam"
+    assert detect_format(row) == "xlam"
     when2call = {"uuid": "x", "question": "q", "answers": {"direct": "a"}, "correct_answer": "direct", "tools": "[]"}
     assert formats.detect(when2call) != "xlam"
 
@@ -114,7 +115,7 @@ def test_malformed_rows_are_refused_with_file_line_and_field():
         {**good, "query": ["a list"]},
     ]
     data = "\n".join(json.dumps(r) for r in [good, *bad]).encode()
-    r = importing.parse_file(data, "x.jsonl")
+    r = parse_file(data, "x.jsonl")
     assert r.trajectories == []
     assert [(e.file, e.line, e.field) for e in r.errors] == [
         ("x.jsonl", 2, "tools"), ("x.jsonl", 3, "answers[0].name"), ("x.jsonl", 4, "tools[0].parameters.x"),

@@ -11,10 +11,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
-from annotate.editing import Edit
-from annotate.importing import export_records
+from annotate.formats import export_records
+from annotate.ingest.writer import import_file
 from annotate.models import ImportBatch, Project, Trajectory, documents_of
-from annotate.services import import_file, save_edit
+from annotate.workbench.editing import Edit
+from annotate.workbench.saving import save_edit
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from annotate import formats
-from annotate.importing import ImportIssue, detect_format, dump_jsonl, export_records, parse_file
+from annotate.formats import dump_jsonl, export_records
+from annotate.ingest.reader import ImportIssue, detect_format, parse_file
 from annotate.trajectory import SchemaError
 
 GOOD = {"turns": [{"user": "Weather in Paris?", "assistant_tool": {"name": "w", "arguments": {"city": "Paris"}},

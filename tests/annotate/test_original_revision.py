@@ -13,9 +13,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from annotate.editing import Edit
 from annotate.models import Revision, Trajectory
-from annotate.services import document_at, save_edit, transition
+from annotate.workbench.documents import document_at
+from annotate.workbench.editing import Edit
+from annotate.workbench.saving import save_edit
+from annotate.workbench.transitions import transition
 
 pytestmark = pytest.mark.django_db
 
@@ -75,7 +77,7 @@ def test_the_first_workflow_move_keeps_version_1_with_its_status(annotator, weat
 
 
 def test_a_snapshot_pins_unchanged_imports_in_a_few_queries_per_500(project, demo_trajectories):
-    from annotate.services import write_trajectories
+    from annotate.ingest.writer import write_trajectories
     from training.snapshots import pin_revisions
 
     docs = [t.to_canonical() for t in demo_trajectories] * 20

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from annotate.models import Pair, PairSuggestion
-from annotate.services import replace_document
+from annotate.workbench.documents import replace_document
 from tests.annotate.test_pairs_pages import CANDIDATES
 
 pytestmark = pytest.mark.django_db

@@ -17,7 +17,7 @@ from django.core.management import call_command
 from annotate.pairs import services
 from annotate import pairs as core
 from annotate.models import Pair
-from annotate.services import replace_document
+from annotate.workbench.documents import replace_document
 from tests.annotate.test_pairs_pages import CANDIDATES
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]

@@ -6,7 +6,7 @@ import pytest
 
 from annotate.models import Pair, PairSuggestion
 from annotate.pairs.services import refresh_suggestions
-from annotate.services import replace_document
+from annotate.workbench.documents import replace_document
 from annotate.trajectory import Step
 
 pytestmark = pytest.mark.django_db

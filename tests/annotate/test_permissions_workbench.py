@@ -15,7 +15,7 @@ import pytest
 from django.test import Client
 
 from annotate.models import Revision, Trajectory
-from annotate.services import current_document
+from annotate.workbench.documents import current_document
 
 pytestmark = pytest.mark.django_db
 ROLES = ("anonymous", "outsider", "other_annotator", "annotator", "lead", "admin")

@@ -14,10 +14,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # ``extra`` column yet): the trajectory rows and their search entries only, which is what the
 # search migration rebuilds.
 SEED = """
-from annotate.importing import parse_file
+from annotate.ingest.reader import parse_file
+from annotate.ingest.writer import get_or_create_project, index_search_text
 from annotate.models import Trajectory
 from annotate.search import search_text
-from annotate.services import get_or_create_project, index_search_text
 p, _ = get_or_create_project("up")
 rows = [b'{"turns": [{"user": "weather in Paris?", "steps": [{"kind": "tool_call", "name": "get_weather", '
         b'"arguments": {"city": "Paris"}, "call_id": "c"}, {"kind": "tool_result", "call_id": "c", "text": "18 C"}, '

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from annotate.models import Revision, Trajectory
-from annotate.services import current_document
+from annotate.workbench.documents import current_document
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -377,7 +377,7 @@ PAYLOAD = '<script>alert(1)</script><img src=x onerror=alert(2)>'
 
 
 def test_untrusted_text_is_escaped_in_the_editor_history_queue_and_conflict_view(as_lead, second, project):
-    from annotate.services import write_trajectories
+    from annotate.ingest.writer import write_trajectories
     from annotate.trajectory import Trajectory as Doc
 
     t = write_trajectories(project, [Doc.from_dict({"turns": [{"user": PAYLOAD, "steps": [

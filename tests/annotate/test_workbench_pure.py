@@ -11,18 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from annotate.argument_form import EXTRA, argument_fields, read_value
-from annotate.editing import Edit, EditError, apply_edit
 from annotate.findings import validate
-from annotate.revisions import diff_documents, locate_step, merge_fields, rebase_edit, word_diff
 from annotate.search import fts_query, search_terms, search_text
-from annotate.step_forms import argument_state, read_step_form
 from annotate.trajectory import Trajectory
-from annotate.workflow import WorkflowError, allowed_actions, next_status, submission_blockers
+from annotate.workbench.argument_form import EXTRA, argument_fields, read_value
+from annotate.workbench.editing import Edit, EditError, apply_edit
+from annotate.workbench.revisions import diff_documents, locate_step, merge_fields, rebase_edit, word_diff
+from annotate.workbench.step_forms import argument_state, read_step_form
+from annotate.workbench.workflow import WorkflowError, allowed_actions, next_status, submission_blockers
 
 ROOT = Path(__file__).resolve().parents[2]
-PURE_MODULES = ["annotate/editing.py", "annotate/revisions.py", "annotate/argument_form.py", "annotate/step_forms.py",
-                "annotate/workflow.py", "annotate/search.py"]
+PURE_MODULES = ["annotate/workbench/editing.py", "annotate/workbench/revisions.py", "annotate/workbench/argument_form.py",
+                "annotate/workbench/step_forms.py", "annotate/workbench/workflow.py", "annotate/search.py"]
 
 WEATHER = {"name": "get_weather", "description": "Current weather.", "parameters": {
     "type": "object", "properties": {"city": {"type": "string", "description": "City name"},

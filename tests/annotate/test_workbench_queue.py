@@ -47,7 +47,7 @@ def test_a_complete_demo_project_has_no_coverage_warning(client, lead, project, 
 
 def test_a_thin_case_type_is_flagged_and_a_case_type_not_required_is_not(client, lead, project, demo_trajectories):
     from annotate.demo import demo_trajectories as records
-    from annotate.services import write_trajectories
+    from annotate.ingest.writer import write_trajectories
 
     write_trajectories(project, [records()[0] for _ in range(30)])  # 40 trajectories; one clarification: 2.5 %
     project.required_case_types = ["tool_required", "clarification"]
@@ -127,7 +127,7 @@ def test_an_unknown_filter_value_is_reported_and_ignored(client, lead, project, 
 
 def test_the_queue_pages_keep_the_filters(client, lead, project):
     from annotate.demo import demo_trajectories as records
-    from annotate.services import write_trajectories
+    from annotate.ingest.writer import write_trajectories
 
     write_trajectories(project, [records()[2] for _ in range(60)])
     client.force_login(lead)
@@ -155,7 +155,7 @@ def test_next_in_my_queue_gives_my_rejected_work_first_then_claims_a_draft(clien
 
 
 def test_two_annotators_never_claim_the_same_trajectory(client, annotator, make_user, project, demo_trajectories):
-    from annotate.services import next_in_queue
+    from annotate.workbench.queue import next_in_queue
 
     other = make_user("bea", "annotator", project)
     got = [next_in_queue(u, project) for u in (annotator, other, annotator)]
@@ -188,7 +188,7 @@ def test_a_lead_assigns_ticked_trajectories_in_bulk(client, lead, annotator, pro
 
 def test_assignment_never_reaches_another_projects_trajectories(client, lead, annotator, project, demo_trajectories):
     from annotate.models import Project
-    from annotate.services import write_trajectories
+    from annotate.ingest.writer import write_trajectories
     from annotate.demo import demo_trajectories as records
 
     elsewhere = write_trajectories(Project.objects.create(name="X", slug="x"), records()[:1])[0]

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from annotate.models import Trajectory
-from annotate.services import current_document
+from annotate.workbench.documents import current_document
 from tests.browser.conftest import login, screenshot
 from tests.conftest import PASSWORD
 
@@ -172,7 +172,7 @@ XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
 
 
 def test_an_xss_payload_in_a_tool_result_runs_no_script(new_page, lead, project):
-    from annotate.services import write_trajectories
+    from annotate.ingest.writer import write_trajectories
     from annotate.trajectory import Trajectory as Doc
 
     t = write_trajectories(project, [Doc.from_dict({"turns": [{"user": "Fetch the page " + XSS, "steps": [

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from annotate.formats.bfcl import to_trajectory as bfcl_trajectory
 from annotate.pairs import PairError
-from annotate.services import write_trajectories
+from annotate.ingest.writer import write_trajectories
 from evaluation import jobs
 from evaluation.generate import GenerationSettings
 from evaluation.items import EvalItem

@@ -7,7 +7,7 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotate.services import replace_document
+from annotate.workbench.documents import replace_document
 from tests.training.snapshot_helpers import approve_all, edited, fast_passwords, render_settings
 from training.models import JobStatus, Snapshot
 from training.snapshots.models import RenderCacheEntry

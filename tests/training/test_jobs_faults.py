@@ -104,7 +104,7 @@ def shared_db(data_dir, django_db_blocker):
 def project(shared_db):
     from annotate.demo import TOOLS, demo_trajectories
     from annotate.models import Project, Tool, Trajectory
-    from annotate.services import write_trajectories
+    from annotate.ingest.writer import write_trajectories
 
     project = Project.objects.create(name="Faults", slug="faults")
     for spec in TOOLS:

@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from annotate.models import StepLabel, Trajectory
-from annotate.services import replace_document
+from annotate.workbench.documents import replace_document
 from tests.training.snapshot_helpers import approve_all, edited, fast_passwords, render_settings
 from training.models import JobStatus, Snapshot
 from training.snapshots import selection

@@ -18,7 +18,7 @@ from django.db.models import F, Q
 
 from annotate import permissions
 from annotate.models import Project, Revision, StepLabel, Trajectory, documents_of
-from annotate.services import implied_revision
+from annotate.workbench.documents import implied_revision
 from annotate.trajectory import CASE_TYPES, SPLITS
 from core.errors import InputError
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotate.importing import export_records
+from annotate.formats import export_records
 from annotate.models import Project
 
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from annotate.forms import IMPORT_FORMATS
-from annotate import bulk
 from annotate.formats.summary import render_text, summarize
-from annotate.importing import parse_file
-from annotate.services import get_or_create_project, import_file
+from annotate.forms import IMPORT_FORMATS
+from annotate.ingest import sqlite
+from annotate.ingest.reader import parse_file
+from annotate.ingest.writer import get_or_create_project, import_file
 
 
 class Command(BaseCommand):
@@ -65,7 +64,7 @@ class Command(BaseCommand):
                               answers=answers.read_bytes() if answers else None,
                               answers_filename=answers.name if answers else "",
                               tools=tools.read_bytes() if tools else None, tools_filename=tools.name if tools else "")
-        bulk.wait_for_checkpoints()  # (fold the import into the database file before this process ends)
+        sqlite.wait_for_checkpoints()  # (fold the import into the database file before this process ends)
         for e in outcome.errors[:50]:
             line = e.get("line")
             where = f"{e.get('file', path.name)}" + (f":{line}" if line else "")

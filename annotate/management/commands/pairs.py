@@ -24,7 +24,7 @@ from annotate.models import Project, Trajectory
 from annotate.pairs import core, services
 from annotate.pairs.models import Pair, PairSuggestion, categories_for
 from annotate.pairs.starters import starter_steps
-from annotate.services import get_or_create_project
+from annotate.ingest.writer import get_or_create_project
 from annotate.trajectory import SchemaError
 
 

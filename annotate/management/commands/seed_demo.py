@@ -11,8 +11,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from annotate.demo import TOOLS, demo_trajectories
+from annotate.ingest.writer import write_trajectories
 from annotate.models import Membership, Project, Tool
-from annotate.services import write_trajectories
 
 NEEDS_WORK = {"demo-needs-fixing", "demo-unnecessary-call"}
 

@@ -1,18 +1,19 @@
-"""Fast bulk insert of canonical trajectories (imports of 100k+ trajectories).
+"""The SQLite writer: fast bulk insert of canonical trajectories (imports of 100k+ trajectories).
 
 The ORM's ``bulk_create`` builds a model instance per row and compiles SQL per batch: about 13
 rows per trajectory (trajectory, turns, steps, labels) made the ORM path the bottleneck of an
-import. Here rows are plain tuples written with multi-row INSERTs, their JSON written by orjson
-(:func:`dumps`), and on big imports built in other processes while this one writes: a file is
-read there batch by batch (:func:`import_stream`), a list of trajectories turned into rows
-(:func:`insert_trajectories`).
+import. Here rows are plain tuples (:func:`annotate.ingest.rows.build_rows`) written with
+multi-row INSERTs, their JSON written by orjson (:func:`annotate.ingest.jsontext.dumps`), and on
+big imports built in other processes while this one writes: a file is read there batch by batch
+(:func:`import_stream`), a list of trajectories turned into rows (:func:`insert_trajectories`).
 
 Columns come from the models' ``_meta`` so a field added later still gets its default.
 Trajectory ids are allocated up front (above the current maximum, while the import's
 transaction holds SQLite's write lock), so child rows can point at them without reading
 anything back; turn and step ids come from the database. No Revision is written: until an
-imported trajectory first changes, its rows are its version 1 (``annotate.services``). SQLite
-only (the embedded default); other databases take the ORM's ``bulk_create`` path.
+imported trajectory first changes, its rows are its version 1 (``annotate.workbench.documents``).
+SQLite only (the embedded default); :mod:`annotate.ingest.writer` takes the ORM's ``bulk_create``
+path on other databases.
 """
 
 from __future__ import annotations
@@ -30,23 +31,13 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import connection, models
 
-from annotate.findings import validate
-from annotate.jsontext import dumps
-from annotate.importing import ImportResult, Reading
-from annotate.search import search_text
+from annotate.ingest.reader import ImportResult, Reading
+from annotate.ingest.rows import LABEL_COLUMNS, STEP_COLUMNS, TRAJECTORY_COLUMNS, TURN_COLUMNS, build_rows
+from annotate.models import Step, StepLabel, Trajectory, Turn
 from annotate.trajectory import Trajectory as CanonicalTrajectory
-from annotate.trajectory import case_type_columns
-
-
-EMPTY = dumps({})  # the extra of most turns and steps
-
-def title_of(t: CanonicalTrajectory) -> str:
-    """A trajectory's list title: its first user message (or system prompt), on one line, ≤ 120 chars."""
-    first = t.turns[0].user if t.turns else t.system
-    first = " ".join(first.split())
-    return first[:120] + ("…" if len(first) > 120 else "")
 
 
 class _Table:
@@ -240,7 +231,7 @@ def import_stream(project, reading: Reading, *, status: str, now, index_search=N
     """Write a file's trajectories while it is read, the reading (parsing, converting, checking,
     building the rows) spread over ``readers`` forked processes while this one writes.
 
-    ``reading`` is :func:`annotate.importing.read_file`'s; its text is inherited by the readers,
+    ``reading`` is :func:`annotate.ingest.reader.read_file`'s; its text is inherited by the readers,
     so only finished rows travel. By default ``READERS`` processes read a JSON Lines file (each
     every READERS-th batch of lines, skipping the others' lines unparsed) and one reads other
     files; with ``readers=0`` (or where :func:`_can_fork` says no) this process reads. Batches
@@ -312,20 +303,15 @@ def import_stream(project, reading: Reading, *, status: str, now, index_search=N
 
 def _start(c, project, status, now, index_search) -> tuple[tuple[_Table, ...], int, tuple]:
     """The tables, the first free trajectory id and the arguments of build_rows."""
-    from annotate.models import Step, StepLabel, Trajectory, Turn
-
     try:
         max_params = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
     except AttributeError:  # (getlimit: Python 3.11+)
         max_params = connection.features.max_query_params
     tables = (
-        _Table(Trajectory, ("id", "project_id", "title", "external_id", "source", "system", "tools", "status",
-                            "version", "case_types", "case_types_index", "split", "tags", "reference", "extra",
-                            "step_count", "finding_count", "created_at", "updated_at"), max_params),
-        _Table(Turn, ("trajectory_id", "index", "user", "extra"), max_params),
-        _Table(Step, ("trajectory_id", "turn_index", "position", "kind", "text", "name", "arguments",
-                      "call_id", "ok", "note", "train", "extra"), max_params),
-        _Table(StepLabel, ("step_id", "trajectory_id", "label"), max_params),
+        _Table(Trajectory, TRAJECTORY_COLUMNS, max_params),
+        _Table(Turn, TURN_COLUMNS, max_params),
+        _Table(Step, STEP_COLUMNS, max_params),
+        _Table(StepLabel, LABEL_COLUMNS, max_params),
     )
     ts = connection.ops.adapt_datetimefield_value(now)
     return tables, tables[0].allocate(c), (project.pk, status, ts, index_search is not None)
@@ -352,44 +338,6 @@ def _write(c, tables, built, index_search) -> None:
         index_search(search_rows)
 
 
-def build_rows(trajectories: list[CanonicalTrajectory], ids, project_id: int, status: str, ts: str,
-               search: bool) -> tuple[list[tuple], ...]:
-    """The rows of trajectories (with ``ids``), turns, steps, labels and search text (pure).
-
-    Turns and steps get their ids from the database; a label row names its step by the step's
-    place among these rows: ``(step number, trajectory id, label)``. No revision: an imported
-    trajectory's rows are its version 1 until it changes (see annotate.services.keep_original).
-    """
-    traj_rows, turn_rows, step_rows, label_rows, search_rows = [], [], [], [], []
-    for tid, t in zip(ids, trajectories):
-        meta = t.meta
-        case_types, case_types_index = case_type_columns(meta.case_types)
-        step_count = 0
-        for ti, turn in enumerate(t.turns):
-            turn_rows.append((tid, ti, turn.user, dumps(turn.extra) if turn.extra else EMPTY))
-            for si, s in enumerate(turn.steps):
-                kind = s.kind
-                if s.labels:
-                    for label in dict.fromkeys(s.labels):
-                        label_rows.append((len(step_rows), tid, label))
-                # (ok / train as 1 / 0, which SQLite stores for a bool anyway: a bool parameter
-                # costs sqlite3 an adapter lookup, ~1 us each.)
-                step_rows.append((tid, ti, si, kind, s.text, s.name,
-                                  dumps(s.arguments) if kind == "tool_call" else None,
-                                  s.call_id, 1 if s.ok else 0, s.note, 1 if s.train else 0,
-                                  dumps(s.extra) if s.extra else EMPTY))
-            step_count += len(turn.steps)
-        traj_rows.append((
-            tid, project_id, title_of(t), meta.external_id, meta.source, t.system, dumps(t.tools),
-            status, 1, dumps(case_types), case_types_index, meta.split,
-            dumps(list(meta.tags)), dumps(meta.reference) if meta.reference is not None else None,
-            dumps(dict(meta.extra)), step_count, len(validate(t)), ts, ts,
-        ))
-        if search:
-            search_rows.append((tid, search_text(t)))
-    return traj_rows, turn_rows, step_rows, label_rows, search_rows
-
-
 def _slices(n: int, batch: int):
     """``(start, stop)`` of each batch; the first is an eighth of the others, so that the writer,
     which waits for it in the parallel case, starts soon."""
@@ -400,8 +348,6 @@ def _slices(n: int, batch: int):
 
 
 def _readers() -> int:
-    from django.conf import settings
-
     chosen = READERS if READERS is not None else getattr(settings, "IMPORT_READERS", 0)
     return chosen or min(2, len(os.sched_getaffinity(0)))
 

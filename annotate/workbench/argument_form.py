@@ -4,7 +4,7 @@
 integers, booleans and enums get their own widget; objects, arrays and anything else get a JSON
 textarea. Arguments the schema does not define are kept in an "other arguments" JSON field, so
 nothing the model produced is dropped by opening the form. ``read_value`` reads one submitted
-input back (``annotate.step_forms`` reads a whole form).
+input back (``annotate.workbench.step_forms`` reads a whole form).
 
 >>> schema = {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
 ...           "required": ["city"]}

@@ -1,4 +1,10 @@
-"""Reading and writing trajectory files (pure; no Django).
+"""The reader: the bytes of a trajectory file in, canonical trajectories out (pure; no Django).
+
+The import's one pipeline is format modules (:mod:`annotate.formats`) → this reader →
+:mod:`annotate.ingest.writer`. :func:`read_file` checks the whole file (format, size, UTF-8, the
+answers and tools files) and returns a :class:`Reading` that converts its records a batch at a
+time, which the writer consumes as it writes; :func:`parse_file` reads it whole (the preview
+and the dry run).
 
 :func:`parse_file` turns the bytes of an uploaded file (a JSON array or JSON Lines, in any of the
 :data:`FORMATS`) into canonical trajectories, or into a list of problems that each name the file,
@@ -23,9 +29,9 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import IO, Any
+from typing import Any
 
 from annotate import formats
 from annotate.formats import conservation, storable
@@ -34,7 +40,6 @@ from annotate.trajectory import MAX_NESTING, SchemaError, Trajectory
 
 # The formats, in the order the command line and the upload page list them.
 FORMATS = tuple(formats.FORMATS)
-EXPORT_FORMATS = tuple(name for name, f in formats.FORMATS.items() if f.write is not None)
 # Other names people use for the same formats.
 FORMAT_ALIASES = formats.ALIASES
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
@@ -522,23 +527,4 @@ def _tools(data: bytes, name: str, errors: list[ImportIssue]) -> list[dict] | No
         errors.append(ImportIssue(name, data.count(b"\n", 0, e.start) + 1, "", f"not UTF-8 at byte offset {e.start}"))
     except SchemaError as e:
         errors.append(ImportIssue(name, None, e.field.lstrip("."), e.message))
-    return None
-
-
-# Export ---------------------------------------------------------------------------------------------
-
-def export_records(trajs: Iterable[Trajectory], fmt: str) -> Iterator[dict]:
-    """Records in an export format (``raw`` or ``messages``), lossless: importing them gives ``trajs`` back."""
-    if fmt not in EXPORT_FORMATS:
-        raise ValueError(f"cannot export to {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
-    exporter = formats.FORMATS[fmt].write
-    return (exporter(t) for t in trajs)
-
-
-def dump_jsonl(records: Iterable[dict], out: IO[str] | None = None) -> str | None:
-    """Write records as JSON Lines to ``out``, or return them as a string."""
-    if out is None:
-        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    for r in records:
-        out.write(json.dumps(r, ensure_ascii=False) + "\n")
     return None

@@ -21,10 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from annotate.argument_form import (EXTRA, WIDGETS, ArgField, argument_fields, errors_by_field, parse_raw_arguments,
-                                    raw_text, read_value)
 from annotate.findings import Finding, argument_errors
 from annotate.trajectory import CASE_TYPE_NAMES, Step, Trajectory
+from annotate.workbench.argument_form import (EXTRA, WIDGETS, ArgField, argument_fields, errors_by_field,
+                                              parse_raw_arguments, raw_text, read_value)
 
 FormData = Mapping[str, list[str]]
 KIND_NAMES = {"think": "Reasoning", "tool_call": "Tool call", "tool_result": "Tool result", "answer": "Answer"}

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from annotate.editing import FIELD_OPS, Edit, meta_values, step_values
+from annotate.workbench.editing import FIELD_OPS, Edit, meta_values, step_values
 from annotate.trajectory import Step, Trajectory
 
 MAX_DIFF_WORDS = 4000

@@ -19,7 +19,7 @@ from pathlib import Path
 from django.conf import settings
 
 from annotate.formats.summary import summarize
-from annotate.importing import parse_file
+from annotate.ingest.reader import parse_file
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{22,64}")
 MAX_AGE_S = 24 * 3600

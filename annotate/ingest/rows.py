@@ -1,0 +1,101 @@
+"""Canonical trajectories as database rows: the one mapping from a document to its columns (pure; no Django).
+
+:func:`rows_of` maps one trajectory to the values of its trajectory row (:data:`DOCUMENT_COLUMNS`,
+the columns that come from the document) and appends its turn, step and label rows
+(:data:`TURN_COLUMNS`, :data:`STEP_COLUMNS`, :data:`LABEL_COLUMNS`). Every writer uses it: the
+SQLite writer (:mod:`annotate.ingest.sqlite`, JSON as text), the ORM writer
+(:mod:`annotate.ingest.writer`, JSON as values) and saving an edited document
+(:mod:`annotate.workbench.documents`).
+
+>>> t = Trajectory.from_dict({"turns": [{"user": "Weather?", "steps": [
+...     {"kind": "tool_call", "name": "get_weather", "arguments": {"city": "Paris"}, "call_id": "c1",
+...      "labels": ["wrong_tool"]}]}]})
+>>> turns, steps, labels = [], [], []
+>>> values = dict(zip(DOCUMENT_COLUMNS, rows_of(t, 7, turns, steps, labels)))
+>>> values["title"], values["step_count"], steps[0][STEP_COLUMNS.index("arguments")], labels
+('Weather?', 1, '{"city":"Paris"}', [(0, 7, 'wrong_tool')])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from annotate.findings import validate
+from annotate.ingest.jsontext import dumps
+from annotate.search import search_text
+from annotate.trajectory import Trajectory, case_type_columns
+
+# The trajectory row's columns that come from the document, in the order rows_of gives them
+# (the others, id, project, status, version and the times, are the writer's).
+DOCUMENT_COLUMNS = ("title", "external_id", "source", "system", "tools", "case_types", "case_types_index", "split",
+                    "tags", "reference", "extra", "step_count", "finding_count")
+TURN_COLUMNS = ("trajectory_id", "index", "user", "extra")
+STEP_COLUMNS = ("trajectory_id", "turn_index", "position", "kind", "text", "name", "arguments", "call_id", "ok",
+                "note", "train", "extra")
+# A label row names its step by the step's place among the step rows (the database numbers steps).
+LABEL_COLUMNS = ("step_id", "trajectory_id", "label")
+
+EMPTY = dumps({})  # the extra of most turns and steps
+
+
+def as_stored(value):
+    """JSON values as they are (for the ORM's JSON fields, which encode them)."""
+    return value
+
+
+def title_of(t: Trajectory) -> str:
+    """A trajectory's list title: its first user message (or system prompt), on one line, ≤ 120 chars."""
+    first = t.turns[0].user if t.turns else t.system
+    first = " ".join(first.split())
+    return first[:120] + ("…" if len(first) > 120 else "")
+
+
+def rows_of(t: Trajectory, tid, turn_rows: list, step_rows: list, label_rows: list,
+            encode: Callable = dumps, empty=EMPTY) -> tuple:
+    """Append the turn, step and label rows of ``t`` (trajectory id ``tid``) and return the values
+    of its :data:`DOCUMENT_COLUMNS`.
+
+    JSON values go through ``encode`` (default: JSON text for SQL; :func:`as_stored` for the ORM);
+    an empty ``extra`` is ``empty`` (``encode({})``, made once). Booleans are 1 / 0, which SQLite
+    stores for a bool anyway (a bool parameter costs sqlite3 an adapter lookup, ~1 us each) and
+    the ORM's BooleanField reads as True / False.
+    """
+    meta = t.meta
+    case_types, case_types_index = case_type_columns(meta.case_types)
+    first_step = len(step_rows)
+    for ti, turn in enumerate(t.turns):
+        turn_rows.append((tid, ti, turn.user, encode(turn.extra) if turn.extra else empty))
+        for si, s in enumerate(turn.steps):
+            kind = s.kind
+            if s.labels:
+                for label in dict.fromkeys(s.labels):
+                    label_rows.append((len(step_rows), tid, label))
+            step_rows.append((tid, ti, si, kind, s.text, s.name,
+                              encode(s.arguments) if kind == "tool_call" else None,
+                              s.call_id, 1 if s.ok else 0, s.note, 1 if s.train else 0,
+                              encode(s.extra) if s.extra else empty))
+    return (title_of(t), meta.external_id, meta.source, t.system, encode(t.tools), encode(case_types),
+            case_types_index, meta.split, encode(list(meta.tags)),
+            encode(meta.reference) if meta.reference is not None else None, encode(dict(meta.extra)),
+            len(step_rows) - first_step, len(validate(t)))
+
+
+def build_rows(trajectories: list[Trajectory], ids, project_id: int, status: str, ts: str,
+               search: bool) -> tuple[list[tuple], ...]:
+    """The rows of trajectories (with ``ids``), turns, steps, labels and search text, for SQL.
+
+    A trajectory row is ``(id, project id, status, version, created, updated)`` then its
+    :data:`DOCUMENT_COLUMNS` (see :data:`TRAJECTORY_COLUMNS`). No revision: an imported
+    trajectory's rows are its version 1 until it changes (see
+    ``annotate.workbench.documents.keep_original``).
+    """
+    traj_rows, turn_rows, step_rows, label_rows, search_rows = [], [], [], [], []
+    for tid, t in zip(ids, trajectories):
+        traj_rows.append((tid, project_id, status, 1, ts, ts) + rows_of(t, tid, turn_rows, step_rows, label_rows))
+        if search:
+            search_rows.append((tid, search_text(t)))
+    return traj_rows, turn_rows, step_rows, label_rows, search_rows
+
+
+# The columns of build_rows's trajectory rows.
+TRAJECTORY_COLUMNS = ("id", "project_id", "status", "version", "created_at", "updated_at") + DOCUMENT_COLUMNS

@@ -1,0 +1,101 @@
+"""The work queue: the project's trajectories filtered and sorted, the next one to work on or to
+review, and assignment (shared by the pages and the API)."""
+
+from __future__ import annotations
+
+from annotate import permissions
+from annotate.models import Project, Trajectory
+
+
+def members_of(project: Project) -> list:
+    """The project's members (users), by name: the assignee choices."""
+    return [m.user for m in project.memberships.select_related("user").order_by("user__username")]
+
+
+def assign(project: Project, ids: list[int], assignee) -> int:
+    """Assign (or, with ``assignee`` None, unassign) the project's trajectories ``ids``."""
+    return Trajectory.objects.filter(project=project, pk__in=ids).update(assignee=assignee)
+
+
+OPEN_STATUSES = (Trajectory.DRAFT, Trajectory.REJECTED)
+
+
+def next_in_queue(user, project: Project, *, after: int | None = None) -> Trajectory | None:
+    """The next trajectory for ``user`` to work on, after ``after`` (wrapping around).
+
+    Leads review first (submitted trajectories), then their own open work. Annotators get their
+    assigned open work (rejected first: a reviewer is waiting), then claim an unassigned draft:
+    the claim is a conditional update, so two annotators never get the same one.
+    """
+    role = permissions.role_in(user, project)
+    mine = project.trajectories.filter(assignee=user, status__in=OPEN_STATUSES)
+    queues = [mine.filter(status=Trajectory.REJECTED), mine.filter(status=Trajectory.DRAFT)]
+    if role in (permissions.LEAD, permissions.ADMIN):
+        queues.insert(0, project.trajectories.filter(status=Trajectory.SUBMITTED))
+    for qs in queues:
+        found = _first_after(qs, after)
+        if found is not None:
+            return found
+    for _ in range(5):  # a claim can lose a race; try the next one
+        candidate = _first_after(project.trajectories.filter(assignee__isnull=True, status=Trajectory.DRAFT), after)
+        if candidate is None:
+            return None
+        if Trajectory.objects.filter(pk=candidate.pk, assignee__isnull=True).update(assignee=user) == 1:
+            candidate.assignee = user
+            return candidate
+    return None
+
+
+def next_to_review(project: Project, *, after: int | None = None) -> Trajectory | None:
+    """The next submitted trajectory after ``after`` (wrapping around), for a reviewer."""
+    return _first_after(project.trajectories.filter(status=Trajectory.SUBMITTED), after)
+
+
+def _first_after(qs, after: int | None) -> Trajectory | None:
+    qs = qs.order_by("id")
+    if after is not None:
+        found = qs.filter(pk__gt=after).first()
+        if found is not None:
+            return found
+        return qs.exclude(pk=after).first()
+    return qs.first()
+
+
+QUEUE_SORTS = ("id", "-id", "updated_at", "-updated_at", "finding_count", "-finding_count", "step_count",
+               "-step_count", "title", "-title")
+
+
+def queue(project: Project, filters: dict, user):
+    """The project's trajectories narrowed by the queue's filters, in the chosen order.
+
+    ``filters``: status, case_type, label, assignee ("me", "none" or a user id), source, split,
+    q (words in any step), sort (one of QUEUE_SORTS). Empty values do not filter.
+    """
+    qs = Trajectory.objects.filter(project=project)
+    if filters.get("status"):
+        qs = qs.filter(status=filters["status"])
+    if filters.get("case_type"):
+        qs = qs.with_case_type(filters["case_type"])
+    if filters.get("label"):
+        qs = qs.with_label(filters["label"])
+    assignee = filters.get("assignee")
+    if assignee == "me":
+        qs = qs.filter(assignee=user)
+    elif assignee == "none":
+        qs = qs.filter(assignee__isnull=True)
+    elif assignee:
+        qs = qs.filter(assignee_id=int(assignee))
+    if filters.get("source"):
+        qs = qs.filter(source=filters["source"])
+    if filters.get("split"):
+        qs = qs.filter(split=filters["split"])
+    if filters.get("q"):
+        qs = qs.search(filters["q"])
+    sort = filters.get("sort") or "id"
+    if sort not in QUEUE_SORTS:
+        sort = "id"
+    order = [sort] if sort.lstrip("-") == "id" else [sort, "id"]
+    # The queue shows a few columns; leave the big ones (system prompt, tool specs) unread.
+    return (qs.select_related("assignee").order_by(*order)
+            .only("id", "project_id", "title", "status", "case_types", "split", "source", "step_count",
+                  "finding_count", "updated_at", "version", "assignee__id", "assignee__username"))

@@ -1,0 +1,73 @@
+"""Moving a trajectory through the review workflow (submit, approve, reject, reopen): the rules are
+:mod:`annotate.workbench.workflow`; this writes the move as a new version with its Revision."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+
+from annotate import permissions
+from annotate.findings import validate
+from annotate.models import Revision, Trajectory
+from annotate.permissions import author_of
+from annotate.workbench import workflow
+from annotate.workbench.documents import StaleVersion, current_document, keep_original
+
+
+class WorkflowRefused(Exception):
+    """A workflow move that is not allowed now; ``blockers`` are findings to fix first."""
+
+    def __init__(self, message: str, blockers=()):
+        super().__init__(message)
+        self.message = message
+        self.blockers = list(blockers)
+
+
+def transition(trajectory: Trajectory, action: str, *, user, comment: str = "",
+               base_version: int | None = None) -> Trajectory:
+    """Move ``trajectory`` through the review workflow (checks the role; the caller checked membership).
+
+    Each move is a new version with a Revision (same document), so the history shows who did it.
+    """
+    role = permissions.role_in(user, trajectory.project)
+    may_edit = permissions.can_edit_trajectory(user, trajectory)
+    if action not in workflow.allowed_actions(role, trajectory.status, may_edit):
+        if action in workflow.ACTIONS and trajectory.status not in workflow.ACTIONS[action].sources:
+            raise WorkflowRefused(f"This trajectory is {trajectory.status}; it cannot be {_past(action)} now.")
+        raise PermissionDenied(f"You may not {action} this trajectory.")
+    act = workflow.ACTIONS[action]
+    comment = comment.strip()
+    if act.needs_comment and not comment:
+        raise WorkflowRefused("Say what needs fixing: a rejection needs a comment for the annotator.")
+    now = timezone.now()
+    with transaction.atomic():
+        current = Trajectory.objects.select_for_update().filter(pk=trajectory.pk).values("version", "status").get()
+        if base_version is not None and current["version"] != base_version:
+            raise StaleVersion(trajectory.pk, base_version)
+        if current["status"] not in act.sources:
+            raise WorkflowRefused(f"Someone else moved this trajectory to {current['status']} meanwhile.")
+        doc = current_document(trajectory, current["version"])
+        if action == "submit":
+            blockers = workflow.submission_blockers(doc, validate(doc))
+            if blockers:
+                raise WorkflowRefused("Fix these errors, or label the steps that carry them, before submitting.",
+                                      blockers)
+        version = current["version"]
+        keep_original(trajectory.pk, version, doc)
+        changes = {"status": act.target, "version": version + 1, "updated_at": now}
+        if action in ("approve", "reject"):
+            changes["reviewer_comment"] = comment
+        elif action == "submit" and trajectory.assignee_id is None:
+            changes["assignee"] = user  # whoever hands it in owns it (progress counts it)
+        Trajectory.objects.filter(pk=trajectory.pk, version=version).update(**changes)
+        summary = {"submit": "submitted for review", "approve": "approved", "reject": "rejected",
+                   "reopen": "reopened as draft"}[action] + (f": {comment}" if comment else "")
+        Revision.objects.create(trajectory_id=trajectory.pk, version=version + 1, author=author_of(user),
+                                created_at=now, summary=summary[:300], status=act.target, document=doc.to_dict())
+    trajectory.refresh_from_db()
+    return trajectory
+
+
+def _past(action: str) -> str:
+    return {"submit": "submitted", "approve": "approved", "reject": "rejected", "reopen": "reopened"}[action]
