@@ -8,7 +8,10 @@ class EvaluationConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks
 
+        from jobs import kinds
+
         checks.register(check_endpoint_allowlist)
+        kinds.register("evaluation.evalrun", "evaluation.tasks.eval_run", runner="evaluation.runner")
 
 
 def check_endpoint_allowlist(app_configs=None, **kwargs):

@@ -17,7 +17,7 @@ FORBIDDEN = ("django", "rest_framework")
 PURE_PATTERNS = [
     "annotate/trajectory.py", "annotate/findings.py", "annotate/convert_*.py", "annotate/formats/*.py", "annotate/importing.py",
     "annotate/case_types.py", "annotate/pairs.py", "annotate/demo.py", "annotate/editing.py", "annotate/revisions.py",
-    "annotate/search.py", "annotate/jsontext.py", "annotate/workflow.py", "training/runner.py", "training/runner_io.py",
+    "annotate/search.py", "annotate/jsontext.py", "annotate/workflow.py", "training/runner.py", "jobs/runner_io.py", "jobs/processes.py", "studio/charts.py",
     "training/callbacks.py", "training/export.py", "training/preview.py", "evaluation/items.py",
     "evaluation/generate.py", "evaluation/runner.py", "training/paths.py", "studio/broker_fixes.py",
     "training/render*.py", "training/masks.py", "training/split*.py", "training/audit.py",
@@ -29,7 +29,7 @@ PURE_PATTERNS = [
     "core/*.py",
 ]
 PURE = sorted({p.relative_to(ROOT).as_posix() for pattern in PURE_PATTERNS for p in ROOT.glob(pattern)})
-PACKAGES = ("annotate", "training", "evaluation", "studio", "core")
+PACKAGES = ("annotate", "training", "evaluation", "studio", "core", "jobs")
 
 
 def imports_of(path: Path) -> set[str]:

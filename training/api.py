@@ -22,9 +22,10 @@ from rest_framework.views import APIView
 from annotate import permissions
 from annotate.api import project_for
 from annotate.models import Project
+from jobs.rows import request_cancel
 from training import runner
 from training.jobs import (LaunchError, ResumeError, launch_errors, launch_training, preview_run_config,
-                           request_cancel, resume_training)
+                           resume_training)
 from training.models import MetricPoint, TrainingJob
 from studio.rest import IdField, StrictSerializer, StudioPagination, id_or_none
 

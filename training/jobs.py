@@ -2,9 +2,8 @@
 and ``run_training_job`` (what the Celery task and ``manage.py train`` run).
 
 The job mechanics every kind of job shares (``claim``, ``beat``, ``finish``, ``request_cancel``,
-``sweep_stale``, process groups, the supervision loop) live in ``training.supervisor``; they are
-re-exported here for the callers that know them from this module. ``RunMonitor`` says what a
-training run's events mean for its row.
+the sweep, process groups, the supervision loop) live in the ``jobs`` package. ``RunMonitor`` says
+what a training run's events mean for its row.
 """
 
 from __future__ import annotations
@@ -19,12 +18,13 @@ from django.conf import settings
 from django.db import transaction
 
 from annotate.permissions import author_of
+from jobs import queue
+from jobs.processes import HOST, FileTail, describe_exit, last_lines
+from jobs.rows import claim, fail_before_start
+from jobs.supervisor import Monitor, run_supervised
 from training import runner
 from training.models import JobStatus, MetricPoint, Snapshot, TrainingDefaults, TrainingJob
 from training.roots import PathError, confined_model, model_error, trust_remote_code_for
-from training.supervisor import (HEARTBEAT_EVERY, HOST, FileTail, Monitor,  # noqa: F401
-                                 beat, claim, conclude, describe_exit, fail_before_start, finish, last_lines,
-                                 request_cancel, run_supervised, start_process, stop_process, sweep_stale)
 
 
 class LaunchError(ValueError):
@@ -111,9 +111,7 @@ def launch_training(*, project, snapshot: Snapshot | None, kind: str, base_model
 
 
 def enqueue_training(job: TrainingJob) -> None:
-    from training.tasks import train_job
-
-    transaction.on_commit(lambda: train_job.delay(job.pk))
+    transaction.on_commit(lambda: queue.send(TrainingJob, job.pk))  # training.tasks.train_job
 
 
 def remember_launch(project, kind: str, values: dict, user=None) -> None:

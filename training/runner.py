@@ -29,7 +29,7 @@ from typing import Any, Iterable
 
 from training.paths import PathRefused, confine, is_path_like, length_error
 # EventLog and watch_parent are re-exported: tests and older callers know them from here.
-from training.runner_io import EventLog, JobFile, command_for, resolve_device, run_main, watch_parent  # noqa: F401
+from jobs.runner_io import EventLog, JobFile, command_for, resolve_device, run_main, watch_parent  # noqa: F401
 
 KINDS = ("sft", "dpo")
 METHODS = ("full", "lora")

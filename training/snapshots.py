@@ -9,7 +9,7 @@ The flow a view, the API, the CLI and the pairs pages all share:
 ``create_snapshot`` returns the existing snapshot when one with the same content hash is queued,
 running or done (the same inputs give byte-identical files, so there is nothing to redo), and
 otherwise a new queued row whose export runs in the worker (``training.snapshot_tasks``). A queued
-one whose broker message was lost is sent again (``training.job_queue``); ``retry_export`` starts
+one whose broker message was lost is sent again (``jobs.queue``); ``retry_export`` starts
 a failed or cancelled export over.
 
 DPO snapshots pin preference pairs. The pairs app hands them over in one of two ways: pass
@@ -304,8 +304,8 @@ def create_snapshot(project: Project, kind: str, filters: dict | None, render_se
 
 def revive_lost(snapshot: Snapshot) -> str:
     """Asked again for a queued snapshot: send its export again if its message is gone (see
-    ``training.job_queue.revive_if_lost``; a short grace lets the first message arrive)."""
-    from training.job_queue import revive_if_lost
+    ``jobs.queue.revive_if_lost``; a short grace lets the first message arrive)."""
+    from jobs.queue import revive_if_lost
 
     return revive_if_lost(Snapshot, snapshot, timeout=getattr(django_settings, "JOB_REVIVE_GRACE", 10))
 
@@ -427,7 +427,7 @@ class ProgressWriter:
     def __call__(self, fraction: float, message: str) -> None:
         import time
 
-        from training.supervisor import beat
+        from jobs.rows import beat
 
         if self.echo is not None:
             self.echo(fraction, message)
@@ -458,7 +458,7 @@ class Heartbeat:
     def _run(self) -> None:
         from django.db import connection
 
-        from training.supervisor import beat
+        from jobs.rows import beat
 
         from django.db import DatabaseError
 
@@ -484,7 +484,7 @@ def claim(snapshot_id: int) -> bool:
     """Take a queued snapshot for this worker; False when another delivery already took it."""
     import os
 
-    from training.supervisor import claim
+    from jobs.rows import claim
 
     return claim(Snapshot, snapshot_id, worker_pid=os.getpid(), message="starting")
 
@@ -500,7 +500,7 @@ def run_snapshot_export(snapshot: Snapshot, echo: Callable[[float, str], None] |
     elsewhere cannot overwrite the new attempt's row.
     """
     from training.export import ExportSettings, run_export
-    from training.supervisor import finish
+    from jobs.rows import finish
 
     claimed_at = snapshot.started_at or Snapshot.objects.values_list("started_at", flat=True).get(pk=snapshot.pk)
     items, load = export_items(snapshot)
@@ -594,9 +594,9 @@ def _remove(path: Path) -> None:
 
 def request_cancel(snapshot: Snapshot, user) -> str:
     """A lead stops a queued or running export: 'cancelled', 'cancelling' or 'finished'."""
-    from training import supervisor
+    from jobs import rows
 
     permissions.require_role(user, snapshot.project, permissions.LEAD)
-    outcome = supervisor.request_cancel(snapshot)
+    outcome = rows.request_cancel(snapshot)
     snapshot.refresh_from_db()
     return outcome

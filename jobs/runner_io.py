@@ -1,7 +1,7 @@
 """What every runner subprocess shares (``training.runner``, ``evaluation.runner``): its job file
 in, its event log out, the watch on the worker that started it, and ``main``'s skeleton.
 
-The worker (``training.supervisor``) writes ``job.json`` into the run folder, starts
+The worker (``jobs.supervisor``) writes ``job.json`` into the run folder, starts
 ``python -m PACKAGE.runner job.json`` and tails the runner's events file into the database. This
 module imports no Django and nothing heavy: the web process imports the runners for validation.
 """

@@ -5,12 +5,12 @@ message can go (Redis restarted without persistence, a worker killed after takin
 then the row would wait "queued" for ever. So:
 
 - Every row's task is sent with ``delay(pk)`` after the transaction commits (``enqueue_training``,
-  ``enqueue_eval``, ``create_snapshot``); the worker's conditional UPDATE (``supervisor.claim``)
+  ``enqueue_eval``, ``create_snapshot``); the worker's conditional UPDATE (``jobs.rows.claim``)
   makes a duplicate delivery harmless, so sending again is always safe.
 - ``message_waiting`` looks in the broker (Redis lists and the unacked hash, or the filesystem
   transport's folder) for a message of the row's task with the row's id as its argument: True,
   False, or None when it cannot tell.
-- ``sweep_queued`` (the periodic sweep, also at worker start): a row queued for longer than
+- ``sweep_queued`` (part of the periodic sweep, ``jobs.sweep``, also at worker start): a row queued for longer than
   ``JOB_QUEUED_TIMEOUT`` whose message is not in the broker is sent again, at most
   ``JOB_MAX_ATTEMPTS`` times (counted on the row), then failed with the reason. A row whose message
   is still waiting is left alone: a long queue is not a lost message.
@@ -19,39 +19,26 @@ then the row would wait "queued" for ever. So:
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
+import time
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from training.models import JobStatus
+from jobs.kinds import task_of
+from jobs.rows import JobStatus
 
 log = logging.getLogger(__name__)
-
-# Which task runs each kind of row (its name routes it to its queue): module, attribute.
-TASKS = {
-    "training.snapshot": ("training.snapshot_tasks", "export_snapshot"),
-    "training.trainingjob": ("training.tasks", "train_job"),
-    "evaluation.evalrun": ("evaluation.tasks", "eval_run"),
-}
-
-
-def task_of(model):
-    import importlib
-
-    module, attr = TASKS[model._meta.label_lower]
-    return getattr(importlib.import_module(module), attr)
 
 
 def queue_of(model) -> str:
     """The queue the row's task is routed to (``CELERY_TASK_ROUTES``)."""
-    from studio.celery import app
-
-    queue = app.amqp.router.route({}, task_of(model).name).get("queue")
+    task = task_of(model)  # bound to the project's Celery app (studio.celery)
+    queue = task.app.amqp.router.route({}, task.name).get("queue")
     return getattr(queue, "name", queue) or settings.CELERY_TASK_DEFAULT_QUEUE
 
 
@@ -73,8 +60,7 @@ def message_waiting(model, pk: int, taken_within: float = 300, *, connection=Non
 def rows_waiting(model, taken_within: float = 300, *, connection=None) -> set[int] | None:
     """The ids of the rows of ``model`` whose task has a message in the broker (one look at the
     queue for all of them), or None when the transport cannot be looked into."""
-    from studio.celery import app
-
+    app = task_of(model).app
     task, queue = task_of(model).name, queue_of(model)
     with connection or app.connection_for_read() as conn:
         transport = conn.transport.driver_type
@@ -89,8 +75,6 @@ def rows_waiting(model, taken_within: float = 300, *, connection=None) -> set[in
 
 def _row_of(raw, task: str) -> int | None:
     """The row id a message (as the transport stores it) calls ``task`` on, else None."""
-    import ast
-
     try:
         message = json.loads(raw)
     except ValueError:
@@ -110,8 +94,6 @@ def _row_of(raw, task: str) -> int | None:
 
 
 def _redis_messages(channel, queue: str, taken_within: float):
-    import time
-
     client = channel.client
     # kombu keeps one list per priority step (the plain name for priority 0) and a hash of the
     # messages delivered to a worker but not acked yet (redelivered after the visibility timeout).
@@ -218,23 +200,3 @@ def sweep_queued(model, timeout: float) -> list[int]:
         return []
     return [row.pk for row in rows
             if revive_if_lost(model, row, timeout=timeout, waiting=waiting) in ("requeued", "failed")]
-
-
-def sweep_all() -> dict[str, list[int]]:
-    """The periodic sweep over every kind of job: running rows with a stale heartbeat (exports are
-    restarted, the others failed with the reason), then queued rows whose message was lost."""
-    from evaluation.models import EvalRun
-    from training.models import Snapshot, TrainingJob
-    from training.supervisor import sweep_stale
-
-    heartbeat = settings.JOB_HEARTBEAT_TIMEOUT
-    queued = getattr(settings, "JOB_QUEUED_TIMEOUT", 300)
-    out = {
-        "stale": (sweep_stale(TrainingJob, heartbeat) + sweep_stale(EvalRun, heartbeat, marker="evaluation.runner")
-                  + sweep_stale(Snapshot, heartbeat, requeue=True)),
-        "queued": [],
-    }
-    for model in (Snapshot, TrainingJob, EvalRun):
-        out["queued"] += sweep_queued(model, queued)
-    return out
-
