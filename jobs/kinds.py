@@ -20,6 +20,7 @@ class JobKind:
     task: str  # the Celery task's import path: "training.tasks.train_job"
     runner: str = ""  # the runner module its worker starts (its command line names it)
     restart: bool = False  # a row whose worker stopped is queued again (work safe to start over)
+    route: str = ""  # import path of ``f(row) -> queue name`` when rows go to different queues
 
     def model_class(self):
         return apps.get_model(self.model)
@@ -28,9 +29,9 @@ class JobKind:
 KINDS: dict[str, JobKind] = {}
 
 
-def register(model: str, task: str, *, runner: str = "", restart: bool = False) -> None:
+def register(model: str, task: str, *, runner: str = "", restart: bool = False, route: str = "") -> None:
     """Make the rows of ``model`` known to the queue and the sweep (idempotent)."""
-    KINDS[model] = JobKind(model=model, task=task, runner=runner, restart=restart)
+    KINDS[model] = JobKind(model=model, task=task, runner=runner, restart=restart, route=route)
 
 
 def kind_of(model) -> JobKind:
@@ -44,3 +45,8 @@ def task_of(model):
     """The Celery task that runs a row of ``model``."""
     return import_string(kind_of(model).task)
 
+
+def router_of(model):
+    """``f(row) -> queue name`` for a kind whose rows go to different queues, else None."""
+    route = kind_of(model).route
+    return import_string(route) if route else None

@@ -39,23 +39,65 @@ def start_process(cmd: list[str], *, cwd: Path, log_path: Path, env: dict | None
                                 env={**os.environ, **(env or {})}, start_new_session=True)
 
 
-def stop_process_group(pgid: int, grace: float = 10.0) -> None:
-    """SIGTERM the group, then SIGKILL whatever is left after ``grace`` seconds."""
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (children, their children...), read from /proc (Linux)."""
+    children: dict[int, list[int]] = {}
     try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
+        entries = [e.name for e in os.scandir("/proc") if e.name.isdigit()]
+    except OSError:
+        return []
+    for name in entries:
         try:
-            os.killpg(pgid, 0)
+            stat = Path(f"/proc/{name}/stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])  # after "(command)", which may hold spaces
+        children.setdefault(ppid, []).append(int(name))
+    out, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def process_groups(pgid: int) -> set[int]:
+    """The group ``pgid`` and the groups of its leader's descendants: ``torchrun`` (and so
+    ``accelerate launch``) starts each rank in a session of its own, which one ``killpg`` misses."""
+    groups = {pgid}
+    for pid in descendants(pgid):
+        try:
+            groups.add(os.getpgid(pid))
         except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+            pass
+    groups.discard(os.getpgrp())  # never our own
+    return groups
+
+
+def stop_process_group(pgid: int, grace: float = 10.0) -> None:
+    """SIGTERM the group (and every rank's group below it), then SIGKILL whatever is left after
+    ``grace`` seconds."""
+    alive = set()
+    for group in process_groups(pgid):
+        try:
+            os.killpg(group, signal.SIGTERM)
+            alive.add(group)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    while alive and time.monotonic() < deadline:
+        for group in list(alive):
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                alive.discard(group)
+        if alive:
+            time.sleep(0.1)
+    for group in alive:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def stop_process(proc: subprocess.Popen, grace: float = 10.0) -> None:

@@ -29,14 +29,17 @@ from django.conf import settings
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from jobs.kinds import task_of
+from jobs.kinds import router_of, task_of
 from jobs.rows import JobStatus
 
 log = logging.getLogger(__name__)
 
 
-def queue_of(model) -> str:
-    """The queue the row's task is routed to (``CELERY_TASK_ROUTES``)."""
+def queue_of(model, row=None) -> str:
+    """The queue the row's task is routed to: the kind's own router given a row (training jobs by
+    the GPUs they ask for), else ``CELERY_TASK_ROUTES``."""
+    if row is not None and (router := router_of(model)):
+        return router(row)
     task = task_of(model)  # bound to the project's Celery app (studio.celery)
     queue = task.app.amqp.router.route({}, task.name).get("queue")
     return getattr(queue, "name", queue) or settings.CELERY_TASK_DEFAULT_QUEUE
@@ -44,7 +47,17 @@ def queue_of(model) -> str:
 
 def send(model, pk: int) -> None:
     """Send the row's task now (inside a transaction, use ``transaction.on_commit``)."""
-    task_of(model).delay(pk)
+    queue = queue_of(model, model.objects.get(pk=pk)) if router_of(model) else None
+    if queue and queue != queue_of(model):
+        task_of(model).apply_async((pk,), queue=queue)
+    else:
+        task_of(model).delay(pk)  # the task's own route (CELERY_TASK_ROUTES)
+
+
+def send_task(model, name: str, args: tuple, queue: str) -> None:
+    """Send another task of a kind's job (a multi-node run's other nodes) to ``queue``, with the
+    kind's task's Celery app."""
+    task_of(model).app.send_task(name, args=args, queue=queue)
 
 
 # --- looking in the broker -----------------------------------------------------------------------
@@ -53,21 +66,27 @@ def message_waiting(model, pk: int, taken_within: float = 300, *, connection=Non
     """Is a message for this row in the broker (queued, or taken by a worker in the last
     ``taken_within`` seconds and not yet acked)? None when the transport cannot be looked into.
     Raises the broker's error when it is down."""
-    waiting = rows_waiting(model, taken_within, connection=connection)
+    row = model.objects.filter(pk=pk).first() if router_of(model) else None
+    waiting = rows_waiting(model, taken_within, connection=connection,
+                           queues={queue_of(model, row)} if row is not None else None)
     return None if waiting is None else pk in waiting
 
 
-def rows_waiting(model, taken_within: float = 300, *, connection=None) -> set[int] | None:
-    """The ids of the rows of ``model`` whose task has a message in the broker (one look at the
-    queue for all of them), or None when the transport cannot be looked into."""
+def rows_waiting(model, taken_within: float = 300, *, connection=None, queues: set[str] | None = None
+                 ) -> set[int] | None:
+    """The ids of the rows of ``model`` whose task has a message in the broker (one look at each
+    of ``queues``, by default the task's own, for all of them), or None when the transport cannot
+    be looked into."""
     app = task_of(model).app
-    task, queue = task_of(model).name, queue_of(model)
+    task = task_of(model).name
+    queues = queues or {queue_of(model)}
     with connection or app.connection_for_read() as conn:
         transport = conn.transport.driver_type
         if transport in ("redis", "rediss"):
-            messages = _redis_messages(conn.default_channel, queue, taken_within)
+            messages = [m for queue in sorted(queues) for m in _redis_messages(conn.default_channel, queue,
+                                                                                taken_within)]
         elif transport == "filesystem":
-            messages = _folder_messages(conn.transport_options or {}, queue)
+            messages = [m for queue in sorted(queues) for m in _folder_messages(conn.transport_options or {}, queue)]
         else:
             return None
         return {pk for pk in (_row_of(raw, task) for raw in messages) if pk is not None}
@@ -127,10 +146,10 @@ def can_retry(row) -> bool:
     return row.attempts + 1 < max_attempts()
 
 
-def lost_reason(model, attempts: int, waited: int) -> str:
+def lost_reason(model, attempts: int, waited: int, row=None) -> str:
     return (f"Its message never reached a worker: sent {attempts + 1} times, each time lost (the last one "
             f"{waited} s ago). Check that the broker keeps its data (Redis with AOF) and that a worker "
-            f"consumes the `{queue_of(model)}` queue, then launch it again.")
+            f"consumes the `{queue_of(model, row)}` queue, then launch it again.")
 
 
 def requeue(model, row, *, from_status: str = JobStatus.QUEUED, message: str = "", **guard) -> bool:
@@ -166,7 +185,7 @@ def revive_if_lost(model, row, *, timeout: float = 0, waiting: set[int] | None =
         return "waiting"
     if waiting is ...:
         try:
-            waiting = rows_waiting(model, taken_within=max(timeout, 1.0))
+            waiting = rows_waiting(model, taken_within=max(timeout, 1.0), **_queues_of(model, [row]))
         except Exception as exc:  # the broker is down: nothing can be sent now anyway
             log.warning("could not look for %s %s in the broker: %s", model.__name__, row.pk, exc)
             return "unknown"
@@ -177,11 +196,16 @@ def revive_if_lost(model, row, *, timeout: float = 0, waiting: set[int] | None =
         waited = int((now - since).total_seconds())
         failed = model.objects.filter(pk=row.pk, status=JobStatus.QUEUED, attempts=row.attempts).update(
             status=JobStatus.FAILED, finished_at=now, message="Failed: its message was lost",
-            error=lost_reason(model, row.attempts, waited)) == 1
+            error=lost_reason(model, row.attempts, waited, row)) == 1
         return "failed" if failed else "taken"
     why = "its message was lost" if found is False else "no worker took it in time"
     message = f"Re-queued: {why} (attempt {row.attempts + 2} of {max_attempts()})"
     return "requeued" if requeue(model, row, message=message) else "taken"
+
+
+def _queues_of(model, rows) -> dict:
+    """``rows_waiting``'s ``queues`` for a kind whose rows go to different queues (else nothing)."""
+    return {"queues": {queue_of(model, row) for row in rows}} if router_of(model) else {}
 
 
 def sweep_queued(model, timeout: float) -> list[int]:
@@ -194,7 +218,7 @@ def sweep_queued(model, timeout: float) -> list[int]:
     if not rows:
         return []
     try:
-        waiting = rows_waiting(model, taken_within=timeout)
+        waiting = rows_waiting(model, taken_within=timeout, **_queues_of(model, rows))
     except Exception as exc:  # the broker is down: nothing can be sent now; the next sweep tries again
         log.warning("could not look into the broker for queued %s rows: %s", model.__name__, exc)
         return []

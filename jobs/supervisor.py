@@ -8,6 +8,7 @@ the row gets (``training.jobs.RunMonitor``, ``evaluation.jobs.EvalMonitor``).
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -17,6 +18,7 @@ from django.core.management.base import CommandError
 
 from jobs.processes import ExitWatch, describe_exit, last_lines, start_process, stop_process
 from jobs.rows import JobStatus, beat, finish
+from jobs.runner_io import WORKER_PID_ENV
 
 HEARTBEAT_EVERY = 2.0  # seconds between heartbeats while a subprocess runs
 
@@ -79,7 +81,8 @@ def run_supervised(monitor: Monitor, cmd: list[str], *, poll: float) -> str:
     """Start ``cmd`` for ``monitor``'s claimed row, supervise it to the end; return the final status."""
     model, pk = monitor.model, monitor.pk
     proc = start_process(cmd, cwd=Path(settings.BASE_DIR), log_path=monitor.log_path,
-                         env={"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"})
+                         env={"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false",
+                              WORKER_PID_ENV: str(os.getpid())})
     model.objects.filter(pk=pk).update(worker_pid=proc.pid)
     try:
         stopped_for = supervise(proc, monitor, poll)

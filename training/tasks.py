@@ -10,12 +10,19 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from training.jobs import run_training_job
+from training.jobs import run_training_job, run_training_node
 from training.snapshot_tasks import export_snapshot  # noqa: F401  (registers training.tasks.export_snapshot)
 
 # A training run may take days; the limit only stops a worker hung past any sane run. The job's
 # own heartbeat and the sweep handle a dead worker long before this.
 TRAIN_TIME_LIMIT = getattr(settings, "TRAIN_TIME_LIMIT", 7 * 24 * 3600)
+
+
+@shared_task(name="training.tasks.train_node", acks_late=True, time_limit=TRAIN_TIME_LIMIT)
+def train_node(job_id: int, machine_rank: int) -> str:
+    """Another node of a running multi-node job (``training.jobs.run_training_node``); the first
+    node's ``train_job`` sends one to the job's queue for each."""
+    return run_training_node(job_id, machine_rank)
 
 
 @shared_task(name="training.tasks.train_job", acks_late=True, time_limit=TRAIN_TIME_LIMIT)

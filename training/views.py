@@ -24,10 +24,10 @@ from annotate import permissions
 from annotate.models import Project
 from jobs.rows import request_cancel
 from studio.charts import line_chart
-from training import runner
+from training import distributed, runner
 from training.forms import LaunchForm
-from training.jobs import (LaunchError, ResumeError, launch_training, preview_run_config, remember_launch,
-                           resume_point, resume_training)
+from training.jobs import (LaunchError, ResumeError, launch_plan, launch_training, preview_run_config,
+                           remember_launch, resume_point, resume_training)
 from training.models import JobStatus, TrainingJob
 from training.paths import is_inside
 
@@ -144,6 +144,7 @@ def launch_preview(project: Project, form: LaunchForm) -> dict:
     cfg = preview_run_config(form.cleaned_data["snapshot"], form.kind, form.cleaned_data["base_model"],
                              form.train_settings)
     s = cfg.settings
+    plan = launch_plan(cfg, python="python")
     device = "cpu" if s.device == "auto" else s.device
     cuda_changes = ""
     if s.device == "auto":  # the worker decides: show the CPU config and what CUDA changes
@@ -151,7 +152,9 @@ def launch_preview(project: Project, form: LaunchForm) -> dict:
         cuda_changes = ", ".join(f"{k}={cuda[k]!r}" if k in cuda else f"{k} at TRL's default"
                                  for k in sorted(set(cpu) | set(cuda)) if cpu.get(k, "∅") != cuda.get(k, "∅"))
     return {
-        "command": " ".join(runner.runner_command(cfg.run_dir / "job.json", python="python")),
+        "command": plan.command_text,
+        "accelerate_config": distributed.config_text(plan.accelerate_config) if plan.accelerate_config else "",
+        "queue": distributed.train_queue(s.to_dict()),
         "job_json": json.dumps(cfg.to_dict(), indent=2, sort_keys=True),
         "config": runner.trl_call_text(cfg, device),
         "auto": s.device == "auto",
