@@ -17,7 +17,7 @@ from annotate.pairs import PairError
 from evaluation import jobs
 from evaluation.generate import GenerationSettings
 from evaluation.models import EvalItemResult, EvalRun, EvalSet
-from training.jobs import request_cancel
+from jobs.rows import request_cancel
 from studio.rest import MAX_ID, IdField, StrictSerializer, StudioPagination, keyed_dict
 
 

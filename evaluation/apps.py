@@ -11,7 +11,10 @@ class EvaluationConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks
 
+        from jobs import kinds
+
         checks.register(check_endpoint_allowlist)
+        kinds.register("evaluation.evalrun", "evaluation.tasks.eval_run", runner="evaluation.runner")
         # Prompt snapshots (training.export) carry evaluation's gold references; training comes
         # first in the flow and imports nothing of evaluation, so evaluation hands its builder over.
         register_reference_builder(references_from_trajectory)

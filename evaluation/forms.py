@@ -13,7 +13,7 @@ from annotate.trajectory import CASE_TYPE_NAMES
 from evaluation.generate import DEVICES, GenerationSettings
 from evaluation.jobs import SPLITS, launch_errors
 from evaluation.models import EvalRun, EvalSet
-from training.models import JobStatus
+from jobs.rows import JobStatus
 
 SETTINGS_FIELDS = ("max_new_tokens", "batch_size", "temperature", "max_steps", "concurrency", "timeout", "retries",
                    "device", "response_parser")

@@ -39,7 +39,7 @@ from evaluation import outbound
 from evaluation.items import EvalItem
 from evaluation.parse import ParsedOutput, parse_output, parsed_from_message
 from evaluation.scoring import call_key
-from training.runner_io import resolve_device
+from jobs.runner_io import resolve_device
 
 DEVICES = ("auto", "cpu", "cuda")
 PARSERS = ("auto", "fallbacks")

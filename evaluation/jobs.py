@@ -1,7 +1,7 @@
 """Evaluation jobs: eval sets, launching, running (the worker side), dashboards' numbers, and
 turning failures into annotation work or preference pairs.
 
-The job mechanics are training's (``training.supervisor``: ``claim``, ``beat``, ``finish``,
+The job mechanics are the ``jobs`` package's (``claim``, ``beat``, ``finish``,
 ``request_cancel``, ``sweep_stale``, process groups, the supervision loop): an ``EvalRun`` row is
 the single source of truth the pages read. ``run_eval_job`` claims the row, writes ``job.json``
 and ``items.jsonl`` into the run folder, starts ``python -m evaluation.runner`` in its own process
@@ -36,10 +36,12 @@ from evaluation.outbound import OutboundPolicy, OutboundRefused, parse_allowlist
 from evaluation.scoring import (METRICS, ItemScore, aggregate, breakdown, checker_versions, confusion, label_table,
                                 mean_interval, rate, when2call_table)
 from training.jobs import LaunchError  # one launch error for training and evaluation alike
-from training.models import JobStatus, Snapshot, TrainingJob
+from training.models import Snapshot, TrainingJob
 from training.roots import PathError, allowed_roots, confined_model, model_error, trust_remote_code_for
-from training.supervisor import (HOST, FileTail, Monitor, claim, fail_before_start, last_lines, run_supervised,
-                                 sweep_stale)
+from jobs.processes import HOST, FileTail, last_lines
+from jobs.rows import JobStatus, claim, fail_before_start
+from jobs.supervisor import Monitor, run_supervised
+from jobs.sweep import sweep_stale
 
 MAX_UPLOAD_ITEMS = 100_000
 logger = logging.getLogger(__name__)

@@ -5,7 +5,7 @@
   the project's trajectories (imported benchmarks whose ``meta.reference`` holds the gold), or
   from an uploaded file of questions with a marked correct candidate.
 - ``EvalRun``: one model on one eval set, a job with the same mechanics as training
-  (``training.models.JobFields``: claimed, heartbeated, cancelled, swept). The model is a local
+  (``jobs.rows.JobFields``: claimed, heartbeated, cancelled, swept). The model is a local
   folder, a training job's output (a LoRA adapter loaded with peft, or merged), or an
   OpenAI-compatible endpoint.
 - ``EvalItemResult``: what the model did with one item: the rendered prompt, the raw output, the
@@ -24,8 +24,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from evaluation.outbound import AllowRule, parse_rule
+from jobs.rows import JobFields
 from studio.fields import OrderedJSONField
-from training.models import JobFields
 
 
 class EvalSet(models.Model):

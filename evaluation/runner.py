@@ -7,7 +7,7 @@ Read it top to bottom:
 1. ``EvalConfig.load``: the job file (the model, ``GenerationSettings``, the items file).
 2. ``build_generator``: a local model folder (+ LoRA adapter) or an OpenAI-compatible endpoint.
 3. ``main``: items in chunks → generate (with replay) → parse → score → one JSON line per item
-   in ``results.jsonl``; progress events in ``events.jsonl`` (``training.runner_io.EventLog``).
+   in ``results.jsonl``; progress events in ``events.jsonl`` (``jobs.runner_io.EventLog``).
 
 The worker tails both files into the database, so the dashboard fills in while this runs. This
 module imports no Django, and torch / transformers only for a local model: an endpoint run
@@ -30,7 +30,7 @@ from evaluation.items import EvalItem
 from evaluation.outbound import OutboundPolicy
 from evaluation.scoring import Reference, score_output
 from evaluation.parse import ParsedOutput
-from training.runner_io import EventLog, JobFile, command_for, run_main
+from jobs.runner_io import EventLog, JobFile, command_for, run_main
 
 EVENTS_FILE = "events.jsonl"
 RESULTS_FILE = "results.jsonl"

@@ -1,8 +1,8 @@
 """Celery tasks of the evaluation app. Each takes ids, never objects, and claims its row first.
 
 Routing (``CELERY_TASK_ROUTES``): ``evaluation.tasks.*`` → the ``eval`` queue (GPU machines or
-an endpoint's neighbours take it). Stale runs are swept by ``training.tasks.sweep_stale_jobs``
-with the training jobs (one periodic task for every kind of job).
+an endpoint's neighbours take it). Stale runs are swept by ``jobs.tasks.sweep_stale_jobs``
+with the training jobs (one periodic task for every kind of job; ``EvaluationConfig.ready`` registers the kind).
 """
 
 from __future__ import annotations

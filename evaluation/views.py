@@ -26,9 +26,7 @@ from evaluation import jobs
 from evaluation.forms import EvalSetForm, LaunchForm
 from evaluation.models import EvalRun, EvalSet
 from evaluation.scoring import DECISIONS, METRICS, Reference, reference_output
-from training.jobs import request_cancel
-from training.models import JobStatus
-from training.views import CHART_STYLE
+from jobs.rows import JobStatus, request_cancel
 
 METRIC_NAMES = {
     "format_ok": "Format valid",
@@ -305,6 +303,8 @@ def compare_runs(request: HttpRequest, slug: str) -> HttpResponse:
 def comparison_chart(runs: list[EvalRun], table: dict) -> str:
     """Grouped bars: the main metrics per run (pygal SVG, no JavaScript)."""
     import pygal  # only the comparison page draws: importing pygal costs ~0.26 s (measured with -X importtime)
+
+    from studio.charts import CHART_STYLE
 
     shown = [row for row in table["metrics"] if row["metric"] in (
         "format_ok", "tool_selection_ok", "args_ok", "no_tool_ok", "clarification_ok", "decline_ok", "grounded",

@@ -13,7 +13,7 @@ upstream as celery/kombu#582 ("Error on restarting Gossip"). It depends on timin
 Raising redis' ``ConnectionError`` instead is what the callers handle: the channel's close is
 abandoned like any close on a dead broker, the consumer reconnects, and the messages it could not
 give back stay in Redis' unacked hash, which Redis redelivers after the visibility timeout (and
-``training.job_queue`` re-sends sooner for job rows). ``tests/training/test_jobs_faults.py`` replays
+``jobs.queue`` re-sends sooner for job rows). ``tests/training/test_jobs_faults.py`` replays
 the failing close in one step against a real redis-server, and restarts Redis under a working
 worker. No Django here: the Celery app imports it.
 """

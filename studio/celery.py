@@ -16,7 +16,7 @@ from studio.broker_fixes import keep_workers_alive_through_redis_restarts
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
 keep_workers_alive_through_redis_restarts()
 
-app = Celery("studio")
+app = Celery("studio", include=["jobs.tasks"])  # the sweep (jobs is no app: not autodiscovered)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
@@ -25,7 +25,7 @@ app.autodiscover_tasks()
 def sweep_at_start(**_) -> None:
     from django.db import connections
 
-    from training.job_queue import sweep_all
+    from jobs.sweep import sweep_all
 
     try:
         swept = sweep_all()

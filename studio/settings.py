@@ -248,7 +248,7 @@ CELERY_BEAT_SCHEDULE = {
 }
 JOB_HEARTBEAT_TIMEOUT = envint("JOB_HEARTBEAT_TIMEOUT", "60")
 # A queued job whose broker message is gone after this many seconds is sent again, up to
-# JOB_MAX_ATTEMPTS sends in all, then failed with the reason (training.job_queue).
+# JOB_MAX_ATTEMPTS sends in all, then failed with the reason (jobs.queue).
 JOB_QUEUED_TIMEOUT = envint("JOB_QUEUED_TIMEOUT", "300")
 JOB_MAX_ATTEMPTS = envint("JOB_MAX_ATTEMPTS", "3")
 

@@ -19,8 +19,9 @@ PURE_PATTERNS = [
     "annotate/case_types.py", *(f"annotate/pairs/{m}.py" for m in ("__init__", "core", "starters", "corrections", "candidates", "records", "audit")),
     "annotate/demo.py", "annotate/workbench/editing.py",
     "annotate/workbench/revisions.py", "annotate/workbench/step_forms.py", "annotate/workbench/argument_form.py",
-    "annotate/search.py", "annotate/ingest/jsontext.py", "annotate/ingest/rows.py", "annotate/workbench/workflow.py", "training/runner.py", "training/runner_io.py",
-    "training/callbacks.py", "training/export/*.py", "training/preview.py", "evaluation/items.py",
+    "annotate/search.py", "annotate/ingest/jsontext.py", "annotate/ingest/rows.py", "annotate/workbench/workflow.py",
+    "training/runner.py", "jobs/runner_io.py", "jobs/processes.py", "studio/charts.py",
+    "training/callbacks.py", "training/export/*.py", "training/preview.py", "evaluation/items.py", "training/distributed.py",
     "evaluation/generate.py", "evaluation/runner.py", "training/paths.py", "studio/broker_fixes.py",
     "training/render*.py", "training/masks.py", "training/split*.py", "training/audit.py",
     "evaluation/outbound.py", "evaluation/bfcl_package.py",
@@ -31,7 +32,7 @@ PURE_PATTERNS = [
     "core/*.py",
 ]
 PURE = sorted({p.relative_to(ROOT).as_posix() for pattern in PURE_PATTERNS for p in ROOT.glob(pattern)})
-PACKAGES = ("annotate", "training", "evaluation", "studio", "core")
+PACKAGES = ("annotate", "training", "evaluation", "studio", "core", "jobs")
 
 
 def imports_of(path: Path) -> set[str]:

@@ -22,9 +22,10 @@ from rest_framework.views import APIView
 from annotate import permissions
 from annotate.api import project_for
 from annotate.models import Project
-from training import runner
-from training.jobs import (LaunchError, ResumeError, launch_errors, launch_training, preview_run_config,
-                           request_cancel, resume_training)
+from jobs.rows import request_cancel
+from training import distributed, runner
+from training.jobs import (LaunchError, ResumeError, launch_errors, launch_plan, launch_training,
+                           preview_run_config, resume_training)
 from training.models import MetricPoint, TrainingJob
 from studio.rest import IdField, StrictSerializer, StudioPagination, id_or_none
 
@@ -57,6 +58,9 @@ class LaunchInputSerializer(StrictSerializer):
 
 class PreviewOutputSerializer(serializers.Serializer):
     command = serializers.CharField()
+    accelerate_config = serializers.DictField(allow_null=True, help_text="The accelerate config file (several "
+                                                                         "processes on CUDA), else null")
+    queue = serializers.CharField(help_text="The queue the job goes to: train, or train-<N>gpu for N GPUs a node")
     job = serializers.DictField()
     trl_config = serializers.DictField(child=serializers.DictField())
 
@@ -119,7 +123,9 @@ class TrainingPreviewAPI(APIView):
         snapshot, kind, base_model, _, s = parse_launch(project, request.data)
         cfg = preview_run_config(snapshot, kind, base_model, s)
         devices = ["cpu", "cuda"] if s.device == "auto" else [s.device]
-        return Response({"command": " ".join(runner.runner_command(cfg.run_dir / "job.json", python="python")),
+        plan = launch_plan(cfg, python="python")
+        return Response({"command": plan.command_text, "accelerate_config": plan.accelerate_config,
+                         "queue": distributed.train_queue(s.to_dict()),
                          "job": cfg.to_dict(), "trl_config": {d: runner.trl_kwargs(cfg, d) for d in devices}})
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 
-from training import runner
+from training import distributed, runner
 from training.jobs import launch_errors, remembered_launch
 from training.models import JobStatus, Snapshot
 
@@ -22,6 +22,13 @@ CHECKPOINTING_CHOICES = [("auto", "Auto (on with CUDA, off on CPU)"),
 DEVICE_CHOICES = [("auto", "Auto (CUDA when the worker has it)"), ("cpu", "CPU"), ("cuda", "CUDA")]
 SCHEDULER_CHOICES = [(s, s.replace("_", " ")) for s in runner.SCHEDULERS]
 LOSS_CHOICES = [(s, s) for s in runner.DPO_LOSS_TYPES]
+STRATEGY_CHOICES = list(distributed.STRATEGY_LABELS.items())
+SHARDING_CHOICES = [("full_shard", "Full shard (parameters, gradients, optimizer)"),
+                    ("shard_grad_op", "Gradients and optimizer only"),
+                    ("hybrid_shard", "Hybrid (shard in a node, replicate across nodes)"), ("no_shard", "No sharding")]
+OFFLOAD_CHOICES = [("none", "None"), ("cpu", "CPU (less GPU memory, slower steps)")]
+DISTRIBUTED_FIELDS = ("processes_per_node", "nodes", "strategy", "fsdp_sharding", "offload", "main_address",
+                      "main_port")
 
 # Form fields that are TrainSettings fields, in the order the page shows them.
 SETTINGS_FIELDS = [f for f in runner.TrainSettings.__dataclass_fields__]
@@ -78,6 +85,17 @@ class LaunchForm(forms.Form):
                                                          "memory; about 2x slower steps on a GPU.")
     beta = forms.FloatField(required=False, help_text="How far the model may move from the reference (0.1 usual).")
     loss_type = forms.ChoiceField(label="DPO loss", choices=LOSS_CHOICES, required=False)
+    # Several processes (training.distributed); all optional: blank is one process.
+    processes_per_node = forms.IntegerField(label="Processes per node", required=False,
+                                            help_text="One per GPU; on CPU, DDP over gloo.")
+    nodes = forms.IntegerField(required=False, help_text="Machines; each runs the launch command with its rank.")
+    strategy = forms.ChoiceField(choices=STRATEGY_CHOICES, required=False,
+                                 help_text="DeepSpeed only where it is installed (an optional extra).")
+    fsdp_sharding = forms.ChoiceField(label="FSDP sharding", choices=SHARDING_CHOICES, required=False)
+    offload = forms.ChoiceField(label="Offload", choices=OFFLOAD_CHOICES, required=False)
+    main_address = forms.CharField(label="First node's address", max_length=255, required=False,
+                                   help_text="Several nodes only: where they meet.")
+    main_port = forms.IntegerField(label="First node's port", required=False)
 
     def __init__(self, *args, project, kind: str, **kwargs):
         super().__init__(*args, **kwargs)
@@ -151,3 +169,6 @@ class LaunchForm(forms.Form):
 
     def dpo_fields(self):
         return self.section(DPO_ONLY)
+
+    def distributed_fields(self):
+        return self.section(DISTRIBUTED_FIELDS)

@@ -2,15 +2,16 @@
 and ``run_training_job`` (what the Celery task and ``manage.py train`` run).
 
 The job mechanics every kind of job shares (``claim``, ``beat``, ``finish``, ``request_cancel``,
-``sweep_stale``, process groups, the supervision loop) live in ``training.supervisor``; they are
-re-exported here for the callers that know them from this module. ``RunMonitor`` says what a
-training run's events mean for its row.
+the sweep, process groups, the supervision loop) live in the ``jobs`` package. ``RunMonitor`` says
+what a training run's events mean for its row.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,12 +20,14 @@ from django.conf import settings
 from django.db import transaction
 
 from annotate.permissions import author_of
-from training import runner
+from jobs import queue
+from jobs.processes import HOST, ExitWatch, FileTail, describe_exit, last_lines, start_process, stop_process
+from jobs.rows import claim, fail_before_start
+from jobs.runner_io import WORKER_PID_ENV, events_file_of
+from jobs.supervisor import Monitor, run_supervised
+from training import distributed, runner
 from training.models import JobStatus, MetricPoint, Snapshot, TrainingDefaults, TrainingJob
 from training.roots import PathError, confined_model, model_error, trust_remote_code_for
-from training.supervisor import (HEARTBEAT_EVERY, HOST, FileTail, Monitor,  # noqa: F401
-                                 beat, claim, conclude, describe_exit, fail_before_start, finish, last_lines,
-                                 request_cancel, run_supervised, start_process, stop_process, sweep_stale)
 
 
 class LaunchError(ValueError):
@@ -111,9 +114,13 @@ def launch_training(*, project, snapshot: Snapshot | None, kind: str, base_model
 
 
 def enqueue_training(job: TrainingJob) -> None:
-    from training.tasks import train_job
+    transaction.on_commit(lambda: queue.send(TrainingJob, job.pk))  # training.tasks.train_job
 
-    transaction.on_commit(lambda: train_job.delay(job.pk))
+
+def train_queue_of(job: TrainingJob) -> str:
+    """The queue of ``job``: ``train``, or ``train-<N>gpu`` when it asks for N GPUs a node
+    (``training.distributed.train_queue``); ``jobs.queue`` sends and looks for its message there."""
+    return distributed.train_queue(job.config)
 
 
 def remember_launch(project, kind: str, values: dict, user=None) -> None:
@@ -233,6 +240,28 @@ def job_file(job: TrainingJob) -> Path:
 
 
 @dataclass
+class LaunchPlan:
+    """What the worker runs for a job: the command, and the accelerate config file (several processes on CUDA)."""
+
+    command: list[str]
+    accelerate_config: dict | None
+
+    @property
+    def command_text(self) -> str:
+        return distributed.command_text(self.command)
+
+
+def launch_plan(cfg: runner.RunConfig, python: str | None = None, machine_rank: int = 0) -> LaunchPlan:
+    """One process: ``python -m training.runner JOB``; several: torchrun or ``accelerate launch``
+    with the generated config (``training.distributed``). The preview shows the same."""
+    s = cfg.settings.to_dict()
+    command = distributed.launch_command(s, cfg.run_dir / "job.json", config_file=cfg.run_dir / distributed.CONFIG_FILE,
+                                         python=python or sys.executable, machine_rank=machine_rank)
+    uses_config = distributed.is_distributed(s) and s["device"] != "cpu"
+    return LaunchPlan(command, distributed.accelerate_config(s) if uses_config else None)
+
+
+@dataclass
 class Progress:
     """What the monitor learned from the run's events so far."""
 
@@ -324,6 +353,18 @@ class RunMonitor(Monitor):
         self.summary["final_dir"] = str(self.run_dir / runner.FINAL_DIR)
         return {"summary": self.summary, "progress": 1.0, "message": "Finished"}
 
+    def _rank_error(self, rank: int) -> str:
+        """The error another rank wrote into its own events file, if any."""
+        said = ""
+        for line in FileTail(self.run_dir / events_file_of(runner.METRICS_FILE, rank)).read_lines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("event") == "error":
+                said = event.get("message", "")
+        return said
+
     def cancelled_message(self) -> str:
         return f"Cancelled at step {self.progress.step}"
 
@@ -331,6 +372,11 @@ class RunMonitor(Monitor):
         return f"Failed at step {self.progress.step}"
 
     def failure_error(self, returncode: int | None) -> str:
+        if (returncode or 0) > 0 and (cause := distributed.root_cause(last_lines(self.log_path, 200))):
+            rank, code = cause  # several processes: the rank that ended the run, in its own words if it said any
+            said = self.error if rank == 0 else self._rank_error(rank)
+            return (distributed.dead_rank(rank, code, said) + " The last lines of its log:\n"
+                    + last_lines(self.log_path, 15))
         error = super().failure_error(returncode)
         if self.error and (returncode or 0) < 0:  # it said what went wrong, then a signal ended it
             error = describe_exit(returncode, self.process) + " " + error
@@ -351,7 +397,43 @@ def run_training_job(job_id: int, *, echo: Callable[[str], None] | None = None, 
         if problem := model_error(job.base_model):
             raise PathError(problem, "base_model")
         Path(job.output_dir).mkdir(parents=True, exist_ok=True)
-        path = run_config_for(job).write(job_file(job))
+        cfg = run_config_for(job)
+        cfg.write(job_file(job))
+        plan = launch_plan(cfg)
+        if plan.accelerate_config is not None:
+            (cfg.run_dir / distributed.CONFIG_FILE).write_text(distributed.config_text(plan.accelerate_config))
     except Exception as exc:  # a broken row or an unwritable data dir: say so on the row
         return fail_before_start(TrainingJob, job_id, exc, "Failed before training started")
-    return run_supervised(RunMonitor(job, echo), runner.runner_command(path), poll=poll)
+    for machine_rank in range(1, cfg.settings.nodes):  # the other nodes join at the first node's address
+        queue.send_task(TrainingJob, "training.tasks.train_node", (job_id, machine_rank), train_queue_of(job))
+    return run_supervised(RunMonitor(job, echo), plan.command, poll=poll)
+
+
+def run_training_node(job_id: int, machine_rank: int, *, poll: float = 2.0) -> str:
+    """Machine rank ``machine_rank`` (1 and up) of a running multi-node job: start the same launch
+    command for this node (its log: ``train.nodeK.log`` in the run folder, which the nodes share)
+    and stop it when the job is no longer running or is cancelled. The first node's worker owns the
+    row: it heartbeats, reads rank 0's metrics and gives the verdict; a node that fails takes the
+    run down with it, and the first node's launcher reports which rank."""
+    job = TrainingJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).first()
+    if job is None:
+        return "not running"
+    cfg = runner.RunConfig.load(job_file(job))
+    try:  # one process per node and rank, whatever the broker delivers twice (O_EXCL: atomic, NFS too)
+        os.close(os.open(cfg.run_dir / f"node{machine_rank}.claimed", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return "not claimed"
+    proc = start_process(launch_plan(cfg, machine_rank=machine_rank).command, cwd=Path(settings.BASE_DIR),
+                         log_path=cfg.run_dir / f"train.node{machine_rank}.log",
+                         env={"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false",
+                              WORKER_PID_ENV: str(os.getpid())})
+    exited = ExitWatch(proc)
+    try:
+        while not exited.wait(poll):
+            if not TrainingJob.objects.filter(pk=job_id, status=JobStatus.RUNNING, cancel_requested=False).exists():
+                stop_process(proc)
+                return f"node {machine_rank} stopped: the job is no longer running"
+    except BaseException:  # a Celery hard time limit, a worker shutting down
+        stop_process(proc)
+        raise
+    return f"node {machine_rank} exited with code {proc.returncode}"

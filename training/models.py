@@ -1,9 +1,9 @@
 """Snapshots (immutable, content-hashed dataset selections + render settings) and training jobs.
 
-Jobs of every kind (export, train, eval) share the ``JobFields`` mechanics: the row is the single
-source of truth the UI reads; a task claims it with a conditional UPDATE; progress and heartbeats
-are written to it; a periodic sweep re-enqueues queued rows whose message was lost and fails (or,
-for exports, restarts) rows whose heartbeat went stale.
+Jobs of every kind (export, train, eval) share the ``JobFields`` mechanics of the ``jobs`` package:
+the row is the single source of truth the UI reads; a task claims it with a conditional UPDATE;
+progress and heartbeats are written to it; a periodic sweep re-enqueues queued rows whose message
+was lost and fails (or, for exports, restarts) rows whose heartbeat went stale.
 """
 
 from __future__ import annotations
@@ -12,46 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-
-class JobStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
-
-
-class JobFields(models.Model):
-    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    progress = models.FloatField(default=0.0, help_text="0..1")
-    message = models.CharField(max_length=500, blank=True, help_text="What the job is doing now")
-    error = models.TextField(blank=True)
-    cancel_requested = models.BooleanField(default=False)
-    worker_pid = models.IntegerField(null=True, blank=True, help_text="Process group of the running subprocess")
-    # When its current broker message was sent, and how many times the sweep sent it again (a lost
-    # message, an export restarted after its worker died); see ``training.job_queue``.
-    enqueued_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times the sweep re-enqueued it")
-
-    class Meta:
-        abstract = True
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in ACTIVE_STATUSES
-
-    @property
-    def is_finished(self) -> bool:
-        return not self.is_active
+from jobs.rows import ACTIVE_STATUSES, JobFields, JobStatus  # noqa: F401  (JobStatus: known here to callers)
 
 
 class Snapshot(JobFields):

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from training.distributed import distributed_errors, is_distributed
 from training.paths import PathRefused, confine, is_path_like, length_error
 # EventLog and watch_parent are re-exported: tests and older callers know them from here.
-from training.runner_io import EventLog, JobFile, command_for, resolve_device, run_main, watch_parent  # noqa: F401
+from jobs.runner_io import EventLog, JobFile, command_for, resolve_device, run_main, watch_parent  # noqa: F401
 
 KINDS = ("sft", "dpo")
 METHODS = ("full", "lora")
@@ -80,6 +81,14 @@ class TrainSettings:
     gradient_checkpointing: str = "auto"
     beta: float = 0.1  # DPO only
     loss_type: str = "sigmoid"  # DPO only
+    # Several processes (training.distributed): per node × nodes, and how the model is split.
+    processes_per_node: int = 1
+    nodes: int = 1
+    strategy: str = "ddp"  # ddp, fsdp, deepspeed_zero2, deepspeed_zero3
+    fsdp_sharding: str = "full_shard"
+    offload: str = "none"  # cpu: FSDP parameters / DeepSpeed optimizer state (and ZeRO-3 parameters)
+    main_address: str = ""  # the first node's host, where several nodes meet
+    main_port: int = 29500
 
     @classmethod
     def defaults_for(cls, kind: str) -> TrainSettings:
@@ -162,6 +171,8 @@ def settings_errors(kind: str, s: TrainSettings) -> dict[str, str]:
     if kind == "dpo":
         check("beta", 0 < s.beta <= 10, "Beta must be in (0, 10]; 0.1 is usual.")
         check("loss_type", s.loss_type in DPO_LOSS_TYPES, f"Choose one of: {', '.join(DPO_LOSS_TYPES)}.")
+    for name, message in distributed_errors(s.to_dict()).items():
+        check(name, False, message)
     return errors
 
 
@@ -172,6 +183,8 @@ def relevant_settings(kind: str, s: TrainSettings) -> dict[str, Any]:
         skip |= {"lora_r", "lora_alpha", "lora_dropout", "lora_target_modules"}
     if kind != "dpo":
         skip |= {"beta", "loss_type"}
+    if not is_distributed(s.to_dict()):
+        skip |= {"processes_per_node", "nodes", "strategy", "fsdp_sharding", "offload", "main_address", "main_port"}
     return {k: v for k, v in s.to_dict().items() if k not in skip}
 
 
@@ -525,10 +538,12 @@ def train(cfg: RunConfig, events: EventLog) -> dict[str, Any]:
     metrics_cb = next(cb for cb in trainer.callback_handler.callbacks if type(cb).__name__ == "MetricsCallback")
     final_dir = cfg.run_dir / FINAL_DIR
     events.write("status", message=f"Saving the final {'adapter' if cfg.settings.method == 'lora' else 'model'}")
-    trainer.save_model(str(final_dir))
-    trainer.processing_class.save_pretrained(str(final_dir))
+    trainer.save_model(str(final_dir))  # every rank: FSDP and ZeRO-3 gather the weights together
     results = final_results(trainer, output.metrics, trainer.state.num_input_tokens_seen - metrics_cb.begin_tokens)
     results["train_cpu_seconds"] = round(cpu_seconds, 2)  # all threads; with tokens, a load-independent speed
+    if not trainer.is_world_process_zero():
+        return results  # one writer of the final folder's other files (several processes: rank 0)
+    trainer.processing_class.save_pretrained(str(final_dir))
     template = getattr(trainer.processing_class, "chat_template", None) or ""
     import hashlib
 

@@ -13,21 +13,21 @@ import math
 import zipfile
 from pathlib import Path
 
-import pygal
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
-from pygal.style import Style
 
 from annotate import permissions
 from annotate.models import Project
-from training import runner
+from jobs.rows import request_cancel
+from studio.charts import line_chart
+from training import distributed, runner
 from training.forms import LaunchForm
-from training.jobs import (LaunchError, ResumeError, launch_training, preview_run_config, remember_launch,
-                           request_cancel, resume_point, resume_training)
+from training.jobs import (LaunchError, ResumeError, launch_plan, launch_training, preview_run_config,
+                           remember_launch, resume_point, resume_training)
 from training.models import JobStatus, TrainingJob
 from training.paths import is_inside
 
@@ -44,73 +44,6 @@ DPO_CHARTS = [
     ("Reward margin", [("rewards/margins", "train"), ("eval_rewards/margins", "eval")]),
     ("Reward accuracy", [("rewards/accuracies", "train"), ("eval_rewards/accuracies", "eval")]),
 ]
-CHART_STYLE = Style(background="#ffffff", plot_background="#ffffff", foreground="#1d2430",
-                    foreground_strong="#1d2430", foreground_subtle="#dde1e7", opacity=".9", opacity_hover="1",
-                    colors=("#2f5bea", "#c2410c", "#15803d", "#7c3aed", "#0e7490", "#b7791f", "#be185d", "#475569"),
-                    font_family="system-ui, sans-serif", title_font_size=15, label_font_size=11,
-                    major_label_font_size=11, legend_font_size=12, tooltip_font_size=12)
-
-
-def nice_ticks(lo: float, hi: float, most: int = 6) -> tuple[list[float], float]:
-    """Round-numbered axis ticks covering [lo, hi] (about ``most`` of them), and their spacing.
-
-    >>> nice_ticks(187, 799)[0]
-    [0, 200, 400, 600, 800]
-    """
-    if hi == lo:
-        hi, lo = hi + (abs(hi) or 1) * 0.05, lo - (abs(lo) or 1) * 0.05
-    raw = (hi - lo) / max(1, most - 1)
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    ticks = [math.floor(lo / step) * step]
-    while ticks[-1] < hi - step * 1e-9:
-        ticks.append(ticks[-1] + step)
-    precision = max(0, 12 - math.floor(math.log10(step)))
-    return [round(t, precision) if step < 1 else int(round(t)) if float(step).is_integer() else t
-            for t in ticks], step
-
-
-def tick_formatter(step: float, top: float):
-    """Labels with as many digits as the tick spacing needs (scientific below 0.001)."""
-    exp_step = math.floor(math.log10(step))
-    extra = 0 if round(step / 10 ** exp_step, 6) in (1, 2, 5, 10) else 1
-    if 0 < top < 1e-3:
-        decimals = max(0, math.floor(math.log10(top)) - exp_step + extra)
-        return lambda v: f"{v:.{decimals}e}"
-    decimals = max(0, -exp_step + extra)
-    return lambda v: f"{v:,.{decimals}f}"
-
-
-def _step_ticks(steps: list[float], most: int = 10) -> list[int]:
-    """Whole-number step ticks, at most ``most`` of them."""
-    if not steps:
-        return []
-    lo, hi = int(min(steps)), int(math.ceil(max(steps)))
-    every = max(1, math.ceil((hi - lo + 1) / most))
-    return list(range(lo, hi + 1, every))
-
-
-def line_chart(title: str, series: list[tuple[str, list[tuple[float, float]]]], *, width: int = 520,
-               height: int = 300, legend: bool | None = None) -> str:
-    """An inline SVG line chart (pygal, no JavaScript) of ``[(label, [(step, value), ...]), ...]``."""
-    series = [(label, points) for label, points in series if points]
-    values = [v for _, points in series for _, v in points]
-    steps = [x for _, points in series for x, _ in points]
-    y_ticks, y_step = nice_ticks(min(values), max(values)) if values else ([], 1.0)
-    y_format = tick_formatter(y_step, max(map(abs, values), default=1.0))
-    chart = pygal.XY(title=title, width=width, height=height, style=CHART_STYLE, js=[], disable_xml_declaration=True,
-                     show_dots=max((len(p) for _, p in series), default=0) < 30, dots_size=2.5,
-                     stroke_style={"width": 2}, show_legend=len(series) > 1 if legend is None else legend,
-                     legend_at_bottom=True,
-                     legend_at_bottom_columns=4, truncate_legend=60, no_data_text="Waiting for the first logged step…",
-                     y_labels=y_ticks or None, value_formatter=y_format,
-                     x_value_formatter=lambda v: f"step {v:g}",
-                     x_labels=_step_ticks(steps), x_label_rotation=0, show_minor_x_labels=True)
-    for label, points in series:
-        chart.add(label, points)
-    return chart.render(is_unicode=True)
-
-
 def thin(points: list, most: int = 400) -> list:
     """At most about ``most`` evenly spaced points, always keeping the last (long runs log thousands)."""
     if len(points) <= most:
@@ -211,6 +144,7 @@ def launch_preview(project: Project, form: LaunchForm) -> dict:
     cfg = preview_run_config(form.cleaned_data["snapshot"], form.kind, form.cleaned_data["base_model"],
                              form.train_settings)
     s = cfg.settings
+    plan = launch_plan(cfg, python="python")
     device = "cpu" if s.device == "auto" else s.device
     cuda_changes = ""
     if s.device == "auto":  # the worker decides: show the CPU config and what CUDA changes
@@ -218,7 +152,9 @@ def launch_preview(project: Project, form: LaunchForm) -> dict:
         cuda_changes = ", ".join(f"{k}={cuda[k]!r}" if k in cuda else f"{k} at TRL's default"
                                  for k in sorted(set(cpu) | set(cuda)) if cpu.get(k, "∅") != cuda.get(k, "∅"))
     return {
-        "command": " ".join(runner.runner_command(cfg.run_dir / "job.json", python="python")),
+        "command": plan.command_text,
+        "accelerate_config": distributed.config_text(plan.accelerate_config) if plan.accelerate_config else "",
+        "queue": distributed.train_queue(s.to_dict()),
         "job_json": json.dumps(cfg.to_dict(), indent=2, sort_keys=True),
         "config": runner.trl_call_text(cfg, device),
         "auto": s.device == "auto",

@@ -20,7 +20,7 @@ from evaluation.items import EvalItem
 from evaluation.models import EvalRun, EvalSet
 from tests.evaluation.runs_harness import ChatServer, fill_run, make_prompt_snapshot, oracle, prompt_snapshot_dir
 from tests.training.jobs_harness import fast_users, process_alive, wait_for
-from training.jobs import request_cancel
+from jobs.rows import request_cancel
 from training.models import JobStatus, TrainingJob
 
 
@@ -270,7 +270,7 @@ def test_cancelling_a_running_evaluation_stops_its_process_group(eval_set):
 
 
 def test_the_periodic_sweep_fails_eval_runs_whose_worker_went_silent(eval_set, model_dir, settings):
-    from training.tasks import sweep_stale_jobs
+    from jobs.tasks import sweep_stale_jobs
 
     run = jobs.launch_eval(project=eval_set.project, eval_set=eval_set, model_source=EvalRun.FOLDER,
                            model_path=str(model_dir), gen=GenerationSettings(), enqueue=False)

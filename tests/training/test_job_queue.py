@@ -15,7 +15,7 @@ from django.utils import timezone
 from tests.conftest import PASSWORD
 from tests.training.jobs_harness import publish
 from tests.training.snapshot_helpers import approve_all, fast_passwords, render_settings
-from training import job_queue, supervisor
+from jobs import queue, rows, sweep
 from training.models import JobStatus, Snapshot, TrainingJob
 from training.snapshots.tasks import export_snapshot
 from training.snapshots import create_snapshot, retry_export
@@ -47,7 +47,7 @@ def broker(monkeypatch):
         if b.waiting is None:
             return None
         return set(model.objects.values_list("pk", flat=True)) if b.waiting else set()
-    monkeypatch.setattr(job_queue, "rows_waiting", rows_waiting)
+    monkeypatch.setattr(queue, "rows_waiting", rows_waiting)
     return b
 
 
@@ -71,15 +71,15 @@ def test_a_queued_export_whose_message_is_gone_is_sent_again_then_failed_with_th
                                                                                          settings):
     settings.JOB_QUEUED_TIMEOUT, settings.JOB_MAX_ATTEMPTS = 60, 3
     age(snapshot, 61)
-    assert job_queue.sweep_queued(Snapshot, 60) == [snapshot.pk]
+    assert queue.sweep_queued(Snapshot, 60) == [snapshot.pk]
     snapshot.refresh_from_db()
     assert sent == [snapshot.pk] and snapshot.status == JobStatus.QUEUED and snapshot.attempts == 1
     assert snapshot.message == "Re-queued: its message was lost (attempt 2 of 3)"
-    assert job_queue.sweep_queued(Snapshot, 60) == []  # just sent: it gets its full timeout again
+    assert queue.sweep_queued(Snapshot, 60) == []  # just sent: it gets its full timeout again
     age(snapshot, 61)
-    job_queue.sweep_queued(Snapshot, 60)
+    queue.sweep_queued(Snapshot, 60)
     age(snapshot, 61)
-    assert job_queue.sweep_queued(Snapshot, 60) == [snapshot.pk]
+    assert queue.sweep_queued(Snapshot, 60) == [snapshot.pk]
     snapshot.refresh_from_db()
     assert sent == [snapshot.pk] * 2 and snapshot.status == JobStatus.FAILED and snapshot.finished_at
     assert "sent 3 times, each time lost" in snapshot.error and "`export` queue" in snapshot.error
@@ -93,7 +93,7 @@ def test_a_queued_job_whose_message_waits_in_the_broker_is_left_alone(project, s
     broker.waiting = True  # a long queue is not a lost message
     age(snapshot, 1000)
     age(job, 1000)
-    assert job_queue.sweep_all() == {"stale": [], "queued": []}
+    assert sweep.sweep_all() == {"stale": [], "queued": []}
     assert Snapshot in broker.asked and TrainingJob in broker.asked
     snapshot.refresh_from_db()
     assert snapshot.status == JobStatus.QUEUED and snapshot.attempts == 0 and sent == []
@@ -107,28 +107,28 @@ def test_a_lost_training_job_is_sent_to_the_train_queue_again(project, snapshot,
     job = TrainingJob.objects.create(project=project, snapshot=snapshot, kind="sft", base_model="m",
                                      config=runner.TrainSettings().to_dict())
     age(job, 1000)
-    assert job_queue.queue_of(TrainingJob) == "train"
-    assert job_queue.sweep_queued(TrainingJob, 300) == [job.pk] and trained == [job.pk]
+    assert queue.queue_of(TrainingJob) == "train"
+    assert queue.sweep_queued(TrainingJob, 300) == [job.pk] and trained == [job.pk]
 
 
 def test_on_a_broker_that_cannot_be_looked_into_a_late_row_is_sent_again(snapshot, sent, broker):
     broker.waiting = None  # say, RabbitMQ
     age(snapshot, 1000)
-    assert job_queue.sweep_queued(Snapshot, 300) == [snapshot.pk] and sent == [snapshot.pk]
+    assert queue.sweep_queued(Snapshot, 300) == [snapshot.pk] and sent == [snapshot.pk]
     snapshot.refresh_from_db()
     assert snapshot.message == "Re-queued: no worker took it in time (attempt 2 of 3)"
 
 
 def test_a_young_queued_row_is_not_looked_for(snapshot, sent, broker):
-    assert job_queue.sweep_queued(Snapshot, 60) == [] and broker.asked == [] and sent == []
+    assert queue.sweep_queued(Snapshot, 60) == [] and broker.asked == [] and sent == []
 
 
 def test_the_sweep_sends_nothing_while_the_broker_is_down(snapshot, sent, monkeypatch):
     def down(*a, **k):
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
-    monkeypatch.setattr(job_queue, "rows_waiting", down)
+    monkeypatch.setattr(queue, "rows_waiting", down)
     age(snapshot, 1000)
-    assert job_queue.sweep_queued(Snapshot, 60) == [] and sent == []
+    assert queue.sweep_queued(Snapshot, 60) == [] and sent == []
     snapshot.refresh_from_db()
     assert snapshot.status == JobStatus.QUEUED and snapshot.attempts == 0
 
@@ -136,8 +136,8 @@ def test_the_sweep_sends_nothing_while_the_broker_is_down(snapshot, sent, monkey
 def test_a_worker_that_claims_the_row_meanwhile_wins(snapshot, sent, broker):
     age(snapshot, 1000)
     stale_copy = Snapshot.objects.get(pk=snapshot.pk)
-    assert supervisor.claim(Snapshot, snapshot.pk)
-    assert job_queue.revive_if_lost(Snapshot, stale_copy) == "taken" and sent == []
+    assert rows.claim(Snapshot, snapshot.pk)
+    assert queue.revive_if_lost(Snapshot, stale_copy) == "taken" and sent == []
 
 
 def test_asking_again_for_a_stuck_snapshot_sends_its_export_again(project, demo_trajectories, lead, tiny_model_dir,
@@ -164,7 +164,7 @@ def test_a_rows_message_is_found_in_the_filesystem_broker(snapshot, tmp_path):
                "processed_folder": str(tmp_path / "broker" / "processed")}
 
     def look(model, pk):
-        return job_queue.message_waiting(model, pk, connection=app.connection_for_read(
+        return queue.message_waiting(model, pk, connection=app.connection_for_read(
             url="filesystem://", transport_options=folders))
 
     assert look(Snapshot, snapshot.pk) is True
@@ -184,13 +184,13 @@ def test_a_rows_message_is_found_in_the_filesystem_broker(snapshot, tmp_path):
     ('not json', False),
 ])
 def test_a_message_names_a_row_by_its_task_and_its_argument(raw, found):
-    assert (job_queue._row_of(raw.encode(), "training.tasks.export_snapshot") == 7) is found
+    assert (queue._row_of(raw.encode(), "training.tasks.export_snapshot") == 7) is found
 
 
 # --- running rows whose worker died ----------------------------------------------------------------
 
 def test_the_sweep_restarts_an_export_whose_worker_died_then_fails_it(snapshot, sent, settings):
-    from training.tasks import sweep_stale_jobs
+    from jobs.tasks import sweep_stale_jobs
 
     settings.JOB_MAX_ATTEMPTS = 2
     stale = timezone.now() - timezone.timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT + 5)
@@ -208,11 +208,11 @@ def test_the_sweep_restarts_an_export_whose_worker_died_then_fails_it(snapshot, 
 
 
 def test_a_restarted_exports_old_worker_cannot_write_over_the_new_attempt(snapshot):
-    assert supervisor.claim(Snapshot, snapshot.pk)
+    assert rows.claim(Snapshot, snapshot.pk)
     old = Snapshot.objects.get(pk=snapshot.pk).started_at
     Snapshot.objects.filter(pk=snapshot.pk).update(started_at=old - timezone.timedelta(seconds=30))  # a new claim
-    assert not supervisor.beat(Snapshot, snapshot.pk, claimed_at=old, progress=0.9)
-    assert not supervisor.finish(Snapshot, snapshot.pk, JobStatus.FAILED, claimed_at=old, error="old worker")
+    assert not rows.beat(Snapshot, snapshot.pk, claimed_at=old, progress=0.9)
+    assert not rows.finish(Snapshot, snapshot.pk, JobStatus.FAILED, claimed_at=old, error="old worker")
     snapshot.refresh_from_db()
     assert snapshot.status == JobStatus.RUNNING and snapshot.error == "" and snapshot.progress == 0
 

@@ -273,7 +273,7 @@ def test_the_broker_lookup_reads_the_redis_queue_and_messages_a_live_worker_hold
                                                                                   redis_server):
     from kombu import Connection
 
-    from training.job_queue import rows_waiting
+    from jobs.queue import rows_waiting
 
     client = redis_server.client()
     client.delete("export", "unacked", "unacked_index")  # what the workers killed above left held

@@ -13,6 +13,7 @@ import pytest
 from django.utils import timezone
 
 from tests.training.jobs_harness import bare_snapshot_dir, fast_users, make_snapshot
+from jobs import processes, rows, supervisor, sweep
 from training import jobs, runner
 from training.models import JobStatus, MetricPoint, TrainingJob
 
@@ -47,27 +48,27 @@ def make_job(snapshot, tmp_path, settings):
 
 def test_a_queued_job_is_claimed_once(make_job):
     job = make_job()
-    assert jobs.claim(TrainingJob, job.pk) is True
-    assert jobs.claim(TrainingJob, job.pk) is False  # a duplicate delivery does nothing
+    assert rows.claim(TrainingJob, job.pk) is True
+    assert rows.claim(TrainingJob, job.pk) is False  # a duplicate delivery does nothing
     job.refresh_from_db()
     assert job.status == JobStatus.RUNNING and job.started_at and job.heartbeat_at
 
 
 def test_a_job_cancelled_while_queued_is_never_claimed(make_job):
     job = make_job()
-    assert jobs.request_cancel(job) == "cancelled"
-    assert jobs.claim(TrainingJob, job.pk) is False
+    assert rows.request_cancel(job) == "cancelled"
+    assert rows.claim(TrainingJob, job.pk) is False
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELLED and job.finished_at
 
 
 def test_cancelling_a_running_job_flags_it_for_its_worker(make_job):
     job = make_job(JobStatus.RUNNING)
-    assert jobs.request_cancel(job) == "cancelling"
+    assert rows.request_cancel(job) == "cancelling"
     job.refresh_from_db()
     assert job.status == JobStatus.RUNNING and job.cancel_requested
     done = make_job(JobStatus.SUCCEEDED)
-    assert jobs.request_cancel(done) == "finished"
+    assert rows.request_cancel(done) == "finished"
 
 
 def test_the_sweep_fails_running_jobs_whose_heartbeat_went_stale_and_says_why(make_job):
@@ -76,7 +77,7 @@ def test_the_sweep_fails_running_jobs_whose_heartbeat_went_stale_and_says_why(ma
     fresh = make_job(JobStatus.RUNNING, heartbeat_at=timezone.now(), started_at=old)
     asked = make_job(JobStatus.RUNNING, heartbeat_at=old, started_at=old, cancel_requested=True)
     queued = make_job()
-    assert sorted(jobs.sweep_stale(TrainingJob, 60)) == sorted([stale.pk, asked.pk])
+    assert sorted(sweep.sweep_stale(TrainingJob, 60)) == sorted([stale.pk, asked.pk])
     for j in (stale, fresh, asked, queued):
         j.refresh_from_db()
     assert stale.status == JobStatus.FAILED and "No heartbeat for 300 s" in stale.error
@@ -88,16 +89,16 @@ def test_the_sweep_fails_running_jobs_whose_heartbeat_went_stale_and_says_why(ma
 def test_a_swept_job_stays_failed_when_its_worker_comes_back(make_job):
     old = timezone.now() - timezone.timedelta(seconds=300)
     job = make_job(JobStatus.RUNNING, heartbeat_at=old, started_at=old)
-    jobs.sweep_stale(TrainingJob, 60)
-    assert jobs.beat(TrainingJob, job.pk, current_step=3) is False  # the worker learns it must stop
-    assert jobs.finish(TrainingJob, job.pk, JobStatus.SUCCEEDED) is False
+    sweep.sweep_stale(TrainingJob, 60)
+    assert rows.beat(TrainingJob, job.pk, current_step=3) is False  # the worker learns it must stop
+    assert rows.finish(TrainingJob, job.pk, JobStatus.SUCCEEDED) is False
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED and job.current_step == 0
 
 
 def test_the_periodic_sweep_is_scheduled_and_uses_the_heartbeat_timeout(make_job, settings):
     from studio.celery import app
-    from training.tasks import sweep_stale_jobs
+    from jobs.tasks import sweep_stale_jobs
 
     entry = next(e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"].endswith("sweep_stale_jobs"))
     assert entry["task"] in app.tasks
@@ -170,7 +171,7 @@ def test_the_verdict_on_a_finished_process(make_job, returncode, events, status,
     _write_events(Path(job.output_dir), *events)
     monitor = jobs.RunMonitor(job)
     monitor.ingest()
-    assert jobs.conclude(monitor, returncode, "") == status
+    assert supervisor.conclude(monitor, returncode, "") == status
     job.refresh_from_db()
     assert job.status == status and says in job.error
     if status == JobStatus.SUCCEEDED:
@@ -212,7 +213,7 @@ def test_a_run_that_cannot_be_resumed_says_why(make_job, status, says):
 
 def test_stopping_a_process_group_stops_its_children_too(tmp_path):
     script = "import subprocess, time; subprocess.Popen(['sleep', '60']); time.sleep(60)"
-    proc = jobs.start_process([sys.executable, "-c", script], cwd=tmp_path, log_path=tmp_path / "log")
+    proc = processes.start_process([sys.executable, "-c", script], cwd=tmp_path, log_path=tmp_path / "log")
     deadline = time.monotonic() + 10
     children = []
     while not children and time.monotonic() < deadline:
@@ -220,7 +221,7 @@ def test_stopping_a_process_group_stops_its_children_too(tmp_path):
         children = [c for c in children if c != str(proc.pid)]
         time.sleep(0.05)
     assert children, "the child never started"
-    jobs.stop_process(proc, grace=5)
+    processes.stop_process(proc, grace=5)
     assert proc.returncode == -signal.SIGTERM
     time.sleep(0.2)
     assert subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout == b""
@@ -228,7 +229,7 @@ def test_stopping_a_process_group_stops_its_children_too(tmp_path):
 
 def test_the_file_tail_returns_only_complete_new_lines(tmp_path):
     path = tmp_path / "f.jsonl"
-    tail = jobs.FileTail(path)
+    tail = processes.FileTail(path)
     assert tail.read_lines() == []
     path.write_text("a\nb\npart")
     assert tail.read_lines() == ["a", "b"]
@@ -241,7 +242,7 @@ def test_the_file_tail_returns_only_complete_new_lines(tmp_path):
 # --- waiting for the training process without a busy loop ----------------------------------------
 
 def test_the_exit_watch_wakes_when_the_process_exits_not_when_the_timeout_ends():
-    from training.supervisor import ExitWatch
+    from jobs.processes import ExitWatch
 
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
     watch = ExitWatch(proc)
@@ -251,7 +252,7 @@ def test_the_exit_watch_wakes_when_the_process_exits_not_when_the_timeout_ends()
 
 
 def test_the_exit_watch_times_out_on_a_running_process_and_reports_a_later_exit():
-    from training.supervisor import ExitWatch
+    from jobs.processes import ExitWatch
 
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     watch = ExitWatch(proc)

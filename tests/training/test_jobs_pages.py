@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from tests.conftest import PASSWORD
 from tests.training.jobs_harness import bare_snapshot_dir, fast_users, make_snapshot
+from jobs import rows
 from training import jobs, runner
 from training.models import JobStatus, MetricPoint, TrainingJob
 
@@ -201,7 +202,7 @@ def test_an_outsider_gets_not_found(client, outsider, sft_snapshot, model_dir):
 def running_job(sft_snapshot, model_dir):
     job = jobs.launch_training(project=sft_snapshot.project, snapshot=sft_snapshot, kind="sft",
                                base_model=str(model_dir), train_settings=runner.TrainSettings(max_steps=4))
-    jobs.claim(TrainingJob, job.pk)
+    rows.claim(TrainingJob, job.pk)
     MetricPoint.objects.bulk_create([
         MetricPoint(job=job, step=s, values={"loss": 2.0 - s / 10, "learning_rate": 1e-5, "grad_norm": 1.5,
                                              "tokens_per_second": 800.0 + s}) for s in (1, 2, 3)])
@@ -282,7 +283,7 @@ def test_a_finished_run_offers_its_model_as_a_zip_and_its_card_as_text(client, l
     (187, 799, ["0", "200", "400", "600", "800"]),  # tokens/s
 ])
 def test_chart_axes_get_few_round_distinct_labels(lo, hi, labels):
-    from training.views import nice_ticks, tick_formatter
+    from studio.charts import nice_ticks, tick_formatter
 
     ticks, step = nice_ticks(lo, hi)
     assert [tick_formatter(step, max(abs(lo), abs(hi)))(t) for t in ticks] == labels

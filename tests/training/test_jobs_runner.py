@@ -194,7 +194,7 @@ def test_the_callback_logs_tokens_per_second_and_checkpoints(tmp_path, monkeypat
     assert lines[3]["path"] == "/runs/1/checkpoints/checkpoint-2" and lines[3]["step"] == 2
 
 
-@pytest.mark.parametrize("module", ["training/runner.py", "training/runner_io.py", "training/callbacks.py"])
+@pytest.mark.parametrize("module", ["training/runner.py", "jobs/runner_io.py", "training/callbacks.py"])
 def test_the_training_subprocess_reaches_no_django(module):
     # The runner runs without Django (under torchrun, the benchmark, a plain shell); see
     # tests/test_pure_modules.py, whose check this reuses.

@@ -20,6 +20,7 @@ from django.test import override_settings
 
 from tests.training.jobs_harness import (QUICK, Worker, export_snapshot_files, free_port, make_snapshot,
                                          process_alive, publish, shared_file_db, wait_for)
+from jobs import rows
 from training import jobs, runner
 from training.models import JobStatus, TrainingJob
 
@@ -93,7 +94,7 @@ def test_cancelling_a_running_job_stops_its_process_group(sft_snapshot, tiny_mod
     wait_training(job, worker)
     pid = job.worker_pid
     assert pid and process_alive(pid)
-    assert jobs.request_cancel(job) == "cancelling"
+    assert rows.request_cancel(job) == "cancelling"
     wait_status(job, JobStatus.CANCELLED, worker, timeout=60)
     assert not process_alive(pid)
     assert job.message.startswith("Cancelled at step") and job.current_step < 500 and job.finished_at
@@ -111,7 +112,7 @@ def test_a_training_process_killed_with_sigkill_fails_its_job_with_the_reason(sf
 
 def test_a_dead_worker_is_noticed_by_the_sweep_and_the_run_resumes_from_its_checkpoint(
         sft_snapshot, tiny_model_dir, worker, data_dir, shared_db, settings):
-    from training.tasks import sweep_stale_jobs
+    from jobs.tasks import sweep_stale_jobs
 
     doomed = Worker(data_dir / "doomed", shared_db, STUDIO_TRAIN_STEP_DELAY=STEP_DELAY)  # its own broker folders
     job = launch(sft_snapshot, tiny_model_dir, max_steps=8, save_steps=2)

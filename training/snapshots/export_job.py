@@ -16,7 +16,7 @@ from typing import Callable
 from django.db import DatabaseError, connection
 
 from annotate.models import Revision
-from training import supervisor
+from jobs import rows as job_rows
 from training.export import ExportItem, ExportSettings, SettingsError, run_export
 from training.models import JobStatus, Snapshot
 from training.roots import PathError, confined_export_settings
@@ -102,7 +102,7 @@ class ProgressWriter:
         if now - self._last < self.every and fraction < 1.0:
             return
         self._last = now
-        if not supervisor.beat(Snapshot, self.snapshot.pk, claimed_at=self.claimed_at, progress=round(fraction, 4),
+        if not job_rows.beat(Snapshot, self.snapshot.pk, claimed_at=self.claimed_at, progress=round(fraction, 4),
                     message=message[:500]):
             raise ExportCancelled("the snapshot is no longer running")
         if Snapshot.objects.filter(pk=self.snapshot.pk, cancel_requested=True).exists():
@@ -122,7 +122,7 @@ class Heartbeat:
         try:
             while not self._stop.wait(self.every):
                 try:
-                    supervisor.beat(Snapshot, self.pk, claimed_at=self.claimed_at)
+                    job_rows.beat(Snapshot, self.pk, claimed_at=self.claimed_at)
                 except DatabaseError:  # a busy database: the next beat will do (progress beats too)
                     pass
         finally:
@@ -139,7 +139,7 @@ class Heartbeat:
 
 def claim(snapshot_id: int) -> bool:
     """Take a queued snapshot for this worker; False when another delivery already took it."""
-    return supervisor.claim(Snapshot, snapshot_id, worker_pid=os.getpid(), message="starting")
+    return job_rows.claim(Snapshot, snapshot_id, worker_pid=os.getpid(), message="starting")
 
 
 def run_snapshot_export(snapshot: Snapshot, echo: Callable[[float, str], None] | None = None,
@@ -158,7 +158,7 @@ def run_snapshot_export(snapshot: Snapshot, echo: Callable[[float, str], None] |
         # Checked again here: the row may predate the roots, or the roots may have changed since.
         settings = confined_export_settings(ExportSettings.from_dict(snapshot.render_settings))
     except (SettingsError, PathError) as e:
-        supervisor.finish(Snapshot, snapshot.pk, JobStatus.FAILED, claimed_at=claimed_at, message="Failed",
+        job_rows.finish(Snapshot, snapshot.pk, JobStatus.FAILED, claimed_at=claimed_at, message="Failed",
                           error=str(e))
         snapshot.refresh_from_db()
         return snapshot
@@ -172,17 +172,17 @@ def run_snapshot_export(snapshot: Snapshot, echo: Callable[[float, str], None] |
         if Snapshot.objects.filter(pk=snapshot.pk, status=JobStatus.RUNNING, started_at=claimed_at).exists():
             move_into(partial, out_dir)
     except ExportCancelled:
-        supervisor.finish(Snapshot, snapshot.pk, JobStatus.CANCELLED, claimed_at=claimed_at, message="Cancelled")
+        job_rows.finish(Snapshot, snapshot.pk, JobStatus.CANCELLED, claimed_at=claimed_at, message="Cancelled")
         snapshot.refresh_from_db()
         return snapshot
     except Exception as e:  # the row is the record: say what failed, then let Celery log it
-        supervisor.finish(Snapshot, snapshot.pk, JobStatus.FAILED, claimed_at=claimed_at, message="Failed",
+        job_rows.finish(Snapshot, snapshot.pk, JobStatus.FAILED, claimed_at=claimed_at, message="Failed",
                error=f"{type(e).__name__}: {e}")
         snapshot.refresh_from_db()
         raise
     finally:
         _remove(partial)
-    supervisor.finish(Snapshot, snapshot.pk, JobStatus.SUCCEEDED, claimed_at=claimed_at, progress=1.0,
+    job_rows.finish(Snapshot, snapshot.pk, JobStatus.SUCCEEDED, claimed_at=claimed_at, progress=1.0,
                       item_count=result.items, sample_count=result.samples, audit=result.audit,
                       audit_errors=result.audit["errors"],
                       message=(f"{result.samples} samples from {result.items} items ({result.rendered} rendered, "

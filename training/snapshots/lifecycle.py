@@ -8,7 +8,7 @@ override the audit, cancel.
 ``create_snapshot`` returns the existing snapshot when one with the same content hash is queued,
 running or done (the same inputs give byte-identical files, so there is nothing to redo), and
 otherwise a new queued row whose export runs in the worker (``training.snapshots.tasks``). A queued
-one whose broker message was lost is sent again (``training.job_queue``); ``retry_export`` starts
+one whose broker message was lost is sent again (``jobs.queue``); ``retry_export`` starts
 a failed or cancelled export over.
 
 No heavy imports here: the web process loads this module.
@@ -28,9 +28,9 @@ from django.utils import timezone
 from annotate import permissions
 from annotate.models import Project
 from annotate.permissions import author_of
-from training import supervisor
+from jobs import rows as job_rows
 from training.export import ExportSettings, SettingsError, content_fingerprint
-from training.job_queue import revive_if_lost
+from jobs.queue import revive_if_lost
 from training.models import JobStatus, Snapshot, SnapshotItem
 from training.roots import PathError, confined_export_settings
 from training.snapshots.models import SnapshotPair
@@ -137,7 +137,7 @@ def create_snapshot(project: Project, kind: str, filters: dict | None, render_se
 
 def revive_lost(snapshot: Snapshot) -> str:
     """Asked again for a queued snapshot: send its export again if its message is gone (see
-    ``training.job_queue.revive_if_lost``; a short grace lets the first message arrive)."""
+    ``jobs.queue.revive_if_lost``; a short grace lets the first message arrive)."""
     return revive_if_lost(Snapshot, snapshot, timeout=getattr(django_settings, "JOB_REVIVE_GRACE", 10))
 
 
@@ -184,6 +184,6 @@ def override_audit(snapshot: Snapshot, user, reason: str) -> Snapshot:
 def request_cancel(snapshot: Snapshot, user) -> str:
     """A lead stops a queued or running export: 'cancelled', 'cancelling' or 'finished'."""
     permissions.require_role(user, snapshot.project, permissions.LEAD)
-    outcome = supervisor.request_cancel(snapshot)
+    outcome = job_rows.request_cancel(snapshot)
     snapshot.refresh_from_db()
     return outcome

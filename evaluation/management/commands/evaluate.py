@@ -19,7 +19,7 @@ from evaluation.generate import GenerationSettings
 from evaluation.jobs import LaunchError, launch_eval, run_eval_job
 from evaluation.models import EvalRun, EvalSet
 from evaluation.scoring import METRICS
-from training.supervisor import run_in_command
+from jobs.supervisor import run_in_command
 
 
 class Command(BaseCommand):

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from jobs.supervisor import run_in_command
 from training import runner
 from training.jobs import LaunchError, launch_training, run_training_job
 from training.models import Snapshot
 from training.paths import cli_path
-from training.supervisor import run_in_command
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 """What every runner subprocess shares (``training.runner``, ``evaluation.runner``): its job file
 in, its event log out, the watch on the worker that started it, and ``main``'s skeleton.
 
-The worker (``training.supervisor``) writes ``job.json`` into the run folder, starts
+The worker (``jobs.supervisor``) writes ``job.json`` into the run folder, starts
 ``python -m PACKAGE.runner job.json`` and tails the runner's events file into the database. This
 module imports no Django and nothing heavy: the web process imports the runners for validation.
 """
@@ -17,6 +17,9 @@ import time
 import traceback
 from pathlib import Path
 from typing import Any, Callable, TypeVar
+
+
+WORKER_PID_ENV = "STUDIO_WORKER_PID"  # the supervising worker's pid, for the runner's watch
 
 
 class JobFile:
@@ -76,17 +79,47 @@ class EventLog:
 
 
 def watch_parent(events: EventLog, interval: float = 1.0) -> None:
-    """Exit when the process that started us dies (a killed worker must not leave a run going)."""
+    """Exit when the process that started us dies, or the worker does (a killed worker must not
+    leave a run going). Under ``torchrun`` / ``accelerate launch`` our parent is the launcher, so
+    the worker's pid comes in ``STUDIO_WORKER_PID`` (``jobs.supervisor.run_supervised``)."""
     parent = os.getppid()
+    worker = int(os.environ.get(WORKER_PID_ENV, "0") or 0)
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
 
     def watch() -> None:
         while True:
             time.sleep(interval)
-            if os.getppid() != parent:
+            if os.getppid() != parent or (worker and gone(worker)):
                 events.write("error", message="The worker that started this run is gone; stopping.")
                 os._exit(75)
 
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+def rank() -> int:
+    """This process's global rank under torchrun / accelerate launch (0 when it runs alone)."""
+    return int(os.environ.get("RANK", "0") or 0)
+
+
+def events_file_of(events_file: str, rank: int) -> str:
+    """Rank 0 writes the run's events (the worker reads them into the database: metrics come from
+    rank 0 only); every other rank writes its own file beside it, for the log's sake.
+
+    >>> events_file_of("metrics.jsonl", 0), events_file_of("metrics.jsonl", 3)
+    ('metrics.jsonl', 'metrics.rank3.jsonl')
+    """
+    if rank == 0:
+        return events_file
+    stem, dot, suffix = events_file.rpartition(".")
+    return f"{stem}.rank{rank}.{suffix}" if dot else f"{events_file}.rank{rank}"
 
 
 def resolve_device(requested: str) -> str:
@@ -115,7 +148,7 @@ def run_main(argv: list[str] | None, *, module: str, load: Callable[[str], Confi
         print(f"usage: python -m {module} JOB.json", file=sys.stderr)
         return 2
     cfg = load(argv[0])
-    events = EventLog(cfg.run_dir / events_file)
+    events = EventLog(cfg.run_dir / events_file_of(events_file, rank()))
     watch_parent(events)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:

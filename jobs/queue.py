@@ -5,12 +5,12 @@ message can go (Redis restarted without persistence, a worker killed after takin
 then the row would wait "queued" for ever. So:
 
 - Every row's task is sent with ``delay(pk)`` after the transaction commits (``enqueue_training``,
-  ``enqueue_eval``, ``create_snapshot``); the worker's conditional UPDATE (``supervisor.claim``)
+  ``enqueue_eval``, ``create_snapshot``); the worker's conditional UPDATE (``jobs.rows.claim``)
   makes a duplicate delivery harmless, so sending again is always safe.
 - ``message_waiting`` looks in the broker (Redis lists and the unacked hash, or the filesystem
   transport's folder) for a message of the row's task with the row's id as its argument: True,
   False, or None when it cannot tell.
-- ``sweep_queued`` (the periodic sweep, also at worker start): a row queued for longer than
+- ``sweep_queued`` (part of the periodic sweep, ``jobs.sweep``, also at worker start): a row queued for longer than
   ``JOB_QUEUED_TIMEOUT`` whose message is not in the broker is sent again, at most
   ``JOB_MAX_ATTEMPTS`` times (counted on the row), then failed with the reason. A row whose message
   is still waiting is left alone: a long queue is not a lost message.
@@ -19,45 +19,45 @@ then the row would wait "queued" for ever. So:
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
+import time
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from training.models import JobStatus
+from jobs.kinds import router_of, task_of
+from jobs.rows import JobStatus
 
 log = logging.getLogger(__name__)
 
-# Which task runs each kind of row (its name routes it to its queue): module, attribute.
-TASKS = {
-    "training.snapshot": ("training.snapshots.tasks", "export_snapshot"),
-    "training.trainingjob": ("training.tasks", "train_job"),
-    "evaluation.evalrun": ("evaluation.tasks", "eval_run"),
-}
 
-
-def task_of(model):
-    import importlib
-
-    module, attr = TASKS[model._meta.label_lower]
-    return getattr(importlib.import_module(module), attr)
-
-
-def queue_of(model) -> str:
-    """The queue the row's task is routed to (``CELERY_TASK_ROUTES``)."""
-    from studio.celery import app
-
-    queue = app.amqp.router.route({}, task_of(model).name).get("queue")
+def queue_of(model, row=None) -> str:
+    """The queue the row's task is routed to: the kind's own router given a row (training jobs by
+    the GPUs they ask for), else ``CELERY_TASK_ROUTES``."""
+    if row is not None and (router := router_of(model)):
+        return router(row)
+    task = task_of(model)  # bound to the project's Celery app (studio.celery)
+    queue = task.app.amqp.router.route({}, task.name).get("queue")
     return getattr(queue, "name", queue) or settings.CELERY_TASK_DEFAULT_QUEUE
 
 
 def send(model, pk: int) -> None:
     """Send the row's task now (inside a transaction, use ``transaction.on_commit``)."""
-    task_of(model).delay(pk)
+    queue = queue_of(model, model.objects.get(pk=pk)) if router_of(model) else None
+    if queue and queue != queue_of(model):
+        task_of(model).apply_async((pk,), queue=queue)
+    else:
+        task_of(model).delay(pk)  # the task's own route (CELERY_TASK_ROUTES)
+
+
+def send_task(model, name: str, args: tuple, queue: str) -> None:
+    """Send another task of a kind's job (a multi-node run's other nodes) to ``queue``, with the
+    kind's task's Celery app."""
+    task_of(model).app.send_task(name, args=args, queue=queue)
 
 
 # --- looking in the broker -----------------------------------------------------------------------
@@ -66,22 +66,27 @@ def message_waiting(model, pk: int, taken_within: float = 300, *, connection=Non
     """Is a message for this row in the broker (queued, or taken by a worker in the last
     ``taken_within`` seconds and not yet acked)? None when the transport cannot be looked into.
     Raises the broker's error when it is down."""
-    waiting = rows_waiting(model, taken_within, connection=connection)
+    row = model.objects.filter(pk=pk).first() if router_of(model) else None
+    waiting = rows_waiting(model, taken_within, connection=connection,
+                           queues={queue_of(model, row)} if row is not None else None)
     return None if waiting is None else pk in waiting
 
 
-def rows_waiting(model, taken_within: float = 300, *, connection=None) -> set[int] | None:
-    """The ids of the rows of ``model`` whose task has a message in the broker (one look at the
-    queue for all of them), or None when the transport cannot be looked into."""
-    from studio.celery import app
-
-    task, queue = task_of(model).name, queue_of(model)
+def rows_waiting(model, taken_within: float = 300, *, connection=None, queues: set[str] | None = None
+                 ) -> set[int] | None:
+    """The ids of the rows of ``model`` whose task has a message in the broker (one look at each
+    of ``queues``, by default the task's own, for all of them), or None when the transport cannot
+    be looked into."""
+    app = task_of(model).app
+    task = task_of(model).name
+    queues = queues or {queue_of(model)}
     with connection or app.connection_for_read() as conn:
         transport = conn.transport.driver_type
         if transport in ("redis", "rediss"):
-            messages = _redis_messages(conn.default_channel, queue, taken_within)
+            messages = [m for queue in sorted(queues) for m in _redis_messages(conn.default_channel, queue,
+                                                                                taken_within)]
         elif transport == "filesystem":
-            messages = _folder_messages(conn.transport_options or {}, queue)
+            messages = [m for queue in sorted(queues) for m in _folder_messages(conn.transport_options or {}, queue)]
         else:
             return None
         return {pk for pk in (_row_of(raw, task) for raw in messages) if pk is not None}
@@ -89,8 +94,6 @@ def rows_waiting(model, taken_within: float = 300, *, connection=None) -> set[in
 
 def _row_of(raw, task: str) -> int | None:
     """The row id a message (as the transport stores it) calls ``task`` on, else None."""
-    import ast
-
     try:
         message = json.loads(raw)
     except ValueError:
@@ -110,8 +113,6 @@ def _row_of(raw, task: str) -> int | None:
 
 
 def _redis_messages(channel, queue: str, taken_within: float):
-    import time
-
     client = channel.client
     # kombu keeps one list per priority step (the plain name for priority 0) and a hash of the
     # messages delivered to a worker but not acked yet (redelivered after the visibility timeout).
@@ -145,10 +146,10 @@ def can_retry(row) -> bool:
     return row.attempts + 1 < max_attempts()
 
 
-def lost_reason(model, attempts: int, waited: int) -> str:
+def lost_reason(model, attempts: int, waited: int, row=None) -> str:
     return (f"Its message never reached a worker: sent {attempts + 1} times, each time lost (the last one "
             f"{waited} s ago). Check that the broker keeps its data (Redis with AOF) and that a worker "
-            f"consumes the `{queue_of(model)}` queue, then launch it again.")
+            f"consumes the `{queue_of(model, row)}` queue, then launch it again.")
 
 
 def requeue(model, row, *, from_status: str = JobStatus.QUEUED, message: str = "", **guard) -> bool:
@@ -184,7 +185,7 @@ def revive_if_lost(model, row, *, timeout: float = 0, waiting: set[int] | None =
         return "waiting"
     if waiting is ...:
         try:
-            waiting = rows_waiting(model, taken_within=max(timeout, 1.0))
+            waiting = rows_waiting(model, taken_within=max(timeout, 1.0), **_queues_of(model, [row]))
         except Exception as exc:  # the broker is down: nothing can be sent now anyway
             log.warning("could not look for %s %s in the broker: %s", model.__name__, row.pk, exc)
             return "unknown"
@@ -195,11 +196,16 @@ def revive_if_lost(model, row, *, timeout: float = 0, waiting: set[int] | None =
         waited = int((now - since).total_seconds())
         failed = model.objects.filter(pk=row.pk, status=JobStatus.QUEUED, attempts=row.attempts).update(
             status=JobStatus.FAILED, finished_at=now, message="Failed: its message was lost",
-            error=lost_reason(model, row.attempts, waited)) == 1
+            error=lost_reason(model, row.attempts, waited, row)) == 1
         return "failed" if failed else "taken"
     why = "its message was lost" if found is False else "no worker took it in time"
     message = f"Re-queued: {why} (attempt {row.attempts + 2} of {max_attempts()})"
     return "requeued" if requeue(model, row, message=message) else "taken"
+
+
+def _queues_of(model, rows) -> dict:
+    """``rows_waiting``'s ``queues`` for a kind whose rows go to different queues (else nothing)."""
+    return {"queues": {queue_of(model, row) for row in rows}} if router_of(model) else {}
 
 
 def sweep_queued(model, timeout: float) -> list[int]:
@@ -212,29 +218,9 @@ def sweep_queued(model, timeout: float) -> list[int]:
     if not rows:
         return []
     try:
-        waiting = rows_waiting(model, taken_within=timeout)
+        waiting = rows_waiting(model, taken_within=timeout, **_queues_of(model, rows))
     except Exception as exc:  # the broker is down: nothing can be sent now; the next sweep tries again
         log.warning("could not look into the broker for queued %s rows: %s", model.__name__, exc)
         return []
     return [row.pk for row in rows
             if revive_if_lost(model, row, timeout=timeout, waiting=waiting) in ("requeued", "failed")]
-
-
-def sweep_all() -> dict[str, list[int]]:
-    """The periodic sweep over every kind of job: running rows with a stale heartbeat (exports are
-    restarted, the others failed with the reason), then queued rows whose message was lost."""
-    from evaluation.models import EvalRun
-    from training.models import Snapshot, TrainingJob
-    from training.supervisor import sweep_stale
-
-    heartbeat = settings.JOB_HEARTBEAT_TIMEOUT
-    queued = getattr(settings, "JOB_QUEUED_TIMEOUT", 300)
-    out = {
-        "stale": (sweep_stale(TrainingJob, heartbeat) + sweep_stale(EvalRun, heartbeat, marker="evaluation.runner")
-                  + sweep_stale(Snapshot, heartbeat, requeue=True)),
-        "queued": [],
-    }
-    for model in (Snapshot, TrainingJob, EvalRun):
-        out["queued"] += sweep_queued(model, queued)
-    return out
-
