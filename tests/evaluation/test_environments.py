@@ -112,3 +112,12 @@ def test_a_replay_answers_recorded_calls_and_refuses_others_clearly():
         other = ep.call("get_weather", {"city": "Rome"})
         assert not other.ok and 'no recorded call matches get_weather({"city": "Rome"})' in other.text
         assert 'recorded: get_weather({"city": "Paris"})' in other.text
+
+
+def test_the_module_examples_hold():
+    import doctest
+
+    from evaluation.environments import base, replay, spec
+
+    for module in (base, replay, spec):
+        assert doctest.testmod(module).failed == 0, module.__name__
