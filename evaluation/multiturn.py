@@ -101,6 +101,80 @@ def item_from_bfcl(record: dict, answer: dict, tools: list[dict] | None = None,
         trajectory_id=trajectory_id)
 
 
+def environment_of(traj) -> dict | None:
+    """The environment a trajectory names, or None (then it is evaluated one decision at a time):
+    ``meta.extra["environment"]`` (a spec: a registered class, or ``{"kind": "replay"}``), or BFCL's
+    ``involved_classes`` kept by the BFCL multi-turn import."""
+    extra = traj.meta.extra or {}
+    if isinstance(extra.get("environment"), dict):
+        return dict(extra["environment"])
+    if extra.get("involved_classes") and isinstance((traj.meta.reference or {}), dict) \
+            and "ground_truth" in (traj.meta.reference or {}):
+        return {"kind": "bfcl", "classes": list(extra["involved_classes"])}
+    return None
+
+
+def item_from_trajectory(traj, ident: str, tools: list[dict], trajectory_id: int | None = None) -> MultiTurnItem:
+    """A multi-turn item from a trajectory that names its environment (:func:`environment_of`).
+    The gold calls per turn are ``meta.reference["ground_truth"]`` when given (BFCL's), else the
+    trajectory's own tool calls; a replay is answered from the trajectory's own tool results.
+
+    >>> from annotate.trajectory import Trajectory
+    >>> t = Trajectory.from_dict({"turns": [{"user": "Weather in Paris?", "steps": [
+    ...     {"kind": "tool_call", "name": "get_weather", "arguments": {"city": "Paris"}, "call_id": "c1"},
+    ...     {"kind": "tool_result", "name": "get_weather", "text": "18C", "call_id": "c1"},
+    ...     {"kind": "answer", "text": "18C."}]}], "meta": {"extra": {"environment": {"kind": "replay"}}}})
+    >>> item = item_from_trajectory(t, "w", [])
+    >>> item.ground_truth, item.row["recorded"]
+    ([[{'name': 'get_weather', 'arguments': {'city': 'Paris'}}]], [{'name': 'get_weather', 'arguments': {'city': 'Paris'}, 'text': '18C'}])
+    """
+    spec = environment_of(traj)
+    if spec is None:
+        raise ValueError("the trajectory names no environment")
+    extra = traj.meta.extra or {}
+    reference = traj.meta.reference if isinstance(traj.meta.reference, dict) else {}
+    gold = reference.get("ground_truth")
+    if not isinstance(gold, list) or len(gold) != len(traj.turns):
+        gold = [[{"name": s.name, "arguments": s.arguments if isinstance(s.arguments, dict) else {}}
+                 for s in turn.steps if s.kind == "tool_call"] for turn in traj.turns]
+    row: dict = dict(extra.get("row") or {})
+    if spec.get("kind") == "bfcl":
+        category = _INDEX.sub("", traj.meta.external_id or "")
+        row = {"initial_config": extra.get("initial_config") or {},
+               "long_context": "long_context" in category or "composite" in category}
+    elif spec.get("kind") == "replay":
+        row = {"recorded": _recorded(traj)}
+    holdout = {str(k): list(v) for k, v in (extra.get("missed_function") or {}).items()}
+    turns = [[] if not turn.user and str(i) in holdout else [{"role": "user", "content": turn.user}]
+             for i, turn in enumerate(traj.turns)]
+    return MultiTurnItem(id=ident, turns=turns, tools=list(tools), environment=spec, ground_truth=gold, row=row,
+                         system=traj.system or "", holdout=holdout, case_types=list(traj.meta.case_types),
+                         trajectory_id=trajectory_id)
+
+
+def _recorded(traj) -> list[dict]:
+    """Every tool call of the trajectory with its result (matched by call id, else in order)."""
+    out = []
+    for turn in traj.turns:
+        pending = []
+        for s in turn.steps:
+            if s.kind == "tool_call":
+                pending.append(s)
+            elif s.kind == "tool_result" and pending:
+                call = next((c for c in pending if s.call_id and c.call_id == s.call_id), pending[0])
+                pending.remove(call)
+                out.append({"name": call.name, "arguments": call.arguments if isinstance(call.arguments, dict) else {},
+                            "text": s.text})
+    return out
+
+
+def item_from_document(document: dict):
+    """An eval set's stored item: a :class:`MultiTurnItem` or an ``evaluation.items.EvalItem``."""
+    from evaluation.items import EvalItem
+
+    return MultiTurnItem.from_dict(document) if is_multi_turn(document) else EvalItem.from_dict(document)
+
+
 # --- playing -----------------------------------------------------------------------------------
 
 Parser = Callable[[Any, Any], ParsedOutput]

@@ -154,3 +154,11 @@ def test_the_transcript_reads_turn_by_turn(items):
     assert turns[0]["user"] == it.turns[0][0]["content"]
     assert turns[0]["steps"][0]["calls"][0]["arguments_text"] == '{"folder": "document"}'
     assert turns[0]["gold_text"] == it.ground_truth[0] and turns[-1]["steps"][-1]["answer"] == "Done."
+
+
+def test_the_module_examples_hold():
+    import doctest
+
+    from evaluation import multiturn
+
+    assert doctest.testmod(multiturn).failed == 0
