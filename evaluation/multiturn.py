@@ -185,7 +185,9 @@ class _Play:
 
     def __init__(self, item: MultiTurnItem, max_steps: int, limits: Limits, allowed: list[str]):
         self.item, self.max_steps = item, max_steps
-        self.episode = Episode(item.environment, item.row, limits=limits, allowed=allowed)
+        # A registered class's tools, when the item lists none, are read from the class (in the child).
+        schemas = not item.tools and item.environment.get("kind") == "python"
+        self.episode = Episode(item.environment, item.row, limits=limits, allowed=allowed, schemas=schemas)
         self.messages: list[dict] = [{"role": "system", "content": item.system}] if item.system else []
         self.turns: list[dict] = []
         self.turn = -1
@@ -196,6 +198,8 @@ class _Play:
         self.new_tokens = 0
         try:
             self.episode.start()
+            if self.episode.tools:
+                item.tools = self.episode.tools
             self._next_turn()
         except EpisodeFailed as exc:
             self._fail(exc)

@@ -162,3 +162,19 @@ def test_the_module_examples_hold():
     from evaluation import multiturn
 
     assert doctest.testmod(multiturn).failed == 0
+
+
+def test_a_registered_class_plays_with_the_tools_read_from_its_methods():
+    item = MultiTurnItem(id="counter", turns=[[{"role": "user", "content": "Add two."}], [{"role": "user", "content": "And one."}]],
+                         tools=[], environment={"kind": "python", "class": "tests.evaluation.env_classes.Counter"},
+                         ground_truth=[[{"name": "add", "arguments": {"n": 2}}], ["add(1)"]], row={"start": 0})
+    seen = []
+
+    class Model(ScriptedModel):
+        def generate(self, conversations, batch_size=None):
+            seen.extend(sorted(t["function"]["name"] for t in conversations[0][1]))
+            return super().generate(conversations)
+    model = Model([item], {"counter": [[("add", {"n": 2})], [("add", {"n": 1})]]})
+    [line] = play_items([item], model, parse, max_steps=4, allowed=["tests.evaluation.env_classes.Counter"])
+    assert seen[:2] == ["add", "fail"] and line["correct"] is True
+    assert [t["steps"][0]["calls"][0]["result"] for t in line["episode"]["turns"]] == ["2", "3"]

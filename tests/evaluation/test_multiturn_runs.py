@@ -64,7 +64,9 @@ def test_bfcl_multi_turn_trajectories_make_an_eval_set_of_playable_items(eval_se
     assert eval_set.case_type_counts == {"tool_required": 3, "multi_turn": 3}
 
 
-def test_a_run_against_an_oracle_endpoint_passes_every_turn_and_a_skipped_call_fails_its_turn(eval_set, lead):
+@pytest.fixture
+def played(eval_set):
+    """A run against a scripted endpoint: the gold calls, except one grep skipped in turn 2 of the second item."""
     items = items_of(eval_set)
     script = {it.id: calls_of(it) for it in items}
     skipped = items[1]  # multi_turn_base_1: turn 2 is "cd(folder='archive')", "grep(...)"
@@ -75,6 +77,11 @@ def test_a_run_against_an_oracle_endpoint_passes_every_turn_and_a_skipped_call_f
         run = endpoint_run(eval_set, server)
         assert jobs.run_eval_job(run.pk) == JobStatus.SUCCEEDED, run.error
     run.refresh_from_db()
+    return run, skipped
+
+
+def test_a_run_against_an_oracle_endpoint_passes_every_turn_and_a_skipped_call_fails_its_turn(played, lead):
+    run, skipped = played
     assert (run.done_items, run.total_items, run.failed_items) == (3, 3, 0)
     table = run.summary["multi_turn"]
     assert (table["n"], table["passed"]) == (3, 2) and table["first_failing_turn"] == {"none": 2, "2": 1}
@@ -100,3 +107,18 @@ def test_a_run_against_an_oracle_endpoint_passes_every_turn_and_a_skipped_call_f
     assert [s["name"] for s in pair.rejected if s["kind"] == "tool_call"] == ["cd"]
     assert jobs.make_pair(failed, user=lead).obj.pk == pair.pk
 
+
+
+def test_the_dashboard_shows_per_turn_success_the_first_failing_turn_and_the_transcript(played, lead, client):
+    run, skipped = played
+    client.force_login(lead)
+    page = client.get(run.get_absolute_url()).content.decode()
+    assert 'id="multi-turn-turns"' in page and "Items passed (every turn)</td><td>2 of 3" in page
+    assert 'data-first-failing="2"' in page
+    failed = run.results.get(correct=False)
+    item = client.get(failed.get_absolute_url()).content.decode()
+    assert "3 of 4 turns passed; first failing turn: 2" in item
+    assert 'data-turn="2" data-valid="no"' in item and 'data-turn="3" data-valid="yes"' in item
+    assert skipped.turns[2][0]["content"].replace("'", "&#x27;") in item  # the user's words, escaped
+    assert "grep(file_name=&#x27;log.txt&#x27;,pattern=&#x27;Error&#x27;)" in item  # the gold call the model skipped
+    assert 'id="send-to-annotation"' in item and 'id="make-pair"' in item
