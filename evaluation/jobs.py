@@ -10,6 +10,10 @@ group, and while it runs ``EvalMonitor`` tails ``results.jsonl`` into ``EvalItem
 
 Every function takes the acting user and leaves the permission check to its caller (views and
 API ask ``annotate.permissions``; the CLI acts as an operator).
+
+Over 600 lines: it holds an evaluation's whole life (sets, launch, the worker side, the dashboard's
+numbers, closing the loop); it stays one module while issue 14's helpers edit its imports in
+parallel. Multi-turn's Django side is ``evaluation.multiturn_jobs``.
 """
 
 from __future__ import annotations
@@ -27,14 +31,14 @@ from django.db.models import F
 from core.errors import InputError
 from annotate.permissions import author_of
 from annotate.trajectory import Step
+from evaluation import multiturn_jobs
 from evaluation import runner
+from evaluation.environments.base import EnvironmentRefused
 from evaluation.generate import GenerationSettings, chat_completions_url
 from evaluation.items import (EvalItem, case_types_of, items_from_prompt_rows, rows_from_candidates,
                               rows_from_trajectory, steps_from_output, steps_from_reference)
-from evaluation.models import AllowedEndpoint, EvalItemResult, EvalRun, EvalSet, EvalSetItem
-from evaluation import multiturn_jobs
-from evaluation.environments.base import EnvironmentRefused
 from evaluation.multiturn import MultiTurnItem, environment_of, is_multi_turn, item_from_document, multi_turn_table
+from evaluation.models import AllowedEndpoint, EvalItemResult, EvalRun, EvalSet, EvalSetItem
 from evaluation.outbound import OutboundPolicy, OutboundRefused, parse_allowlist
 from evaluation.scoring import (METRICS, ItemScore, aggregate, breakdown, confusion, label_table, mean_interval,
                                 rate)
@@ -575,15 +579,12 @@ def episode_table(episodes: list[dict]) -> dict:
             "redundant": mean_interval([float(e.get("n_redundant", 0)) for e in episodes])}
 
 
-def summarize(run: EvalRun) -> dict:
+def summarize_scored(run: EvalRun) -> dict:
     """The dashboard's tables: overall metrics with 95 % intervals, by case type, by error label,
     the decision confusion table, and the replayed episodes."""
     scores, episodes = scores_of(run)
-    played = list(run.results.filter(score__isnull=True).exclude(episode__isnull=True)
-                  .values_list("episode", flat=True))
     return {"n": len(scores), "overall": aggregate(scores), "by_case_type": breakdown(scores, "case_type"),
-            "labels": label_table(scores), "confusion": confusion(scores), "episodes": episode_table(episodes),
-            "multi_turn": multi_turn_table(played)}
+            "labels": label_table(scores), "confusion": confusion(scores), "episodes": episode_table(episodes)}
 
 
 def live_summary(run: EvalRun) -> dict:
@@ -591,6 +592,13 @@ def live_summary(run: EvalRun) -> dict:
     if run.is_finished and run.summary.get("overall"):
         return run.summary
     return summarize(run)
+
+
+def summarize(run: EvalRun) -> dict:
+    """The scored items' tables (:func:`summarize_scored`) and the multi-turn episodes' per-turn table."""
+    played = list(run.results.filter(score__isnull=True).exclude(episode__isnull=True)
+                  .values_list("episode", flat=True))
+    return {**summarize_scored(run), "multi_turn": multi_turn_table(played)}
 
 
 def compare(runs: list[EvalRun]) -> dict:
