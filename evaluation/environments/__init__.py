@@ -6,4 +6,9 @@
 - :mod:`.replay`: a gold trajectory's recorded results.
 - :mod:`.spec`: the JSON spec an item names its environment by, resolved against the registered classes.
 - :mod:`.sandbox`: every episode in a child process with time, memory and output limits and no network.
+
+For GRPO, the class itself is TRL's ``environment_factory`` (constructed without arguments; its
+tools listed from the class): ``spec.environment_class({"kind": "bfcl", "classes": [...]})``, a
+registered class, or ``replay.replay_class(tools)`` for gold trajectories. TRL calls those methods
+in its own process; the child-process limits are evaluation's.
 """

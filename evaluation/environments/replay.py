@@ -49,3 +49,51 @@ class ReplayEnvironment:
         shown = "; ".join(_shown(r.get("name", ""), r.get("arguments") or {}) for r in self._recorded[:10]) or "nothing"
         return ToolResult(f"{ERROR_PREFIX}no recorded call matches {_shown(name, arguments)}; recorded: {shown}",
                           ok=False)
+
+
+_PYTHON_TYPES = {"string": str, "integer": int, "number": float, "boolean": bool, "array": list, "object": dict}
+
+
+def _tool_method(spec: dict):
+    """A method named and documented after a function spec, answering from the replay: what TRL's
+    ``environment_factory`` lists as a tool and ``transformers.utils.get_json_schema`` reads back."""
+    import inspect
+
+    name = str(spec.get("name", ""))
+    params = (spec.get("parameters") or {}).get("properties") or {}
+    required = set((spec.get("parameters") or {}).get("required") or [])
+
+    def method(self, **arguments):
+        return self._call_tool(name, arguments).text
+
+    annotations, parameters, lines = {}, [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)], []
+    for pname, p in params.items():
+        kind = p.get("type") if isinstance(p, dict) else None
+        annotations[pname] = _PYTHON_TYPES.get(kind if isinstance(kind, str) else "", str)
+        default = inspect.Parameter.empty if pname in required else None
+        parameters.append(inspect.Parameter(pname, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                            annotation=annotations[pname]))
+        lines.append(f"    {pname}: {(p.get('description') if isinstance(p, dict) else '') or pname}")
+    annotations["return"] = str
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = (spec.get("description") or name) + ("\n\nArgs:\n" + "\n".join(lines) if lines else "")
+    method.__annotations__ = annotations
+    method.__signature__ = inspect.Signature(parameters, return_annotation=str)
+    return method
+
+
+def replay_class(tools: list[dict]) -> type:
+    """A replay environment whose tools are methods (one per function spec, OpenAI-wrapped or not),
+    for trainers that list an environment's tools from its class (TRL's ``environment_factory``).
+
+    >>> cls = replay_class([{"type": "function", "function": {"name": "get_weather", "description": "The weather.",
+    ...     "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "A city."}},
+    ...     "required": ["city"]}}}])
+    >>> env = cls(); env.reset(recorded=[{"name": "get_weather", "arguments": {"city": "Oslo"}, "text": "-3C"}])
+    >>> env.get_weather(city="Oslo")
+    '-3C'
+    """
+    specs = [dict(t.get("function") or t) for t in tools]
+    namespace = {s["name"]: _tool_method(s) for s in specs if isinstance(s.get("name"), str) and s["name"].isidentifier()
+                 and not s["name"].startswith("_") and s["name"] not in ("reset", "get_reward")}
+    return type("Replay", (ReplayEnvironment,), namespace)

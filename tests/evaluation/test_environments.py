@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from evaluation import bfcl_package
 from evaluation.environments.base import EnvironmentRefused, tool_names, tool_schemas
 from evaluation.environments.sandbox import Episode, EpisodeFailed, Limits
 from tests.evaluation.env_classes import Counter
@@ -121,3 +122,45 @@ def test_the_module_examples_hold():
 
     for module in (base, replay, spec):
         assert doctest.testmod(module).failed == 0, module.__name__
+
+
+def trl_tools(instance) -> dict:
+    """The tools TRL 1.16's GRPOTrainer takes from an ``environment_factory`` instance (its own
+    discovery: functions listed on the class, without reset, get_reward and private names), with the
+    schemas it renders them with."""
+    import inspect
+
+    from transformers.utils import get_json_schema
+
+    names = [n for n, _ in inspect.getmembers(type(instance), predicate=inspect.isfunction)
+             if n not in ("reset", "get_reward") and not n.startswith("_")]
+    return {n: get_json_schema(getattr(instance, n)) for n in names}
+
+
+@pytest.mark.skipif(not bfcl_package.available(), reason="bfcl-eval is not unpacked (make setup)")
+@pytest.mark.parametrize("name", ["GorillaFileSystem", "MathAPI", "MessageAPI", "TwitterAPI", "TicketAPI",
+                                  "TradingBot", "TravelAPI", "VehicleControlAPI"])
+def test_bfcls_classes_are_environments_trl_takes_with_the_tools_bfcl_documents(name):
+    from evaluation.environments import bfcl
+
+    env = bfcl.environment_class([name])()
+    env.reset(initial_config={}, prompt=[{"role": "user", "content": "hi"}])  # TRL passes the whole row
+    documented = {d["function"]["name"] for d in bfcl.func_docs([name])}
+    tools = trl_tools(env)
+    assert set(tools) == documented
+    assert all(s["function"]["parameters"]["type"] == "object" for s in tools.values())
+
+
+def test_a_replay_of_a_gold_trajectory_is_an_environment_trl_takes():
+    from evaluation.environments.replay import replay_class
+
+    spec = {"name": "get_weather", "description": "The weather in a city.", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string", "description": "The city."},
+                                         "days": {"type": "integer", "description": "How many days."}},
+        "required": ["city"]}}
+    env = replay_class([spec])()
+    env.reset(recorded=[{"name": "get_weather", "arguments": {"city": "Oslo"}, "text": "-3C"}])
+    schema = trl_tools(env)["get_weather"]["function"]
+    assert schema["parameters"]["properties"]["days"] == {"type": "integer", "description": "How many days."}
+    assert schema["parameters"]["required"] == ["city"] and schema["description"] == "The weather in a city."
+    assert env.get_weather(city="Oslo") == "-3C" and "no recorded call matches" in env.get_weather(city="Rome")
