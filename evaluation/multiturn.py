@@ -249,10 +249,13 @@ class _Play:
             return
         calls = [{"id": f"call_{self.turn}_{len(self.record['steps'])}_{i}", "type": "function",
                   "function": {"name": c.name, "arguments": c.arguments}} for i, c in enumerate(parsed.tool_calls)]
+        texts = []  # what the model reads back, whole; the transcript keeps a readable cut
         try:
             for c in parsed.tool_calls:
                 result = self.episode.call(c.name, c.arguments)
-                step["calls"].append({"name": c.name, "arguments": c.arguments, "result": result.text, "ok": result.ok})
+                texts.append(result.text)
+                step["calls"].append({"name": c.name, "arguments": c.arguments, "ok": result.ok,
+                                      "result": _cut(result.text)})
         except EpisodeFailed as exc:
             self._fail(exc)
             return
@@ -260,8 +263,8 @@ class _Play:
         if parsed.reasoning:
             msg["reasoning_content"] = parsed.reasoning
         self.messages = self.messages + [msg] + [
-            {"role": "tool", "tool_call_id": call["id"], "name": made["name"], "content": made["result"]}
-            for call, made in zip(calls, step["calls"])]
+            {"role": "tool", "tool_call_id": call["id"], "name": made["name"], "content": text}
+            for call, made, text in zip(calls, step["calls"], texts)]
         if len(self.record["steps"]) >= self.max_steps:
             self._end_turn("step_limit")
 
@@ -310,6 +313,10 @@ class _Play:
                 "first_failing_turn": failing[0] if failing else None,
                 "valid": complete and not failing, "error_kind": self.error_kind, "error": self.error,
                 "environment": self.item.environment}
+
+
+def _cut(text: str, limit: int = 20_000) -> str:
+    return text if len(text) <= limit else text[:limit] + f"\n... ({len(text)} characters in all)"
 
 
 def labels_of(summary: dict) -> list[str]:

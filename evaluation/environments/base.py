@@ -108,9 +108,17 @@ def compare_states(model: dict[str, Any], gold: dict[str, Any]) -> dict[str, dic
         for attr, gold_value in public_state(gold_instance).items():
             model_value = getattr(model_instance, attr, None)
             if model_value != gold_value:
-                differences.setdefault(name, {})[attr] = {"model": jsonable(model_value),
-                                                          "ground_truth": jsonable(gold_value)}
+                differences.setdefault(name, {})[attr] = {"model": shown(model_value),
+                                                          "ground_truth": shown(gold_value)}
     return differences
+
+
+def shown(value: Any, limit: int = 4000) -> Any:
+    """``value`` for a transcript: JSON-able, and its ``repr`` cut at ``limit`` characters when its
+    JSON is longer (a long-context file system's state runs to megabytes)."""
+    out = jsonable(value)
+    text = json.dumps(out, ensure_ascii=False, default=str)
+    return out if len(text) <= limit else text[:limit] + f"... ({len(text)} characters in all)"
 
 
 def jsonable(value: Any, depth: int = 0) -> Any:

@@ -48,6 +48,7 @@ class Limits:
     """What one episode may use (``STUDIO_ENVIRONMENT_*`` settings give the defaults of a run)."""
 
     seconds: float = 30.0  # one request: a tool call, or a turn's check
+    setup_seconds: float = 120.0  # starting the child, importing the class and reset(): slow on a busy machine
     episode_seconds: float = 600.0  # the whole episode
     memory_mb: int = 2048  # the child's address space
     output_bytes: int = 1_000_000  # printed by the tools, or returned by one call
@@ -115,10 +116,12 @@ class Episode:
         os.close(reply_w)
         self._out = os.fdopen(request_w, "wb", buffering=0)
         self._in = reply_r
-        self._deadline = time.monotonic() + self.limits.episode_seconds
+        self._deadline = float("inf")  # the episode's clock starts once it is set up
         reply = self._request({"op": "start", "spec": self.spec, "row": self.row, "allowed": self.allowed,
-                               "schemas": self.want_schemas}, what="setting up the environment")
+                               "schemas": self.want_schemas}, what="setting up the environment",
+                              seconds=self.limits.setup_seconds)
         self.tools, self.observation = reply.get("tools"), reply.get("observation")
+        self._deadline = time.monotonic() + self.limits.episode_seconds
 
     def call(self, name: str, arguments: Any) -> ToolResult:
         reply = self._request({"op": "call", "name": name, "arguments": arguments}, what=f"the tool {name!r}")
@@ -155,14 +158,14 @@ class Episode:
 
     # the exchange
 
-    def _request(self, message: dict, *, what: str) -> dict:
+    def _request(self, message: dict, *, what: str, seconds: float | None = None) -> dict:
         assert self.proc is not None, "the episode is not started"
         try:
             self._out.write(json.dumps(message).encode() + b"\n")
         except OSError:
             raise self._died(what) from None
-        limit = min(self.limits.seconds, self._deadline - time.monotonic())
-        reply = self._read_line(limit, what)
+        seconds = self.limits.seconds if seconds is None else seconds
+        reply = self._read_line(min(seconds, self._deadline - time.monotonic()), what, seconds)
         if "fatal" in reply:
             self._kill()
             raise EpisodeFailed(reply["fatal"], reply.get("message", ""))
@@ -171,7 +174,7 @@ class Episode:
             raise EpisodeFailed("setup", reply["refused"])
         return reply
 
-    def _read_line(self, limit: float, what: str) -> dict:
+    def _read_line(self, limit: float, what: str, seconds: float) -> dict:
         end = time.monotonic() + max(0.0, limit)
         while b"\n" not in self._buffer:
             left = end - time.monotonic()
@@ -180,7 +183,7 @@ class Episode:
                 self._kill()
                 episode = self._deadline - time.monotonic() <= 0
                 raise EpisodeFailed("timeout", f"{what} did not return within "
-                                    f"{self.limits.episode_seconds if episode else self.limits.seconds:g} s"
+                                    f"{self.limits.episode_seconds if episode else seconds:g} s"
                                     + (" (the episode's limit)" if episode else ""))
             chunk = os.read(self._in, 1 << 20)
             if not chunk:
