@@ -336,8 +336,10 @@ def play_items(items: Sequence[MultiTurnItem], generator, parse: Parser, *, max_
     limits = limits or Limits()
     lines: list[dict] = []
     for start in range(0, len(items), MAX_PLAYING):
-        plays = [_Play(it, max_steps, limits, list(allowed)) for it in items[start:start + MAX_PLAYING]]
+        plays: list[_Play] = []
         try:
+            for it in items[start:start + MAX_PLAYING]:  # (inside the try: a failed start closes the others)
+                plays.append(_Play(it, max_steps, limits, list(allowed)))
             active = [p for p in plays if not p.done]
             while active:
                 gens = generator.generate([p.conversation() for p in active])

@@ -107,13 +107,20 @@ class Episode:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
         env["STUDIO_ENV_LIMITS"] = json.dumps(self.limits.to_dict())
-        with open(self._capture, "wb") as capture:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "evaluation.environments.sandbox", str(request_r), str(reply_w)],
-                stdin=subprocess.DEVNULL, stdout=capture, stderr=capture, cwd=self._workdir, env=env,
-                pass_fds=(request_r, reply_w), start_new_session=True)
-        os.close(request_r)
-        os.close(reply_w)
+        try:
+            with open(self._capture, "wb") as capture:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "evaluation.environments.sandbox", str(request_r), str(reply_w)],
+                    stdin=subprocess.DEVNULL, stdout=capture, stderr=capture, cwd=self._workdir, env=env,
+                    pass_fds=(request_r, reply_w), start_new_session=True)
+        except OSError as exc:  # no process to be had (fork limits, memory): this episode's failure
+            for fd in (request_r, request_w, reply_r, reply_w):
+                os.close(fd)
+            raise EpisodeFailed("setup", f"the environment process could not start: {exc}") from None
+        finally:
+            if self.proc is not None:
+                os.close(request_r)
+                os.close(reply_w)
         self._out = os.fdopen(request_w, "wb", buffering=0)
         self._in = reply_r
         self._deadline = float("inf")  # the episode's clock starts once it is set up

@@ -164,3 +164,16 @@ def test_a_replay_of_a_gold_trajectory_is_an_environment_trl_takes():
     assert schema["parameters"]["properties"]["days"] == {"type": "integer", "description": "How many days."}
     assert schema["parameters"]["required"] == ["city"] and schema["description"] == "The weather in a city."
     assert env.get_weather(city="Oslo") == "-3C" and "no recorded call matches" in env.get_weather(city="Rome")
+
+
+def test_an_episode_that_cannot_start_a_process_fails_as_setup_not_with_an_exception(monkeypatch):
+    import subprocess
+
+    def refuse(*args, **kwargs):
+        raise OSError(11, "Resource temporarily unavailable")
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    ep = episode(COUNTER)
+    with pytest.raises(EpisodeFailed) as caught:
+        ep.start()
+    ep.close()
+    assert caught.value.kind == "setup" and "could not start" in caught.value.message
