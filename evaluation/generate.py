@@ -503,6 +503,8 @@ def generate_items(items: Sequence[EvalItem], generator, settings: GenerationSet
     """Generate for every item (one batch through ``generator``), then replay the items whose first
     output called a tool and that have a gold continuation, a batch per step, up to ``max_steps``."""
     parse = parse or (lambda g, item: parse_generation(g, item.tools, prefix=g.prompt_text))
+    if not items:  # (a tokenizer fails on an empty batch)
+        return []
     gens = generator.generate([(it.messages, it.tools) for it in items])
     outputs = []
     episodes: list[tuple[ItemOutput, _Episode]] = []

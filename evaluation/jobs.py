@@ -10,6 +10,10 @@ group, and while it runs ``EvalMonitor`` tails ``results.jsonl`` into ``EvalItem
 
 Every function takes the acting user and leaves the permission check to its caller (views and
 API ask ``annotate.permissions``; the CLI acts as an operator).
+
+Over 600 lines: it holds an evaluation's whole life (sets, launch, the worker side, the dashboard's
+numbers, closing the loop); it stays one module while issue 14's helpers edit its imports in
+parallel. Multi-turn's Django side is ``evaluation.multiturn_jobs``.
 """
 
 from __future__ import annotations
@@ -27,10 +31,13 @@ from django.db.models import F
 from core.errors import InputError
 from annotate.permissions import author_of
 from annotate.trajectory import Step
+from evaluation import multiturn_jobs
 from evaluation import runner
+from evaluation.environments.base import EnvironmentRefused
 from evaluation.generate import GenerationSettings, chat_completions_url
 from evaluation.items import (EvalItem, case_types_of, items_from_prompt_rows, rows_from_candidates,
                               rows_from_trajectory, steps_from_output, steps_from_reference)
+from evaluation.multiturn import MultiTurnItem, environment_of, is_multi_turn, item_from_document, multi_turn_table
 from evaluation.models import AllowedEndpoint, EvalItemResult, EvalRun, EvalSet, EvalSetItem
 from evaluation.outbound import OutboundPolicy, OutboundRefused, parse_allowlist
 from evaluation.scoring import (METRICS, ItemScore, aggregate, breakdown, checker_versions, confusion, label_table,
@@ -123,10 +130,18 @@ def items_from_trajectories(project, filters: dict) -> list[EvalItem]:
     from_rows = documents_of([tid for tid, _, _ in rows if tid not in docs])
     template = _template_for(project)
     out_rows = []
-    for tid, version, _ in rows:
+    played: dict[int, MultiTurnItem] = {}  # position in ``rows`` -> its multi-turn item
+    for n, (tid, version, _) in enumerate(rows):
         doc = Trajectory.from_dict(docs[tid]) if tid in docs else from_rows[tid]
-        out_rows.extend(rows_from_trajectory(doc, f"t{tid}v{version}", template))
-    return items_from_prompt_rows(out_rows)
+        if environment_of(doc) is not None:  # played against its environment, turn by turn
+            try:
+                played[n] = multiturn_jobs.multi_turn_item(doc, f"t{tid}v{version}", template, tid)
+            except EnvironmentRefused as exc:
+                raise EvalSetError(exc.message, "filters") from None
+        else:
+            out_rows.extend(rows_from_trajectory(doc, f"t{tid}v{version}", template))
+    items: list = items_from_prompt_rows(out_rows)
+    return items + [played[n] for n in sorted(played)]
 
 
 def read_records(data: bytes, filename: str) -> list:
@@ -365,11 +380,11 @@ def model_spec_for(run: EvalRun) -> runner.ModelSpec:
     return runner.ModelSpec(kind="folder", path=run.model_path)
 
 
-def run_items(run: EvalRun) -> list[tuple[EvalSetItem, EvalItem]]:
+def run_items(run: EvalRun) -> list[tuple[EvalSetItem, EvalItem | MultiTurnItem]]:
     qs = run.eval_set.items.order_by("position")
     if run.limit:
         qs = qs[:run.limit]
-    return [(row, EvalItem.from_dict(row.document)) for row in qs]
+    return [(row, item_from_document(row.document)) for row in qs]
 
 
 def remote_code_model(run: EvalRun) -> str:
@@ -388,7 +403,9 @@ def config_for(run: EvalRun) -> runner.EvalConfig:
         raise PathError(problem, "model_path")
     return runner.EvalConfig(model=model_spec_for(run), output_dir=run.output_dir,
                              settings=GenerationSettings.from_dict(run.settings), run_id=run.pk,
-                             trust_remote_code=trust_remote_code_for(remote_code_model(run)))
+                             trust_remote_code=trust_remote_code_for(remote_code_model(run)),
+                             environment_limits=multiturn_jobs.environment_limits(),
+                             environment_classes=multiturn_jobs.environment_classes())
 
 
 def endpoint_allowlist_for(run: EvalRun) -> list[dict]:
@@ -486,8 +503,16 @@ class EvalMonitor(Monitor):
 
 
 def result_row(run_id: int, position: int, set_item: EvalSetItem | None, r: dict) -> EvalItemResult:
-    """An ``EvalItemResult`` from one line of ``results.jsonl``."""
+    """An ``EvalItemResult`` from one line of ``results.jsonl`` (a multi-turn line carries its
+    verdict in ``correct`` and ``labels``; its ``episode`` holds the turns)."""
     score = r.get("score")
+    if r.get("mode") == "multi_turn":
+        return EvalItemResult(
+            run_id=run_id, set_item=set_item, position=position, item_id=str(r.get("item_id", ""))[:400],
+            case_types=r.get("case_types") or [], prompt_text=r.get("prompt_text", ""), raw_output=r.get("raw", ""),
+            parsed=r.get("parsed") or {}, score=None, labels=r.get("labels") or [], correct=r.get("correct"),
+            error=r.get("error", ""), episode=r.get("episode"), seconds=float(r.get("seconds") or 0.0),
+            new_tokens=int(r.get("new_tokens") or 0))
     return EvalItemResult(
         run_id=run_id, set_item=set_item, position=position, item_id=str(r.get("item_id", ""))[:400],
         case_types=r.get("case_types") or [], prompt_text=r.get("prompt_text", ""), raw_output=r.get("raw", ""),
@@ -556,7 +581,7 @@ def episode_table(episodes: list[dict]) -> dict:
             "redundant": mean_interval([float(e.get("n_redundant", 0)) for e in episodes])}
 
 
-def summarize(run: EvalRun) -> dict:
+def summarize_scored(run: EvalRun) -> dict:
     """The dashboard's tables: overall metrics with 95 % intervals, by case type, by error label,
     the decision confusion table, and the replayed episodes."""
     scores, episodes = scores_of(run)
@@ -570,6 +595,13 @@ def live_summary(run: EvalRun) -> dict:
     if run.is_finished and run.summary.get("overall"):
         return run.summary
     return summarize(run)
+
+
+def summarize(run: EvalRun) -> dict:
+    """The scored items' tables (:func:`summarize_scored`) and the multi-turn episodes' per-turn table."""
+    played = list(run.results.filter(score__isnull=True).exclude(episode__isnull=True)
+                  .values_list("episode", flat=True))
+    return {**summarize_scored(run), "multi_turn": multi_turn_table(played)}
 
 
 def compare(runs: list[EvalRun]) -> dict:
@@ -628,6 +660,8 @@ def send_to_annotation(result: EvalItemResult, *, user) -> LoopOutcome:
 
     if result.sent_trajectory_id:
         return LoopOutcome(False, result.sent_trajectory)
+    if result.set_item is not None and is_multi_turn(result.set_item.document):
+        return LoopOutcome(True, multiturn_jobs.send_to_annotation(result, user=user))
     run = result.run
     item, traj = _context(result)
     known = set(run.project.label_names())
@@ -659,6 +693,8 @@ def make_pair(result: EvalItemResult, *, user) -> LoopOutcome:
 
     if result.pair_id:
         return LoopOutcome(False, result.pair)
+    if result.set_item is not None and is_multi_turn(result.set_item.document):
+        return LoopOutcome(True, multiturn_jobs.make_pair(result, user=user))
     run = result.run
     item, context = _context(result)
     chosen = steps_from_reference(item.reference)

@@ -7,7 +7,8 @@ Read it top to bottom:
 1. ``EvalConfig.load``: the job file (the model, ``GenerationSettings``, the items file).
 2. ``build_generator``: a local model folder (+ LoRA adapter) or an OpenAI-compatible endpoint.
 3. ``main``: items in chunks → generate (with replay) → parse → score → one JSON line per item
-   in ``results.jsonl``; progress events in ``events.jsonl`` (``jobs.runner_io.EventLog``).
+   in ``results.jsonl`` (multi-turn items are played against their environments instead,
+   ``evaluation.multiturn``); progress events in ``events.jsonl`` (``jobs.runner_io.EventLog``).
 
 The worker tails both files into the database, so the dashboard fills in while this runs. This
 module imports no Django, and torch / transformers only for a local model: an endpoint run
@@ -26,7 +27,9 @@ from typing import Any, Iterator
 
 from evaluation.generate import (EndpointGenerator, GenerationSettings, Generation, ItemOutput, LocalGenerator,
                                  generate_items, parse_generation)
+from evaluation.environments.sandbox import Limits
 from evaluation.items import EvalItem
+from evaluation.multiturn import MultiTurnItem, item_from_document, play_items
 from evaluation.outbound import OutboundPolicy
 from evaluation.scoring import Reference, score_output
 from evaluation.parse import ParsedOutput
@@ -73,6 +76,10 @@ class EvalConfig(JobFile):
     # the endpoint allowlist when the run was prepared (evaluation.outbound.AllowRule dicts): an
     # endpoint's every request is checked against it here, where the connections are made
     endpoint_allowlist: list = field(default_factory=list)
+    # multi-turn items: each episode's limits (evaluation.environments.sandbox.Limits) and the
+    # environment classes an admin registered (STUDIO_ENVIRONMENT_CLASSES), as the worker read them
+    environment_limits: dict = field(default_factory=dict)
+    environment_classes: list = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EvalConfig":
@@ -97,12 +104,12 @@ def runner_command(job_file: str | Path, python: str = sys.executable) -> list[s
     return command_for("evaluation.runner", job_file, python)
 
 
-def read_items(path: str | Path) -> list[EvalItem]:
+def read_items(path: str | Path) -> list[EvalItem | MultiTurnItem]:
     with open(path, encoding="utf-8") as fh:
-        return [EvalItem.from_dict(json.loads(line)) for line in fh if line.strip()]
+        return [item_from_document(json.loads(line)) for line in fh if line.strip()]
 
 
-def write_items(items: list[EvalItem], path: str | Path) -> Path:
+def write_items(items: list[EvalItem | MultiTurnItem], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as fh:
@@ -183,9 +190,17 @@ def evaluate(cfg: EvalConfig, events: EventLog) -> dict[str, Any]:
     done, failed, started = 0, 0, time.perf_counter()
     with open(cfg.run_dir / RESULTS_FILE, "a", encoding="utf-8") as fh:
         for batch in chunks(items, cfg.chunk_size()):
-            for item, out in zip(batch, generate_items(batch, generator, cfg.settings, parse)):
-                line = score_item(item, out)
-                failed += bool(out.error)
+            single = [it for it in batch if isinstance(it, EvalItem)]
+            played = [it for it in batch if isinstance(it, MultiTurnItem)]
+            lines = {id(item): score_item(item, out)
+                     for item, out in zip(single, generate_items(single, generator, cfg.settings, parse))}
+            if played:  # multi-turn: played against their environments (evaluation.multiturn)
+                lines.update(zip(map(id, played), play_items(
+                    played, generator, parse, max_steps=cfg.settings.max_steps,
+                    limits=Limits.from_dict(cfg.environment_limits), allowed=cfg.environment_classes)))
+            for item in batch:  # in item order: the worker numbers the lines
+                line = lines[id(item)]
+                failed += bool(line.get("error"))
                 fh.write(json.dumps(line, ensure_ascii=False) + "\n")
             fh.flush()
             done += len(batch)

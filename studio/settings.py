@@ -263,3 +263,11 @@ LOGGING = {
 # Evaluation endpoints an evaluation may call, besides the admin's list (Admin › Allowed endpoints):
 # "HOST[:PORT] [private], ..." (evaluation.outbound.parse_allowlist; checked by `manage.py check`).
 ENDPOINT_ALLOWLIST = envstr("STUDIO_ENDPOINT_ALLOWLIST")
+
+# Tool environments for multi-turn evaluation (evaluation.environments): the classes an item may
+# name, as dotted paths "package.module.Class, ..." (importing a name from user data would run any
+# code, so only these import), and each episode's limits in its child process.
+ENVIRONMENT_CLASSES = [p.strip() for p in envstr("STUDIO_ENVIRONMENT_CLASSES").split(",") if p.strip()]
+ENVIRONMENT_SECONDS = envint("STUDIO_ENVIRONMENT_SECONDS", "30")  # one tool call
+ENVIRONMENT_MEMORY_MB = envint("STUDIO_ENVIRONMENT_MEMORY_MB", "2048")
+ENVIRONMENT_NETWORK = envbool("STUDIO_ENVIRONMENT_NETWORK", "False")

@@ -24,7 +24,7 @@ PURE_PATTERNS = [
     "training/callbacks.py", "training/export/*.py", "training/preview.py", "evaluation/items.py", "training/distributed.py",
     "evaluation/generate.py", "evaluation/runner.py", "training/paths.py", "studio/broker_fixes.py",
     "training/render*.py", "training/masks.py", "training/split*.py", "training/audit.py",
-    "evaluation/outbound.py", "evaluation/bfcl_package.py",
+    "evaluation/outbound.py", "evaluation/bfcl_package.py", "evaluation/environments/*.py", "evaluation/multiturn.py",
     "training/chat_templates.py", "training/parse*.py", "training/scoring.py", "training/rewards.py",
     "evaluation/render*.py", "evaluation/parse*.py", "evaluation/scoring/*.py", "evaluation/rewards.py",
     "annotate/formats/*.py",
