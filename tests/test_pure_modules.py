@@ -18,7 +18,7 @@ PURE_PATTERNS = [
     "annotate/trajectory.py", "annotate/findings.py", "annotate/convert_*.py", "annotate/formats/*.py", "annotate/importing.py",
     "annotate/case_types.py", "annotate/pairs.py", "annotate/demo.py", "annotate/editing.py", "annotate/revisions.py",
     "annotate/search.py", "annotate/jsontext.py", "annotate/workflow.py", "training/runner.py", "training/runner_io.py",
-    "training/callbacks.py", "training/export.py", "training/preview.py", "evaluation/items.py",
+    "training/callbacks.py", "training/packing.py", "training/export.py", "training/preview.py", "evaluation/items.py",
     "evaluation/generate.py", "evaluation/runner.py", "training/paths.py", "studio/broker_fixes.py",
     "training/render*.py", "training/masks.py", "training/split*.py", "training/audit.py",
     "evaluation/outbound.py", "evaluation/bfcl_package.py",
