@@ -90,6 +90,23 @@ def test_a_lead_ticks_packing_on_the_launch_form_and_the_run_and_its_preview_pac
     assert packed.config["packing"] is True and plain.config["packing"] is False
 
 
+def test_scripts_ask_for_packing_through_the_api_and_a_wrong_value_names_the_setting(launch, lead):
+    from rest_framework.test import APIClient
+
+    from training.models import TrainingJob
+
+    client = APIClient()
+    client.force_authenticate(lead)
+    snap = launch[2]["snapshot"]
+    url = "/api/projects/weather/training-jobs/"
+    body = {"snapshot": snap, "kind": "sft", "base_model": "Qwen/Qwen3-0.6B", "settings": {"max_steps": 5}}
+    r = client.post(url, {**body, "settings": {"packing": "yes"}}, format="json")
+    assert r.status_code == 400 and "packing: expected true or false" in str(r.data["settings"])
+    r = client.post(url, {**body, "settings": {"packing": True}}, format="json")
+    assert r.status_code == 201, r.data
+    assert TrainingJob.objects.get(pk=r.data["id"]).config["packing"] is True
+
+
 # --- the packed batches supervise exactly our labels (tau-bench, real Qwen3 tokenizer) ----------
 
 MAX_LENGTH = 16384  # the tau-bench rows are 4k to 8k tokens: two or three to a packed sequence
