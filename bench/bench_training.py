@@ -337,6 +337,10 @@ def main() -> None:
         return
 
     data_dir = OUT / "data"
+    # The launch checks confine a user's model path to admin-set roots: the tiny model's cache
+    # folder, and the --model folder's parent, are this benchmark's.
+    roots = [ROOT / "var" / "test-cache"] + ([args.model.resolve().parent] if args.model else [])
+    os.environ["STUDIO_MODEL_ROOTS"] = os.pathsep.join(str(r) for r in roots)
     setup_environment(data_dir)
     from annotate.models import Project
     from training import runner
