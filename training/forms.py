@@ -64,7 +64,8 @@ class LaunchForm(forms.Form):
     packing = forms.BooleanField(label="Pack sequences (padding-free)", required=False,
                                  help_text="Lays whole rows end to end up to max length, attention and position ids "
                                            "kept per row, our loss masks unchanged: no compute spent on padding. "
-                                           "A batch is then batch size packed sequences.")
+                                           "A batch is then batch size packed sequences, attending as one: "
+                                           "keep it small and raise gradient accumulation.")
     warmup = forms.FloatField(label="Warmup", help_text="Steps, or a fraction of all steps when below 1.")
     lr_scheduler_type = forms.ChoiceField(label="Scheduler", choices=SCHEDULER_CHOICES)
     seed = forms.IntegerField()
