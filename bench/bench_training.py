@@ -1,6 +1,9 @@
-"""Benchmark (not a test): the same SFT run through the app and through a plain TRL script.
+"""Benchmark (not a test): the same SFT run through the app and through a plain TRL script; and
+packed against unpacked SFT on the same data (``--packing``).
 
     python bench/bench_training.py [--steps 30] [--batch-size 2] [--repeats 2] [--device cpu|cuda] [--model DIR]
+    python bench/bench_training.py --packing [--copies 3] [--max-length 2048] [--batch-size 4] [--device ...]
+    python bench/bench_training.py [--packing] --smoke     # the smallest sizes: checks it runs, in seconds
 
 On a GPU machine, ``--device cuda`` runs both paths in bf16 (the app's CUDA settings); ``--model``
 takes a local Qwen-family model folder instead of the tiny one (the snapshot is rendered text,
@@ -19,6 +22,16 @@ the repeats, run in A-B-B-A order so drift in the machine's load cancels) and th
 >= 0.95), the ratio within each neighbouring pair with its uncertainty (on a shared 2-core VM a
 single run moves by ±5 %: use ``--repeats 5`` for a verdict), and the time from submit to the
 first logged step in the database (target <= 20 s on CPU), with where that time goes. Everything lives under bench/out/ (git-ignored).
+
+``--packing``: the demo trajectories (``--copies`` times) exported tokenized (our labels) with the
+model's tokenizer, trained for one epoch through the runner's own ``build_trainer``, unpacked and
+packed (``TrainSettings.packing``), in one process, A-B-B-A. Printed: real (non-padding) tokens/s of
+each and packed/unpacked, the padding share of the unpacked batches and the fill of the packed
+sequences. The packed batch size defaults to the one that gives a step about as many real tokens
+as an unpacked step (``--packed-batch-size`` to set it), so the ratio measures padding and packing,
+not a bigger batch. On CUDA it also prints the model FLOPs utilisation: (6 x parameters + 12 x
+layers x hidden x mean row length) FLOPs a token, times tokens/s, over the GPU's dense bf16 peak
+(``--peak-tflops``; known for H100 / H200 / A100).
 """
 
 from __future__ import annotations
@@ -174,16 +187,160 @@ def run_plain(snapshot_dir: Path, model_dir: Path, kwargs: dict, tag: str) -> di
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+# --- packed against unpacked ----------------------------------------------------------------------
+
+PEAK_BF16_TFLOPS = {"H200": 989.4, "H100": 989.4, "A100": 312.0}  # dense, per GPU (vendor data sheets)
+
+
+def build_tokenized_snapshot(tokenizer_dir: Path, copies: int) -> Path:
+    """The demo trajectories, ``copies`` times, exported tokenized with ``tokenizer_dir``: the rows
+    carry our labels, as a snapshot exported with "tokenized" does."""
+    from annotate.demo import demo_trajectories
+    from training.export import ExportItem, ExportSettings, MemoryCache, run_export
+
+    out = OUT / f"snapshot-tokenized-{tokenizer_dir.name}-x{copies}"
+    if (out / "hf" / "dataset_dict.json").exists():
+        return out
+    docs = {f"r{c}-{i}": t.to_dict() for c in range(copies) for i, t in enumerate(demo_trajectories())}
+    items = [ExportItem(key=k, ident=k, split="train") for k in docs]
+    run_export(items, ExportSettings(kind="sft", template="qwen3_training", tokenizer=str(tokenizer_dir),
+                                     tokenized=True), out,
+               load_documents=lambda keys: {k: docs[k] for k in keys}, cache=MemoryCache())
+    return out
+
+
+def run_packing_once(snapshot_dir: Path, model_dir: Path, settings, tag: str) -> dict:
+    """One epoch (or ``max_steps``) through the runner's own trainer; real tokens over train_runtime."""
+    import gc
+
+    from training import runner
+
+    out = OUT / "packing" / tag
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    cfg = runner.RunConfig(kind="sft", model=str(model_dir), dataset_dir=str(snapshot_dir / "hf"), output_dir=str(out),
+                           chat_template_file=str(snapshot_dir / "chat_template.jinja"), settings=settings)
+    device = runner.resolve_device(settings.device)
+    trainer = runner.build_trainer(cfg, device, runner.EventLog(out / runner.METRICS_FILE))
+    data = trainer.train_dataset
+    if settings.packing:
+        fill = sum(map(sum, data["seq_lengths"])) / (len(data) * (settings.max_length or runner.DEFAULT_MAX_LENGTH))
+        shape = f"{len(data)} sequences, {fill:.0%} full"
+    else:
+        shape = f"{len(data)} rows"
+    cpu = time.process_time()
+    metrics = trainer.train().metrics
+    cpu = time.process_time() - cpu  # all threads: with tokens, a speed less moved by other work
+    tokens = trainer.state.num_input_tokens_seen
+    params = sum(p.numel() for p in trainer.model.parameters())
+    config = trainer.model.config
+    result = {"tokens": tokens, "runtime": metrics["train_runtime"], "steps": trainer.state.global_step,
+              "tokens_per_second": tokens / metrics["train_runtime"], "tokens_per_cpu_second": tokens / cpu,
+              "shape": shape, "params": params,
+              "layers": config.num_hidden_layers, "hidden": config.hidden_size}
+    del trainer
+    gc.collect()
+    if device == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()
+    return result
+
+
+def padding_share(snapshot_dir: Path, batch_size: int, max_length: int) -> tuple[float, float]:
+    """The padding share of unpacked batches of consecutive rows, and the mean row length (tokens)."""
+    rows = [min(len(json.loads(line)["input_ids"]), max_length)
+            for line in (snapshot_dir / "train.jsonl").read_text().splitlines()]
+    batches = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+    padded = sum(len(b) * max(b) for b in batches)
+    return 1 - sum(rows) / padded, sum(rows) / len(rows)
+
+
+def compare_packing(args, model_dir: Path) -> None:
+    from training import runner
+
+    runner.quiet_libraries()
+    snapshot_dir = build_tokenized_snapshot(model_dir, args.copies)
+    pad, mean_row = padding_share(snapshot_dir, args.batch_size, args.max_length)
+    packed_batch = args.packed_batch_size or math.ceil(args.batch_size * mean_row / args.max_length)
+    common = dict(max_length=args.max_length, device=args.device, logging_steps=10_000, save_steps=10_000,
+                  eval_steps=10_000, max_steps=args.steps if args.smoke else 0, num_train_epochs=1,
+                  gradient_checkpointing="off", seed=0)
+    modes = {"unpacked": runner.TrainSettings(batch_size=args.batch_size, **common),
+             "packed": runner.TrainSettings(batch_size=packed_batch, packing=True, **common)}
+    results: dict[str, list[dict]] = {"unpacked": [], "packed": []}
+    order = (["unpacked", "packed", "packed", "unpacked"] * args.repeats)[: 2 * args.repeats]
+    for i, mode in enumerate(order):
+        r = run_packing_once(snapshot_dir, model_dir, modes[mode], f"{mode}-{i}")
+        results[mode].append(r)
+        print(f"  {mode:8s} run {i + 1}: {r['tokens_per_second']:9.1f} tokens/s, {r['tokens_per_cpu_second']:8.1f} "
+              f"tokens/CPU s ({r['tokens']} tokens in {r['steps']} steps, {r['runtime']:.1f} s; {r['shape']})",
+              flush=True)
+    best = {m: max(r["tokens_per_second"] for r in rs) for m, rs in results.items()}
+    median = {m: statistics.median(r["tokens_per_second"] for r in rs) for m, rs in results.items()}
+    per_cpu = {m: statistics.median(r["tokens_per_cpu_second"] for r in rs) for m, rs in results.items()}
+    where = ("CUDA bf16" if args.device == "cuda" else "CPU") + f" ({os.cpu_count()} cores)"
+    rows = sum(1 for _ in (snapshot_dir / "train.jsonl").open())
+    print(f"SFT packed vs unpacked, {model_dir.name}, {where}: {rows} rows (demo x{args.copies}, mean "
+          f"{mean_row:.0f} tokens), max_length {args.max_length}, {'%d steps' % args.steps if args.smoke else '1 epoch'}")
+    print(f"  unpacked: batch {args.batch_size} rows, {pad:.0%} of the computed tokens are padding")
+    print(f"  packed  : batch {packed_batch} sequence(s) of up to {args.max_length} tokens")
+    for m in ("unpacked", "packed"):
+        print(f"  {m:8s}: best {best[m]:9.1f} tokens/s   median {median[m]:9.1f}")
+    print(f"  ratio packed/unpacked: best {best['packed'] / best['unpacked']:.3f}   "
+          f"median {median['packed'] / median['unpacked']:.3f}   per CPU second (median) "
+          f"{per_cpu['packed'] / per_cpu['unpacked']:.3f}")
+    if os.getloadavg()[0] > (os.cpu_count() or 1) + 0.5:
+        print(f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: other work shared the machine; "
+              "the per-CPU-second ratio is the steadier figure)")
+    if args.device == "cuda":
+        import torch
+
+        name = torch.cuda.get_device_name()
+        peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+        r = results["packed"][0]
+        flops_per_token = 6 * r["params"] + 12 * r["layers"] * r["hidden"] * mean_row
+        if peak:
+            for m in ("unpacked", "packed"):
+                print(f"  model FLOPs utilisation, {m:8s}: {flops_per_token * best[m] / (peak * 1e12):6.1%} "
+                      f"of {name}'s {peak:g} TFLOPS (bf16 dense), {r['params'] / 1e6:.0f}M parameters")
+        else:
+            print(f"  (no peak FLOPs known for {name}: pass --peak-tflops for the model FLOPs utilisation)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--batch-size", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=None, help="default: 2 (app/plain), 4 (--packing)")
     ap.add_argument("--repeats", type=int, default=2, help="runs of each path (A-B-B-A order)")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--model", type=Path, help="a local model folder (default: the tiny Qwen3)")
+    ap.add_argument("--smoke", action="store_true", help="the smallest sizes: 2 steps, one run of each")
+    ap.add_argument("--packing", action="store_true", help="compare packed and unpacked SFT instead")
+    ap.add_argument("--copies", type=int, default=3, help="--packing: times the demo trajectories are repeated")
+    ap.add_argument("--max-length", type=int, default=2048, help="--packing: max_length of both runs")
+    ap.add_argument("--packed-batch-size", type=int, default=0, help="--packing: default: as many real tokens a "
+                                                                       "step as an unpacked batch")
+    ap.add_argument("--peak-tflops", type=float, default=0.0, help="--packing on CUDA: the GPU's bf16 peak")
     args = ap.parse_args()
+    if args.batch_size is None:
+        args.batch_size = 4 if args.packing else 2
+    if args.smoke:
+        args.steps, args.repeats, args.copies = 2, 1, 1
+    if args.packing:
+        from training.tiny_model import build_tiny_model
+
+        started = time.monotonic()
+        tiny = build_tiny_model(ROOT / "var" / "test-cache" / "tiny-qwen3")
+        compare_packing(args, args.model.resolve() if args.model else tiny)
+        print(f"  ({time.monotonic() - started:.0f} s in all)")
+        return
 
     data_dir = OUT / "data"
+    # The launch checks confine a user's model path to admin-set roots: the tiny model's cache
+    # folder, and the --model folder's parent, are this benchmark's.
+    roots = [ROOT / "var" / "test-cache"] + ([args.model.resolve().parent] if args.model else [])
+    os.environ["STUDIO_MODEL_ROOTS"] = os.pathsep.join(str(r) for r in roots)
     setup_environment(data_dir)
     from annotate.models import Project
     from training import runner

@@ -20,7 +20,7 @@ PURE_PATTERNS = [
     "annotate/demo.py", "annotate/workbench/editing.py",
     "annotate/workbench/revisions.py", "annotate/workbench/step_forms.py", "annotate/workbench/argument_form.py",
     "annotate/search.py", "annotate/ingest/jsontext.py", "annotate/ingest/rows.py", "annotate/workbench/workflow.py",
-    "training/runner.py", "jobs/runner_io.py", "jobs/processes.py", "studio/charts.py",
+    "training/runner.py", "jobs/runner_io.py", "jobs/processes.py", "studio/charts.py", "training/packing.py",
     "training/callbacks.py", "training/export/*.py", "training/preview.py", "evaluation/items.py", "training/distributed.py",
     "evaluation/generate.py", "evaluation/runner.py", "training/paths.py", "studio/broker_fixes.py",
     "training/render*.py", "training/masks.py", "training/split*.py", "training/audit.py",

@@ -33,6 +33,7 @@ DISTRIBUTED_FIELDS = ("processes_per_node", "nodes", "strategy", "fsdp_sharding"
 # Form fields that are TrainSettings fields, in the order the page shows them.
 SETTINGS_FIELDS = [f for f in runner.TrainSettings.__dataclass_fields__]
 DPO_ONLY = ("beta", "loss_type")
+SFT_ONLY = ("packing",)
 LORA_FIELDS = ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")
 # Fields that may be left blank: blank means 0, which means "the snapshot's" / "use epochs".
 BLANK_IS_ZERO = ("max_steps", "max_length")
@@ -67,6 +68,11 @@ class LaunchForm(forms.Form):
     gradient_accumulation_steps = forms.IntegerField(label="Gradient accumulation")
     max_length = forms.IntegerField(label="Max length (tokens)", required=False,
                                     help_text="Blank: the snapshot's max length.")
+    packing = forms.BooleanField(label="Pack sequences (padding-free)", required=False,
+                                 help_text="Lays whole rows end to end up to max length, attention and position ids "
+                                           "kept per row, our loss masks unchanged: no compute spent on padding. "
+                                           "A batch is then batch size packed sequences, attending as one: "
+                                           "keep it small and raise gradient accumulation.")
     warmup = forms.FloatField(label="Warmup", help_text="Steps, or a fraction of all steps when below 1.")
     lr_scheduler_type = forms.ChoiceField(label="Scheduler", choices=SCHEDULER_CHOICES)
     seed = forms.IntegerField()
@@ -104,9 +110,8 @@ class LaunchForm(forms.Form):
         self.fields["snapshot"].queryset = snapshots
         if not self.is_bound and not self.initial.get("snapshot") and (newest := snapshots.first()):
             self.initial["snapshot"] = newest.pk  # the likeliest choice: the newest finished snapshot
-        if kind != "dpo":
-            for name in DPO_ONLY:
-                del self.fields[name]
+        for name in DPO_ONLY if kind != "dpo" else SFT_ONLY:
+            del self.fields[name]
         self.train_settings: runner.TrainSettings | None = None
 
     @classmethod
@@ -159,7 +164,7 @@ class LaunchForm(forms.Form):
 
     def schedule_fields(self):
         return self.section(["learning_rate", "num_train_epochs", "max_steps", "batch_size",
-                             "gradient_accumulation_steps", "max_length", "warmup", "lr_scheduler_type", "seed"])
+                             "gradient_accumulation_steps", "max_length", "packing", "warmup", "lr_scheduler_type", "seed"])
 
     def eval_fields(self):
         return self.section(["eval_fraction", "eval_steps", "logging_steps", "save_steps"])

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from training import packing
 from training.distributed import distributed_errors, is_distributed
 from training.paths import PathRefused, confine, is_path_like, length_error
 # EventLog and watch_parent are re-exported: tests and older callers know them from here.
@@ -79,6 +80,10 @@ class TrainSettings:
     # only costs time there). Off on a GPU where the model fits: 2.4x faster for a 0.6B model on an
     # H200 (bench/random_qwen3.py, 20 steps of batch 8: 2,236 vs 5,292 tokens/s).
     gradient_checkpointing: str = "auto"
+    # SFT only: TRL's padding-free packing of whole rows into sequences of up to max_length tokens,
+    # attention kept inside each row, the rows' own labels unchanged (see training.packing). A batch
+    # is then batch_size packed sequences, not batch_size rows.
+    packing: bool = False
     beta: float = 0.1  # DPO only
     loss_type: str = "sigmoid"  # DPO only
     # Several processes (training.distributed): per node × nodes, and how the model is split.
@@ -109,6 +114,11 @@ class TrainSettings:
         base = dataclasses.asdict(cls.defaults_for(kind))
         for key, value in data.items():
             typ = type(base[key])
+            if typ is bool:  # JSON true / false only: bool("false") is True
+                if not isinstance(value, bool):
+                    raise ValueError(f"{key}: expected true or false, got {value!r}")
+                base[key] = value
+                continue
             bad = isinstance(value, bool) or (typ is int and isinstance(value, float) and not value.is_integer())
             try:
                 if bad:
@@ -168,6 +178,7 @@ def settings_errors(kind: str, s: TrainSettings) -> dict[str, str]:
           f"Choose one of: {', '.join(CHECKPOINTING)}.")
     check("precision", not (s.precision == "bf16" and s.device == "cpu"),
           "bf16 training needs a CUDA device; on CPU choose auto or fp32.")
+    check("packing", kind == "sft" or not s.packing, "Packing is for SFT runs only.")
     if kind == "dpo":
         check("beta", 0 < s.beta <= 10, "Beta must be in (0, 10]; 0.1 is usual.")
         check("loss_type", s.loss_type in DPO_LOSS_TYPES, f"Choose one of: {', '.join(DPO_LOSS_TYPES)}.")
@@ -185,6 +196,8 @@ def relevant_settings(kind: str, s: TrainSettings) -> dict[str, Any]:
         skip |= {"beta", "loss_type"}
     if not is_distributed(s.to_dict()):
         skip |= {"processes_per_node", "nodes", "strategy", "fsdp_sharding", "offload", "main_address", "main_port"}
+    if kind != "sft":
+        skip.add("packing")
     return {k: v for k, v in s.to_dict().items() if k not in skip}
 
 
@@ -335,6 +348,8 @@ def trl_kwargs(cfg: RunConfig, device: str, *, has_eval: bool | None = None,
         # training template for known families). Prompt / completion rows (one sample per turn)
         # are masked by TRL to the completion already.
         kw["assistant_only_loss"] = "messages" in columns or "assistant_masks" in columns or not columns
+        if s.packing:
+            kw.update(packing.sft_config_kwargs())
     else:
         kw.update(beta=s.beta, loss_type=[s.loss_type])
     return kw
@@ -497,6 +512,17 @@ def build_trainer(cfg: RunConfig, device: str, events: EventLog):
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)
+    if cfg.kind == "sft" and cfg.settings.packing:
+        packed = trainer.train_dataset
+        # Packing keeps rows that truncation left without a supervised token (they add no loss);
+        # a dataset with none at all would train on nothing.
+        if not packing.has_supervised_token(packed["labels"]):
+            raise ValueError(f"no training sample has a supervised token within max_length={kwargs['max_length']}; "
+                             "nothing to train on: raise max_length.")
+        rows = packing.packed_rows(packed["seq_lengths"])
+        events.write("status", message=f"Packed {rows} samples into {len(packed)} sequences of up to "
+                                       f"{kwargs['max_length']} tokens")
+        return trainer
     kept = len(trainer.train_dataset)
     if kept < len(train):
         message = (f"{len(train) - kept} of {len(train)} training samples have no supervised token left after "
