@@ -128,6 +128,7 @@ def copy_trajectories(url: str, project_id: int, n: int, first_id: int, make, wo
                       chunk: int = 5_000) -> None:
     """COPY ``n`` trajectories with ids from ``first_id``: ``make(start, stop)`` returns the
     ``(canonical trajectories, statuses, assignee ids)`` of positions ``start``..``stop``."""
+    from annotate.ingest.rows import LABEL_COLUMNS, STEP_COLUMNS, TRAJECTORY_COLUMNS, TURN_COLUMNS
     from annotate.models import Step, StepLabel, Trajectory, Turn
 
     from django.db import connections
@@ -135,14 +136,10 @@ def copy_trajectories(url: str, project_id: int, n: int, first_id: int, make, wo
     connections.close_all()  # (the forked workers open connections of their own)
     _JOB.update(url=url.replace("postgres://", "postgresql://"), project_id=project_id, first_id=first_id, make=make,
                 tables={
-        "traj": _columns(Trajectory, ("id", "project_id", "title", "external_id", "source", "system", "tools",
-                                      "status", "version", "case_types", "case_types_index", "split", "tags",
-                                      "reference", "extra", "step_count", "finding_count", "created_at",
-                                      "updated_at", "assignee_id")),
-        "turn": _columns(Turn, ("trajectory_id", "index", "user", "extra")),
-        "step": _columns(Step, ("id", "trajectory_id", "turn_index", "position", "kind", "text", "name", "arguments",
-                                "call_id", "ok", "note", "train", "extra")),
-        "label": _columns(StepLabel, ("step_id", "trajectory_id", "label")),
+        "traj": _columns(Trajectory, TRAJECTORY_COLUMNS + ("assignee_id",)),
+        "turn": _columns(Turn, TURN_COLUMNS),
+        "step": _columns(Step, ("id",) + STEP_COLUMNS),
+        "label": _columns(StepLabel, LABEL_COLUMNS),
     })
     spans = [(s, min(n, s + chunk)) for s in range(0, n, chunk)]
     with multiprocessing.get_context("fork").Pool(workers) as pool:
@@ -180,8 +177,8 @@ def _copy_span(span: tuple[int, int]) -> None:
                 for row in rows:
                     cp.write_row(row + tail)
 
-        copy("traj", ((r[0], project_id) + r[2:7] + (statuses[k],) + r[8:] + (assignees[k],)
-                      for k, r in enumerate(traj_rows)))
+        # (build_rows's trajectory rows are TRAJECTORY_COLUMNS: id, project, status, then the rest)
+        copy("traj", ((r[0], project_id, statuses[k]) + r[3:] + (assignees[k],) for k, r in enumerate(traj_rows)))
         copy("turn", turn_rows)
         copy("step", ((step_ids[k],) + r for k, r in enumerate(step_rows)))
         copy("label", ((step_ids[k], tid, label) for k, tid, label in label_rows))

@@ -123,7 +123,7 @@ def episode_trajectory(result: EvalItemResult) -> tuple[MultiTurnItem, Trajector
 def send_to_annotation(result: EvalItemResult, *, user):
     """A draft trajectory of the episode, the first failing turn's first step labelled with what
     went wrong, for an annotator to correct."""
-    from annotate.services import merge_tool_catalog, write_trajectories
+    from annotate.ingest.writer import merge_tool_catalog, write_trajectories
 
     run = result.run
     item, traj, failing = episode_trajectory(result)
@@ -154,7 +154,7 @@ def make_pair(result: EvalItemResult, *, user):
     own earlier turns) as context, the gold calls with their results chosen, the model's steps in
     that turn rejected. ``annotate.pairs.PairError`` when it is not acceptable (nothing failed)."""
     from annotate import pairs as core
-    from annotate.pair_services import save_pair
+    from annotate.pairs.services import save_pair
 
     run = result.run
     item, traj, failing = episode_trajectory(result)

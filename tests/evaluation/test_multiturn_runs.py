@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from annotate.formats.bfcl_multi_turn import to_trajectory as bfcl_multi_turn_trajectory
-from annotate.services import write_trajectories
+from annotate.ingest.writer import write_trajectories
 from evaluation import bfcl_package, jobs
 from evaluation.generate import GenerationSettings
 from evaluation.models import EvalRun, EvalSet

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("worker"),
 def test_the_tiny_model_plays_a_multi_turn_eval_on_a_real_worker(tmp_path_factory, django_db_blocker, tiny_model_dir):
     from annotate.formats.bfcl_multi_turn import to_trajectory
     from annotate.models import Project
-    from annotate.services import write_trajectories
+    from annotate.ingest.writer import write_trajectories
     from evaluation import jobs
     from evaluation.generate import GenerationSettings
     from evaluation.models import EvalRun, EvalSet
