@@ -1,41 +1,6 @@
-from django import forms
 from django.contrib import admin
 
 from annotate import models
-
-
-class ProjectAdminForm(forms.ModelForm):
-    """The target template and tokenizer obey the same roots as every other user-given path."""
-
-    class Meta:
-        model = models.Project
-        fields = "__all__"
-
-    def clean_target_template(self):
-        from training.roots import PathError, confined_template
-
-        value = self.cleaned_data["target_template"].strip()
-        try:
-            return confined_template(value) if value else value
-        except PathError as e:
-            raise forms.ValidationError(e.message) from None
-
-    def clean_target_tokenizer(self):
-        from training.roots import PathError, confined_tokenizer
-
-        value = self.cleaned_data["target_tokenizer"].strip()
-        try:
-            return confined_tokenizer(value) if value else value
-        except PathError as e:
-            raise forms.ValidationError(e.message) from None
-
-
-@admin.register(models.Project)
-class ProjectAdmin(admin.ModelAdmin):
-    form = ProjectAdminForm
-    list_display = ["name", "slug", "target_template", "created_at"]
-    prepopulated_fields = {"slug": ["name"]}
-    search_fields = ["name", "slug"]
 
 
 @admin.register(models.Membership)

@@ -1,7 +1,44 @@
+from django import forms
 from django.contrib import admin
 from django.utils import timezone
 
+from annotate.models import Project
 from training import models
+from training.roots import PathError, confined_template, confined_tokenizer
+
+
+class ProjectAdminForm(forms.ModelForm):
+    """The target template and tokenizer obey the same roots as every other user-given path.
+
+    The project is annotate's, but its target fields are training's concern (training.roots), and
+    annotate may not import training: so the project's admin is registered here.
+    """
+
+    class Meta:
+        model = Project
+        fields = "__all__"
+
+    def clean_target_template(self):
+        value = self.cleaned_data["target_template"].strip()
+        try:
+            return confined_template(value) if value else value
+        except PathError as e:
+            raise forms.ValidationError(e.message) from None
+
+    def clean_target_tokenizer(self):
+        value = self.cleaned_data["target_tokenizer"].strip()
+        try:
+            return confined_tokenizer(value) if value else value
+        except PathError as e:
+            raise forms.ValidationError(e.message) from None
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    form = ProjectAdminForm
+    list_display = ["name", "slug", "target_template", "created_at"]
+    prepopulated_fields = {"slug": ["name"]}
+    search_fields = ["name", "slug"]
 
 
 @admin.register(models.Snapshot)

@@ -1,6 +1,6 @@
 """The preview's pure parts: the web process's tokenizer equals transformers', tokens carry the right
 role, kind and supervision. (That the export and preview modules import no Django is
-tests/test_pure_modules.py's check.)"""
+the pure contract's: .importlinter, tests/test_layers.py.)"""
 
 from __future__ import annotations
 

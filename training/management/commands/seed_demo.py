@@ -1,5 +1,8 @@
 """Create the demo users, project, trajectories and tiny model. Safe to run again.
 
+It lives in training, not annotate, because it builds the tiny model too: the demo spans the
+first two stages, and only a later stage may import an earlier one.
+
 The users have known passwords: in the production shape (STUDIO_PRODUCTION) it runs only when
 asked for with STUDIO_DEMO=1. `make run` asks for it.
 """
@@ -13,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 from annotate.demo import TOOLS, demo_trajectories
 from annotate.ingest.writer import write_trajectories
 from annotate.models import Membership, Project, Tool
+from training.tiny_model import build_tiny_model
 
 NEEDS_WORK = {"demo-needs-fixing", "demo-unnecessary-call"}
 
@@ -63,8 +67,6 @@ class Command(BaseCommand):
             if role:
                 Membership.objects.get_or_create(project=project, user=user, defaults={"role": role})
         if not no_model:
-            from training.tiny_model import build_tiny_model
-
             build_tiny_model(settings.DEMO_MODEL_DIR)
         self.stdout.write(self.style.SUCCESS(
             f"Demo project '{project.slug}' with {project.trajectories.count()} trajectories; "
