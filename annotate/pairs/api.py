@@ -348,7 +348,10 @@ class PairImportAPI(PairAPIView):
 class PairExportAPI(PairAPIView):
     parser_classes = [JSONParser]
 
-    @extend_schema(request=PairExportInputSerializer, responses={201: PairExportOutputSerializer, 400: PairErrorsSerializer})
+    @extend_schema(request=PairExportInputSerializer,
+                   responses={201: PairExportOutputSerializer, 200: PairExportOutputSerializer, 400: PairErrorsSerializer},
+                   description="201 with a new snapshot; 200 with the existing one when the same pairs and "
+                               "settings were exported before (``reused``).")
     def post(self, request, slug: str):
         project, _ = permissions.project_for(request.user, slug, permissions.LEAD)
         inp = PairExportInputSerializer(data=request.data)
