@@ -120,9 +120,7 @@ class TrajectoryQuerySet(models.QuerySet):
             return self
         if search_index_enabled(self.db):
             if connections[self.db].vendor == "postgresql":
-                return self.filter(pk__in=RawSQL(
-                    f"SELECT trajectory_id FROM {SEARCH_TABLE} WHERE document @@ to_tsquery('simple', %s)",
-                    [tsquery(query)]))
+                return self._search_postgres(terms, tsquery(query))
             return self.filter(pk__in=RawSQL(
                 f"SELECT rowid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH %s", [fts_query(query)]))
         qs = self
@@ -132,6 +130,26 @@ class TrajectoryQuerySet(models.QuerySet):
             in_turns = Turn.objects.filter(user__icontains=term).values("trajectory_id")
             qs = qs.filter(Q(pk__in=in_steps) | Q(pk__in=in_turns))
         return qs
+
+    def _search_postgres(self, terms: list[str], query: str):
+        """The PostgreSQL search, in the plan that suits how common the words are.
+
+        Common words (every word in at least ``WALK_SHARE`` of the documents, by the column's
+        statistics): walk the trajectories in the queue's order and test each one's document (a
+        page of 50 reads about 50 / share of them, and stops). Rarer words: the GIN index first
+        (a bitmap of the matches; cheap when they are few), then those trajectories. The planner
+        cannot choose by itself: it estimates every prefix word at 2% when the column has fewer
+        than 100 common lexemes, so it walked for rare words (every row read to find none) and
+        took the index for common ones (every match read and sorted for one page).
+        """
+        if common_share(self.db, terms) >= WALK_SHARE:
+            return self.filter(RawSQL(
+                f"(SELECT s.document @@ to_tsquery('simple', %s) FROM {SEARCH_TABLE} s "
+                f"WHERE s.trajectory_id = {Trajectory._meta.db_table}.id)", [query], output_field=models.BooleanField()))
+        # (ARRAY(...) is computed once, from the GIN index, whatever the planner's estimate)
+        return self.filter(RawSQL(
+            f"{Trajectory._meta.db_table}.id = ANY(ARRAY(SELECT trajectory_id FROM {SEARCH_TABLE} "
+            f"WHERE document @@ to_tsquery('simple', %s)))", [query], output_field=models.BooleanField()))
 
 
 # The full-text index over every user message and step, written by annotate.ingest.writer: SQLite
@@ -156,6 +174,30 @@ def search_index_enabled(alias: str = "default") -> bool:
                 ok = bool(c.fetchone()[0])
         _search_index[alias] = ok
     return _search_index[alias]
+
+
+# A search walks the queue in order when all its words are at least this common (see
+# TrajectoryQuerySet._search_postgres): a page of 50 then reads about 1,000 documents at most, and the
+# queue's count (at most COUNT_LIMIT, annotate.workbench.queue) about 20,000.
+WALK_SHARE = 0.05
+
+
+def common_share(alias: str, terms: list[str]) -> float:
+    """The share of search documents that hold every word of ``terms`` (each as a prefix), as
+    the column's statistics (``pg_stats.most_common_elems``) tell it; 0 where a word is not
+    among the common lexemes, or without statistics. Words are taken as independent."""
+    with connections[alias].cursor() as c:
+        c.execute("SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
+                  "WHERE tablename = %s AND attname = 'document'", [SEARCH_TABLE])
+        row = c.fetchone()
+    if not row or not row[0]:
+        return 0.0
+    lexemes, freqs = row[0], row[1]
+    share = 1.0
+    for term in terms:
+        prefix = term.lower()
+        share *= min(1.0, sum(f for lexeme, f in zip(lexemes, freqs) if lexeme.startswith(prefix)))
+    return share
 
 
 class Trajectory(models.Model):
