@@ -93,7 +93,7 @@ def queue(project: Project, filters: dict, user):
     if filters.get("split"):
         qs = qs.filter(split=filters["split"])
     if filters.get("q"):
-        qs = qs.search(filters["q"])
+        qs = qs.search(filters["q"], wanted=COUNT_LIMIT)
     sort = filters.get("sort") or "id"
     if sort not in QUEUE_SORTS:
         sort = "id"
