@@ -105,15 +105,15 @@ def queue(project: Project, filters: dict, user):
 
 
 # The queue counts its rows up to this many (or to the end of the requested page, when further), then
-# says "more than" (the page and the API alike): counting every match of a filter or a search costs as much as reading them all, and at
-# a million trajectories that is most of a second (a page of 50 reads only its own rows).
+# says "more than" (the page and the API alike): counting every match of a filter or a search costs as
+# much as reading them all, at a million trajectories most of a second (a page of 50 reads its own rows).
 COUNT_LIMIT = 1000
 
 
 class QueuePaginator(Paginator):
     """A Paginator whose count stops at ``COUNT_LIMIT`` (or the end of the requested page, if further).
 
-    ``count`` is exact when ``capped`` is False; otherwise at least ``count_shown`` rows match and
+    ``count`` is exact when ``capped`` is False; otherwise more than ``count_shown`` rows match and
     there is a next page (``count`` is one more than the rows of the pages so far, so ``has_next`` holds).
     """
 
@@ -130,7 +130,8 @@ class QueuePaginator(Paginator):
     @cached_property
     def count(self) -> int:
         bound = max(self.limit, getattr(self, "_wanted", 1) * self.per_page) + 1
-        return self.object_list[:bound].count()
+        # (any ``bound`` rows: without the order, the database need not read them all to sort them)
+        return self.object_list.order_by()[:bound].count()
 
     @property
     def capped(self) -> bool:
