@@ -110,6 +110,9 @@ def queue(project: Project, filters: dict, user):
 COUNT_LIMIT = 1000
 
 
+MAX_PAGE = 10**9  # (a page number past it is counted as this one: the bound stays a valid LIMIT)
+
+
 class QueuePaginator(Paginator):
     """A Paginator whose count stops at ``COUNT_LIMIT`` (or the end of the requested page, if further).
 
@@ -122,7 +125,7 @@ class QueuePaginator(Paginator):
     def validate_number(self, number):
         if "count" not in self.__dict__:  # (the count follows the first page asked for)
             try:
-                self._wanted = max(1, int(number))
+                self._wanted = min(max(1, int(number)), MAX_PAGE)
             except (TypeError, ValueError):
                 self._wanted = 1
         return super().validate_number(number)
