@@ -31,7 +31,7 @@ from annotate.workbench import workflow
 from annotate.workbench.dashboard import dashboard
 from annotate.workbench.documents import StaleVersion, current_document, document_at, history_of, replace_document
 from annotate.workbench.editing import OPS, Edit, EditError
-from annotate.workbench.queue import QUEUE_SORTS, assign, next_in_queue, queue
+from annotate.workbench.queue import QUEUE_SORTS, QueuePaginator, assign, next_in_queue, queue
 from annotate.workbench.revisions import diff_documents
 from annotate.workbench.saving import conflict_for, resolve_conflict, revert, save_edit
 from annotate.workbench.step_forms import schemas_for
@@ -105,10 +105,32 @@ class QueueFilterSerializer(serializers.Serializer):
     sort = serializers.ChoiceField(choices=list(QUEUE_SORTS), required=False)
 
 
+class QueuePagination(StudioPagination):
+    """The queue's pages, counted as the queue page counts them (annotate.workbench.queue.QueuePaginator):
+    ``count`` is exact when ``count_capped`` is false, otherwise more than ``count`` rows match."""
+
+    django_paginator_class = QueuePaginator
+
+    def get_paginated_response(self, data):
+        response = super().get_paginated_response(data)
+        paginator = self.page.paginator
+        response.data = {"count": paginator.count_shown, "count_capped": paginator.capped,
+                         **{k: v for k, v in response.data.items() if k != "count"}}
+        return response
+
+    def get_paginated_response_schema(self, schema):
+        out = super().get_paginated_response_schema(schema)
+        out["properties"]["count_capped"] = {
+            "type": "boolean", "description": "true: more than `count` trajectories match (the count stops "
+                                              "at 1,000, or at the end of the requested page)"}
+        out["required"] = [*out.get("required", []), "count_capped"]
+        return out
+
+
 class TrajectoryListAPI(APIView):
     """The queue: a project's trajectories, filtered, sorted and paginated."""
 
-    pagination_class = StudioPagination
+    pagination_class = QueuePagination
 
     @extend_schema(parameters=[QueueFilterSerializer], responses=TrajectorySummarySerializer(many=True))
     def get(self, request, slug: str):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -23,7 +22,7 @@ from annotate.ingest.writer import import_file, import_upload
 from annotate.models import Project, Trajectory
 from annotate.trajectory import CASE_TYPE_NAMES, SPLITS
 from annotate.workbench.dashboard import THIN_SHARE, dashboard
-from annotate.workbench.queue import assign, members_of, next_in_queue, queue
+from annotate.workbench.queue import QueuePaginator, assign, members_of, next_in_queue, queue
 
 PAGE_SIZE = 50
 # A placeholder id in a reversed URL, replaced per row.
@@ -61,7 +60,7 @@ def trajectory_list(request: HttpRequest, slug: str) -> HttpResponse:
     form = queue_form(project, request.GET, members)
     form.is_valid()  # invalid filters are reported and ignored; the valid ones still apply
     filters = form.cleaned_data
-    page = Paginator(queue(project, filters, request.user), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = QueuePaginator(queue(project, filters, request.user), PAGE_SIZE).get_page(request.GET.get("page"))
     params = request.GET.copy()
     params.pop("page", None)
     unsorted = params.copy()

@@ -217,23 +217,37 @@ def test_import_and_background_work_run_on_postgres_and_redis(postgres_url, redi
 
 SEARCH_CHECK = """
 from django.db import connection
+import annotate.models as m
 from annotate.models import Trajectory as T, search_index_enabled
 print("enabled", search_index_enabled())
-print("counts", T.objects.search("C3").count(), T.objects.search("weath").count(),
-      T.objects.search("unit_sys metric c4").count(), T.objects.search("nothing-like-this").count())
-with connection.cursor() as c:
-    c.execute("SET enable_seqscan = off")
-    sql, params = T.objects.search("C3").values("id").query.sql_with_params()
-    c.execute("EXPLAIN " + sql, params)
-    print("plan", " ".join(row[0] for row in c.fetchall()))
+def ids():
+    return [sorted(T.objects.search(q).values_list("id", flat=True))
+            for q in ("C3", "weath", "unit_sys metric c4", "nothing-like-this")]
+m.WALK_SHARE = 2.0  # the GIN index first, whatever the words
+by_index = ids()
+m.WALK_SHARE = 0.0  # every trajectory's document tested in turn
+by_walk = ids()
+m.WALK_SHARE = 0.05
+print("same", by_index == by_walk)
+print("counts", *(len(found) for found in by_index))
+def plan(q):
+    with connection.cursor() as c:
+        c.execute("SET enable_seqscan = off")
+        sql, params = T.objects.search(q).values("id").query.sql_with_params()
+        c.execute("EXPLAIN " + sql, params)
+        return " ".join(row[0] for row in c.fetchall())
+print("plan", plan("C3"))
+connection.cursor().execute("ANALYZE annotate_trajectory_search")
+print("common", m.common_share("default", ["weath"]), m.common_share("default", ["nothing"]))
+print("walkplan", plan("weath"))
 """
 
 
-def search_counts(env) -> tuple[list[str], str]:
+def search_counts(env) -> tuple[list[str], str, list[str]]:
     lines = manage(env, "shell", "--no-imports", "-c", SEARCH_CHECK).splitlines()
     assert "enabled True" in lines
     counts = next(line for line in lines if line.startswith("counts")).split()[1:]
-    return counts, next(line for line in lines if line.startswith("plan"))
+    return counts, next(line for line in lines if line.startswith("plan")), lines
 
 
 def test_queue_search_uses_a_full_text_index_on_postgres(postgres_url, tmp_path):
@@ -250,10 +264,16 @@ def test_queue_search_uses_a_full_text_index_on_postgres(postgres_url, tmp_path)
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in records))
     manage(env, "import_trajectories", str(src), "--project", "search")
-    counts, plan = search_counts(env)
+    counts, plan, lines = search_counts(env)
     # Each word is a prefix, every word must match: C3 alone, all six, C4 alone, none.
     assert counts == ["1", "6", "1", "0"]
     assert "annotate_trajectory_search_gin" in plan, plan
+    # Both plans find the same trajectories; with statistics, a word in every document ("weath")
+    # walks the trajectories (a subplan per row); a word in none of them is not common.
+    assert "same True" in lines
+    assert next(line for line in lines if line.startswith("common")) == "common 1.0 0.0"
+    walk = next(line for line in lines if line.startswith("walkplan"))
+    assert "SubPlan" in walk and "annotate_trajectory_search_gin" not in walk, walk
     # Rebuilt from the stored rows by the migration (what an existing database gets)...
     manage(env, "migrate", "annotate", "0003", "--noinput")
     manage(env, "migrate", "--noinput")

@@ -212,3 +212,29 @@ def test_column_headers_sort_and_keep_the_filters(client, lead, project, demo_tr
     most_steps = client.get(f"/p/{project.slug}/trajectories/?case_type=tool_required&sort=-step_count")
     assert listed(most_steps)[0] == titles(demo_trajectories, "demo-multi-turn")[0]
     assert "Steps↓" in most_steps.content.decode()
+
+
+def test_the_queue_count_stops_at_its_limit_on_the_page_and_in_the_api(client, lead, project, monkeypatch):
+    """Past QueuePaginator.limit the page says "more than N" and the API says count_capped; the
+    pages past the limit are still reachable (the count follows the requested page)."""
+    from annotate.demo import demo_trajectories as records
+    from annotate.ingest.writer import write_trajectories
+    from annotate.workbench.queue import QueuePaginator
+
+    monkeypatch.setattr(QueuePaginator, "limit", 60)
+    write_trajectories(project, [records()[2] for _ in range(130)])
+    client.force_login(lead)
+    first = client.get(f"/p/{project.slug}/trajectories/?case_type=no_tool").content.decode()
+    assert "page 1 · more than 60 trajectories" in first and 'href="?case_type=no_tool&page=2"' in first
+    second = client.get(f"/p/{project.slug}/trajectories/?case_type=no_tool&page=2").content.decode()
+    assert "page 2 · more than 100 trajectories" in second and 'href="?case_type=no_tool&page=3"' in second
+    third = client.get(f"/p/{project.slug}/trajectories/?case_type=no_tool&page=3")
+    assert "page 3 of 3 · 130 trajectories" in third.content.decode() and len(listed(third)) == 30
+
+    api = client.get(f"/api/projects/{project.slug}/trajectories/?case_type=no_tool").json()
+    assert (api["count"], api["count_capped"], len(api["results"])) == (60, True, 50) and api["next"]
+    last = client.get(f"/api/projects/{project.slug}/trajectories/?case_type=no_tool&page=3").json()
+    assert (last["count"], last["count_capped"], len(last["results"]), last["next"]) == (130, False, 30, None)
+    monkeypatch.setattr(QueuePaginator, "limit", 1000)
+    exact = client.get(f"/api/projects/{project.slug}/trajectories/?case_type=no_tool").json()
+    assert (exact["count"], exact["count_capped"]) == (130, False)
