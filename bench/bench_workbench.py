@@ -358,7 +358,7 @@ def measure(args: argparse.Namespace, data, url: str) -> None:
 
     like = timed(like_search, 10 if connection.vendor == "sqlite" else 3)  # (a scan of every step)
     fts = timed(fts_search, 10)
-    index = "FTS5 index" if connection.vendor == "sqlite" else "tsvector GIN index"
+    index = "FTS5 index" if connection.vendor == "sqlite" else "full-text search (GIN index or in-order check, by word frequency)"
     print(f"search, first page of matches: {index} p50 {p(fts, 50):.1f} ms vs LIKE scan of the steps "
           f"p50 {p(like, 50):.1f} ms ({p(like, 50) / p(fts, 50):.0f}x faster)")
     if DB_BACKEND:  # (the test client keeps one connection: the backend measured is the one that served)
