@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 
 from annotate import permissions
 from annotate.models import Project
-from jobs.rows import request_cancel
+from jobs.rows import cancel_message, request_cancel
 from studio.charts import line_chart
 from training import distributed, runner
 from training.forms import LaunchForm
@@ -185,9 +185,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def cancel_job(request: HttpRequest, pk: int) -> HttpResponse:
     job, _ = _job(request, pk, permissions.LEAD)
     outcome = request_cancel(job)
-    messages.info(request, {"cancelled": f"Cancelled {job} before it started.",
-                            "cancelling": f"Stopping {job}…",
-                            "finished": f"{job} had already finished."}[outcome])
+    messages.info(request, cancel_message(job, outcome))
     return redirect("training:job-detail", pk=job.pk)
 
 

@@ -27,6 +27,7 @@ import contextvars
 import json
 from typing import Any
 
+from annotate.case_types import infer_case_types
 from annotate.trajectory import (
     MAX_NESTING, Meta, SchemaError, Step, Trajectory, Turn, check_nesting, normalize_tool,
 )
@@ -405,6 +406,15 @@ def meta_field(value: Any, where: str) -> dict:
     if not isinstance(value, dict):
         raise SchemaError(f"must be an object, got {type_name(value)}", where)
     return value
+
+
+def set_meta(traj: Trajectory, given: dict, **fields) -> Trajectory:
+    """Give ``traj`` its Meta from the record's own ``given`` meta and what the converter found
+    (``make_meta``'s keywords), with case types inferred unless the record's meta names them."""
+    traj.meta = make_meta(given, "meta", **fields)
+    if "case_types" not in given:
+        traj.meta.case_types = infer_case_types(traj)
+    return traj
 
 
 def make_meta(given: dict, where: str, *, source: str = "", external_id: Any = None,
