@@ -12,6 +12,10 @@ subprocess of its own process group; so does ``manage.py train``. Read it top to
 Progress goes to ``metrics.jsonl`` in the run folder, one JSON event a line (see
 ``training.callbacks``); the worker tails it into the database. This module imports no Django
 and nothing heavy at import time: the web process imports it for validation and the preview.
+
+About 600 lines on purpose: it is the one training script, read top to bottom (settings, datasets,
+trainer, saving); the packing and multi-GPU parts already live in ``training.packing`` and
+``training.distributed``.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import json
 import math
 import zipfile
 from pathlib import Path
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -103,6 +104,7 @@ def run_list(request: HttpRequest, slug: str) -> HttpResponse:
         overlay = line_chart("Training loss", series, width=1100, height=420, legend=True)
     return render(request, "training/run_list.html", {
         "project": project, "role": role, "page": page, "filters": f, "compared": compared,
+        "query": urlencode({k: v for k, v in f.items() if v}),
         "compare_ids": compare_ids, "overlay": overlay, "statuses": JobStatus.choices,
         "kinds": TrainingJob.KIND_CHOICES, "snapshots": project.snapshots.filter(kind__in=("sft", "dpo")),
     })
