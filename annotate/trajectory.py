@@ -123,14 +123,20 @@ class Step:
             d["arguments"] = self.arguments
         if self.kind == "tool_result":
             d["ok"] = self.ok
+        d.update(self.annotations())
+        if self.extra:
+            d["extra"] = dict(self.extra)
+        return d
+
+    def annotations(self) -> dict:
+        """The labels / note / train flag, only those that differ from the defaults."""
+        d: dict[str, Any] = {}
         if self.labels:
             d["labels"] = list(self.labels)
         if self.note:
             d["note"] = self.note
         if not self.train:
             d["train"] = False
-        if self.extra:
-            d["extra"] = dict(self.extra)
         return d
 
     @classmethod

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from annotate import permissions
 from annotate.pairs import PairError
-from evaluation import jobs
+from evaluation import eval_sets, jobs
 from evaluation.generate import GenerationSettings
 from evaluation.models import EvalItemResult, EvalRun, EvalSet
 from jobs.rows import request_cancel
@@ -34,8 +34,8 @@ class EvalSetInputSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     snapshot = IdField(required=False, help_text="A finished prompt snapshot (source snapshot)")
     split = serializers.CharField(required=False, default="eval")
-    filters = keyed_dict(jobs.TRAJECTORY_FILTERS + ("ids",), required=False, default=dict,
-                         help_text=", ".join(jobs.TRAJECTORY_FILTERS) + ", ids (a list of trajectory ids) "
+    filters = keyed_dict(eval_sets.TRAJECTORY_FILTERS + ("ids",), required=False, default=dict,
+                         help_text=", ".join(eval_sets.TRAJECTORY_FILTERS) + ", ids (a list of trajectory ids) "
                                    "(source trajectories)")
 
     def validate_filters(self, value: dict) -> dict:
@@ -110,9 +110,9 @@ class EvalSetListAPI(APIView):
         v = inp.validated_data
         snapshot = project.snapshots.filter(pk=v["snapshot"]).first() if v.get("snapshot") else None
         try:
-            es = jobs.create_eval_set(project, v["source"], name=v["name"], user=request.user, snapshot=snapshot,
+            es = eval_sets.create_eval_set(project, v["source"], name=v["name"], user=request.user, snapshot=snapshot,
                                       split=v["split"], filters=v["filters"])
-        except jobs.EvalSetError as exc:
+        except eval_sets.EvalSetError as exc:
             raise ValidationError({exc.field or "detail": [exc.message]}) from None
         return Response(EvalSetSerializer(es).data, status=status.HTTP_201_CREATED)
 

@@ -1,6 +1,10 @@
 from django.apps import AppConfig
+from django.conf import settings
+from django.core import checks
 
+from evaluation.outbound import parse_allowlist
 from evaluation.scoring import references_from_trajectory
+from jobs import kinds
 from training.export import register_reference_builder
 
 
@@ -9,9 +13,6 @@ class EvaluationConfig(AppConfig):
     name = "evaluation"
 
     def ready(self) -> None:
-        from django.core import checks
-
-        from jobs import kinds
 
         checks.register(check_endpoint_allowlist)
         kinds.register("evaluation.evalrun", "evaluation.tasks.eval_run", runner="evaluation.runner")
@@ -23,10 +24,6 @@ class EvaluationConfig(AppConfig):
 def check_endpoint_allowlist(app_configs=None, **kwargs):
     """``STUDIO_ENDPOINT_ALLOWLIST`` reads as an allowlist (a typo would otherwise refuse endpoints
     with no word about why)."""
-    from django.conf import settings
-    from django.core import checks
-
-    from evaluation.outbound import parse_allowlist
 
     try:
         parse_allowlist(getattr(settings, "ENDPOINT_ALLOWLIST", ""))

@@ -11,9 +11,11 @@ from django import forms
 
 from annotate.trajectory import CASE_TYPE_NAMES
 from evaluation.generate import DEVICES, GenerationSettings
-from evaluation.jobs import SPLITS, launch_errors
+from evaluation.eval_sets import SPLITS
+from evaluation.jobs import launch_errors
 from evaluation.models import EvalRun, EvalSet
 from jobs.rows import JobStatus
+from studio.forms import add_problems
 
 SETTINGS_FIELDS = ("max_new_tokens", "batch_size", "temperature", "max_steps", "concurrency", "timeout", "retries",
                    "device", "response_parser")
@@ -90,11 +92,7 @@ class LaunchForm(forms.Form):
         problems = launch_errors(self.project, data.get("eval_set"), data.get("model_source") or "",
                                  model_path=data.get("model_path") or "", training_job=data.get("training_job"),
                                  endpoint_url=data.get("endpoint_url") or "", gen=self.gen)
-        for name, message in problems.items():
-            if name in self.fields and name not in self.errors:
-                self.add_error(name, message)
-            elif name not in self.fields:
-                self.add_error(None, message)
+        add_problems(self, problems)
         return data
 
     def model_fields(self):

@@ -33,6 +33,7 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from evaluation import outbound
@@ -141,6 +142,8 @@ class LocalGenerator:
 
     def __init__(self, model_path: str, settings: GenerationSettings, *, adapter: str = "", merge: bool = False,
                  trust_remote_code: bool = False):
+        # Here, not at the top: only a worker generating locally needs them; the web process imports
+        # this module for GenerationSettings (-X importtime: torch ~1.1 s, transformers ~0.6 s).
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -155,7 +158,7 @@ class LocalGenerator:
         dtype = torch.bfloat16 if self.device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, trust_remote_code=trust_remote_code)
         if adapter:
-            from peft import PeftModel
+            from peft import PeftModel  # heavy (~3.4 s): only for an adapter
 
             model = PeftModel.from_pretrained(model, adapter)
             if merge:
@@ -215,8 +218,6 @@ class LocalGenerator:
 
 
 def _has_tokenizer(folder: str) -> bool:
-    from pathlib import Path
-
     return any((Path(folder) / n).is_file() for n in ("tokenizer.json", "tokenizer_config.json"))
 
 

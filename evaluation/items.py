@@ -40,7 +40,11 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
-from annotate.trajectory import CASE_TYPES, Step, Trajectory, truncate_before
+from annotate.pairs import PairError, candidate_steps
+from annotate.trajectory import CASE_TYPES, Step, Trajectory, normalize_tool, truncate_before
+from evaluation.scoring import Reference, reference_output, references_from_trajectory
+from training.chat_templates import get_template
+from training.render import to_conversation
 
 _ROW_ID_RE = re.compile(r"^(?P<ident>.*)#t(?P<turn>\d+)s(?P<step>\d+)$")
 _SNAPSHOT_IDENT_RE = re.compile(r"^t(?P<trajectory>\d+)v\d+$")
@@ -161,10 +165,6 @@ def rows_from_trajectory(traj: Trajectory, ident: str, template: Any = None) -> 
     ``template``: the ``training.chat_templates.ChatTemplate`` whose message shapes to use
     (default: TRL's qwen3, whose shapes are the OpenAI / TRL ones).
     """
-    from evaluation.scoring import references_from_trajectory
-    from training.chat_templates import get_template
-    from training.render import to_conversation
-
     template = template or get_template("qwen3")
     tools = to_conversation(Trajectory(tools=traj.tools), template).tools
     rows = []
@@ -189,8 +189,6 @@ def rows_from_candidates(record: dict, ident: str, template: Any = None) -> list
     """Prompt rows for one question with candidates and the correct one marked (``annotate.pairs``'
     import shape): the correct candidate is the gold continuation. Raises ``ValueError`` (a
     ``PairError`` naming the field) for a malformed record."""
-    from annotate.pairs import PairError, candidate_steps
-
     if not isinstance(record, dict):
         raise PairError("a record must be an object")
     question = record.get("question")
@@ -228,9 +226,6 @@ def rows_from_candidates(record: dict, ident: str, template: Any = None) -> list
 def _missing_args(record: dict, cands: list, correct: int, question: str) -> list[str]:
     """What a correct clarifying question asks for: the required arguments of a wrong candidate's
     call (the call made too early) whose values the user has not given."""
-    from annotate.pairs import PairError, candidate_steps
-    from annotate.trajectory import normalize_tool
-
     tools = {}
     for t in record.get("tools") or []:
         try:
@@ -287,8 +282,6 @@ def steps_from_output(parsed: dict, *, call_prefix: str = "eval") -> list[Step]:
 def steps_from_reference(ref: dict, *, call_prefix: str = "gold") -> list[Step]:
     """The gold continuation of a reference as canonical steps: its calls, or its answer (a
     standard question or refusal where the reference has no text)."""
-    from evaluation.scoring import Reference, reference_output
-
     r = Reference.from_dict(ref)
     if r.decision == "call":
         return [Step(kind="tool_call", name=c["name"], arguments=c.get("arguments") or {},

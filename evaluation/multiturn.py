@@ -29,7 +29,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
+from annotate.formats.bfcl_multi_turn import case_types_of
+from evaluation.environments import bfcl
 from evaluation.environments.sandbox import Episode, EpisodeFailed, Limits
+from evaluation.items import EvalItem
 from evaluation.parse import ParsedOutput
 
 MODE = "multi_turn"
@@ -85,9 +88,6 @@ def item_from_bfcl(record: dict, answer: dict, tools: list[dict] | None = None,
                    trajectory_id: int | None = None) -> MultiTurnItem:
     """An item from a BFCL multi-turn question and its possible answer (``ground_truth``).
     ``tools``: the function specs (default: BFCL's docs of the involved classes)."""
-    from annotate.formats.bfcl_multi_turn import case_types_of
-    from evaluation.environments import bfcl
-
     classes = list(record.get("involved_classes") or [])
     category = _INDEX.sub("", str(record.get("id", "")))
     system = "\n\n".join(m.get("content", "") for m in (record.get("question") or [[]])[0] if m.get("role") == "system")
@@ -170,8 +170,6 @@ def _recorded(traj) -> list[dict]:
 
 def item_from_document(document: dict):
     """An eval set's stored item: a :class:`MultiTurnItem` or an ``evaluation.items.EvalItem``."""
-    from evaluation.items import EvalItem
-
     return MultiTurnItem.from_dict(document) if is_multi_turn(document) else EvalItem.from_dict(document)
 
 

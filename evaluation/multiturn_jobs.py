@@ -9,12 +9,13 @@ gold call's positional arguments are named from those docs.
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import transaction
 
+from annotate import pairs as core
 from annotate.trajectory import Step, Trajectory
 from evaluation.environments import bfcl
 from evaluation.environments.base import EnvironmentRefused, parse_call_string
 from evaluation.models import EvalItemResult
+from evaluation.to_annotation import save_draft_pair, save_draft_trajectory
 from evaluation.multiturn import MultiTurnItem, environment_of, item_from_trajectory, transcript
 from training.render import to_conversation
 
@@ -123,8 +124,6 @@ def episode_trajectory(result: EvalItemResult) -> tuple[MultiTurnItem, Trajector
 def send_to_annotation(result: EvalItemResult, *, user):
     """A draft trajectory of the episode, the first failing turn's first step labelled with what
     went wrong, for an annotator to correct."""
-    from annotate.ingest.writer import merge_tool_catalog, write_trajectories
-
     run = result.run
     item, traj, failing = episode_trajectory(result)
     check = ((result.episode or {}).get("turns") or [{}])[failing].get("check") if failing is not None else None
@@ -134,28 +133,16 @@ def send_to_annotation(result: EvalItemResult, *, user):
         known = set(run.project.label_names())
         first.labels = sorted({lab for lab in result.labels if lab in known})
         first.note = f"Turn {failing} failed: {reason}"[:1000]
-    traj.meta.source = "evaluation"
-    traj.meta.external_id = f"eval-{run.pk}-{result.item_id}"[:300]
-    traj.meta.split = "train"
-    traj.meta.tags = ["evaluation", f"eval-run-{run.pk}", "multi-turn"]
     traj.meta.extra.update({"eval_run": run.pk, "eval_item": result.item_id, "labels": list(result.labels),
                             "first_failing_turn": failing,
                             "source_trajectory": result.set_item.trajectory_id if result.set_item else None})
-    with transaction.atomic():
-        merge_tool_catalog(run.project, [traj])
-        [row] = write_trajectories(run.project, [traj], user)
-        EvalItemResult.objects.filter(pk=result.pk).update(sent_trajectory=row)
-    result.sent_trajectory = row
-    return row
+    return save_draft_trajectory(result, traj, user=user, tags=("multi-turn",))
 
 
 def make_pair(result: EvalItemResult, *, user):
     """A draft pair at the first failing turn: the conversation up to its user message (the model's
     own earlier turns) as context, the gold calls with their results chosen, the model's steps in
     that turn rejected. ``annotate.pairs.PairError`` when it is not acceptable (nothing failed)."""
-    from annotate import pairs as core
-    from annotate.pairs.services import save_pair
-
     run = result.run
     item, traj, failing = episode_trajectory(result)
     if failing is None:
@@ -169,11 +156,5 @@ def make_pair(result: EvalItemResult, *, user):
     reason = (turn.get("check") or {}).get("message", "")
     note = f"From evaluation run #{run.pk} ({run.name}), item {result.item_id}, turn {failing}: {reason}".strip()[:2000]
     category = core.guess_category(context, chosen, rejected)
-    pair = core.Pair(context=context, chosen=chosen, rejected=rejected, category=category, source="evaluation",
-                     note=note, external_id=f"eval-{run.pk}-{result.position}")
-    trajectory = result.set_item.trajectory if result.set_item else None
-    with transaction.atomic():
-        row = save_pair(run.project, pair, user=user, trajectory=trajectory)
-        EvalItemResult.objects.filter(pk=result.pk).update(pair=row)
-    result.pair = row
-    return row
+    return save_draft_pair(result, context=context, chosen=chosen, rejected=rejected, category=category,
+                           note=note, user=user)

@@ -32,8 +32,9 @@ from evaluation.items import EvalItem
 from evaluation.multiturn import MultiTurnItem, item_from_document, play_items
 from evaluation.outbound import OutboundPolicy
 from evaluation.scoring import Reference, score_output
-from evaluation.parse import ParsedOutput
+from evaluation.parse import ParsedOutput, trl_response_template
 from jobs.runner_io import EventLog, JobFile, command_for, run_main
+from training.chat_templates import identify
 
 EVENTS_FILE = "events.jsonl"
 RESULTS_FILE = "results.jsonl"
@@ -141,9 +142,7 @@ def response_template_for(cfg: EvalConfig, generator) -> tuple[dict | None, str]
     own = getattr(generator.tokenizer, "response_template", None)
     if isinstance(own, dict):
         return own, "the tokenizer's response template"
-    from training.chat_templates import identify
 
-    from evaluation.parse import trl_response_template
 
     known = identify(generator.tokenizer.chat_template or "")
     if known is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from celery import shared_task
 from django.conf import settings
+from evaluation.jobs import run_eval_job
 
 # An evaluation of a large set on a slow endpoint may take a day; the limit only stops a worker
 # hung past any sane run. The heartbeat and the sweep handle a dead worker long before this.
@@ -19,6 +20,4 @@ EVAL_TIME_LIMIT = getattr(settings, "EVAL_TIME_LIMIT", 2 * 24 * 3600)
 def eval_run(run_id: int) -> str:
     """Run evaluation ``run_id`` in a supervised subprocess; a duplicate delivery does nothing
     (the claim finds the row no longer queued)."""
-    from evaluation.jobs import run_eval_job
-
     return run_eval_job(run_id)

@@ -18,15 +18,18 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
+import pygal
 
 from annotate import permissions
 from annotate.pairs import PairError
 from annotate.trajectory import CASE_TYPE_NAMES, DEFAULT_ERROR_LABELS
 from evaluation import jobs
+from evaluation.eval_sets import EvalSetError, create_eval_set
 from evaluation.forms import EvalSetForm, LaunchForm
 from evaluation.models import EvalRun, EvalSet
 from evaluation.scoring import DECISIONS, METRICS, Reference, reference_output
-from jobs.rows import JobStatus, request_cancel
+from jobs.rows import JobStatus, cancel_message, request_cancel
+from studio.charts import CHART_STYLE
 
 METRIC_NAMES = {
     "format_ok": "Format valid",
@@ -196,10 +199,10 @@ def eval_sets(request: HttpRequest, slug: str) -> HttpResponse:
             d = form.cleaned_data
             upload = (d["file"].read(), d["file"].name) if d.get("file") else None
             try:
-                es = jobs.create_eval_set(project, d["source"], name=d["name"], user=request.user,
+                es = create_eval_set(project, d["source"], name=d["name"], user=request.user,
                                           snapshot=d.get("snapshot"), split=d.get("split") or "eval",
                                           filters=form.filters(), upload=upload)
-            except jobs.EvalSetError as exc:
+            except EvalSetError as exc:
                 field = {"filters": None, "source": "source"}.get(exc.field, exc.field)
                 form.add_error(field if field in form.fields else None, exc.message)
             else:
@@ -232,8 +235,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def cancel_run(request: HttpRequest, pk: int) -> HttpResponse:
     run, _ = _run(request, pk, permissions.LEAD)
     outcome = request_cancel(run)
-    messages.info(request, {"cancelled": f"Cancelled {run} before it started.", "cancelling": f"Stopping {run}…",
-                            "finished": f"{run} had already finished."}[outcome])
+    messages.info(request, cancel_message(run, outcome))
     return redirect("evaluation:run-detail", pk=run.pk)
 
 
@@ -255,11 +257,17 @@ def item_detail(request: HttpRequest, pk: int, position: int) -> HttpResponse:
         "show": request.GET.get("show", ""), "can_act": role != permissions.ANNOTATOR and result.set_item_id})
 
 
-@require_POST
-def send_to_annotation(request: HttpRequest, pk: int, position: int) -> HttpResponse:
-    run, result, _ = _result(request, pk, position, permissions.LEAD)
+def _result_to_act_on(request: HttpRequest, pk: int, position: int):
+    """A result a lead turns into annotation work (404 when its eval set item is gone)."""
+    _, result, _ = _result(request, pk, position, permissions.LEAD)
     if result.set_item is None:
         raise Http404("The eval set item of this result is gone")
+    return result
+
+
+@require_POST
+def send_to_annotation(request: HttpRequest, pk: int, position: int) -> HttpResponse:
+    result = _result_to_act_on(request, pk, position)
     try:
         outcome = jobs.send_to_annotation(result, user=request.user)
     except ValueError as exc:
@@ -273,9 +281,7 @@ def send_to_annotation(request: HttpRequest, pk: int, position: int) -> HttpResp
 
 @require_POST
 def make_pair(request: HttpRequest, pk: int, position: int) -> HttpResponse:
-    run, result, _ = _result(request, pk, position, permissions.LEAD)
-    if result.set_item is None:
-        raise Http404("The eval set item of this result is gone")
+    result = _result_to_act_on(request, pk, position)
     try:
         outcome = jobs.make_pair(result, user=request.user)
     except (PairError, ValueError) as exc:
@@ -302,9 +308,6 @@ def compare_runs(request: HttpRequest, slug: str) -> HttpResponse:
 
 def comparison_chart(runs: list[EvalRun], table: dict) -> str:
     """Grouped bars: the main metrics per run (pygal SVG, no JavaScript)."""
-    import pygal  # only the comparison page draws: importing pygal costs ~0.26 s (measured with -X importtime)
-
-    from studio.charts import CHART_STYLE
 
     shown = [row for row in table["metrics"] if row["metric"] in (
         "format_ok", "tool_selection_ok", "args_ok", "no_tool_ok", "clarification_ok", "decline_ok", "grounded",

@@ -142,6 +142,20 @@ def last_lines(path: Path, n: int = LOG_TAIL_LINES, max_bytes: int = 16384) -> s
     return "\n".join(data.decode("utf-8", errors="replace").splitlines()[-n:])
 
 
+def killed_by(returncode: int) -> str:
+    """How a process that a signal ended (negative ``returncode``) died, in words.
+
+    >>> killed_by(-9)
+    'killed by SIGKILL (out of memory is the usual cause when nobody sent it)'
+    """
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = f"signal {-returncode}"
+    why = " (out of memory is the usual cause when nobody sent it)" if -returncode == signal.SIGKILL else ""
+    return f"killed by {name}{why}"
+
+
 def describe_exit(returncode: int, process: str = "training process") -> str:
     """What a subprocess's exit code means, for the job's error.
 
@@ -149,12 +163,7 @@ def describe_exit(returncode: int, process: str = "training process") -> str:
     'The evaluation process exited with code 3.'
     """
     if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        why = " (out of memory is the usual cause when nobody sent it)" if -returncode == signal.SIGKILL else ""
-        return f"The {process} was killed by {name}{why}."
+        return f"The {process} was {killed_by(returncode)}."
     if returncode == 75:
         return f"The {process} stopped because the worker that started it went away."
     return f"The {process} exited with code {returncode}."

@@ -96,6 +96,12 @@ def request_cancel(job) -> str:
     return "finished"
 
 
+def cancel_message(job, outcome: str) -> str:
+    """What the page says after ``request_cancel`` gave ``outcome`` for ``job``."""
+    return {"cancelled": f"Cancelled {job} before it started.", "cancelling": f"Stopping {job}…",
+            "finished": f"{job} had already finished."}[outcome]
+
+
 def fail_before_start(model, pk: int, exc: Exception, message: str) -> str:
     """A claimed row whose run could not be prepared (a broken row, an unwritable data dir): say so on it."""
     finish(model, pk, JobStatus.FAILED, error=f"Could not prepare the run: {type(exc).__name__}: {exc}",

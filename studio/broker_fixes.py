@@ -22,7 +22,7 @@ from __future__ import annotations
 
 
 def keep_workers_alive_through_redis_restarts() -> None:
-    try:
+    try:  # here: Redis support is optional (a filesystem broker needs none)
         import redis
         from kombu.transport import redis as transport
     except ImportError:  # no Redis support installed: nothing to fix

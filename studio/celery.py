@@ -10,6 +10,7 @@ import os
 
 from celery import Celery
 from celery.signals import worker_ready
+from django.db import connections
 
 from studio.broker_fixes import keep_workers_alive_through_redis_restarts
 
@@ -23,8 +24,8 @@ app.autodiscover_tasks()
 
 @worker_ready.connect
 def sweep_at_start(**_) -> None:
-    from django.db import connections
-
+    # Not at the top: this module loads with the settings (studio/__init__), before the apps, and
+    # jobs.sweep imports models.
     from jobs.sweep import sweep_all
 
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db import models
+from django.db import migrations, models
 
 
 class OrderedJSONField(models.JSONField):
@@ -47,8 +47,6 @@ def json_columns_on_postgresql(*columns: tuple[str, str]):
     (rows already stored as ``jsonb`` keep the order jsonb gave them); on SQLite nothing changes
     in the database, so no table is rebuilt (a rebuild would drop the full-text index's trigger).
     """
-    from django.db import migrations
-
     def alter(to_type: str):
         def run(apps, schema_editor):
             if schema_editor.connection.vendor != "postgresql":

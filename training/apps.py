@@ -1,13 +1,14 @@
 from django.apps import AppConfig
 
+from jobs import kinds
+
 
 class TrainingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "training"
 
     def ready(self) -> None:
-        # Imported here, not at the top: they import models, which only exist once the apps are loaded.
-        from jobs import kinds
+        # Imported here, not at the top: it imports models, which only exist once the apps are loaded.
         from training import dpo_pairs
 
         dpo_pairs.register()  # the pairs app's DPO export and snapshot selector (annotate never imports training)

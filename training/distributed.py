@@ -25,9 +25,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import signal
 from pathlib import Path
 from typing import Any, Mapping
+
+from jobs.processes import killed_by
 
 STRATEGIES = ("ddp", "fsdp", "deepspeed_zero2", "deepspeed_zero3")
 STRATEGY_LABELS = {"ddp": "DDP (a full copy of the model per process)", "fsdp": "FSDP (shard the model)",
@@ -231,12 +232,7 @@ def dead_rank(rank: int, code: int, said: str = "") -> str:
     if said:
         return f"Rank {rank} failed: {said}"
     if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        oom = " (out of memory is the usual cause when nobody sent it)" if -code == signal.SIGKILL else ""
-        how = f"it was killed by {name}{oom}"
+        how = f"it was {killed_by(code)}"
     else:
         how = f"it exited with code {code}"
     return f"Rank {rank} died: {how}; the launcher stopped the other ranks."

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 
+from studio.forms import add_problems
 from training import distributed, runner
 from training.jobs import launch_errors, remembered_launch
 from training.models import JobStatus, Snapshot
@@ -138,11 +139,7 @@ class LaunchForm(forms.Form):
         # message per field: a field's own parsing error says it first.
         problems = launch_errors(self.project, data.get("snapshot"), self.kind, data.get("base_model") or "",
                                  self.train_settings)
-        for name, message in problems.items():
-            if name in self.fields and name not in self.errors:
-                self.add_error(name, message)
-            elif name not in self.fields:
-                self.add_error(None, message)
+        add_problems(self, problems)
         return data
 
     def remembered_values(self) -> dict:

@@ -26,8 +26,8 @@ from jobs.rows import claim, fail_before_start
 from jobs.runner_io import WORKER_PID_ENV, events_file_of
 from jobs.supervisor import Monitor, run_supervised
 from training import distributed, runner
-from training.models import JobStatus, MetricPoint, Snapshot, TrainingDefaults, TrainingJob
-from training.roots import PathError, confined_model, model_error, trust_remote_code_for
+from training.models import JobStatus, MetricPoint, Snapshot, TrainingDefaults, TrainingJob, trust_remote_code_for
+from training.roots import PathError, confined_model, model_error
 
 
 class LaunchError(ValueError):

@@ -8,11 +8,17 @@ was lost and fails (or, for exports, restarts) rows whose heartbeat went stale.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
 from jobs.rows import ACTIVE_STATUSES, JobFields, JobStatus  # noqa: F401  (JobStatus: known here to callers)
+from training.paths import PathRefused, confine, is_inside, is_path_like
+from training.roots import allowed_roots
 
 
 class Snapshot(JobFields):
@@ -107,9 +113,7 @@ class TrainingJob(JobFields):
         first = self.summary.get("first_step")
         if not first or not self.total_steps or self.current_step <= first[0]:
             return None
-        from django.utils import timezone as tz
-
-        elapsed = (self.heartbeat_at or tz.now()).timestamp() - first[1]
+        elapsed = (self.heartbeat_at or timezone.now()).timestamp() - first[1]
         per_step = elapsed / (self.current_step - first[0])
         return max(0.0, per_step * (self.total_steps - self.current_step))
 
@@ -176,17 +180,27 @@ class TrustedModel(models.Model):
         return self.path
 
     def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
-        from training.paths import PathRefused, confine, is_path_like
-        from training.roots import allowed_roots
-
         self.path = self.path.strip()
         if is_path_like(self.path):
             try:
                 self.path = confine(self.path, allowed_roots())
             except PathRefused as e:
                 raise ValidationError({"path": e.message}) from None
+
+
+def trust_remote_code_for(model: str) -> bool:
+    """True only when an admin granted remote code to ``model``'s folder (or a folder above it),
+    or to exactly this hub id, and a local folder still lies inside the allowed roots."""
+    model = (model or "").strip()
+    if not model:
+        return False
+    if not is_path_like(model):
+        return TrustedModel.objects.filter(path=model).exists()
+    real = os.path.realpath(model)
+    if not is_inside(real, allowed_roots()):
+        return False
+    candidates = [real, *(str(p) for p in Path(real).parents)]
+    return TrustedModel.objects.filter(path__in=candidates).exists()
 
 
 from training.snapshots.models import *  # noqa: E402,F401,F403  (pinned pairs, render cache)

@@ -17,7 +17,8 @@ Two layers:
   prefix of a conversation is the cost of prefix-diffing); any other template goes through
   transformers' own sandboxed ``render_jinja_template``. Tests check both give identical text.
 
-The end-to-end entry point for the Django side is ``render_sample(traj, template, tokenizer, settings)``.
+The end-to-end entry point for the Django side is ``training.split.render_sample(traj, template, tokenizer, settings)``
+(the pipeline of steps lives there and builds on this module).
 
 >>> from annotate.trajectory import Trajectory, normalize_tool
 >>> from training.chat_templates import get_template
@@ -434,18 +435,3 @@ def _compile_text(text: str):
 
 def _compile(text: str, tojson) -> _BoundTemplate:
     return _BoundTemplate(_compile_text(text), tojson)
-
-
-# --- the entry point -----------------------------------------------------------------------------
-
-def render_sample(traj: Trajectory, template: ChatTemplate, tokenizer, settings: RenderSettings | None = None,
-                  trajectory_id: str | int | None = None) -> dict:
-    """Render one trajectory into training samples, with masks, optional tokens and its audit.
-
-    Returns a JSON-serialisable dict: ``{"samples": [...], "strategy": {...}, "dropped": reason|None,
-    "audit": {...}, "settings_key": ...}``. Deterministic: the same inputs give the same output.
-    See ``training.split.SamplePipeline`` for the steps.
-    """
-    from training.split import pipeline_for  # split builds on this module
-
-    return pipeline_for(template, tokenizer, settings or RenderSettings()).render(traj, trajectory_id)

@@ -12,20 +12,20 @@ Template family names (``qwen3``, ``qwen3_training`` ...), uploaded template tex
 (``org/name``) are not paths and stay valid.
 
 Remote code (``trust_remote_code``) runs only for a model folder an admin granted it to in the
-admin (``TrustedModel``); there is no global switch.
+admin (``TrustedModel``, checked by ``training.models.trust_remote_code_for``); there is no global switch.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 from django.conf import settings
 
 from core.errors import InputError
 from training.chat_templates import TemplateError, get_template
-from training.paths import PathRefused, confine, is_inside, is_path_like
+from training.paths import PathRefused, confine, is_path_like
+from training.runner import model_reference_error
 
 
 MAX_STORED_PATH = 1000  # TrainingJob.base_model and EvalRun.model_path
@@ -75,8 +75,6 @@ def confined_export_settings(s):
 
 def model_error(model: str) -> str | None:
     """Why ``model`` (a local folder inside the allowed roots, or a hub id) cannot be used, or None."""
-    from training.runner import model_reference_error
-
     if problem := model_reference_error(model, roots=allowed_roots()):
         return problem
     if len(confined_model(model)) > MAX_STORED_PATH:  # the real path, links followed, must fit its column
@@ -88,20 +86,3 @@ def confined_model(model: str) -> str:
     """A checked model reference as stored: a hub id unchanged, a folder as its real path."""
     model = model.strip()
     return confine(model, allowed_roots()) if is_path_like(model) else model
-
-
-def trust_remote_code_for(model: str) -> bool:
-    """True only when an admin granted remote code to ``model``'s folder (or a folder above it),
-    or to exactly this hub id, and a local folder still lies inside the allowed roots."""
-    from training.models import TrustedModel
-
-    model = (model or "").strip()
-    if not model:
-        return False
-    if not is_path_like(model):
-        return TrustedModel.objects.filter(path=model).exists()
-    real = os.path.realpath(model)
-    if not is_inside(real, allowed_roots()):
-        return False
-    candidates = [real, *(str(p) for p in Path(real).parents)]
-    return TrustedModel.objects.filter(path__in=candidates).exists()

@@ -189,7 +189,7 @@ class SamplePipeline:
         self.key = settings_key(template, tokenizer, settings)
 
     def render(self, traj: Trajectory, trajectory_id=None) -> dict:
-        """Samples, strategy report and audit for one trajectory (see ``render.render_sample``)."""
+        """Samples, strategy report and audit for one trajectory (see ``render_sample``)."""
         self.renderer.reset()
         result = {"trajectory": trajectory_id, "settings_key": self.key, "case_types": list(traj.meta.case_types),
                   "strategy": {"chosen": self.strategy, "reason": self.strategy_reason}, "dropped": None,
@@ -404,3 +404,16 @@ def pipeline_for(template: ChatTemplate, tokenizer, settings: RenderSettings) ->
 
 
 _PIPELINES: dict = {}
+
+
+# --- the entry point -----------------------------------------------------------------------------
+
+def render_sample(traj: Trajectory, template: ChatTemplate, tokenizer, settings: RenderSettings | None = None,
+                  trajectory_id: str | int | None = None) -> dict:
+    """Render one trajectory into training samples, with masks, optional tokens and its audit.
+
+    Returns a JSON-serialisable dict: ``{"samples": [...], "strategy": {...}, "dropped": reason|None,
+    "audit": {...}, "settings_key": ...}``. Deterministic: the same inputs give the same output.
+    See :class:`SamplePipeline` for the steps.
+    """
+    return pipeline_for(template, tokenizer, settings or RenderSettings()).render(traj, trajectory_id)

@@ -11,6 +11,7 @@ web process only for the path constant.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -60,8 +61,6 @@ def _corpus_lines() -> list[str]:
 
 def qwen3_chat_template() -> str:
     """TRL's shipped qwen3 template (identical to the published Qwen3 one)."""
-    import importlib.util
-
     spec = importlib.util.find_spec("trl")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("trl is not installed; it ships the qwen3 chat template")
@@ -70,6 +69,7 @@ def qwen3_chat_template() -> str:
 
 
 def build_tokenizer(vocab_size: int = 1024):
+    # Here, not at the top: seed_demo and the tests import this module; transformers costs ~0.6 s.
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -100,7 +100,7 @@ def build_tiny_model(out_dir: Path, *, hidden_size: int = 64, layers: int = 2, s
     marker = out_dir / "studio_tiny_model.json"
     if marker.exists() and (out_dir / "config.json").exists():
         return out_dir
-    import torch
+    import torch  # heavy (~1.1 s): only when the model is built, not when it is cached
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ import json
 import math
 import zipfile
 from pathlib import Path
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -22,7 +23,7 @@ from django.views.decorators.http import require_POST
 
 from annotate import permissions
 from annotate.models import Project
-from jobs.rows import request_cancel
+from jobs.rows import cancel_message, request_cancel
 from studio.charts import line_chart
 from training import distributed, runner
 from training.forms import LaunchForm
@@ -103,6 +104,7 @@ def run_list(request: HttpRequest, slug: str) -> HttpResponse:
         overlay = line_chart("Training loss", series, width=1100, height=420, legend=True)
     return render(request, "training/run_list.html", {
         "project": project, "role": role, "page": page, "filters": f, "compared": compared,
+        "query": urlencode({k: v for k, v in f.items() if v}),
         "compare_ids": compare_ids, "overlay": overlay, "statuses": JobStatus.choices,
         "kinds": TrainingJob.KIND_CHOICES, "snapshots": project.snapshots.filter(kind__in=("sft", "dpo")),
     })
@@ -185,9 +187,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def cancel_job(request: HttpRequest, pk: int) -> HttpResponse:
     job, _ = _job(request, pk, permissions.LEAD)
     outcome = request_cancel(job)
-    messages.info(request, {"cancelled": f"Cancelled {job} before it started.",
-                            "cancelling": f"Stopping {job}…",
-                            "finished": f"{job} had already finished."}[outcome])
+    messages.info(request, cancel_message(job, outcome))
     return redirect("training:job-detail", pk=job.pk)
 
 

@@ -41,13 +41,19 @@ def category_of(record_id: str) -> str:
     return _INDEX.sub("", record_id)
 
 
-def to_trajectory(record: dict, *, answer: dict | None = None, source: str = "",
-                  tools: list[dict] | None = None) -> Trajectory:
-    """Convert one question; ``answer`` is its possible-answer entry, if any."""
+def require_question(record: Any) -> tuple[dict, str]:
+    """The record as a dict and its string id (BFCL's single- and multi-turn questions alike)."""
     record = require_dict(record, "record")
     rid = record.get("id")
     if not isinstance(rid, str) or not rid:
         raise SchemaError("a BFCL question needs a string id", "id")
+    return record, rid
+
+
+def to_trajectory(record: dict, *, answer: dict | None = None, source: str = "",
+                  tools: list[dict] | None = None) -> Trajectory:
+    """Convert one question; ``answer`` is its possible-answer entry, if any."""
+    record, rid = require_question(record)
     b = TrajectoryBuilder()
     extra = leftovers(record, ("id", "question", "function", "meta"), "")
     system = _questions(b, record.get("question"), extra)

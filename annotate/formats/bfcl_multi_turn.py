@@ -42,6 +42,7 @@ from annotate.formats.common import (
     TrajectoryBuilder, make_meta, meta_field, require_dict, require_list, text_of, tools_field, type_name,
 )
 from annotate.findings import bfcl_types_to_json_schema
+from annotate.formats.bfcl import require_question
 from annotate.formats import Format, register
 from annotate.trajectory import SchemaError, Trajectory, check_nesting
 
@@ -73,10 +74,7 @@ def case_types_of(category: str) -> list[str]:
 
 def to_trajectory(record: dict, *, answer: dict | None = None, source: str = "",
                   tools: list[dict] | None = None) -> Trajectory:
-    record = require_dict(record, "record")
-    rid = record.get("id")
-    if not isinstance(rid, str) or not rid:
-        raise SchemaError("a BFCL question needs a string id", "id")
+    record, rid = require_question(record)
     missed = record.get("missed_function") or {}
     if type(missed) is not dict:
         raise SchemaError(f"must be an object of turn -> function names, got {type_name(missed)}", "missed_function")

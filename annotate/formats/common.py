@@ -27,6 +27,7 @@ import contextvars
 import json
 from typing import Any
 
+from annotate.case_types import infer_case_types
 from annotate.trajectory import (
     MAX_NESTING, Meta, SchemaError, Step, Trajectory, Turn, check_nesting, normalize_tool,
 )
@@ -215,12 +216,7 @@ def parse_arguments(value: Any, where: str) -> Any:
     if isinstance(value, str):
         if not value.strip():
             return {}
-        try:
-            value = loads(value)
-        except json.JSONDecodeError as e:
-            raise SchemaError(f"arguments are not valid JSON ({_reason(e)})", where) from None
-        except RecursionError:
-            raise SchemaError(f"nested deeper than {MAX_NESTING} levels", where) from None
+        value = _json_field(value, "arguments", where)
     if type(value) is dict:
         for v in value.values():  # flat arguments (the usual case) cannot nest too deeply
             if type(v) is dict or type(v) is list:
@@ -229,6 +225,16 @@ def parse_arguments(value: Any, where: str) -> Any:
     elif type(value) is list:
         check_nesting(value, where)
     return value
+
+
+def _json_field(text: str, what: str, where: str) -> Any:
+    """``text`` parsed as JSON, or a SchemaError naming ``where`` (``what``: "arguments", "tools")."""
+    try:
+        return loads(text)
+    except json.JSONDecodeError as e:
+        raise SchemaError(f"{what} are not valid JSON ({_reason(e)})", where) from None
+    except RecursionError:
+        raise SchemaError(f"nested deeper than {MAX_NESTING} levels", where) from None
 
 
 def _reason(e: json.JSONDecodeError) -> str:
@@ -335,14 +341,7 @@ def annotations(d: dict, where: str) -> tuple:
 
 def annotations_of(step: Step) -> dict:
     """The labels / note / train flag of a step, only those that differ from the defaults."""
-    d: dict[str, Any] = {}
-    if step.labels:
-        d["labels"] = list(step.labels)
-    if step.note:
-        d["note"] = step.note
-    if not step.train:
-        d["train"] = False
-    return d
+    return step.annotations()
 
 
 def tools_field(value: Any, where: str) -> list[dict]:
@@ -350,12 +349,7 @@ def tools_field(value: Any, where: str) -> list[dict]:
     if value is None or value == "":
         return []
     if isinstance(value, str):
-        try:
-            value = loads(value)
-        except json.JSONDecodeError as e:
-            raise SchemaError(f"tools are not valid JSON ({_reason(e)})", where) from None
-        except RecursionError:
-            raise SchemaError(f"nested deeper than {MAX_NESTING} levels", where) from None
+        value = _json_field(value, "tools", where)
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list):
@@ -405,6 +399,15 @@ def meta_field(value: Any, where: str) -> dict:
     if not isinstance(value, dict):
         raise SchemaError(f"must be an object, got {type_name(value)}", where)
     return value
+
+
+def set_meta(traj: Trajectory, given: dict, **fields) -> Trajectory:
+    """Give ``traj`` its Meta from the record's own ``given`` meta and what the converter found
+    (``make_meta``'s keywords), with case types inferred unless the record's meta names them."""
+    traj.meta = make_meta(given, "meta", **fields)
+    if "case_types" not in given:
+        traj.meta.case_types = infer_case_types(traj)
+    return traj
 
 
 def make_meta(given: dict, where: str, *, source: str = "", external_id: Any = None,

@@ -27,9 +27,9 @@ import json
 import re
 from typing import Any
 
-from annotate.case_types import infer_case_types, looks_like_failure
+from annotate.case_types import looks_like_failure
 from annotate.formats.common import (
-    TrajectoryBuilder, make_meta, meta_field, require_dict, string_field, tools_field, type_name,
+    TrajectoryBuilder, meta_field, require_dict, set_meta, string_field, tools_field, type_name,
 )
 from annotate.formats import Format, register
 from annotate.trajectory import MAX_NESTING, SchemaError, Trajectory
@@ -174,10 +174,8 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
     if duplicates:
         extra["duplicate_functions"] = duplicates
     given = meta_field(record.get("meta"), "meta")
-    traj.meta = make_meta(given, "meta", source=source, external_id=record.get("id", record.get("uuid")),
+    set_meta(traj, given, source=source, external_id=record.get("id", record.get("uuid")),
                           extra=extra)
-    if "case_types" not in given:
-        traj.meta.case_types = infer_case_types(traj)
     return traj
 
 

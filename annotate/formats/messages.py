@@ -35,11 +35,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from annotate.case_types import infer_case_types, looks_like_failure
+from annotate.case_types import looks_like_failure
 from annotate.formats import Format, plain_reader, register
 from annotate.formats.common import (
-    ANNOTATION_KEYS, TrajectoryBuilder, annotations, annotations_of, dump_arguments, leftovers, make_meta,
-    messages_kind, meta_field, record_id, require_dict, require_list, string_field, text_of, tools_field, type_name,
+    ANNOTATION_KEYS, TrajectoryBuilder, annotations, annotations_of, dump_arguments, leftovers, messages_kind,
+    meta_field, record_id, require_dict, require_list, set_meta, string_field, text_of, tools_field, type_name,
 )
 from annotate.trajectory import Meta, SchemaError, Step, Trajectory
 
@@ -60,9 +60,7 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
     given = meta_field(record.get("meta"), "meta")
     extra = {**leftovers(record, _RECORD_KEYS, ""), **traj.meta.extra}
     external_id = record_id(record, extra, given)
-    traj.meta = make_meta(given, "meta", source=source, external_id=external_id, extra=extra)
-    if "case_types" not in given:
-        traj.meta.case_types = infer_case_types(traj)
+    set_meta(traj, given, source=source, external_id=external_id, extra=extra)
     return traj
 
 

@@ -46,11 +46,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from annotate.case_types import infer_case_types, looks_like_failure
+from annotate.case_types import looks_like_failure
 from annotate.formats import Format, plain_reader, register
 from annotate.formats.common import (  # (RAW_ROLES and is_raw_messages were defined here; still importable)
     RAW_ROLES, TrajectoryBuilder, annotations, annotations_of, dump_arguments, is_raw_messages, leftovers, loads,  # noqa: F401
-    make_meta, messages_kind, meta_field, record_id, require_dict, require_list, string_field, text_of, tools_field,
+    messages_kind, meta_field, record_id, require_dict, require_list, set_meta, string_field, text_of, tools_field,
     type_name,
 )
 from annotate.trajectory import STEP_KINDS, SchemaError, Step, Trajectory
@@ -99,9 +99,7 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
     rid = record_id(record, extra, given)
     if kept:
         extra.update(kept)
-    traj.meta = make_meta(given, "meta", source=source, external_id=rid, extra=extra)
-    if "case_types" not in given:
-        traj.meta.case_types = infer_case_types(traj)
+    set_meta(traj, given, source=source, external_id=rid, extra=extra)
     return traj
 
 

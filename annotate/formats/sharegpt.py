@@ -24,11 +24,10 @@
 
 from __future__ import annotations
 
-from annotate.case_types import infer_case_types
 from annotate.formats import Format, plain_reader, register
 from annotate.formats.common import (
-    TrajectoryBuilder, leftovers, make_meta, messages_kind, meta_field, record_id, require_dict, require_list,
-    string_field, text_of, tools_field, type_name,
+    TrajectoryBuilder, leftovers, messages_kind, meta_field, record_id, require_dict, require_list,
+    set_meta, string_field, text_of, tools_field, type_name,
 )
 from annotate.formats.messages import split_inline_think
 from annotate.formats.toolrl import TOOLS_BLOCK, add_calls, add_results, add_tagged_assistant, add_tool_responses
@@ -102,9 +101,7 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
                     tools_field(record["tools"], "tools") if record.get("tools") else tools_field(tools, "tools"))
     given = meta_field(record.get("meta"), "meta")
     rid = record_id(record, extra, given)
-    traj.meta = make_meta(given, "meta", source=source, external_id=rid, extra=extra)
-    if "case_types" not in given:
-        traj.meta.case_types = infer_case_types(traj)
+    set_meta(traj, given, source=source, external_id=rid, extra=extra)
     return traj
 
 

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from annotate.case_types import infer_case_types
 from annotate.formats import Format, plain_reader, register
-from annotate.formats.common import leftovers, make_meta, meta_field, require_dict, require_list, tools_field, type_name
+from annotate.formats.common import leftovers, meta_field, require_dict, require_list, set_meta, tools_field, type_name
 from annotate.formats.messages import messages_to_trajectory
 from annotate.trajectory import SchemaError, Trajectory
 
@@ -63,10 +62,8 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
     task_id, trial = record.get("task_id"), record.get("trial")
     external_id = None if task_id is None else f"{task_id}" + (f"/trial{trial}" if trial is not None else "")
     given = meta_field(record.get("meta"), "meta")
-    traj.meta = make_meta(given, "meta", source=source, external_id=external_id, reference=reference,
+    set_meta(traj, given, source=source, external_id=external_id, reference=reference,
                           tags=[f"reward:{reward:g}"] if reward is not None else None, extra=extra)
-    if "case_types" not in given:
-        traj.meta.case_types = infer_case_types(traj)
     return traj
 
 

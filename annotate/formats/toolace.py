@@ -32,9 +32,9 @@ import ast
 import json
 from typing import Any
 
-from annotate.case_types import infer_case_types, looks_like_failure
+from annotate.case_types import looks_like_failure
 from annotate.formats.common import (
-    TrajectoryBuilder, make_meta, meta_field, require_dict, require_list, string_field, tools_field, type_name,
+    TrajectoryBuilder, meta_field, require_dict, require_list, set_meta, string_field, tools_field, type_name,
 )
 from annotate.findings import bfcl_types_to_json_schema
 from annotate.formats import Format, register
@@ -212,10 +212,8 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
     meta_extra: dict[str, Any] = {"original_tools": original} if original else {}
     meta_extra.update({k: v for k, v in record.items() if k not in KNOWN_KEYS})
     given = meta_field(record.get("meta"), "meta")
-    traj.meta = make_meta(given, "meta", source=source, external_id=record.get("id", record.get("uuid")),
+    set_meta(traj, given, source=source, external_id=record.get("id", record.get("uuid")),
                           extra=meta_extra)
-    if "case_types" not in given:
-        traj.meta.case_types = infer_case_types(traj)
     return traj
 
 

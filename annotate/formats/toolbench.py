@@ -32,12 +32,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from annotate.case_types import infer_case_types
 from annotate.formats.common import (
-    TrajectoryBuilder, make_meta, meta_field, require_dict, require_list, text_of, tools_field, type_name,
+    TrajectoryBuilder, meta_field, require_dict, require_list, set_meta, text_of, tools_field, type_name,
 )
 from annotate.formats import Format, register
 from annotate.trajectory import Meta, SchemaError, Step, Trajectory, Turn
+from annotate.pairs.core import Pair, PairError, guess_category, label_rejected, pair_errors, same_content
 
 FINISH = "Finish"
 GIVE_ANSWER = "give_answer"
@@ -154,9 +154,7 @@ def read(record: dict, *, source: str = "", tools: list[dict] | None = None, ans
     extra.update(system_extra)
     given = meta_field(record.get("meta"), "meta")
     traj = b.finish(system=system, tools=traj_tools)
-    traj.meta = make_meta(given, "meta", source=source, external_id=ext, extra=extra)
-    if "case_types" not in given:
-        traj.meta.case_types = infer_case_types(traj)
+    set_meta(traj, given, source=source, external_id=ext, extra=extra)
     return traj
 
 
@@ -244,8 +242,6 @@ def _final_path(paths: list, ag: dict) -> list | None:
 
 def tree_pairs(record: dict, categories: dict | None = None, override: str = "") -> list:
     """One pair per abandoned branch of the record's search tree (see the module docstring)."""
-    from annotate.pairs import Pair, PairError, guess_category, label_rejected, pair_errors, same_content
-
     try:
         traj = read(record)
         tree = require_dict(record.get("tree"), "tree")

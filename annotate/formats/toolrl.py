@@ -33,12 +33,12 @@ import re
 from contextlib import contextmanager
 from typing import Any
 
-from annotate.case_types import infer_case_types, looks_like_failure
+from annotate.case_types import looks_like_failure
 from annotate.formats import Format, plain_reader, register
 from annotate.formats.common import (
     STRICT_JSON,
     record_id,
-    TrajectoryBuilder, leftovers, make_meta, meta_field, require_dict, string_field, tools_field,
+    TrajectoryBuilder, leftovers, meta_field, require_dict, set_meta, string_field, tools_field,
 )
 from annotate.trajectory import MAX_NESTING, Meta, SchemaError, Trajectory, check_nesting, normalize_tool
 
@@ -67,9 +67,7 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
     given = meta_field(record.get("meta"), "meta")
     extra = {**leftovers(record, known, ""), **traj.meta.extra}
     rid = record_id(record, extra, given)
-    traj.meta = make_meta(given, "meta", source=source, external_id=rid, extra=extra)
-    if "case_types" not in given:
-        traj.meta.case_types = infer_case_types(traj)
+    set_meta(traj, given, source=source, external_id=rid, extra=extra)
     return traj
 
 

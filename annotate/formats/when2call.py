@@ -39,12 +39,13 @@ import json
 import re
 from typing import Any
 
-from annotate.case_types import infer_case_types
 from annotate.formats.common import (
-    TrajectoryBuilder, make_meta, meta_field, require_dict, require_list, text_of, tools_field, type_name,
+    TrajectoryBuilder, make_meta, meta_field, require_dict, require_list, set_meta, text_of, tools_field, type_name,
 )
 from annotate.formats import Format, register
 from annotate.trajectory import SchemaError, Step, Trajectory
+from annotate.pairs.candidates import pairs_from_candidates
+from annotate.pairs.core import Pair, PairError, call_or_words, guess_category, label_rejected, pair_errors
 
 KINDS = ("direct", "tool_call", "request_for_info", "cannot_answer")
 CASE_TYPES = {"direct": "no_tool", "tool_call": "tool_required", "request_for_info": "clarification",
@@ -317,8 +318,6 @@ def mcq_candidates(record: dict) -> dict:
 
 def mcq_pairs(record: dict, categories: dict | None = None, override: str = "") -> list:
     """The correct answer against each wrong one (three pairs for a full question)."""
-    from annotate.pairs import PairError, pairs_from_candidates
-
     try:
         cands = mcq_candidates(record)
     except SchemaError as e:
@@ -354,10 +353,8 @@ def read_sft(record: dict, *, source: str = "", tools: list[dict] | None = None,
     traj_tools = read_tools(record["tools"], "tools") if "tools" in record else list(tools or [])
     traj = b.finish(system=system, tools=traj_tools)
     given = meta_field(record.get("meta"), "meta")
-    traj.meta = make_meta(given, "meta", source=source, external_id=_external_id(record),
+    set_meta(traj, given, source=source, external_id=_external_id(record),
                           extra=_rest(record, ("messages", "tools")))
-    if "case_types" not in given:
-        traj.meta.case_types = infer_case_types(traj)
     return traj
 
 
@@ -382,10 +379,8 @@ def read_pref(record: dict, *, source: str = "", tools: list[dict] | None = None
     traj = b.finish(system=system, tools=traj_tools)
     given = meta_field(record.get("meta"), "meta")
     ext = _external_id(record)
-    traj.meta = make_meta(given, "meta", source=source, external_id=ext,
+    set_meta(traj, given, source=source, external_id=ext,
                           extra=_rest(record, ("messages", "tools", "chosen_response")))
-    if "case_types" not in given:
-        traj.meta.case_types = infer_case_types(traj)
     return traj
 
 
@@ -393,25 +388,16 @@ def _pref_category(context: Trajectory, chosen: list[Step], rejected: list[Step]
     """When2Call's four behaviours as pair categories: a call chosen over words is tool_needed; words
     chosen over a call are a clarifying question (missing_argument), a refusal of a call to a tool
     that is not offered (irrelevant_tools) or a direct answer (tool_not_needed)."""
-    from annotate.pairs import guess_category
-
-    calls_c = [s for s in chosen if s.kind == "tool_call"]
-    calls_r = [s for s in rejected if s.kind == "tool_call"]
-    if calls_c and not calls_r:
-        return "tool_needed"
-    if calls_r and not calls_c:
-        answer = next((s.text for s in reversed(chosen) if s.kind == "answer"), "")
-        if answer.rstrip().endswith("?"):
-            return "missing_argument"
+    category = call_or_words(chosen, rejected)
+    if category == "tool_not_needed":
         offered = context.tool_names()
+        calls_r = [s for s in rejected if s.kind == "tool_call"]
         return "irrelevant_tools" if any(s.name not in offered for s in calls_r) else "tool_not_needed"
-    return guess_category(context, chosen, rejected)
+    return category or guess_category(context, chosen, rejected)
 
 
 def pref_pairs(record: dict, categories: dict | None = None, override: str = "") -> list:
     """One pair: the prompt, the chosen response against the rejected one."""
-    from annotate.pairs import Pair, PairError, label_rejected, pair_errors
-
     try:
         record = require_dict(record, "record")
         b = TrajectoryBuilder()

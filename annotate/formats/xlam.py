@@ -24,9 +24,8 @@ import json
 import re
 from typing import Any
 
-from annotate.case_types import infer_case_types
 from annotate.formats.common import (
-    TrajectoryBuilder, make_meta, meta_field, require_dict, string_field, tools_field, type_name,
+    TrajectoryBuilder, meta_field, require_dict, set_meta, string_field, tools_field, type_name,
 )
 from annotate.findings import bfcl_types_to_json_schema
 from annotate.formats import Format, register
@@ -196,9 +195,7 @@ def to_trajectory(record: dict, *, source: str = "", tools: list[dict] | None = 
     extra.update({k: v for k, v in record.items() if k not in KNOWN_KEYS})
     given = meta_field(record.get("meta"), "meta")
     rid = record.get("id", record.get("uuid"))
-    traj.meta = make_meta(given, "meta", source=source, external_id=rid, extra=extra)
-    if "case_types" not in given:
-        traj.meta.case_types = infer_case_types(traj)
+    set_meta(traj, given, source=source, external_id=rid, extra=extra)
     return traj
 
 

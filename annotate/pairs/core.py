@@ -386,6 +386,20 @@ LABEL_CATEGORIES = {
 }
 
 
+def call_or_words(chosen: list[Step], rejected: list[Step]) -> str | None:
+    """The category when one side calls a tool and the other does not: ``tool_needed`` (the chosen
+    side calls), ``missing_argument`` (the chosen side asks a question instead) or
+    ``tool_not_needed`` (it answers instead); None when both sides call or neither does."""
+    calls_c = any(s.kind == "tool_call" for s in chosen)
+    calls_r = any(s.kind == "tool_call" for s in rejected)
+    if calls_c and not calls_r:
+        return "tool_needed"
+    if calls_r and not calls_c:
+        answer = next((s.text for s in reversed(chosen) if s.kind == "answer"), "")
+        return "missing_argument" if answer.rstrip().endswith("?") else "tool_not_needed"
+    return None
+
+
 def guess_category(context: Trajectory, chosen: list[Step], rejected: list[Step]) -> str:
     """The likeliest category for a pair, from the rejected side's validity, labels and shape.
 
@@ -399,13 +413,10 @@ def guess_category(context: Trajectory, chosen: list[Step], rejected: list[Step]
         for label in s.labels:
             if label in LABEL_CATEGORIES:
                 return LABEL_CATEGORIES[label]
+    if category := call_or_words(chosen, rejected):
+        return category
     calls_c = [s for s in chosen if s.kind == "tool_call"]
     calls_r = [s for s in rejected if s.kind == "tool_call"]
-    if calls_c and not calls_r:
-        return "tool_needed"
-    if calls_r and not calls_c:
-        answer = next((s.text for s in reversed(chosen) if s.kind == "answer"), "")
-        return "missing_argument" if answer.rstrip().endswith("?") else "tool_not_needed"
     if calls_c and len(calls_r) > len(calls_c):
         return "cost"
     same_shape = [s.kind for s in chosen if s.kind != "think"] == [s.kind for s in rejected if s.kind != "think"]

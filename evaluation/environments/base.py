@@ -32,6 +32,7 @@ hook; a public ``reward`` method would be a tool).
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import json
@@ -189,8 +190,6 @@ def parse_call_string(text: str) -> tuple[str, list, dict]:
     >>> parse_call_string("sort('final_report.pdf')")
     ('sort', ['final_report.pdf'], {})
     """
-    import ast
-
     try:
         node = ast.parse(text.strip(), mode="eval").body
     except SyntaxError as exc:

@@ -22,6 +22,7 @@ import json
 from typing import Any
 
 from evaluation import bfcl_package
+from annotate.findings import bfcl_types_to_json_schema
 
 PACKAGE = "bfcl_eval.eval_checker.multi_turn_eval.func_source_code"
 # BFCL's class -> module (bfcl_eval/constants/executable_backend_config.py: CLASS_FILE_PATH_MAPPING)
@@ -84,8 +85,6 @@ def environment_class(involved_classes: list[str]) -> type:
 def func_docs(involved_classes: list[str]) -> list[dict]:
     """BFCL's function docs for these classes, as OpenAI function specs (BFCL's types mapped to JSON
     Schema's), read from the wheel's data folder (no BFCL code runs)."""
-    from annotate.findings import bfcl_types_to_json_schema
-
     out = []
     for name in involved_classes:
         if name not in CLASSES:

@@ -14,6 +14,7 @@ Error during execution: no recorded call matches get_weather({"city": "Rome"}); 
 
 from __future__ import annotations
 
+import inspect
 import json
 from typing import Any
 
@@ -57,8 +58,6 @@ _PYTHON_TYPES = {"string": str, "integer": int, "number": float, "boolean": bool
 def _tool_method(spec: dict):
     """A method named and documented after a function spec, answering from the replay: what TRL's
     ``environment_factory`` lists as a tool and ``transformers.utils.get_json_schema`` reads back."""
-    import inspect
-
     name = str(spec.get("name", ""))
     params = (spec.get("parameters") or {}).get("properties") or {}
     required = set((spec.get("parameters") or {}).get("required") or [])

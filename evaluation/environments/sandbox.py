@@ -35,8 +35,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluation.environments.base import (ToolResult, call_tool, compare_states, gold_call, is_subsequence_unordered,
-                                          jsonable, tool_schemas)
+from evaluation.environments.base import (
+    EnvironmentRefused,
+    ToolResult,
+    call_tool,
+    compare_states,
+    gold_call,
+    is_subsequence_unordered,
+    jsonable,
+    tool_schemas,
+)
 from evaluation.environments.spec import environment_class, state_instances
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -323,7 +331,6 @@ def child_main(request_fd: int, reply_fd: int) -> int:
                 reply = {"fatal": "memory", "message": f"the environment ran out of memory "
                                                        f"(limit {limits.memory_mb} MB)"}
             except Exception as exc:  # setting up or checking failed: the environment's fault
-                from evaluation.environments.base import EnvironmentRefused
 
                 kind = "refused" if isinstance(exc, EnvironmentRefused) else "fatal"
                 reply = ({"refused": exc.message} if kind == "refused"

@@ -21,6 +21,7 @@ from typing import Any, Iterable
 
 from evaluation.environments.base import EnvironmentRefused, load_class
 from evaluation.environments.replay import ReplayEnvironment
+from evaluation.environments import bfcl
 
 KINDS = ("python", "bfcl", "replay")
 
@@ -30,8 +31,6 @@ def environment_class(spec: dict, allowed: Iterable[str] = ()) -> type:
     if kind == "python":
         return load_class(str(spec.get("class") or ""), allowed)
     if kind == "bfcl":
-        from evaluation.environments import bfcl
-
         try:
             return bfcl.environment_class(list(spec.get("classes") or []))
         except (ValueError, FileNotFoundError) as exc:

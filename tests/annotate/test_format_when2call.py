@@ -174,7 +174,7 @@ def test_an_imported_test_question_is_an_eval_item_with_its_gold():
 
 
 def test_a_file_of_test_questions_is_an_eval_set_from_candidates():
-    from evaluation.jobs import items_from_candidates
+    from evaluation.eval_sets import items_from_candidates
 
     [item] = items_from_candidates(MCQ_FILE.read_bytes(), MCQ_FILE.name)
     assert item.id.startswith(MCQ["uuid"]) and item.case_types == ["tool_unavailable"]

@@ -12,7 +12,7 @@ import pytest
 from django.core import checks
 from django.urls import reverse
 
-from evaluation import jobs
+from evaluation import eval_sets, jobs
 from evaluation.generate import GenerationSettings
 from evaluation.models import AllowedEndpoint, EvalRun, EvalSet
 from tests.conftest import PASSWORD
@@ -35,7 +35,7 @@ def _setup(settings, tmp_path, monkeypatch):
 @pytest.fixture
 def eval_set(project, tiny_model_dir):
     snapshot = make_prompt_snapshot(project, prompt_snapshot_dir(tiny_model_dir))
-    return jobs.create_eval_set(project, EvalSet.SNAPSHOT, snapshot=snapshot, split="eval")
+    return eval_sets.create_eval_set(project, EvalSet.SNAPSHOT, snapshot=snapshot, split="eval")
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 
 from annotate.formats.bfcl_multi_turn import to_trajectory as bfcl_multi_turn_trajectory
 from annotate.ingest.writer import write_trajectories
-from evaluation import bfcl_package, jobs
+from evaluation import bfcl_package, eval_sets, jobs
 from evaluation.generate import GenerationSettings
 from evaluation.models import EvalRun, EvalSet
 from evaluation.multiturn import MODE, MultiTurnItem
@@ -31,7 +31,7 @@ def _setup(settings, tmp_path, monkeypatch):
 def eval_set(project):
     records = bfcl_records("multi_turn_base", 3)
     write_trajectories(project, [bfcl_multi_turn_trajectory(q, answer=a, source="bfcl") for q, a in records])
-    return jobs.create_eval_set(project, EvalSet.TRAJECTORIES, filters={"tag": "bfcl:multi_turn_base"})
+    return eval_sets.create_eval_set(project, EvalSet.TRAJECTORIES, filters={"tag": "bfcl:multi_turn_base"})
 
 
 def items_of(eval_set) -> list[MultiTurnItem]:

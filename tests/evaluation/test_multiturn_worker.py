@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
-from evaluation import bfcl_package
+from evaluation import bfcl_package, eval_sets
 from tests.training.jobs_harness import Worker, publish, shared_file_db, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("worker"),
@@ -34,7 +34,7 @@ def test_the_tiny_model_plays_a_multi_turn_eval_on_a_real_worker(tmp_path_factor
         project = Project.objects.create(name="Multi-turn", slug="multi-turn")
         write_trajectories(project, [to_trajectory(q, answer=a, source="bfcl")
                                      for q, a in bfcl_records("multi_turn_base", 2)])
-        eval_set = jobs.create_eval_set(project, EvalSet.TRAJECTORIES, filters={"tag": "bfcl:multi_turn_base"})
+        eval_set = eval_sets.create_eval_set(project, EvalSet.TRAJECTORIES, filters={"tag": "bfcl:multi_turn_base"})
         run = jobs.launch_eval(project=project, eval_set=eval_set, model_source=EvalRun.FOLDER,
                                model_path=str(tiny_model_dir), enqueue=False,
                                gen=GenerationSettings(max_new_tokens=8, max_steps=2, response_parser="fallbacks"))

@@ -14,7 +14,7 @@ from django.utils import timezone
 from annotate.formats.bfcl import to_trajectory as bfcl_trajectory
 from annotate.pairs import PairError
 from annotate.ingest.writer import write_trajectories
-from evaluation import jobs
+from evaluation import eval_sets, jobs
 from evaluation.generate import GenerationSettings
 from evaluation.items import EvalItem
 from evaluation.models import EvalRun, EvalSet
@@ -38,7 +38,7 @@ def snapshot(project, tiny_model_dir):
 
 @pytest.fixture
 def eval_set(project, snapshot):
-    return jobs.create_eval_set(project, EvalSet.SNAPSHOT, snapshot=snapshot, split="eval")
+    return eval_sets.create_eval_set(project, EvalSet.SNAPSHOT, snapshot=snapshot, split="eval")
 
 
 def endpoint_run(eval_set, server, **over):
@@ -56,7 +56,7 @@ def set_items(eval_set) -> list[EvalItem]:
 # --- eval sets -----------------------------------------------------------------------------------
 
 def test_an_eval_set_freezes_a_prompt_snapshots_split_with_its_gold(project, snapshot, tiny_model_dir):
-    es = jobs.create_eval_set(project, EvalSet.SNAPSHOT, snapshot=snapshot, split="eval")
+    es = eval_sets.create_eval_set(project, EvalSet.SNAPSHOT, snapshot=snapshot, split="eval")
     rows = (Path(snapshot.out_dir) / "eval.jsonl").read_text().splitlines()
     assert es.item_count == len(rows) == es.items.count() and es.name == "demo prompts · eval"
     assert es.case_type_counts == {"tool_required": 2, "clarification": 1, "irrelevant_tools": 1}
@@ -64,7 +64,7 @@ def test_an_eval_set_freezes_a_prompt_snapshots_split_with_its_gold(project, sna
     parallel = next(it for it in items if it.reference["decision"] == "call")
     assert [c["name"] for c in parallel.reference["calls"]] == ["get_weather", "get_weather"]
     assert len(parallel.replay) == 2 and parallel.final_reference["decision"] == "answer"  # what replay feeds
-    train = jobs.create_eval_set(project, EvalSet.SNAPSHOT, snapshot=snapshot, split="train", name="train split")
+    train = eval_sets.create_eval_set(project, EvalSet.SNAPSHOT, snapshot=snapshot, split="train", name="train split")
     assert train.item_count > es.item_count and train.name == "train split"
 
 
@@ -80,12 +80,12 @@ def test_an_eval_set_from_imported_benchmark_trajectories_keeps_their_possible_a
          {"id": "irrelevance_0", "ground_truth": []}),
     ]
     rows = write_trajectories(project, [bfcl_trajectory(q, answer=a, source="bfcl") for q, a in records])
-    es = jobs.create_eval_set(project, EvalSet.TRAJECTORIES, filters={"source": "bfcl"})
+    es = eval_sets.create_eval_set(project, EvalSet.TRAJECTORIES, filters={"source": "bfcl"})
     items = set_items(es)
     assert [it.reference["decision"] for it in items] == ["call", "decline"]
     assert items[0].reference["acceptable"] == [{"area": {"base": [10], "height": [5, 5.0]}}]
     assert list(es.items.values_list("trajectory_id", flat=True)) == [r.pk for r in rows]  # linked back
-    only = jobs.create_eval_set(project, EvalSet.TRAJECTORIES, filters={"tag": "bfcl:irrelevance"})
+    only = eval_sets.create_eval_set(project, EvalSet.TRAJECTORIES, filters={"tag": "bfcl:irrelevance"})
     assert only.item_count == 1 and only.case_type_counts == {"irrelevant_tools": 1}
 
 
@@ -107,7 +107,7 @@ CANDIDATES = [
 
 def test_an_eval_set_from_uploaded_candidates_takes_the_marked_one_as_gold(project):
     data = "\n".join(json.dumps(r) for r in CANDIDATES).encode()
-    es = jobs.create_eval_set(project, EvalSet.CANDIDATES, upload=(data, "prefs.jsonl"))
+    es = eval_sets.create_eval_set(project, EvalSet.CANDIDATES, upload=(data, "prefs.jsonl"))
     clarify, weather = set_items(es)
     assert (clarify.reference["decision"], clarify.case_types) == ("ask", ["clarification"])
     assert set(clarify.reference["missing_args"]) == {"origin", "date"}
@@ -116,20 +116,20 @@ def test_an_eval_set_from_uploaded_candidates_takes_the_marked_one_as_gold(proje
 
 
 @pytest.mark.parametrize("make, field, says", [
-    (lambda p, s: jobs.create_eval_set(p, EvalSet.SNAPSHOT, snapshot=s, split="test"), "split", "has no test split"),
+    (lambda p, s: eval_sets.create_eval_set(p, EvalSet.SNAPSHOT, snapshot=s, split="test"), "split", "has no test split"),
     # (the API takes any text: a path must not reach outside the snapshot folder)
-    (lambda p, s: jobs.create_eval_set(p, EvalSet.SNAPSHOT, snapshot=s, split="../eval"), "split",
+    (lambda p, s: eval_sets.create_eval_set(p, EvalSet.SNAPSHOT, snapshot=s, split="../eval"), "split",
      "choose one of: eval, test, train"),
-    (lambda p, s: jobs.create_eval_set(p, EvalSet.TRAJECTORIES, filters={"tag": "nope"}), "filters",
+    (lambda p, s: eval_sets.create_eval_set(p, EvalSet.TRAJECTORIES, filters={"tag": "nope"}), "filters",
      "no trajectory matches"),
-    (lambda p, s: jobs.create_eval_set(p, EvalSet.CANDIDATES, upload=(b'{"question": "q", "candidates": '
+    (lambda p, s: eval_sets.create_eval_set(p, EvalSet.CANDIDATES, upload=(b'{"question": "q", "candidates": '
                                                                       b'[{"answer": "a"}]}', "c.jsonl")),
      "file", "record 1 correct: must name the correct candidate"),
-    (lambda p, s: jobs.create_eval_set(p, EvalSet.CANDIDATES, upload=(b'{"question": ', "c.jsonl")), "file",
+    (lambda p, s: eval_sets.create_eval_set(p, EvalSet.CANDIDATES, upload=(b'{"question": ', "c.jsonl")), "file",
      "c.jsonl line 1: not valid JSON"),
 ])
 def test_an_eval_set_that_cannot_be_made_says_which_field_is_wrong(project, snapshot, make, field, says):
-    with pytest.raises(jobs.EvalSetError) as e:
+    with pytest.raises(eval_sets.EvalSetError) as e:
         make(project, snapshot)
     assert e.value.field == field and says in e.value.message
     assert not EvalSet.objects.exists()
@@ -138,8 +138,8 @@ def test_an_eval_set_that_cannot_be_made_says_which_field_is_wrong(project, snap
 def test_only_a_finished_prompt_snapshot_makes_an_eval_set(project, snapshot):
     snapshot.kind = "sft"
     snapshot.save()
-    with pytest.raises(jobs.EvalSetError, match="choose a prompt snapshot"):
-        jobs.create_eval_set(project, EvalSet.SNAPSHOT, snapshot=snapshot)
+    with pytest.raises(eval_sets.EvalSetError, match="choose a prompt snapshot"):
+        eval_sets.create_eval_set(project, EvalSet.SNAPSHOT, snapshot=snapshot)
 
 
 # --- launching -----------------------------------------------------------------------------------

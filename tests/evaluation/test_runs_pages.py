@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 
 from annotate.models import Pair, Trajectory
-from evaluation import jobs
+from evaluation import eval_sets, jobs
 from evaluation.generate import GenerationSettings
 from evaluation.models import AllowedEndpoint, EvalItemResult, EvalRun, EvalSet
 from tests.conftest import PASSWORD
@@ -33,7 +33,7 @@ def snapshot(project, tiny_model_dir):
 
 @pytest.fixture
 def eval_set(project, snapshot):
-    return jobs.create_eval_set(project, EvalSet.SNAPSHOT, snapshot=snapshot, split="eval")
+    return eval_sets.create_eval_set(project, EvalSet.SNAPSHOT, snapshot=snapshot, split="eval")
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from annotate.trajectory import Trajectory
 from tests.training.canonical_fixtures import load, trl_prepare
 from training.audit import aggregate, find_leaks, protected_regions
 from training.chat_templates import custom_template, get_template
-from training.render import RenderSettings, render_sample
+from training.render import RenderSettings
+from training.split import render_sample
 
 WEATHER_TOOL = {"name": "get_weather", "description": "Current weather for a city, in Celsius.", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}

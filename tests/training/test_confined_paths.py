@@ -14,6 +14,7 @@ from django.conf import settings as django_settings
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from evaluation import eval_sets
 from evaluation import jobs as eval_jobs
 from evaluation.models import EvalRun, EvalSet
 from tests.conftest import PASSWORD, ROOT
@@ -23,7 +24,7 @@ from tests.training.snapshot_helpers import approve_all
 from training.jobs import launch_training, run_config_for
 from training.models import JobStatus, Snapshot, TrainingJob, TrustedModel
 from training.paths import REFUSED
-from training.roots import trust_remote_code_for
+from training.models import trust_remote_code_for
 from training.runner import TrainSettings
 from training.snapshots.tasks import export_snapshot
 
@@ -160,7 +161,7 @@ def test_a_base_model_outside_the_roots_is_refused_the_same_whether_it_exists_or
 @pytest.fixture
 def eval_set(project, tiny_model_dir):
     snap = make_prompt_snapshot(project, prompt_snapshot_dir(tiny_model_dir))
-    return eval_jobs.create_eval_set(project, EvalSet.SNAPSHOT, snapshot=snap, split="eval")
+    return eval_sets.create_eval_set(project, EvalSet.SNAPSHOT, snapshot=snap, split="eval")
 
 
 def test_an_eval_model_outside_the_roots_is_refused_the_same_whether_it_exists_or_not(lead, eval_set, data_model):

@@ -8,7 +8,8 @@ from annotate.trajectory import Trajectory
 from tests.training.canonical_fixtures import TOOL_CALL_FIXTURES, load, tokenizer_path, trl_prepare
 from training.chat_templates import get_template
 from training.masks import SegmentTokenizer, char_spans_to_token_mask, common_prefix_len, subtract_spans
-from training.render import RenderSettings, render_sample
+from training.render import RenderSettings
+from training.split import render_sample
 
 # The training templates of the families the issue names (Llama 3.1 / 3.2: the ones with tool calls).
 TRAINING_TEMPLATES = ("qwen3_training", "qwen2_5_training", "llama3_1_training", "llama3_2_training",

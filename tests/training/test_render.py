@@ -11,7 +11,8 @@ import pytest
 from annotate.trajectory import Trajectory
 from tests.training.canonical_fixtures import TOOL_CALL_FIXTURES, load
 from training.chat_templates import get_template
-from training.render import Renderer, RenderSettings, render_sample, settings_key, to_conversation
+from training.render import Renderer, RenderSettings, settings_key, to_conversation
+from training.split import render_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 PURE_MODULES = ["training/chat_templates.py", "training/render.py", "training/masks.py", "training/split.py",

@@ -12,7 +12,8 @@ from annotate.trajectory import Trajectory
 from tests.training.snapshot_helpers import demo_docs
 from training.chat_templates import get_template
 from training.preview import LightTokenizer, piece_text, token_view
-from training.render import Renderer, RenderSettings, render_sample
+from training.render import Renderer, RenderSettings
+from training.split import render_sample
 
 
 @pytest.fixture(scope="module")

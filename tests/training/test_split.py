@@ -7,8 +7,8 @@ import pytest
 from annotate.trajectory import Trajectory
 from tests.training.canonical_fixtures import load
 from training.chat_templates import get_template
-from training.render import Renderer, RenderSettings, render_sample, to_conversation
-from training.split import choose_strategy, cut_samples, template_behaviour
+from training.render import Renderer, RenderSettings, to_conversation
+from training.split import choose_strategy, cut_samples, render_sample, template_behaviour
 
 TWO_TURNS_WITH_REASONING = {
     "system": "You help with the weather.",

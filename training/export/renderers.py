@@ -16,7 +16,8 @@ from annotate.trajectory import CASE_TYPES, Trajectory, truncate_before
 from training.export.report import item_finding, storage_findings
 from training.export.settings import RenderContext, SettingsError
 from training.export.writers import arrow_batch, item_columns, json_columns, jsonl_text
-from training.render import Renderer, render_sample, to_conversation
+from training.render import Renderer, to_conversation
+from training.split import render_sample
 
 
 class DecisionReference(Protocol):

@@ -78,7 +78,7 @@ def arrow_batch(rows: list[dict], cols: list[str]) -> bytes:
 
 
 def record_batch(rows: list[dict], cols: list[str]):
-    import pyarrow as pa
+    import pyarrow as pa  # heavy: loaded where needed (see the module docstring)
 
     schema = _schema(tuple(cols))
     arrays = []
@@ -128,7 +128,7 @@ def _write_json(path: Path, value) -> None:
 
 
 def _write_datasets(out_dir: Path, by_split: dict[str, list[dict]], cols: list[str]) -> None:
-    import datasets
+    import datasets  # heavy: loaded where needed (see the module docstring)
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -23,13 +23,15 @@ from django.views.decorators.http import require_POST
 from annotate import permissions
 from annotate.models import Project, Trajectory
 from annotate.trajectory import CASE_TYPE_NAMES, SPLITS
+from jobs.rows import cancel_message
 from training.audit import SEVERITY
 from training.export import resolve_template
 from training.masks import SegmentTokenizer
 from training.models import JobStatus, Snapshot
 from training.paths import is_inside
 from training.preview import load_preview_tokenizer, token_view
-from training.render import Renderer, RenderSettings, render_sample
+from training.render import Renderer, RenderSettings
+from training.split import render_sample
 from training.roots import allowed_roots, confined_tokenizer
 from training.snapshots.lifecycle import create_snapshot, override_audit, request_cancel, retry_export
 from training.snapshots.selection import STATUS_FILTERS, SnapshotError
@@ -279,8 +281,7 @@ def override_snapshot(request: HttpRequest, pk: int) -> HttpResponse:
 def cancel_snapshot(request: HttpRequest, pk: int) -> HttpResponse:
     snap, _ = _snapshot(request, pk, permissions.LEAD)
     outcome = request_cancel(snap, request.user)
-    messages.info(request, {"cancelled": f"Cancelled {snap} before it started.", "cancelling": f"Stopping {snap}…",
-                            "finished": f"{snap} had already finished."}[outcome])
+    messages.info(request, cancel_message(snap, outcome))
     return redirect("training:snapshot-detail", pk=snap.pk)
 
 

@@ -20,6 +20,9 @@ from evaluation.jobs import LaunchError, launch_eval, run_eval_job
 from evaluation.models import EvalRun, EvalSet
 from evaluation.scoring import METRICS
 from jobs.supervisor import run_in_command
+from training.models import TrainingJob
+from training.paths import cli_path
+from training.runner import FINAL_DIR
 
 
 class Command(BaseCommand):
@@ -83,10 +86,6 @@ class Command(BaseCommand):
 def _folder_source(model: str, merge: bool) -> tuple[str, dict]:
     """A folder as the CLI gives it. A LoRA adapter folder (``adapter_config.json``) is evaluated
     through its training run when one in the database produced it, else through its base model."""
-    from training.models import TrainingJob
-    from training.paths import cli_path
-    from training.runner import FINAL_DIR
-
     folder = Path(model).expanduser()
     if (folder / "adapter_config.json").is_file():
         job = TrainingJob.objects.filter(output_dir=str(folder.resolve().parent)).first()
