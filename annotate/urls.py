@@ -10,6 +10,7 @@ urlpatterns = [
     path("p/<slug:slug>/", views.project_detail, name="project-detail"),
     path("p/<slug:slug>/trajectories/", views.trajectory_list, name="trajectory-list"),
     path("p/<slug:slug>/import/", views.import_trajectories, name="import"),
+    path("import/formats/", views.import_formats_help, name="import-formats"),
     path("t/<int:pk>/", editor.trajectory_detail, name="trajectory-detail"),
     # The workbench: queue actions, step / turn / metadata saves, structure edits, review, history.
     path("p/<slug:slug>/next/", views.next_trajectory, name="next-trajectory"),
