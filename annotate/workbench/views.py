@@ -30,7 +30,7 @@ from annotate.workbench import workflow
 from annotate.workbench.documents import StaleVersion, current_document, document_at, history_of
 from annotate.workbench.editing import Edit, EditError
 from annotate.workbench.queue import members_of, next_in_queue, next_to_review
-from annotate.workbench.revisions import diff_documents, rebase_edit
+from annotate.workbench.revisions import conflicting_values, diff_documents, rebase_edit
 from annotate.workbench.saving import Conflict, conflict_for, resolve_conflict, revert, save_edit
 from annotate.workbench.step_forms import (StepForm, StepPanel, argument_state, case_type_choices, check_arguments,
                                            first, read_arguments, read_step_form, schemas_for, step_panel)
@@ -257,6 +257,7 @@ def _step_problem(request: HttpRequest, ed: Editor, drawn: Document, turn: int, 
             panel.theirs = (conflict.current.turns[rebased.edit.turn].steps[rebased.edit.step]
                             if rebased.edit is not None else None)
             panel.gone = rebased.edit is None
+            panel.versions = conflicting_values(edit, conflict.base, conflict.current)
     if request.htmx:
         ctx = ed.context(request, s=panel, conflict=conflict)
         return HttpResponse(render(request, f"{PAGE}#step", ctx).content, status=status)
@@ -378,10 +379,11 @@ def edit_structure(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _region_conflict(request: HttpRequest, ed: Editor, region: str, conflict: Conflict, edit: Edit,
                      **extra) -> HttpResponse:
-    both = []
+    both, versions = [], []
     if conflict.base is not None:
         both = rebase_edit(edit, conflict.base, conflict.current).both_changed
-    ctx = dict(conflict=conflict, pending=edit, both_changed=both, region=region, **extra)
+        versions = conflicting_values(edit, conflict.base, conflict.current)
+    ctx = dict(conflict=conflict, pending=edit, both_changed=both, versions=versions, region=region, **extra)
     if request.htmx:
         return _saved_response(request, ed, region, status=409, **ctx)
     ctx_page = _page_context(request, ed, **ctx)
