@@ -496,20 +496,31 @@ def change_status(request: HttpRequest, pk: int) -> HttpResponse:
 
 def history(request: HttpRequest, pk: int) -> HttpResponse:
     """Every revision (who, when, what) with its per-step diff against the one before."""
-    trajectory = get_object_or_404(Trajectory.objects.select_related("project"), pk=pk)
+    trajectory = get_object_or_404(Trajectory.objects.select_related("project", "assignee"), pk=pk)
     role = permissions.require_role(request.user, trajectory.project)
     page = Paginator(history_of(trajectory), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     revisions = list(page)
     versions = {r.version for r in revisions} | {r.version - 1 for r in revisions}
-    docs = dict(trajectory.revisions.filter(version__in=versions).values_list("version", "document"))
+    stored = {v: (doc, st) for v, doc, st in
+              trajectory.revisions.filter(version__in=versions).values_list("version", "document", "status")}
     rows = []
     for r in revisions:
-        before = docs.get(r.version - 1)
+        before, before_status = stored.get(r.version - 1, (None, ""))
         changes = diff_documents(before, r.document) if before is not None else []
-        rows.append({"revision": r, "changes": changes, "first": before is None})
+        moved = bool(before is not None and r.status and before_status and r.status != before_status)
+        who = r.author.get_username() if r.author_id else "an import or script"
+        rows.append({"revision": r, "changes": changes, "first": before is None,
+                     "status_change": workflow.status_change(before_status, r.status, who) if moved else "",
+                     "from_status": before_status if moved else "",
+                     # transitions write "rejected: <comment>" as the summary
+                     "comment": r.summary.partition(": ")[2] if moved else ""})
+    can_edit = permissions.can_edit_trajectory(request.user, trajectory)
     return render(request, "annotate/history.html", {
         "trajectory": trajectory, "project": trajectory.project, "role": role, "page": page, "rows": rows,
-        "can_edit": permissions.can_edit_trajectory(request.user, trajectory),
+        "can_edit": can_edit,
+        "why_not": "" if can_edit else workflow.why_not_editable(
+            trajectory.status, role, trajectory.assignee.get_username() if trajectory.assignee_id else "",
+            request.user.get_username()),
     })
 
 

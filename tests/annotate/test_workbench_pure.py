@@ -362,3 +362,13 @@ def test_a_conflict_quotes_only_the_fields_both_changed():
     assert [(f.field, f.old, f.new) for f in conflicting_values(mine, base, theirs)] == [("note", "too short", "fine")]
     mine_meta = Edit("update_meta", fields={"tags": ["a"]})
     assert conflicting_values(mine_meta, base, theirs) == []
+
+
+def test_a_status_change_reads_as_one_and_a_locked_trajectory_says_why():
+    from annotate.workbench.workflow import status_change, why_not_editable
+
+    assert status_change("submitted", "approved", "lena") == "Approved by lena"
+    assert status_change("submitted", "rejected", "lena") == "Rejected by lena"
+    assert status_change("draft", "submitted", "ann") == "Submitted for review by ann"
+    assert "reopen it as a draft" in why_not_editable("approved", "annotator", "ann", "ann")
+    assert why_not_editable("draft", "annotator", "bob", "ann").startswith("It is assigned to bob")
