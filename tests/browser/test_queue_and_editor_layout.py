@@ -32,3 +32,15 @@ def test_a_suggestion_credits_the_annotator_not_the_approving_lead(new_page, lea
     expect(page.locator("main")).to_contain_text("corrected by ann")
     expect(page.locator("main")).not_to_contain_text("corrected by lena")
     screenshot(page, "queue-suggestions-credit")
+
+
+def test_the_admin_says_trajectories_and_import_batches(new_page, admin_user_):
+    page = new_page()
+    login(page, admin_user_.username, PASSWORD)
+    page.goto("/admin/")
+    main = page.locator("#content-main")
+    expect(main.get_by_role("link", name="Trajectories", exact=True)).to_be_visible()
+    expect(main.get_by_role("link", name="Import batches", exact=True)).to_be_visible()
+    expect(main).not_to_contain_text("Trajectorys")
+    expect(main).not_to_contain_text("batchs")
+    screenshot(page, "admin-index")
