@@ -15,6 +15,7 @@ urlpatterns = [
     # The workbench: queue actions, step / turn / metadata saves, structure edits, review, history.
     path("p/<slug:slug>/next/", views.next_trajectory, name="next-trajectory"),
     path("p/<slug:slug>/assign/", views.assign_trajectories, name="assign"),
+    path("p/<slug:slug>/bulk/", views.bulk_action, name="bulk"),
     path("t/<int:pk>/steps/<int:turn>/<int:step>/", editor.update_step, name="update-step"),
     path("t/<int:pk>/steps/<int:turn>/<int:step>/arguments/", editor.argument_fields_view, name="argument-fields"),
     path("t/<int:pk>/steps/<int:turn>/<int:step>/check/", editor.check_arguments_view, name="check-arguments"),

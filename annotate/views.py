@@ -26,6 +26,8 @@ from annotate.models import Project, Trajectory
 from annotate.trajectory import CASE_TYPE_NAMES, SPLITS
 from annotate.workbench.dashboard import THIN_SHARE, dashboard
 from annotate.workbench.queue import QueuePaginator, assign, members_of, next_in_queue, queue
+from annotate.workbench.transitions import bulk_transition
+from annotate.workbench.workflow import WorkflowError
 
 PAGE_SIZE = 50
 # A placeholder id in a reversed URL, replaced per row.
@@ -152,6 +154,36 @@ def assign_trajectories(request: HttpRequest, slug: str) -> HttpResponse:
     n = assign(project, ids, who)
     messages.success(request, f"Assigned {n} trajector{'y' if n == 1 else 'ies'} to "
                               f"{who.get_username() if who else 'nobody'}.")
+    return redirect(back)
+
+
+BULK_DONE = {"submit": "Submitted", "approve": "Approved", "reject": "Rejected", "reopen": "Reopened"}
+
+
+def bulk_action(request: HttpRequest, slug: str) -> HttpResponse:
+    """The queue's bulk buttons: assign (leads), or submit / approve / reject / reopen each ticked
+    trajectory as its own move (roles and states checked per item; refusals say which and why)."""
+    project, _ = permissions.project_for(request.user, slug)
+    back = _safe_next(request, reverse("annotate:trajectory-list", args=[project.slug]))
+    if request.method != "POST":
+        return redirect(back)
+    action = request.POST.get("action", "")
+    if action == "assign":
+        return assign_trajectories(request, slug)
+    ids = [int(x) for x in request.POST.getlist("ids") if x.isdigit()]
+    if not ids:
+        messages.error(request, "Tick the trajectories first.")
+        return redirect(back)
+    try:
+        outcome = bulk_transition(project, ids, action, user=request.user, comment=request.POST.get("comment", ""))
+    except WorkflowError as e:
+        messages.error(request, f"{'Comment' if e.field == 'comment' else 'Action'}: {e.message}.")
+        return redirect(back)
+    if outcome.done:
+        n = len(outcome.done)
+        messages.success(request, f"{BULK_DONE[action]} {n} trajector{'y' if n == 1 else 'ies'}.")
+    for r in outcome.refused:
+        messages.error(request, f"#{r['id']} not {BULK_DONE[action].lower()}: {r['message']}")
     return redirect(back)
 
 
