@@ -9,11 +9,15 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.annotate.test_import_not_text import png
 from tests.browser.conftest import login, screenshot
 from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def png(size: int = 3_000_000) -> bytes:
+    """A PNG header and 3 MB of image-like bytes (the issue's case: a screenshot uploaded by mistake)."""
+    return b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes((i * 7919 + (i >> 8)) % 256 for i in range(size))
 
 
 def test_the_import_page_says_what_it_takes_with_an_example_and_the_table(new_page, lead, project):
