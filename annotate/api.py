@@ -313,7 +313,7 @@ class StepAPI(APIView):
 
 
 class TransitionInputSerializer(StrictSerializer):
-    action = serializers.ChoiceField(choices=list(workflow.ACTIONS))
+    action = serializers.ChoiceField(choices=list(workflow.ACTION_NAMES))
     comment = serializers.CharField(required=False, allow_blank=True, max_length=5000)
     base_version = serializers.IntegerField(min_value=1, required=False)
 
@@ -527,7 +527,7 @@ class AssignAPI(APIView):
 
 class BulkTransitionInputSerializer(StrictSerializer):
     ids = id_list(allow_empty=False)
-    action = serializers.ChoiceField(choices=list(workflow.ACTIONS))
+    action = serializers.ChoiceField(choices=list(workflow.ACTION_NAMES))
     comment = serializers.CharField(required=False, allow_blank=True, max_length=5000, help_text="Required to reject")
 
 

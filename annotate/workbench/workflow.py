@@ -38,6 +38,9 @@ ACTIONS = {
     )
 }
 
+# The actions' names (the API's action choices; the schema names them WorkflowActionEnum).
+ACTION_NAMES = tuple(ACTIONS)
+
 
 class WorkflowError(InputError):
     """A workflow move that the state machine does not allow; ``field`` is the action."""
