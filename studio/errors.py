@@ -9,6 +9,7 @@ database) when that raises; it shows no exception text, whatever DEBUG says.
 from __future__ import annotations
 
 import logging
+import re
 
 from django.core.exceptions import BadRequest, DisallowedHost, PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -29,8 +30,13 @@ def reason_of(exception, generic: str) -> str:
     if exception is None or isinstance(exception, Resolver404):
         return generic
     args = getattr(exception, "args", ())
-    message = args[0] if args and isinstance(args[0], str) else ""
-    return message.strip() or generic
+    message = (args[0] if args and isinstance(args[0], str) else "").strip()
+    # get_object_or_404's "No EvalRun matches the given query." in words a user reads.
+    missing = re.fullmatch(r"No (\w+) matches the given query\.", message)
+    if missing:
+        thing = re.sub(r"(?<!^)(?=[A-Z])", " ", missing[1]).lower()
+        return f"There is no {thing} at this address: it may have been deleted, or the link is wrong."
+    return message or generic
 
 
 def _page(request: HttpRequest, template: str, status: int, reason: str) -> HttpResponse:

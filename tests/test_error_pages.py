@@ -33,6 +33,8 @@ def test_the_reason_is_the_message_raised_or_a_plain_default():
     assert errors.reason_of(PermissionDenied(), "default") == "default"
     assert errors.reason_of(Resolver404({"path": "x", "tried": []}), "default") == "default"
     assert errors.reason_of(Http404("No such project"), "default") == "No such project"
+    assert errors.reason_of(Http404("No EvalRun matches the given query."), "d") == (
+        "There is no eval run at this address: it may have been deleted, or the link is wrong.")
 
 
 def test_api_errors_stay_json(db):

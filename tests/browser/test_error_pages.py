@@ -35,7 +35,8 @@ def test_a_missing_page_says_so_with_the_nav(new_page, lead, project):
     response = page.goto("/t/999999/")
     assert response.status == 404
     expect(page.locator("h1")).to_have_text("Nothing here")
-    expect(page.locator(".error-reason")).not_to_be_empty()
+    expect(page.locator(".error-reason")).to_have_text(
+        "There is no trajectory at this address: it may have been deleted, or the link is wrong.")
     expect(page.get_by_role("link", name="All projects")).to_be_visible()
     expect(page.locator("header nav")).to_contain_text("Projects")
     screenshot(page, "error-404-768")
