@@ -25,6 +25,8 @@ def test_an_annotator_on_a_lead_page_reads_why_and_can_go_back(new_page, annotat
     expect(page.locator("header nav")).to_contain_text("Projects")  # the nav, with the user logged in
     expect(page.locator("header .who")).to_contain_text(annotator.username)
     screenshot(page, "error-403")
+    page.set_viewport_size({"width": 768, "height": 900})
+    screenshot(page, "error-403-768")
     page.get_by_role("link", name="← Go back").click()
     page.wait_for_url(f"**/p/{project.slug}/")
 
@@ -44,6 +46,8 @@ def test_a_missing_page_says_so_with_the_nav(new_page, lead, project):
     assert response.status == 404
     expect(page.locator(".error-reason")).to_contain_text("There is no page at this address")
     expect(page.locator("body")).not_to_contain_text("Resolver404")
+    page.set_viewport_size({"width": 1366, "height": 800})
+    screenshot(page, "error-404")
 
 
 def test_a_server_error_shows_no_internals_and_a_way_back(new_page, lead, project, settings):
@@ -59,6 +63,8 @@ def test_a_server_error_shows_no_internals_and_a_way_back(new_page, lead, projec
     expect(page.locator("header nav")).to_contain_text("Projects")
     expect(page.get_by_role("link", name="All projects")).to_be_visible()
     screenshot(page, "error-500")
+    page.set_viewport_size({"width": 768, "height": 900})
+    screenshot(page, "error-500-768")
 
 
 def test_a_bad_request_has_the_friendly_page(new_page, lead, project, settings):

@@ -35,6 +35,8 @@ def test_the_import_page_says_what_it_takes_with_an_example_and_the_table(new_pa
     expect(page.locator("h1")).to_have_text("Import formats")
     expect(page.locator("#format-messages")).to_contain_text("tool_calls")
     screenshot(page, "import-1-formats-768")
+    page.set_viewport_size({"width": 1366, "height": 900})
+    screenshot(page, "import-1-formats")
 
 
 @pytest.mark.parametrize("action", ["Preview", "Import without preview"])
