@@ -39,8 +39,8 @@ def reason_of(exception, generic: str) -> str:
     return message or generic
 
 
-def _page(request: HttpRequest, template: str, status: int, reason: str) -> HttpResponse:
-    context = {"reason": reason, "back": _back(request)}
+def _page(request: HttpRequest, template: str, status: int, reason: str, heading: str = "") -> HttpResponse:
+    context = {"reason": reason, "back": _back(request), "heading": heading}
     try:
         return HttpResponse(loader.render_to_string(template, context, request=request), status=status)
     except Exception:  # a broken session or database must not turn a 4xx into a 500
@@ -94,3 +94,14 @@ def server_error(request: HttpRequest) -> HttpResponse:
     except Exception:  # the failure may be in the request context itself (the session, the database)
         log.exception("the 500 page failed with the request context; serving it without")
         return HttpResponse(template.render({"back": "/"}), status=500)
+
+
+CSRF_REASON = ("This form had expired or came from another tab that logged out (its security token did not "
+               "match). Go back, reload the page and send it again; what you typed may need to be typed again.")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A refused form post (CSRF_FAILURE_VIEW): the friendly 403 with what to do, not Django's bare page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": f"CSRF check failed: {reason}"}, status=403)
+    return _page(request, "403.html", 403, CSRF_REASON, heading="This form has expired")

@@ -78,3 +78,17 @@ def test_a_bad_request_has_the_friendly_page(new_page, lead, project, settings):
     expect(page.locator("h1")).to_have_text("This request could not be read")
     expect(page.get_by_role("link", name="← Go back")).to_be_visible()
     expect(page.locator("body")).not_to_contain_text("DATA_UPLOAD_MAX_NUMBER_FIELDS")
+
+
+def test_an_expired_form_says_what_to_do_instead_of_csrf_jargon(new_page, lead, project):
+    page = new_page()
+    login(page, lead.username, PASSWORD)
+    page.goto(f"/p/{project.slug}/trajectories/")
+    # The security cookie is gone (another tab logged out and in, the browser dropped it).
+    page.context.clear_cookies(name="csrftoken")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Next to review →").click()
+    expect(page.locator("h1")).to_have_text("This form has expired")
+    expect(page.locator(".error-reason")).to_contain_text("Go back, reload the page and send it again")
+    expect(page.locator("body")).not_to_contain_text("CSRF verification failed")
+    screenshot(page, "error-403-csrf")
