@@ -35,7 +35,7 @@ from annotate.workbench.queue import QUEUE_SORTS, QueuePaginator, assign, next_i
 from annotate.workbench.revisions import diff_documents
 from annotate.workbench.saving import conflict_for, resolve_conflict, revert, save_edit
 from annotate.workbench.step_forms import schemas_for
-from annotate.workbench.transitions import WorkflowRefused, transition
+from annotate.workbench.transitions import WorkflowRefused, bulk_transition, transition
 from studio.rest import MAX_ID, IdField, StrictSerializer, StudioPagination, id_list, id_or_none
 
 
@@ -313,7 +313,7 @@ class StepAPI(APIView):
 
 
 class TransitionInputSerializer(StrictSerializer):
-    action = serializers.ChoiceField(choices=list(workflow.ACTIONS))
+    action = serializers.ChoiceField(choices=list(workflow.ACTION_NAMES))
     comment = serializers.CharField(required=False, allow_blank=True, max_length=5000)
     base_version = serializers.IntegerField(min_value=1, required=False)
 
@@ -523,6 +523,33 @@ class AssignAPI(APIView):
                 return Response({"detail": "not a member of this project", "field": "assignee"}, status=400)
             who = member.user
         return Response({"assigned": assign(project, inp.validated_data["ids"], who)})
+
+
+class BulkTransitionInputSerializer(StrictSerializer):
+    ids = id_list(allow_empty=False)
+    action = serializers.ChoiceField(choices=list(workflow.ACTION_NAMES))
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=5000, help_text="Required to reject")
+
+
+class BulkTransitionOutputSerializer(serializers.Serializer):
+    done = serializers.ListField(child=serializers.IntegerField(), help_text="The ids moved, each a new version")
+    refused = serializers.ListField(child=serializers.DictField(), help_text='{"id", "message"} per id not moved')
+
+
+class BulkTransitionAPI(APIView):
+    """Submit / approve / reject / reopen many trajectories: one move per trajectory, each checked."""
+
+    @extend_schema(request=BulkTransitionInputSerializer, responses=BulkTransitionOutputSerializer)
+    def post(self, request, slug: str):
+        project, _ = permissions.project_for(request.user, slug)
+        inp = BulkTransitionInputSerializer(data=request.data)
+        inp.is_valid(raise_exception=True)
+        d = inp.validated_data
+        try:
+            out = bulk_transition(project, d["ids"], d["action"], user=request.user, comment=d.get("comment", ""))
+        except workflow.WorkflowError as e:
+            return Response({"detail": e.message, "field": e.field}, status=status.HTTP_400_BAD_REQUEST)
+        return Response({"done": out.done, "refused": out.refused})
 
 
 class ImportAPI(APIView):

@@ -14,6 +14,7 @@ urlpatterns = [
     path("projects/<slug:slug>/tools/", api.ToolListAPI.as_view(), name="api-tools"),
     path("projects/<slug:slug>/next/", api.NextAPI.as_view(), name="api-next"),
     path("projects/<slug:slug>/assign/", api.AssignAPI.as_view(), name="api-assign"),
+    path("projects/<slug:slug>/bulk-status/", api.BulkTransitionAPI.as_view(), name="api-bulk-status"),
     path("trajectories/<int:pk>/edits/", api.TrajectoryEditAPI.as_view(), name="api-edits"),
     path("trajectories/<int:pk>/turns/<int:turn>/steps/<int:step>/", api.StepAPI.as_view(), name="api-step"),
     path("trajectories/<int:pk>/status/", api.TransitionAPI.as_view(), name="api-status"),

@@ -253,6 +253,7 @@ class Trajectory(models.Model):
     objects = TrajectoryQuerySet.as_manager()
 
     class Meta:
+        verbose_name_plural = "trajectories"
         ordering = ["id"]
         indexes = [
             # Queue: a project's trajectories filtered by status, newest edits first.
@@ -420,6 +421,7 @@ class ImportBatch(models.Model):
     errors = models.JSONField(default=list, blank=True)
 
     class Meta:
+        verbose_name_plural = "import batches"
         ordering = ["-created_at"]
 
 

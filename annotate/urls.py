@@ -10,10 +10,12 @@ urlpatterns = [
     path("p/<slug:slug>/", views.project_detail, name="project-detail"),
     path("p/<slug:slug>/trajectories/", views.trajectory_list, name="trajectory-list"),
     path("p/<slug:slug>/import/", views.import_trajectories, name="import"),
+    path("import/formats/", views.import_formats_help, name="import-formats"),
     path("t/<int:pk>/", editor.trajectory_detail, name="trajectory-detail"),
     # The workbench: queue actions, step / turn / metadata saves, structure edits, review, history.
     path("p/<slug:slug>/next/", views.next_trajectory, name="next-trajectory"),
     path("p/<slug:slug>/assign/", views.assign_trajectories, name="assign"),
+    path("p/<slug:slug>/bulk/", views.bulk_action, name="bulk"),
     path("t/<int:pk>/steps/<int:turn>/<int:step>/", editor.update_step, name="update-step"),
     path("t/<int:pk>/steps/<int:turn>/<int:step>/arguments/", editor.argument_fields_view, name="argument-fields"),
     path("t/<int:pk>/steps/<int:turn>/<int:step>/check/", editor.check_arguments_view, name="check-arguments"),

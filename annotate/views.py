@@ -6,6 +6,8 @@ Each view reads: fetch → check permission → form → change → respond.
 
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
 from django.contrib import messages
 from django.db.models import Count
@@ -15,14 +17,17 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from annotate import permissions
+from annotate import formats as import_formats, permissions
 from annotate.forms import IMPORT_FORMATS, AssignForm, ImportForm, QueueFilterForm
 from annotate.ingest import preview as import_preview
+from annotate.ingest.sniff import is_not_text
 from annotate.ingest.writer import import_file, import_upload
 from annotate.models import Project, Trajectory
 from annotate.trajectory import CASE_TYPE_NAMES, SPLITS
 from annotate.workbench.dashboard import THIN_SHARE, dashboard
 from annotate.workbench.queue import QueuePaginator, assign, members_of, next_in_queue, queue
+from annotate.workbench.transitions import bulk_transition
+from annotate.workbench.workflow import WorkflowError
 
 PAGE_SIZE = 50
 # A placeholder id in a reversed URL, replaced per row.
@@ -152,6 +157,36 @@ def assign_trajectories(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect(back)
 
 
+BULK_DONE = {"submit": "Submitted", "approve": "Approved", "reject": "Rejected", "reopen": "Reopened"}
+
+
+def bulk_action(request: HttpRequest, slug: str) -> HttpResponse:
+    """The queue's bulk buttons: assign (leads), or submit / approve / reject / reopen each ticked
+    trajectory as its own move (roles and states checked per item; refusals say which and why)."""
+    project, _ = permissions.project_for(request.user, slug)
+    back = _safe_next(request, reverse("annotate:trajectory-list", args=[project.slug]))
+    if request.method != "POST":
+        return redirect(back)
+    action = request.POST.get("action", "")
+    if action == "assign":
+        return assign_trajectories(request, slug)
+    ids = [int(x) for x in request.POST.getlist("ids") if x.isdigit()]
+    if not ids:
+        messages.error(request, "Tick the trajectories first.")
+        return redirect(back)
+    try:
+        outcome = bulk_transition(project, ids, action, user=request.user, comment=request.POST.get("comment", ""))
+    except WorkflowError as e:
+        messages.error(request, f"{'Comment' if e.field == 'comment' else 'Action'}: {e.message}.")
+        return redirect(back)
+    if outcome.done:
+        n = len(outcome.done)
+        messages.success(request, f"{BULK_DONE[action]} {n} trajector{'y' if n == 1 else 'ies'}.")
+    for r in outcome.refused:
+        messages.error(request, f"#{r['id']} not {BULK_DONE[action].lower()}: {r['message']}")
+    return redirect(back)
+
+
 def _safe_next(request: HttpRequest, default: str) -> str:
     nxt = request.POST.get("next") or request.GET.get("next") or ""
     if nxt and url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()},
@@ -192,7 +227,8 @@ def import_trajectories(request: HttpRequest, slug: str) -> HttpResponse:
             report = outcome
     return render(request, "annotate/import.html", {"project": project, "form": form, "report": report,
                                                     "summary": summary, "token": token,
-                                                    "formats": IMPORT_FORMATS})
+                                                    "formats": IMPORT_FORMATS, "not_text": _not_text(summary, report),
+                                                    **_format_help()})
 
 
 def _preview_of(files: dict[str, tuple[str, bytes]], options: dict) -> dict:
@@ -221,7 +257,28 @@ def _confirm_import(request: HttpRequest, project: Project) -> HttpResponse:
     if done is not None:
         return done
     return render(request, "annotate/import.html", {"project": project, "form": ImportForm(), "report": outcome,
-                                                    "formats": IMPORT_FORMATS})
+                                                    "formats": IMPORT_FORMATS, "not_text": _not_text(None, outcome),
+                                                    **_format_help()})
+
+
+def _format_help() -> dict:
+    """What the import page says it takes: the format names and one example (the raw format's)."""
+    raw = import_formats.FORMATS["raw"]
+    return {"format_names": [f.name for f in import_formats.FORMATS.values()],
+            "format_example": json.dumps(raw.example, ensure_ascii=False)}
+
+
+def import_formats_help(request: HttpRequest) -> HttpResponse:
+    """The README's format table, from the same registry: every format, its rule and an example."""
+    rows = [{"name": f.name, "aliases": f.aliases, "rule": f.rule, "title": f.title,
+             "example": json.dumps(f.example, ensure_ascii=False, indent=1)} for f in import_formats.FORMATS.values()]
+    return render(request, "annotate/import_formats.html", {"rows": rows})
+
+
+def _not_text(summary: dict | None, report) -> bool:
+    """Whether the upload was refused as a binary file (then "skip invalid" would not help)."""
+    errors = (summary or {}).get("errors") or (report.errors if report is not None else [])
+    return is_not_text(errors)
 
 
 def _import_done(request: HttpRequest, project: Project, outcome, filename: str) -> HttpResponse | None:

@@ -134,6 +134,7 @@ AUTH_PASSWORD_VALIDATORS = [
 _https = str(PRODUCTION)
 SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", _https)
 CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", _https)
+CSRF_FAILURE_VIEW = "studio.errors.csrf_failure"  # the friendly 403 page, saying what to do
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", _https)
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", str(365 * 24 * 3600) if PRODUCTION else "0")
 SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", _https)
@@ -209,6 +210,7 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "training.models.JobStatus",
         "SnapshotKindEnum": "training.models.Snapshot.KIND_CHOICES",
         "ModelSourceEnum": "evaluation.models.EvalRun.MODEL_SOURCES",
+        "WorkflowActionEnum": "annotate.workbench.workflow.ACTION_NAMES",
     },
     # The schema is for API clients: a token or a session, as for the API itself.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],

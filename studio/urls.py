@@ -5,10 +5,10 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
-from django.http import JsonResponse
 from django.urls import include, path
-from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from studio import errors
 
 
 def api(patterns):
@@ -21,15 +21,11 @@ def api(patterns):
     return patterns
 
 
-def not_found(request, exception):
-    """A 404 under /api/ is JSON, as the schema documents (a URL no route matches: an id that is not a
-    number, a slug with other characters); the pages keep Django's 404 page."""
-    if request.path.startswith("/api/"):
-        return JsonResponse({"detail": "Not found: no API route or row matches this URL."}, status=404)
-    return page_not_found(request, exception)
-
-
-handler404 = not_found
+# Friendly error pages with the reason, a link back and the nav (studio.errors).
+handler400 = errors.bad_request
+handler403 = errors.permission_denied
+handler404 = errors.page_not_found
+handler500 = errors.server_error
 
 
 from annotate import api_urls as annotate_api  # noqa: E402

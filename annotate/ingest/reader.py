@@ -36,6 +36,7 @@ from typing import Any
 from annotate import formats
 from annotate.formats import conservation, storable
 from annotate.formats.common import tool_memo, tools_field
+from annotate.ingest.sniff import not_text_message
 from annotate.trajectory import MAX_NESTING, SchemaError, Trajectory
 
 # The formats, in the order the command line and the upload page list them.
@@ -367,7 +368,12 @@ def _kind(v: Any) -> str:
 
 
 def _decode(data: bytes, filename: str, errors: list[ImportIssue], skip_invalid: bool) -> str | None:
-    """UTF-8 text; a line with bytes that are not UTF-8 is reported (and blanked under skip_invalid)."""
+    """UTF-8 text; a line with bytes that are not UTF-8 is reported (and blanked under skip_invalid).
+    A binary file (an image, an archive) is one problem, whatever ``skip_invalid`` says."""
+    binary = not_text_message(data)
+    if binary is not None:
+        errors.append(ImportIssue(filename, None, "file", binary))
+        return None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -521,6 +527,10 @@ def _answers(data: bytes, name: str, max_bytes: int, errors: list[ImportIssue]) 
 
 
 def _tools(data: bytes, name: str, errors: list[ImportIssue]) -> list[dict] | None:
+    binary = not_text_message(data)
+    if binary is not None:
+        errors.append(ImportIssue(name, None, "file", binary))
+        return None
     try:
         return tools_field(data.decode("utf-8"), "")
     except UnicodeDecodeError as e:

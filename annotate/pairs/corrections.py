@@ -40,3 +40,22 @@ def suggest_from_revisions(original: Trajectory, corrected: Trajectory) -> list[
         pair.category = guess_category(pair.context, pair.chosen, pair.rejected)
         out.append(pair)
     return out
+
+
+def correction_author(revisions: list[tuple[int, str, int | None]]) -> int | None:
+    """Who made the correction, from a trajectory's revisions ``(version, status, author)`` in order.
+
+    The latest revision that kept its predecessor's status changed the document (an edit or a
+    revert); one that moved the status (submit, approve, reject, reopen) did not, so the lead who
+    approved is not credited with the annotator's correction.
+
+    >>> correction_author([(1, "draft", None), (2, "draft", 7), (3, "submitted", 7), (4, "approved", 3)])
+    7
+    >>> correction_author([(1, "draft", None), (2, "submitted", 7)]) is None
+    True
+    """
+    author = None
+    for (_, before, _), (_, status, who) in zip(revisions, revisions[1:]):
+        if status == before:
+            author = who
+    return author

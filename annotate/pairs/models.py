@@ -27,6 +27,7 @@ class PairCategory(models.Model):
     description = models.CharField(max_length=300, blank=True)
 
     class Meta:
+        verbose_name_plural = "pair categories"
         ordering = ["name"]
         # Serves "the project's categories" (every pair form) and keeps keys unique per project.
         constraints = [models.UniqueConstraint(fields=["project", "key"], name="unique_pair_category")]

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from annotate.models import Revision, Trajectory
 from annotate.pairs import core
-from annotate.pairs.corrections import suggest_from_revisions
+from annotate.pairs.corrections import correction_author, suggest_from_revisions
 from annotate.pairs.models import Pair, PairSuggestion, SuggestionScan, categories_for
 from annotate.pairs.records import parse_candidates
 from annotate.permissions import author_of
@@ -120,6 +120,12 @@ def _scan(project, versions: dict[int, int]) -> None:
         (tid, v): (doc, author) for tid, v, doc, author in
         Revision.objects.filter(wanted).values_list("trajectory_id", "version", "document", "author_id")}
     found: dict[int, dict[str, core.Pair]] = {}
+    # Credit the annotator whose edit it is, not whoever moved the status last (the approving lead).
+    history: dict[int, list] = {}
+    for tid, v, status, author in (Revision.objects.filter(trajectory_id__in=list(versions))
+                                   .order_by("trajectory_id", "version")
+                                   .values_list("trajectory_id", "version", "status", "author_id")):
+        history.setdefault(tid, []).append((v, status, author))
     authors: dict[int, int | None] = {}
     for tid, version in versions.items():
         before, after = docs.get((tid, firsts.get(tid, version))), docs.get((tid, version))
@@ -129,7 +135,7 @@ def _scan(project, versions: dict[int, int]) -> None:
         pairs = suggest_from_revisions(CanonicalTrajectory.from_dict(before[0]),
                                             CanonicalTrajectory.from_dict(after[0]))
         found[tid] = {p.content_key(): p for p in pairs}
-        authors[tid] = after[1]
+        authors[tid] = correction_author(history.get(tid, []))
     existing = list(PairSuggestion.objects.filter(trajectory_id__in=list(versions))
                     .values_list("id", "trajectory_id", "key", "status"))
     # Pending suggestions follow the latest correction; decided ones stay decided (and are not re-suggested).

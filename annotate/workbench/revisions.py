@@ -38,6 +38,22 @@ class FieldChange:
     segments: list[tuple[str, str]] = field(default_factory=list)
 
 
+    @property
+    def before(self) -> list[tuple[bool, str]]:
+        """The old value alone, as ``(changed, text)`` runs: readable on its own, removed words marked."""
+        return [(op == "delete", text) for op, text in self.segments if op != "insert"]
+
+    @property
+    def after(self) -> list[tuple[bool, str]]:
+        """The new value alone, as ``(changed, text)`` runs, added words marked.
+
+        >>> f = FieldChange("text", "it is sunny", "it is rainy", word_diff("it is sunny", "it is rainy"))
+        >>> f.before, f.after
+        ([(False, 'it is '), (True, 'sunny')], [(False, 'it is '), (True, 'rainy')])
+        """
+        return [(op == "insert", text) for op, text in self.segments if op != "delete"]
+
+
 @dataclass
 class Change:
     kind: str  # "added" | "removed" | "changed"
@@ -297,3 +313,32 @@ def _rebase_insert(edit: Edit, base: Trajectory, current: Trajectory) -> Rebased
 
 def is_field_edit(edit: Edit) -> bool:
     return edit.op in FIELD_OPS
+
+
+def conflicting_values(edit: Edit, base: Trajectory, current: Trajectory) -> list[FieldChange]:
+    """The fields both people changed, each as theirs (``old``) and mine (``new``): what the
+    conflict view quotes, and only that (a note conflict shows the notes, not the message text).
+
+    >>> base = Trajectory.from_dict({"turns": [{"user": "q", "steps": [{"kind": "answer", "text": "Hi.", "note": ""}]}]})
+    >>> theirs = Trajectory.from_dict({"turns": [{"user": "q", "steps": [
+    ...     {"kind": "answer", "text": "Hello.", "note": "too short"}]}]})
+    >>> [(f.field, f.old, f.new) for f in conflicting_values(Edit("update_step", 0, 0, {"text": "Hi.", "note": "fine"}),
+    ...                                                      base, theirs)]
+    [('note', 'too short', 'fine')]
+    """
+    rebased = rebase_edit(edit, base, current)
+    if rebased.edit is None or not rebased.both_changed:
+        return []
+    if edit.op == "update_meta":
+        theirs = meta_values(current)
+    elif edit.op == "update_turn":
+        theirs = {"user": current.turns[rebased.edit.turn].user}
+    elif edit.op == "update_step":
+        theirs = step_values(current.turns[rebased.edit.turn].steps[rebased.edit.step])
+    else:
+        return []
+    out = []
+    for key in rebased.both_changed:
+        a, b = show(theirs.get(key, "")), show(edit.fields.get(key, ""))
+        out.append(FieldChange(key, a, b, word_diff(a, b)))
+    return out

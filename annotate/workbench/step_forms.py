@@ -237,6 +237,7 @@ class StepPanel:
     both_changed: list[str] = field(default_factory=list)  # fields both people changed
     theirs: Step | None = None  # the other person's version of this step
     gone: bool = False  # the other person deleted this step
+    versions: list = field(default_factory=list)  # revisions.FieldChange per field both changed (theirs, mine)
     urls: dict[str, str] = field(default_factory=dict)  # save / check / fields, filled in by the view
 
     @property

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
@@ -71,3 +73,35 @@ def transition(trajectory: Trajectory, action: str, *, user, comment: str = "",
 
 def _past(action: str) -> str:
     return {"submit": "submitted", "approve": "approved", "reject": "rejected", "reopen": "reopened"}[action]
+
+
+@dataclass
+class BulkOutcome:
+    """What a bulk move did: the ids moved and, per id refused, why (``{"id", "message"}``)."""
+
+    done: list[int] = field(default_factory=list)
+    refused: list[dict] = field(default_factory=list)
+
+
+def bulk_transition(project, ids: list[int], action: str, *, user, comment: str = "") -> BulkOutcome:
+    """``action`` on each trajectory of ``ids`` in ``project``, one at a time as the editor's buttons
+    do (each a version with its Revision, each checked against the user's role and its status).
+    One refused does not stop the others; each refusal says why."""
+    out = BulkOutcome()
+    if action not in workflow.ACTIONS:
+        raise workflow.WorkflowError(f"unknown action {action!r}; expected one of {', '.join(workflow.ACTIONS)}")
+    if workflow.ACTIONS[action].needs_comment and not comment.strip():
+        raise workflow.WorkflowError("a rejection needs a comment for the annotators", "comment")
+    found = {t.pk: t for t in project.trajectories.filter(pk__in=ids).select_related("project")}
+    for pk in dict.fromkeys(ids):
+        t = found.get(pk)
+        if t is None:
+            out.refused.append({"id": pk, "message": "no such trajectory in this project"})
+            continue
+        try:
+            transition(t, action, user=user, comment=comment)
+        except (WorkflowRefused, PermissionDenied) as e:
+            out.refused.append({"id": pk, "message": getattr(e, "message", None) or str(e)})
+        else:
+            out.done.append(pk)
+    return out

@@ -30,7 +30,7 @@ from annotate.workbench import workflow
 from annotate.workbench.documents import StaleVersion, current_document, document_at, history_of
 from annotate.workbench.editing import Edit, EditError
 from annotate.workbench.queue import members_of, next_in_queue, next_to_review
-from annotate.workbench.revisions import diff_documents, rebase_edit
+from annotate.workbench.revisions import conflicting_values, diff_documents, rebase_edit
 from annotate.workbench.saving import Conflict, conflict_for, resolve_conflict, revert, save_edit
 from annotate.workbench.step_forms import (StepForm, StepPanel, argument_state, case_type_choices, check_arguments,
                                            first, read_arguments, read_step_form, schemas_for, step_panel)
@@ -257,6 +257,7 @@ def _step_problem(request: HttpRequest, ed: Editor, drawn: Document, turn: int, 
             panel.theirs = (conflict.current.turns[rebased.edit.turn].steps[rebased.edit.step]
                             if rebased.edit is not None else None)
             panel.gone = rebased.edit is None
+            panel.versions = conflicting_values(edit, conflict.base, conflict.current)
     if request.htmx:
         ctx = ed.context(request, s=panel, conflict=conflict)
         return HttpResponse(render(request, f"{PAGE}#step", ctx).content, status=status)
@@ -378,10 +379,11 @@ def edit_structure(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _region_conflict(request: HttpRequest, ed: Editor, region: str, conflict: Conflict, edit: Edit,
                      **extra) -> HttpResponse:
-    both = []
+    both, versions = [], []
     if conflict.base is not None:
         both = rebase_edit(edit, conflict.base, conflict.current).both_changed
-    ctx = dict(conflict=conflict, pending=edit, both_changed=both, region=region, **extra)
+        versions = conflicting_values(edit, conflict.base, conflict.current)
+    ctx = dict(conflict=conflict, pending=edit, both_changed=both, versions=versions, region=region, **extra)
     if request.htmx:
         return _saved_response(request, ed, region, status=409, **ctx)
     ctx_page = _page_context(request, ed, **ctx)
@@ -494,20 +496,31 @@ def change_status(request: HttpRequest, pk: int) -> HttpResponse:
 
 def history(request: HttpRequest, pk: int) -> HttpResponse:
     """Every revision (who, when, what) with its per-step diff against the one before."""
-    trajectory = get_object_or_404(Trajectory.objects.select_related("project"), pk=pk)
+    trajectory = get_object_or_404(Trajectory.objects.select_related("project", "assignee"), pk=pk)
     role = permissions.require_role(request.user, trajectory.project)
     page = Paginator(history_of(trajectory), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     revisions = list(page)
     versions = {r.version for r in revisions} | {r.version - 1 for r in revisions}
-    docs = dict(trajectory.revisions.filter(version__in=versions).values_list("version", "document"))
+    stored = {v: (doc, st) for v, doc, st in
+              trajectory.revisions.filter(version__in=versions).values_list("version", "document", "status")}
     rows = []
     for r in revisions:
-        before = docs.get(r.version - 1)
+        before, before_status = stored.get(r.version - 1, (None, ""))
         changes = diff_documents(before, r.document) if before is not None else []
-        rows.append({"revision": r, "changes": changes, "first": before is None})
+        moved = bool(before is not None and r.status and before_status and r.status != before_status)
+        who = r.author.get_username() if r.author_id else "an import or script"
+        rows.append({"revision": r, "changes": changes, "first": before is None,
+                     "status_change": workflow.status_change(before_status, r.status, who) if moved else "",
+                     "from_status": before_status if moved else "",
+                     # transitions write "rejected: <comment>" as the summary
+                     "comment": r.summary.partition(": ")[2] if moved else ""})
+    can_edit = permissions.can_edit_trajectory(request.user, trajectory)
     return render(request, "annotate/history.html", {
         "trajectory": trajectory, "project": trajectory.project, "role": role, "page": page, "rows": rows,
-        "can_edit": permissions.can_edit_trajectory(request.user, trajectory),
+        "can_edit": can_edit,
+        "why_not": "" if can_edit else workflow.why_not_editable(
+            trajectory.status, role, trajectory.assignee.get_username() if trajectory.assignee_id else "",
+            request.user.get_username()),
     })
 
 

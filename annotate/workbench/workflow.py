@@ -38,6 +38,9 @@ ACTIONS = {
     )
 }
 
+# The actions' names (the API's action choices; the schema names them WorkflowActionEnum).
+ACTION_NAMES = tuple(ACTIONS)
+
 
 class WorkflowError(InputError):
     """A workflow move that the state machine does not allow; ``field`` is the action."""
@@ -93,3 +96,39 @@ def submission_blockers(doc: Trajectory, findings: list[Finding]) -> list[Findin
             continue
         out.append(f)
     return out
+
+
+_MOVES = {SUBMITTED: "submitted for review", APPROVED: "approved", REJECTED: "rejected"}
+
+
+def status_change(before: str, after: str, who: str) -> str:
+    """A status change as the history says it.
+
+    >>> status_change("draft", "submitted", "ann")
+    'Submitted for review by ann'
+    >>> status_change("submitted", "approved", "lena")
+    'Approved by lena'
+    >>> status_change("approved", "draft", "lena")
+    'Reopened as draft by lena'
+    """
+    move = "reopened as draft" if after == DRAFT else _MOVES.get(after, f"moved to {after}")
+    return f"{move[0].upper()}{move[1:]} by {who}"
+
+
+def why_not_editable(status: str, role: str | None, assignee: str, username: str) -> str:
+    """Why a member may not change (or revert) a trajectory now: said where the buttons would be.
+
+    >>> why_not_editable("submitted", "annotator", "ann", "ann")
+    'It is submitted and waiting for review, so it cannot be changed or reverted now. A lead can reject it or reopen it as a draft; then you can revert.'
+    >>> why_not_editable("draft", "annotator", "bob", "ann")
+    'It is assigned to bob: only they or a lead can change or revert it.'
+    """
+    if role is None:
+        return "You are not a member of this project."
+    if status in (SUBMITTED, APPROVED):
+        state = "submitted and waiting for review" if status == SUBMITTED else "approved"
+        return (f"It is {state}, so it cannot be changed or reverted now. A lead can "
+                f"{'reject it or ' if status == SUBMITTED else ''}reopen it as a draft; then you can revert.")
+    if assignee and assignee != username:
+        return f"It is assigned to {assignee}: only they or a lead can change or revert it."
+    return "You may not change this trajectory."

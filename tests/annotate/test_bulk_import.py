@@ -293,7 +293,7 @@ def test_a_json_array_is_read_by_one_reader_and_gives_the_same_trajectories(proj
 def test_a_file_that_cannot_be_read_writes_nothing_and_forks_nothing(project, forks):
     outcome = _import(project, b"\xff\xfe" + b"x" * 2000, "bad.jsonl")
     assert outcome.imported == 0 and forks == []
-    assert outcome.errors[0]["message"].startswith("not UTF-8")
+    assert outcome.errors[0]["message"].startswith("this is not a text file (looks like UTF-16 text")
 
 
 def test_a_big_import_reads_back_as_imported(project, forks):

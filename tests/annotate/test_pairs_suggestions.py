@@ -131,3 +131,14 @@ def test_leads_accept_suggestions_in_bulk(client, lead, annotator, tokyo, demo_t
 def test_annotators_do_not_see_the_suggestions(client, annotator, project):
     client.force_login(annotator)
     assert client.get("/p/weather/pairs/suggestions/").status_code == 403
+
+
+def test_the_annotator_keeps_the_credit_after_a_lead_approves(lead, annotator, tokyo, project):
+    from annotate.workbench.transitions import transition
+
+    save(tokyo, annotator, fix_city)
+    transition(tokyo, "submit", user=annotator)
+    transition(tokyo, "approve", user=lead)
+    refresh_suggestions(project)
+    s = PairSuggestion.objects.get()
+    assert s.version == 4 and s.corrected_by == annotator

@@ -340,3 +340,35 @@ def test_an_argument_change_is_shown_per_argument():
     new = apply_edit(old, Edit("update_step", 0, 1, {"arguments": {"city": "Rome", "unit": "c"}}))
     fields = [(f.field, f.old, f.new) for f in diff_documents(old, new)[0].fields]
     assert fields == [("arguments.city", "Paris", "Rome"), ("arguments.unit", "", "c")]
+
+
+def test_each_side_of_a_field_change_reads_whole_with_its_changed_words_marked():
+    from annotate.workbench.revisions import FieldChange, word_diff
+
+    old, new = "It is 18 °C and cloudy in Paris.", "Paris: 18 °C, cloudy, light wind."
+    f = FieldChange("text", old, new, word_diff(old, new))
+    assert "".join(text for _, text in f.before) == old
+    assert "".join(text for _, text in f.after) == new
+    assert any(changed for changed, _ in f.before) and any(changed for changed, _ in f.after)
+
+
+def test_a_conflict_quotes_only_the_fields_both_changed():
+    from annotate.workbench.revisions import conflicting_values
+
+    base = Trajectory.from_dict({"turns": [{"user": "q", "steps": [{"kind": "answer", "text": "Hi.", "note": ""}]}]})
+    theirs = Trajectory.from_dict({"turns": [{"user": "q", "steps": [
+        {"kind": "answer", "text": "Hello there.", "note": "too short"}]}]})
+    mine = Edit("update_step", 0, 0, {"text": "Hi.", "note": "fine"})
+    assert [(f.field, f.old, f.new) for f in conflicting_values(mine, base, theirs)] == [("note", "too short", "fine")]
+    mine_meta = Edit("update_meta", fields={"tags": ["a"]})
+    assert conflicting_values(mine_meta, base, theirs) == []
+
+
+def test_a_status_change_reads_as_one_and_a_locked_trajectory_says_why():
+    from annotate.workbench.workflow import status_change, why_not_editable
+
+    assert status_change("submitted", "approved", "lena") == "Approved by lena"
+    assert status_change("submitted", "rejected", "lena") == "Rejected by lena"
+    assert status_change("draft", "submitted", "ann") == "Submitted for review by ann"
+    assert "reopen it as a draft" in why_not_editable("approved", "annotator", "ann", "ann")
+    assert why_not_editable("draft", "annotator", "bob", "ann").startswith("It is assigned to bob")

@@ -11,6 +11,7 @@ from annotate.formats.summary import render_text, summarize
 from annotate.forms import IMPORT_FORMATS
 from annotate.ingest import sqlite
 from annotate.ingest.reader import parse_file
+from annotate.ingest.sniff import is_not_text
 from annotate.ingest.writer import get_or_create_project, import_file
 
 
@@ -74,7 +75,7 @@ class Command(BaseCommand):
             self.stderr.write(f"... and {len(outcome.errors) - 50} more problems")
         if outcome.errors and not outcome.imported:
             raise CommandError(f"nothing imported from {path.name}: {len(outcome.errors)} problem(s)"
-                               + ("" if skip_invalid else "; use --skip-invalid to import the valid records"))
+                               + ("" if skip_invalid or is_not_text(outcome.errors) else "; use --skip-invalid to import the valid records"))
         self.stdout.write(self.style.SUCCESS(
             f"Imported {outcome.imported} trajectories into '{proj.slug}'"
             + (f", skipped {outcome.skipped} invalid record(s)" if outcome.skipped else "")))
