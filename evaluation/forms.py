@@ -78,6 +78,14 @@ class LaunchForm(forms.Form):
             values.update(model_source=last.model_source, model_path=last.model_path or model_path,
                           endpoint_url=last.endpoint_url, endpoint_model=last.endpoint_model,
                           eval_set=last.eval_set_id)
+            if last.model_source == EvalRun.TRAINING_JOB:
+                # Never "a training run's output" with no run chosen (the first submit would fail):
+                # the last run's model if it is still there to evaluate, else a model folder.
+                job = last.training_job
+                if job is not None and job.status == JobStatus.SUCCEEDED:
+                    values["training_job"] = job.pk
+                else:
+                    values["model_source"] = EvalRun.FOLDER
         return values
 
     def clean(self):
@@ -127,6 +135,8 @@ class EvalSetForm(forms.Form):
     def __init__(self, *args, project, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["snapshot"].queryset = project.snapshots.filter(kind="prompt", status=JobStatus.SUCCEEDED)
+        if not self.is_bound and (newest := self.fields["snapshot"].queryset.first()):
+            self.initial.setdefault("snapshot", newest.pk)  # the likeliest choice: the newest prompt snapshot
 
     def filters(self) -> dict:
         d = self.cleaned_data

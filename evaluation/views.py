@@ -10,13 +10,14 @@ untrusted: it reaches the page only through Django's autoescaping, never ``|safe
 from __future__ import annotations
 
 import hashlib
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 import pygal
 
@@ -187,6 +188,22 @@ def launch_run(request: HttpRequest, slug: str) -> HttpResponse:
         "project": project, "role": role, "form": form, "has_sets": project.eval_sets.exists()})
 
 
+def safe_next(request: HttpRequest) -> str:
+    """The ``next`` page to go back to, only a path on this site (else "")."""
+    nxt = (request.POST.get("next") or request.GET.get("next") or "").strip()
+    if not nxt.startswith("/") or nxt.startswith("//") or "\\" in nxt:
+        return ""
+    return nxt if url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}) else ""
+
+
+def with_query(url: str, **params) -> str:
+    """``url`` with ``params`` set in its query string (replacing any already there)."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query.update({k: str(v) for k, v in params.items()})
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 def eval_sets(request: HttpRequest, slug: str) -> HttpResponse:
     project, role = permissions.project_for(request.user, slug)
     form = None
@@ -207,10 +224,13 @@ def eval_sets(request: HttpRequest, slug: str) -> HttpResponse:
                 form.add_error(field if field in form.fields else None, exc.message)
             else:
                 messages.success(request, f"Made eval set #{es.pk} ({es.item_count} items): {es.name}")
+                if nxt := safe_next(request):  # back to the evaluation being set up, with the new set chosen
+                    return redirect(with_query(nxt, eval_set=es.pk))
                 return redirect(f"{request.path}#set-{es.pk}")
     sets = project.eval_sets.select_related("snapshot", "created_by")
     return render(request, "evaluation/eval_sets.html", {
-        "project": project, "role": role, "form": form, "sets": sets, "case_type_names": CASE_TYPE_NAMES})
+        "project": project, "role": role, "form": form, "sets": sets, "case_type_names": CASE_TYPE_NAMES,
+        "next": safe_next(request)})
 
 
 def live_version(run: EvalRun) -> str:

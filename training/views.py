@@ -29,7 +29,7 @@ from training import distributed, runner
 from training.forms import LaunchForm
 from training.jobs import (LaunchError, ResumeError, launch_plan, launch_training, preview_run_config,
                            remember_launch, resume_point, resume_training)
-from training.models import JobStatus, TrainingJob
+from training.models import JobStatus, TrainingDefaults, TrainingJob
 from training.paths import is_inside
 
 QUEUE_HINT_AFTER = 30  # seconds queued before the job page asks whether a worker is running
@@ -115,10 +115,16 @@ def launch_job(request: HttpRequest, slug: str) -> HttpResponse:
     kind = request.GET.get("kind") or request.POST.get("kind") or "sft"
     if kind not in runner.KINDS:
         raise Http404("No such kind of run")
+    # The form starts from the project's last launch of this kind, and says so (with a way back to
+    # the defaults): values brought back silently surprise whoever launches next.
+    from_defaults = request.GET.get("defaults") == "1"
+    last = None if from_defaults else (TrainingDefaults.objects.select_related("updated_by")
+                                      .filter(project=project, kind=kind).first())
     if request.method == "POST":
         form = LaunchForm(request.POST, project=project, kind=kind)
     else:
-        form = LaunchForm(initial=LaunchForm.initial_for(project, kind), project=project, kind=kind)
+        form = LaunchForm(initial=LaunchForm.initial_for(project, kind, remembered=not from_defaults),
+                          project=project, kind=kind)
     preview = None
     if request.method == "POST" and form.is_valid():
         if request.POST.get("action") == "preview":
@@ -137,7 +143,7 @@ def launch_job(request: HttpRequest, slug: str) -> HttpResponse:
                 return redirect("training:job-detail", pk=job.pk)
     return render(request, "training/job_form.html", {
         "project": project, "role": role, "form": form, "kind": kind, "preview": preview,
-        "has_snapshots": form.fields["snapshot"].queryset.exists(),
+        "has_snapshots": form.fields["snapshot"].queryset.exists(), "last": last, "from_defaults": from_defaults,
     })
 
 

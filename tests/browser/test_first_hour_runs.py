@@ -81,3 +81,109 @@ def test_audit_findings_say_in_plain_words_what_they_mean_and_what_to_do(page, d
     for tr in page.locator("#audit-findings tr[data-code]").all():  # every finding has a title, not just a code
         assert tr.locator(".finding-title").inner_text().strip() != tr.get_attribute("data-code")
     both_widths(page, "snapshot-blocked")
+
+
+# --- forms that bring back old values ------------------------------------------------------------
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Rows the pages send to a worker (no worker in these tests)."""
+    out: list[tuple[str, int]] = []
+    monkeypatch.setattr("jobs.queue.send", lambda model, pk: out.append((model.__name__, pk)))
+    return out
+
+
+@pytest.fixture
+def trained(demo_project, tmp_path, settings):
+    """A finished SFT run with a final model folder, as a lead would have after training."""
+    from tests.training.jobs_harness import bare_snapshot_dir, make_snapshot
+    from training import runner
+    from training.models import JobStatus, TrainingJob
+
+    settings.TRAINING_RUNS_DIR = tmp_path / "runs"
+    snap = make_snapshot(demo_project, "sft", bare_snapshot_dir(tmp_path / "sft"), name="demo sft")
+    out = tmp_path / "runs" / "1"
+    (out / runner.FINAL_DIR).mkdir(parents=True)
+    return TrainingJob.objects.create(project=demo_project, snapshot=snap, kind="sft", name="first model",
+                                      base_model=str(settings.DEMO_MODEL_DIR), status=JobStatus.SUCCEEDED,
+                                      output_dir=str(out), config={"method": "full"})
+
+
+@pytest.fixture
+def prompt_snapshot(demo_project, tiny_model_dir):
+    from tests.evaluation.runs_harness import make_prompt_snapshot, prompt_snapshot_dir
+
+    return make_prompt_snapshot(demo_project, prompt_snapshot_dir(tiny_model_dir))
+
+
+def test_evaluate_this_model_then_make_an_eval_set_comes_back_with_the_run_still_chosen(
+        page, demo_project, lead, trained, prompt_snapshot, sent):
+    from evaluation.models import EvalRun
+
+    login(page, lead.username, PASSWORD)
+    page.goto(f"/training/runs/{trained.pk}/")
+    page.click("#evaluate-run")
+    expect(page.locator("select[name=training_job]")).to_have_value(str(trained.pk))
+    page.click("#make-set-link")  # the project has no eval set yet
+    expect(page.locator("#back-to-next")).to_be_visible()
+    both_widths(page, "eval-sets-from-launch")
+    page.click("#make-set")  # the newest prompt snapshot is chosen already
+    page.wait_for_url(re.compile(r"/evaluation/p/weather/new/\?"))
+    expect(page.locator("select[name=training_job]")).to_have_value(str(trained.pk))
+    expect(page.locator("input[name=model_source][value=training_job]")).to_be_checked()
+    expect(page.locator("select[name=eval_set]")).not_to_have_value("")
+    page.click("#launch")
+    page.wait_for_url(re.compile(r"/evaluation/runs/\d+/$"))
+    run = EvalRun.objects.get()
+    assert run.training_job_id == trained.pk and run.model_source == EvalRun.TRAINING_JOB
+
+
+def test_the_next_page_after_making_an_eval_set_stays_inside_the_site(page, demo_project, lead, prompt_snapshot):
+    login(page, lead.username, PASSWORD)
+    for away in ("https://evil.example/", "//evil.example/x", "/\\evil.example"):
+        page.goto(f"/evaluation/p/{demo_project.slug}/sets/?next={away}")
+        expect(page.locator("#back-to-next")).to_have_count(0)
+        page.click("#make-set")
+        page.wait_for_load_state("networkidle")
+        assert page.url.startswith(page.evaluate("location.origin")) and "/evaluation/p/weather/sets/" in page.url
+
+
+def test_the_evaluation_form_never_preselects_a_training_run_that_is_not_chosen(
+        page, demo_project, lead, trained, prompt_snapshot, sent):
+    """The last evaluation was of a training run since deleted: the first submit succeeds with the defaults."""
+    from evaluation import jobs
+    from evaluation.eval_sets import create_eval_set
+    from evaluation.generate import GenerationSettings
+    from evaluation.models import EvalRun, EvalSet
+
+    es = create_eval_set(demo_project, EvalSet.SNAPSHOT, snapshot=prompt_snapshot)
+    jobs.launch_eval(project=demo_project, eval_set=es, model_source=EvalRun.TRAINING_JOB, training_job=trained,
+                     gen=GenerationSettings(), enqueue=False)
+    trained.delete()
+    login(page, lead.username, PASSWORD)
+    page.goto(f"/evaluation/p/{demo_project.slug}/new/")
+    expect(page.locator("input[name=model_source][value=training_job]")).not_to_be_checked()
+    both_widths(page, "eval-form")
+    page.click("#launch")
+    page.wait_for_url(re.compile(r"/evaluation/runs/\d+/$"))
+    assert EvalRun.objects.count() == 2
+
+
+def test_the_training_form_says_when_it_brings_back_the_last_runs_values_and_resets(page, demo_project, lead, trained):
+    from django.utils import timezone
+
+    from training.models import TrainingDefaults
+
+    TrainingDefaults.objects.create(project=demo_project, kind="sft", updated_by=lead,
+                                    values={"learning_rate": 0.001, "max_steps": 7})
+    login(page, lead.username, PASSWORD)
+    page.goto(f"/training/p/{demo_project.slug}/runs/new/?kind=sft")
+    today = timezone.localtime().strftime("%-d %b %Y")
+    expect(page.locator("#remembered")).to_contain_text(f"from your last SFT run on {today}")
+    expect(page.locator("input[name=learning_rate]")).to_have_value("0.001")
+    expect(page.locator("input[name=max_steps]")).to_have_value("7")
+    both_widths(page, "train-form-remembered")
+    page.click("#reset-defaults")
+    expect(page.locator("input[name=learning_rate]")).to_have_value(re.compile(r"^(2e-05|0\.00002)$"))
+    expect(page.locator("input[name=max_steps]")).to_have_value("")
+    expect(page.locator("#remembered")).to_contain_text("defaults")
