@@ -246,7 +246,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx and request.GET.get("v") == version:
         return HttpResponse(status=204)  # nothing new since the last poll
     context = dashboard_context(run, request)
-    context.update(role=role, version=version)
+    context.update(role=role, version=version,  # flash messages about the status loaded go once it changes
+                   shown_status=request.GET.get("shown", run.status) if request.htmx else run.status)
     template = "evaluation/run_detail.html#live" if request.htmx else "evaluation/run_detail.html"
     return render(request, template, context)
 

@@ -58,8 +58,9 @@ def job_charts(job: TrainingJob, points: list[tuple[int, dict]]) -> list[dict]:
     out = []
     for title, keys in CHARTS + (DPO_CHARTS if job.kind == "dpo" else []):
         series = [(label, thin([(step, v[key]) for step, v in points if key in v])) for key, label in keys]
-        out.append({"title": title, "keys": [k for k, _ in keys], "points": sum(len(p) for _, p in series),
-                    "svg": line_chart(title, series)})
+        n = sum(len(p) for _, p in series)
+        out.append({"title": title, "keys": [k for k, _ in keys], "points": n,
+                    "svg": line_chart(title, series) if n else ""})
     return out
 
 
@@ -180,7 +181,11 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     for _, values in points:
         latest.update(values)
     waiting = (timezone.now() - job.created_at).total_seconds()
-    context = {"job": job, "project": job.project, "role": role, "charts": job_charts(job, points),
+    charts = job_charts(job, points)
+    context = {"job": job, "project": job.project, "role": role, "charts": charts, "has_points": bool(points),
+               "chart_titles": [c["title"] for c in charts],
+               # The status the page was loaded with: flash messages about it go once it changes.
+               "shown_status": request.GET.get("shown", job.status) if request.htmx else job.status,
                "latest": latest, "artifacts": artifacts(job), "version": version,
                "waiting_long": job.status == JobStatus.QUEUED and waiting > QUEUE_HINT_AFTER,
                "can_resume": role != permissions.ANNOTATOR and job.status in (JobStatus.FAILED, JobStatus.CANCELLED)
@@ -228,8 +233,14 @@ def artifacts(job: TrainingJob) -> list[dict]:
     labels = {"model": "Final LoRA adapter (zip)" if job.config.get("method") == "lora" else "Final model (zip)",
               "card": "Model card (README.md)", "metrics": "Metrics (JSON Lines)", "log": "Training log",
               "config": "Job file (job.json)"}
-    out = [{"name": n, "label": labels[n]} for n, (rel, _) in FILES.items() if (run_dir / rel).exists()]
+    # While it runs, the files keep pace with the step counter the page shows: no checkpoint past
+    # it, and no final model (half written until the run ends).
+    active = job.is_active
+    out = [{"name": n, "label": labels[n]} for n, (rel, _) in FILES.items()
+           if (run_dir / rel).exists() and not (active and n in ("model", "card"))]
     for ckpt in sorted((run_dir / runner.CHECKPOINTS_DIR).glob("checkpoint-*"), key=runner.checkpoint_step):
+        if active and runner.checkpoint_step(ckpt) > job.current_step:
+            continue
         out.append({"name": ckpt.name, "label": f"Checkpoint at step {runner.checkpoint_step(ckpt)} (zip)"})
     return out
 

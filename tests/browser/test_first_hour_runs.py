@@ -7,6 +7,7 @@ before cancelling. Screenshots at 1366 and 768 px: var/screenshots/first-hour-*.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -187,3 +188,130 @@ def test_the_training_form_says_when_it_brings_back_the_last_runs_values_and_res
     expect(page.locator("input[name=learning_rate]")).to_have_value(re.compile(r"^(2e-05|0\.00002)$"))
     expect(page.locator("input[name=max_steps]")).to_have_value("")
     expect(page.locator("#remembered")).to_contain_text("defaults")
+
+
+# --- the run page before, during and after its first steps ---------------------------------------
+
+@pytest.fixture
+def running(trained, tmp_path):
+    """A run that has started but logged no step yet."""
+    from training.models import JobStatus, TrainingJob
+
+    out = tmp_path / "runs" / "2"
+    (out / "checkpoints").mkdir(parents=True)
+    return TrainingJob.objects.create(project=trained.project, snapshot=trained.snapshot, kind="sft",
+                                      name="second model", base_model=trained.base_model, status=JobStatus.RUNNING,
+                                      output_dir=str(out), total_steps=1200,
+                                      config={"method": "full", "logging_steps": 100, "max_steps": 1200},
+                                      message="Loading the model")
+
+
+def test_before_the_first_logged_step_the_run_page_shows_an_empty_state_not_empty_axes(page, lead, running):
+    login(page, lead.username, PASSWORD)
+    page.goto(f"/training/runs/{running.pk}/")
+    empty = page.locator("#charts-empty")
+    expect(empty).to_contain_text("No step logged yet")
+    expect(empty).to_contain_text("every 100 steps")
+    expect(page.locator("#live svg")).to_have_count(0)  # no axes with nothing on them
+    both_widths(page, "run-before-first-step")
+
+
+def test_chart_axis_labels_are_whole_numbers_under_a_step_title_never_cut(page, lead, running):
+    from training.models import MetricPoint
+
+    MetricPoint.objects.bulk_create([MetricPoint(job=running, step=s, values={
+        "loss": 2 - s / 1e4, "learning_rate": 2e-5, "grad_norm": 1.0, "tokens_per_second": 900.0})
+        for s in range(100, 1201, 100)])
+    login(page, lead.username, PASSWORD)
+    page.goto(f"/training/runs/{running.pk}/")
+    loss = page.locator('figure[data-chart="loss"] svg')
+    expect(loss).to_be_visible()
+    labels = [t.strip() for t in page.eval_on_selector_all("#charts svg text", "els => els.map(e => e.textContent)")]
+    assert not [t for t in labels if t.endswith("…")], labels
+    assert "1,200" in labels and "step" in labels
+    both_widths(page, "run-with-steps")
+
+
+def test_a_launch_message_goes_once_the_run_it_announced_has_moved_on(page, demo_project, lead, trained, sent):
+    from training.models import JobStatus, MetricPoint, TrainingJob
+
+    login(page, lead.username, PASSWORD)
+    page.goto(f"/training/p/{demo_project.slug}/runs/new/?kind=sft")
+    page.click("button[value=launch]")  # the defaults, the newest snapshot
+    page.wait_for_url(re.compile(r"/training/runs/\d+/$"))
+    expect(page.locator("ul.messages")).to_contain_text("Queued")
+    job = TrainingJob.objects.order_by("-pk").first()
+    MetricPoint.objects.create(job=job, step=1, values={"loss": 1.0})
+    TrainingJob.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED, current_step=1, total_steps=1,
+                                                 progress=1.0, message="Finished")
+    expect(page.locator("#live")).to_have_attribute("data-status", "succeeded", timeout=10000)
+    expect(page.locator("ul.messages")).to_have_count(0)  # "Queued …" no longer true
+    expect(page.locator("#job-status")).to_have_text("Succeeded")
+
+
+def test_the_file_list_keeps_pace_with_the_step_counter(page, lead, running):
+    from training.models import TrainingJob
+
+    for step in (100, 200):  # the trainer saved step 200 before the worker wrote the counter
+        (Path(running.output_dir) / "checkpoints" / f"checkpoint-{step}").mkdir()
+    TrainingJob.objects.filter(pk=running.pk).update(current_step=150)
+    login(page, lead.username, PASSWORD)
+    page.goto(f"/training/runs/{running.pk}/")
+    expect(page.locator("#job-progress")).to_contain_text("Step 150 of 1200")
+    expect(page.locator("#artifacts [data-artifact=checkpoint-100]")).to_have_count(1)
+    expect(page.locator("#artifacts [data-artifact=checkpoint-200]")).to_have_count(0)  # not reached on the page yet
+
+
+# --- confirmations before cancelling; evaluation progress -----------------------------------------
+
+def test_cancelling_a_training_run_asks_first(page, lead, running):
+    login(page, lead.username, PASSWORD)
+    page.goto(f"/training/runs/{running.pk}/")
+    asked: list[str] = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.click("#cancel-run")
+    page.wait_for_timeout(300)
+    running.refresh_from_db()
+    assert asked and "Cancel run" in asked[0] and "resumed" in asked[0]
+    assert not running.cancel_requested  # "no" leaves it running
+    page.once("dialog", lambda d: d.accept())
+    page.click("#cancel-run")
+    page.wait_for_load_state("networkidle")
+    running.refresh_from_db()
+    assert running.cancel_requested or running.status == "cancelled"
+
+
+@pytest.fixture
+def eval_running(demo_project, prompt_snapshot, tiny_model_dir):
+    from evaluation import jobs
+    from evaluation.eval_sets import create_eval_set
+    from evaluation.generate import GenerationSettings
+    from evaluation.models import EvalRun, EvalSet
+
+    es = create_eval_set(demo_project, EvalSet.SNAPSHOT, snapshot=prompt_snapshot)
+    run = jobs.launch_eval(project=demo_project, eval_set=es, model_source=EvalRun.FOLDER,
+                           model_path=str(tiny_model_dir), gen=GenerationSettings(), enqueue=False)
+    EvalRun.objects.filter(pk=run.pk).update(status="running", done_items=1, message="Generating")
+    run.refresh_from_db()
+    return run
+
+
+def test_an_evaluation_shows_items_done_live_and_asks_before_cancelling(page, lead, eval_running):
+    from evaluation.models import EvalRun
+
+    total = eval_running.total_items
+    assert total >= 3
+    login(page, lead.username, PASSWORD)
+    page.goto(f"/evaluation/runs/{eval_running.pk}/")
+    expect(page.locator("#run-progress")).to_contain_text(f"1 of {total} items evaluated")
+    page.evaluate("window.__stillHere = true")
+    EvalRun.objects.filter(pk=eval_running.pk).update(done_items=2)
+    expect(page.locator("#run-progress")).to_contain_text(f"2 of {total} items evaluated", timeout=10000)
+    assert page.evaluate("window.__stillHere") is True  # updated in place, no reload
+    both_widths(page, "eval-running")
+    asked: list[str] = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.click("#cancel-run")
+    page.wait_for_timeout(300)
+    eval_running.refresh_from_db()
+    assert asked and f"2 of {total}" in asked[0] and not eval_running.cancel_requested

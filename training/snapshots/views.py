@@ -197,7 +197,9 @@ def new_snapshot(request: HttpRequest, slug: str) -> HttpResponse:
 def snapshot_detail(request: HttpRequest, pk: int) -> HttpResponse:
     snap, role = _snapshot(request, pk)
     context = {"snapshot": snap, "project": snap.project, "role": role, "audit": audit_view(snap.audit),
-               "files": snapshot_files(snap)}
+               "files": snapshot_files(snap),
+               # The status the page was loaded with: flash messages about it go once it changes.
+               "shown_status": request.GET.get("shown", snap.status) if request.htmx else snap.status}
     template = "training/snapshot_detail.html#live" if request.htmx else "training/snapshot_detail.html"
     return render(request, template, context)
 
