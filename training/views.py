@@ -233,11 +233,9 @@ def artifacts(job: TrainingJob) -> list[dict]:
     labels = {"model": "Final LoRA adapter (zip)" if job.config.get("method") == "lora" else "Final model (zip)",
               "card": "Model card (README.md)", "metrics": "Metrics (JSON Lines)", "log": "Training log",
               "config": "Job file (job.json)"}
-    # While it runs, the files keep pace with the step counter the page shows: no checkpoint past
-    # it, and no final model (half written until the run ends).
+    # While it runs, the files keep pace with the step counter the page shows: no checkpoint past it.
     active = job.is_active
-    out = [{"name": n, "label": labels[n]} for n, (rel, _) in FILES.items()
-           if (run_dir / rel).exists() and not (active and n in ("model", "card"))]
+    out = [{"name": n, "label": labels[n]} for n, (rel, _) in FILES.items() if (run_dir / rel).exists()]
     for ckpt in sorted((run_dir / runner.CHECKPOINTS_DIR).glob("checkpoint-*"), key=runner.checkpoint_step):
         if active and runner.checkpoint_step(ckpt) > job.current_step:
             continue
