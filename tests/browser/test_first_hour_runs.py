@@ -51,6 +51,7 @@ def _snapshot_with_defaults(page, project, queued, name: str, *, untick_tokenize
     from training.snapshots.tasks import export_snapshot
 
     page.goto(f"/training/p/{project.slug}/snapshots/new/")
+    both_widths(page, "snapshot-form")
     if untick_tokenized:
         page.uncheck("input[name=tokenized]")
     page.click("#create-snapshot")
@@ -64,6 +65,7 @@ def test_a_snapshot_made_with_the_defaults_is_one_training_accepts(page, demo_pr
     login(page, lead.username, PASSWORD)
     _snapshot_with_defaults(page, demo_project, queued, "defaults")
     expect(page.locator("#audit-verdict")).to_have_text(re.compile(r"^\s*The audit found no errors"))
+    expect(page.locator("ul.messages")).to_have_count(0)  # "Queued …" went when the export finished
     both_widths(page, "snapshot-defaults")
 
 
