@@ -69,10 +69,10 @@ class LaunchForm(forms.Form):
         self.gen: GenerationSettings | None = None
 
     @classmethod
-    def initial_for(cls, project, model_path: str = "") -> dict:
+    def initial_for(cls, project, model_path: str = "", *, last: EvalRun | None = None) -> dict:
+        """The defaults, then (given ``last``, the project's latest evaluation) its choices."""
         values = GenerationSettings().to_dict()
         values.update(model_source=EvalRun.FOLDER, model_path=model_path)
-        last = project.eval_runs.order_by("-created_at").first()
         if last is not None:  # the next launch starts from the last one's choices
             values.update({k: v for k, v in (last.settings or {}).items() if k in SETTINGS_FIELDS})
             values.update(model_source=last.model_source, model_path=last.model_path or model_path,

@@ -160,10 +160,14 @@ def run_list(request: HttpRequest, slug: str) -> HttpResponse:
 
 def launch_run(request: HttpRequest, slug: str) -> HttpResponse:
     project, role = permissions.project_for(request.user, slug, permissions.LEAD)
+    # The form starts from the project's latest evaluation, and says so (with a way back to the defaults).
+    from_defaults = request.GET.get("defaults") == "1"
+    last = None if from_defaults else project.eval_runs.select_related("training_job", "created_by").order_by(
+        "-created_at").first()
     if request.method == "POST":
         form = LaunchForm(request.POST, project=project)
     else:
-        initial = LaunchForm.initial_for(project, model_path=str(settings.DEMO_MODEL_DIR))
+        initial = LaunchForm.initial_for(project, model_path=str(settings.DEMO_MODEL_DIR), last=last)
         for key in ("eval_set", "training_job"):
             if request.GET.get(key, "").isdigit():
                 initial[key] = int(request.GET[key])
@@ -185,7 +189,9 @@ def launch_run(request: HttpRequest, slug: str) -> HttpResponse:
             messages.success(request, f"Queued {run}. It starts when a worker on the eval queue is free.")
             return redirect("evaluation:run-detail", pk=run.pk)
     return render(request, "evaluation/run_form.html", {
-        "project": project, "role": role, "form": form, "has_sets": project.eval_sets.exists()})
+        "project": project, "role": role, "form": form, "has_sets": project.eval_sets.exists(), "last": last,
+        "from_defaults": from_defaults, "defaults_query": with_query(request.get_full_path(), defaults=1),
+        "last_query": with_query(request.get_full_path(), defaults=0)})
 
 
 def safe_next(request: HttpRequest) -> str:

@@ -317,3 +317,22 @@ def test_an_evaluation_shows_items_done_live_and_asks_before_cancelling(page, le
     page.wait_for_timeout(300)
     eval_running.refresh_from_db()
     assert asked and f"2 of {total}" in asked[0] and not eval_running.cancel_requested
+
+
+def test_the_evaluation_form_says_when_it_brings_back_the_last_evaluations_settings(
+        page, demo_project, lead, prompt_snapshot, tiny_model_dir):
+    from evaluation import jobs
+    from evaluation.eval_sets import create_eval_set
+    from evaluation.generate import GenerationSettings
+    from evaluation.models import EvalRun, EvalSet
+
+    es = create_eval_set(demo_project, EvalSet.SNAPSHOT, snapshot=prompt_snapshot)
+    last = jobs.launch_eval(project=demo_project, eval_set=es, model_source=EvalRun.FOLDER, user=lead,
+                            model_path=str(tiny_model_dir), gen=GenerationSettings(max_new_tokens=64), enqueue=False)
+    login(page, lead.username, PASSWORD)
+    page.goto(f"/evaluation/p/{demo_project.slug}/new/")
+    expect(page.locator("#remembered")).to_contain_text(f"from your last evaluation (#{last.pk})")
+    expect(page.locator("input[name=max_new_tokens]")).to_have_value("64")
+    page.click("#reset-defaults")
+    expect(page.locator("input[name=max_new_tokens]")).to_have_value(str(GenerationSettings().max_new_tokens))
+    expect(page.locator("#remembered")).to_contain_text("defaults")
