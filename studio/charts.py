@@ -73,9 +73,15 @@ def line_chart(title: str, series: list[tuple[str, list[tuple[float, float]]]], 
     steps = [x for _, points in series for x, _ in points]
     y_ticks, y_step = nice_ticks(min(values), max(values)) if values else ([], 1.0)
     y_format = tick_formatter(y_step, max(map(abs, values), default=1.0))
+    show_legend = len(series) > 1 if legend is None else legend
+    # pygal puts a bottom legend a few pixels above the bottom edge, wherever the axis title sits:
+    # a taller chart and a bottom margin give it a row of its own instead of half of one.
+    extra = {"margin_bottom": 36} if show_legend else {}
+    if show_legend:
+        height += 30
     chart = pygal.XY(title=title, width=width, height=height, style=CHART_STYLE, js=[], disable_xml_declaration=True,
                      show_dots=max((len(p) for _, p in series), default=0) < 30, dots_size=2.5,
-                     stroke_style={"width": 2}, show_legend=len(series) > 1 if legend is None else legend,
+                     stroke_style={"width": 2}, show_legend=show_legend, **extra,
                      legend_at_bottom=True,
                      legend_at_bottom_columns=4, truncate_legend=60, no_data_text="No data yet",
                      y_labels=y_ticks or None, value_formatter=y_format,

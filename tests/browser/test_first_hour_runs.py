@@ -222,8 +222,8 @@ def test_chart_axis_labels_are_whole_numbers_under_a_step_title_never_cut(page, 
     from training.models import MetricPoint
 
     MetricPoint.objects.bulk_create([MetricPoint(job=running, step=s, values={
-        "loss": 2 - s / 1e4, "learning_rate": 2e-5, "grad_norm": 1.0, "tokens_per_second": 900.0})
-        for s in range(100, 1201, 100)])
+        "loss": 2 - s / 1e4, "eval_loss": 2.1 - s / 1e4, "learning_rate": 2e-5, "grad_norm": 1.0,
+        "tokens_per_second": 900.0}) for s in range(100, 1201, 100)])
     login(page, lead.username, PASSWORD)
     page.goto(f"/training/runs/{running.pk}/")
     loss = page.locator('figure[data-chart="loss"] svg')
@@ -231,6 +231,11 @@ def test_chart_axis_labels_are_whole_numbers_under_a_step_title_never_cut(page, 
     labels = [t.strip() for t in page.eval_on_selector_all("#charts svg text", "els => els.map(e => e.textContent)")]
     assert not [t for t in labels if t.endswith("…")], labels
     assert "1,200" in labels and "step" in labels
+    clipped = loss.evaluate("""svg => { const box = svg.getBoundingClientRect();
+        return [...svg.querySelectorAll('text')].filter(t => t.textContent.trim())
+          .filter(t => { const r = t.getBoundingClientRect(); return r.bottom > box.bottom + 1 || r.right > box.right + 1; })
+          .map(t => t.textContent); }""")
+    assert not clipped, f"cut off at the chart's edge: {clipped}"  # the legend (train, eval) included
     both_widths(page, "run-with-steps")
 
 
