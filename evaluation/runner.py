@@ -72,7 +72,10 @@ class EvalConfig(JobFile):
     settings: GenerationSettings = field(default_factory=GenerationSettings)
     items_file: str = ""  # JSON Lines of EvalItem dicts (default: items.jsonl in the run folder)
     run_id: int | None = None
-    chunk: int = 0  # items per generate call (0: 4 local batches, or 4 x concurrency requests)
+    # Items per generate call, and so how often progress is reported. 0: one local batch (a local
+    # model generates batch by batch anyway, so the page counts up with every batch), or 4 x
+    # concurrency requests for an endpoint (keeps the request pool full between reports).
+    chunk: int = 0
     trust_remote_code: bool = False
     # the endpoint allowlist when the run was prepared (evaluation.outbound.AllowRule dicts): an
     # endpoint's every request is checked against it here, where the connections are made
@@ -97,7 +100,7 @@ class EvalConfig(JobFile):
         if self.chunk:
             return self.chunk
         s = self.settings
-        return 4 * (s.concurrency if self.model.kind == "endpoint" else s.batch_size)
+        return 4 * s.concurrency if self.model.kind == "endpoint" else s.batch_size
 
 
 def runner_command(job_file: str | Path, python: str = sys.executable) -> list[str]:

@@ -278,3 +278,17 @@ def test_outputs_of_a_known_family_are_parsed_with_trls_response_template(local,
     assert template == trl_response_template("qwen3") and where == "TRL's qwen3 response template"
     cfg.settings.response_parser = "fallbacks"
     assert response_template_for(cfg, local) == (None, "fallbacks")
+
+
+def test_a_local_run_reports_progress_after_every_batch(demo_items, tiny_model_dir, tmp_path):
+    """The run page counts up while a small set runs, not only at the end (issue 18, item 10)."""
+    from jobs.runner_io import EventLog
+    from evaluation.runner import EvalConfig, ModelSpec, evaluate, write_items
+
+    items = (demo_items * 3)[:5]
+    cfg = EvalConfig(model=ModelSpec(path=str(tiny_model_dir)), output_dir=str(tmp_path),
+                     settings=GenerationSettings(max_new_tokens=4, batch_size=2, max_steps=1))
+    write_items(items, cfg.items_path)
+    evaluate(cfg, EventLog(tmp_path / "events.jsonl"))
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert [e["done"] for e in events if e["event"] == "progress"] == [2, 4, 5]
