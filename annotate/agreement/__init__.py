@@ -1,0 +1,1 @@
+"""Agreement between annotators on the same trajectories (see ``annotate.agreement.measures``)."""
