@@ -1,1 +1,0 @@
-"""Agreement between annotators on the same trajectories (see ``annotate.agreement.measures``)."""
