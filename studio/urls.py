@@ -47,6 +47,7 @@ urlpatterns = [
     path("api/schema/", login_not_required(SpectacularAPIView.as_view()), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("training/", include("training.urls")),
+    path("rl/", include("rl.urls")),  # GRPO launch (the runs themselves live on training's pages)
     path("", include("evaluation.urls")),  # evaluation/… pages and api/… endpoints
     path("", include("annotate.urls")),
 ]
