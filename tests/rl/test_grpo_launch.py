@@ -102,3 +102,18 @@ def test_manage_py_train_grpo_names_each_bad_setting(project, prompts, tiny_mode
     text = str(err.value)
     assert "num_generations:" in text and "environment: 'os.system' is not a registered environment class" in text
     assert TrainingJob.objects.count() == 0
+
+
+def test_the_api_launches_and_previews_a_grpo_job_and_names_bad_fields(client, lead, project, prompts, tiny_model_dir):
+    _login(client, lead)
+    url = reverse("api-grpo-jobs", args=[project.slug])
+    bad = client.post(url, {"snapshot": prompts.pk, "base_model": str(tiny_model_dir),
+                            "settings": {"num_generations": 1, "rewards": {"nope": 1}}}, content_type="application/json")
+    assert bad.status_code == 400 and set(bad.json()) >= {"num_generations", "rewards"}
+    body = {"snapshot": prompts.pk, "base_model": str(tiny_model_dir), "settings": {"max_steps": 12}}
+    shown = client.post(reverse("api-grpo-preview", args=[project.slug]), body, content_type="application/json").json()
+    assert shown["grpo_config"]["cpu"]["max_steps"] == 12 and shown["grpo_config"]["cuda"]["bf16"] is True
+    made = client.post(url, body, content_type="application/json")
+    assert made.status_code == 201 and made.json()["kind"] == "grpo"
+    listed = client.get(reverse("api-training-jobs", args=[project.slug]) + "?kind=grpo").json()
+    assert [j["id"] for j in listed["results"]] == [made.json()["id"]]
