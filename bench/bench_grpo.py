@@ -13,7 +13,9 @@ snapshot, the same reward functions (``evaluation.rewards``) and ``environment_f
 called in-process, and nothing else.
 
 Printed: steps/s of each (global steps / the Trainer's train_runtime; the median over the repeats,
-run in A-B-B-A order so drift in the machine's load cancels) and their ratio (target >= 0.95). On
+run in A-B-B-A order so drift in the machine's load cancels) and their ratio (target >= 0.95), and
+steps per CPU second of each (the app's including its environment processes), which a busy shared
+machine moves far less than wall time. On
 a GPU machine, ``--device cuda --model DIR`` runs both in bf16 on a real model (e.g. a ~0.5B Qwen;
 ``python bench/random_qwen3.py DIR`` makes a Qwen3-0.6B-shaped one offline). Files: bench/out/grpo/.
 """
@@ -52,8 +54,11 @@ train = datasets.load_from_disk(spec["dataset"])["train"]
 funcs = [getattr(rewards, name) for name in spec["funcs"]]
 trainer = GRPOTrainer(model=spec["model"], reward_funcs=funcs, args=GRPOConfig(**spec["kwargs"]),
                       train_dataset=train, processing_class=tok, environment_factory=TravelTools)
+import time
+cpu = time.process_time()
 out = trainer.train()
-print(json.dumps({"steps": trainer.state.global_step, "runtime": out.metrics["train_runtime"]}))
+cpu = time.process_time() - cpu
+print(json.dumps({"steps": trainer.state.global_step, "runtime": out.metrics["train_runtime"], "cpu": cpu}))
 '''
 
 
@@ -95,7 +100,7 @@ def run_app(cfg, tag: str) -> dict:
         sys.exit(f"the app's runner failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     end = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if '"end"' in x][-1]
     r = end["results"]
-    return {"steps": r["global_step"], "runtime": r["train_runtime"]}
+    return {"steps": r["global_step"], "runtime": r["train_runtime"], "cpu": r["train_cpu_seconds"]}
 
 
 def run_plain(model_dir: Path, dataset: Path, kwargs: dict, tag: str) -> dict:
@@ -151,10 +156,15 @@ def main() -> None:
         r = run_app(cfg, str(i)) if which == "app" else run_plain(model_dir, snapshot / "hf", kwargs, str(i))
         (app if which == "app" else plain).append(r)
         print(f"  {which:5s} run {i + 1}: {r['steps'] / r['runtime']:.4f} steps/s ({r['steps']} steps in "
-              f"{r['runtime']:.1f} s; load {os.getloadavg()[0]:.1f})", flush=True)
+              f"{r['runtime']:.1f} s, {r['cpu']:.1f} CPU s; load {os.getloadavg()[0]:.1f})", flush=True)
     a = statistics.median(r["steps"] / r["runtime"] for r in app)
     p = statistics.median(r["steps"] / r["runtime"] for r in plain)
+    a_cpu = statistics.median(r["steps"] / r["cpu"] for r in app)
+    p_cpu = statistics.median(r["steps"] / r["cpu"] for r in plain)
     print(f"steps/s app {a:.4f} · plain {p:.4f}")
+    # On a shared machine wall time moves with the neighbours' load; CPU time (the app's counts its
+    # environment processes too) does not, so it is printed beside it.
+    print(f"steps per CPU second app {a_cpu:.4f} · plain {p_cpu:.4f} (ratio {a_cpu / p_cpu:.3f})")
     print(f"ratio app/plain: {a / p:.3f} (target >= 0.95)")
 
 

@@ -685,7 +685,10 @@ def train(cfg: GRPORunConfig, events: EventLog) -> dict[str, Any]:
 
     trainer.remove_callback(PrinterCallback)
     events.write("status", message="Training")
+    cpu_start = _cpu_seconds()
     output = trainer.train(resume_from_checkpoint=cfg.resume_from or None)
+    close_all()  # the episodes' processes end here, so their CPU time is counted below
+    cpu_seconds = _cpu_seconds() - cpu_start
     final_dir = cfg.run_dir / FINAL_DIR
     events.write("status", message="Saving the final model")
     trainer.save_model(str(final_dir))
@@ -696,6 +699,7 @@ def train(cfg: GRPORunConfig, events: EventLog) -> dict[str, Any]:
     if output.metrics.get("train_runtime"):
         steps = trainer.state.global_step - (checkpoint_step(cfg.resume_from) if cfg.resume_from else 0)
         results["steps_per_second"] = round(steps / output.metrics["train_runtime"], 4)
+    results["train_cpu_seconds"] = round(cpu_seconds, 2)  # this process and the environments' (load-independent)
     rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
     if rewards:
         results["last_reward"] = rewards[-1]
@@ -704,6 +708,14 @@ def train(cfg: GRPORunConfig, events: EventLog) -> dict[str, Any]:
         (final_dir / CARD_FILE).write_text(model_card(cfg, device=device, versions=library_versions(), results=results))
     close_all()
     return results
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process (all threads) and of its children that have ended."""
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ from training.runner import latest_checkpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("worker")]
 
+STEP_DELAY = "1.0"
 RUN_TIMEOUT = 600  # ten GRPO steps generate 20 episodes each way on a busy 2-core machine
 SMALL = {"num_generations": 2, "prompts_per_step": 1, "max_completion_length": 24, "max_tool_calling_iterations": 2}
 EPISODE_KEYS = ("episodes/tool_calls_mean", "episodes/iteration_limit_share", "episodes/tool_error_share")
@@ -55,7 +56,8 @@ def snapshot(shared_db, tiny_model_dir):
 
 @pytest.fixture(scope="module")
 def worker(data_dir, shared_db):
-    w = Worker(data_dir, shared_db)
+    # A second after each step, so "cancel it mid-run" does not race a run that already ended.
+    w = Worker(data_dir, shared_db, STUDIO_TRAIN_STEP_DELAY=STEP_DELAY)
     yield w
     w.stop()
 
@@ -126,7 +128,7 @@ def test_a_grpo_job_trains_ten_steps_against_the_demo_environment_and_writes_rol
 
 def test_a_cancelled_grpo_job_leaves_no_process_and_resumes_from_its_checkpoint(
         snapshot, tiny_model_dir, worker, data_dir):
-    job = start(snapshot, tiny_model_dir, data_dir, max_steps=6, save_steps=2)
+    job = start(snapshot, tiny_model_dir, data_dir, max_steps=10, save_steps=2)
     wait_for(lambda: latest_checkpoint(job.output_dir) is not None or (job.refresh_from_db() or job.is_finished),
              RUN_TIMEOUT, "the first checkpoint", on_timeout=worker.tail)
     job.refresh_from_db()
@@ -136,7 +138,7 @@ def test_a_cancelled_grpo_job_leaves_no_process_and_resumes_from_its_checkpoint(
     assert rows.request_cancel(job) == "cancelling"
     wait_status(job, JobStatus.CANCELLED, worker, timeout=90)
     wait_for(lambda: not any(process_alive(p) for p in family), 20, "every process of the run to end")
-    assert job.current_step < 6
+    assert job.current_step < 10
 
     checkpoint = latest_checkpoint(job.output_dir)
     resumed = jobs.resume_training(job, enqueue=False)
@@ -146,5 +148,5 @@ def test_a_cancelled_grpo_job_leaves_no_process_and_resumes_from_its_checkpoint(
     wait_status(resumed, JobStatus.SUCCEEDED, worker)
     begin = next(e for e in events_of(resumed) if e["event"] == "begin")
     assert begin["step"] == int(checkpoint.name.split("-")[1]) >= 2
-    assert resumed.kind == "grpo" and resumed.summary["results"]["global_step"] == 6
+    assert resumed.kind == "grpo" and resumed.summary["results"]["global_step"] == 10
     assert f"Resumed from checkpoint: `{checkpoint}`" in Path(resumed.summary["final_dir"], "README.md").read_text()
