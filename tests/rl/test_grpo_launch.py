@@ -127,3 +127,23 @@ def test_a_replay_environment_needs_recorded_results_in_the_snapshot(project, ti
     errors = grpo_errors(project, snapshot, str(tiny_model_dir), runner.GRPOSettings(environment={"kind": "replay"}))
     assert "no recorded tool results" in errors["environment"]
     assert grpo_errors(project, snapshot, str(tiny_model_dir), runner.GRPOSettings()) == {}
+
+
+def test_a_finished_grpo_run_shows_on_the_run_pages(client, lead, project, prompts, tiny_model_dir, tmp_path):
+    from training.models import MetricPoint
+
+    job = TrainingJob.objects.create(project=project, snapshot=prompts, kind="grpo", base_model=str(tiny_model_dir),
+                                     name="grpo demo", config=runner.GRPOSettings(max_steps=2).to_dict(),
+                                     status=JobStatus.SUCCEEDED, total_steps=2, current_step=2,
+                                     output_dir=str(tmp_path / "run"),
+                                     summary={"results": {"global_step": 2, "last_reward": 3.5}})
+    for step in (1, 2):
+        MetricPoint.objects.create(job=job, step=step, values={"loss": 0.0, "reward": 3.0 + step / 2, "kl": 0.01,
+                                                               "rewards/format_reward/mean": 1.0})
+    _login(client, lead)
+    assert client.get(reverse("training:job-detail", args=[job.pk])).status_code == 200
+    runs = client.get(reverse("training:run-list", args=[project.slug])).content.decode()
+    assert "grpo demo" in runs
+    points = client.get(reverse("api-training-metrics", args=[job.pk])).json()
+    values = points["results"] if isinstance(points, dict) and "results" in points else points
+    assert any(p["values"].get("rewards/format_reward/mean") == 1.0 for p in values)
