@@ -8,7 +8,7 @@ from django import forms
 from django.conf import settings
 
 from rl import runner
-from rl.launch import allowed_classes, grpo_errors
+from rl.launch import allowed_classes, grpo_errors, start_of
 from studio.forms import add_problems
 from training.forms import SnapshotChoiceField
 from training.jobs import remembered_launch
@@ -21,7 +21,7 @@ SETTINGS_FIELDS = ("num_generations", "prompts_per_step", "max_tool_calling_iter
                    "temperature", "beta", "learning_rate", "max_steps", "rollout_every", "save_steps",
                    "logging_steps", "seed", "device")
 # The form field of each settings problem that is not named after a field.
-PROBLEM_FIELDS = {"environment": "environment_kind", "limits": None}
+PROBLEM_FIELDS = {"environment": "environment_kind", "limits": None, "start_adapter": "from_run"}
 
 
 def weight_field(name: str) -> str:
@@ -102,9 +102,9 @@ class GRPOLaunchForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if data.get("from_run"):
-            data["base_model"] = data["from_run"].summary.get("final_dir") or ""
         given = {k: data[k] for k in SETTINGS_FIELDS if data.get(k) not in (None, "")}
+        if data.get("from_run"):
+            data["base_model"], given["start_adapter"] = start_of(data["from_run"])
         given["environment"] = self.environment(data)
         given["rewards"] = {name: data[weight_field(name)] for name in runner.REWARD_NAMES
                             if data.get(weight_field(name)) is not None}

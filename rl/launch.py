@@ -20,7 +20,7 @@ from rl import runner
 from training.jobs import LaunchError, app_commit, enqueue_training, runs_root, snapshot_info
 from training.models import JobStatus, Snapshot, TrainingJob, trust_remote_code_for
 from training.runner import dataset_columns
-from training.roots import confined_model, model_error
+from training.roots import PathError, confined_model, confined_path, model_error
 
 
 def allowed_classes() -> list[str]:
@@ -54,12 +54,35 @@ def grpo_errors(project, snapshot: Snapshot | None, base_model: str, s: runner.G
     if problem := model_error(base_model):
         errors["base_model"] = problem
     errors.update(runner.settings_errors(s, allowed_classes()))
+    if problem := adapter_error(s.start_adapter):
+        errors["start_adapter"] = problem
     if (s.environment or {}).get("kind") == "replay" and snapshot is not None and "snapshot" not in errors \
             and "recorded" not in dataset_columns(Path(snapshot.out_dir) / "hf"):
         # A prompt row holds the context and the gold calls, not the results those calls returned.
         errors.setdefault("environment", f"{snapshot} has no recorded tool results (a 'recorded' column) to "
                                          "replay; choose a Python or BFCL environment.")
     return errors
+
+
+def start_of(run: TrainingJob) -> tuple[str, str]:
+    """(base model, LoRA adapter folder or "") that a GRPO run starting from ``run``'s output loads:
+    a full model's final folder, or a LoRA run's base model with its adapter (merged in the runner)."""
+    final = Path(run.summary.get("final_dir") or Path(run.output_dir) / "final")
+    if (final / "adapter_config.json").is_file():
+        return run.base_model, str(final)
+    return str(final), ""
+
+
+def adapter_error(adapter: str) -> str | None:
+    if not adapter:
+        return None
+    try:
+        real = confined_path(adapter, "start_adapter")
+    except PathError as exc:
+        return exc.message
+    if not (Path(real) / "adapter_config.json").is_file():
+        return f"{adapter} is not a LoRA adapter folder (no adapter_config.json)."
+    return None
 
 
 def default_name(snapshot: Snapshot, base_model: str) -> str:

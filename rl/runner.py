@@ -52,6 +52,7 @@ from training.runner import (
 
 KIND = "grpo"
 ROLLOUTS_DIR = "rollouts"
+START_DIR = "start-model"  # a LoRA start's adapter merged into its base model
 # The environment classes every deployment may use without registering them (the demo's tools).
 BUILTIN_ENVIRONMENTS = ("rl.demo_environment.TravelTools",)
 ENVIRONMENT_REWARD = "environment"  # the reward weight of the environment's own get_reward()
@@ -82,6 +83,8 @@ class GRPOSettings:
     seed: int = 42
     device: str = "auto"
     limits: dict = field(default_factory=dict)  # evaluation.environments.sandbox.Limits overrides
+    # A finished LoRA run's adapter folder: merged into the base model before GRPO trains it in full.
+    start_adapter: str = ""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GRPOSettings:
@@ -619,7 +622,20 @@ def build_trainer(cfg: GRPORunConfig, device: str, events: EventLog, *, callback
     tokenizer = AutoTokenizer.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    trainer = GRPOTrainer(model=cfg.model, reward_funcs=reward_funcs, args=GRPOConfig(**grpo_kwargs(cfg, device)),
+    model = cfg.model
+    if s.start_adapter:  # a LoRA run's output: its base model with the adapter merged in
+        from peft import PeftModel  # heavy: only in the runner process
+        from transformers import AutoModelForCausalLM
+
+        events.write("status", message=f"Merging the LoRA adapter {s.start_adapter} into {cfg.model}")
+        base = AutoModelForCausalLM.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
+        merged = PeftModel.from_pretrained(base, s.start_adapter).merge_and_unload()
+        # Saved, then loaded by path like any model: TRL loads the KL reference model from the same
+        # path, so the reference is the merged start, not the bare base model.
+        model = str(cfg.run_dir / START_DIR)
+        merged.save_pretrained(model)
+        tokenizer.save_pretrained(model)
+    trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=GRPOConfig(**grpo_kwargs(cfg, device)),
                           train_dataset=train, processing_class=tokenizer, environment_factory=env_class,
                           callbacks=callbacks)
     return trainer, recorder
@@ -662,6 +678,8 @@ def model_card(cfg: GRPORunConfig, *, device: str, versions: dict[str, str], res
              "", "## Rewards", "", "| reward function | weight | version |", "|---|---|---|"]
     lines += [f"| {name} | {weight} | `{versions_of[name]}` |" for name, weight in s.rewards.items()]
     lines += ["", "## Training", "", f"- Device: {device}"]
+    if s.start_adapter:
+        lines.append(f"- Started from the LoRA adapter `{s.start_adapter}` merged into the base model")
     if cfg.resume_from:
         lines.append(f"- Resumed from checkpoint: `{cfg.resume_from}`")
     lines += ["", "```json", json.dumps(s.to_dict(), indent=2, sort_keys=True), "```", "",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -147,3 +148,42 @@ def test_a_finished_grpo_run_shows_on_the_run_pages(client, lead, project, promp
     points = client.get(reverse("api-training-metrics", args=[job.pk])).json()
     values = points["results"] if isinstance(points, dict) and "results" in points else points
     assert any(p["values"].get("rewards/format_reward/mean") == 1.0 for p in values)
+
+
+@pytest.mark.slow
+def test_grpo_starts_from_a_finished_lora_runs_adapter_merged_into_its_base(client, lead, project, prompts,
+                                                                           tiny_model_dir, settings):
+    """The form resolves a LoRA run's output to its base model and adapter; the runner merges it."""
+    import json
+    import subprocess
+    import sys
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from rl import launch
+    from tests.evaluation.runs_harness import make_prompt_snapshot, prompt_snapshot_dir
+
+    final = settings.TRAINING_RUNS_DIR / "1-lora" / "final"
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                           LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM"))
+    model.save_pretrained(str(final))
+    lora = TrainingJob.objects.create(project=project, snapshot=prompts, kind="sft", base_model=str(tiny_model_dir),
+                                      status=JobStatus.SUCCEEDED, output_dir=str(final.parent),
+                                      summary={"final_dir": str(final)}, config={"method": "lora"})
+    real = make_prompt_snapshot(project, prompt_snapshot_dir(tiny_model_dir))
+    form = _form(real, "", from_run=lora.pk, max_steps="1", num_generations="2", prompts_per_step="1",
+                 max_completion_length="16")
+    response = _login(client, lead).post(reverse("rl:launch-grpo", args=[project.slug]), form)
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    job = TrainingJob.objects.get(kind="grpo")
+    assert job.base_model == str(tiny_model_dir) and job.config["start_adapter"] == str(final)
+
+    cfg = launch.run_config_for(job)
+    Path(job.output_dir).mkdir(parents=True)
+    path = cfg.write(Path(job.output_dir) / "job.json")
+    done = subprocess.run([sys.executable, "-m", "rl.runner", str(path)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    events = [json.loads(x) for x in Path(job.output_dir, "metrics.jsonl").read_text().splitlines()]
+    assert any(e.get("message", "").startswith("Merging the LoRA adapter") for e in events)
+    assert events[-1]["event"] == "end" and events[-1]["results"]["global_step"] == 1
