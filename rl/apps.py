@@ -1,4 +1,8 @@
+from dataclasses import replace
+
 from django.apps import AppConfig
+
+from jobs import kinds
 
 
 class RlConfig(AppConfig):
@@ -16,3 +20,7 @@ class RlConfig(AppConfig):
 
         job_kinds.register("grpo", run_config=launch.run_config_for, command=launch.runner_command,
                            launch=launch.launch_from_dict)
+        # The sweep recognises a training row's leftover runner by its command line: ours too.
+        trainingjob = kinds.KINDS["training.trainingjob"]
+        if "rl.runner" not in trainingjob.runner.split(","):
+            kinds.KINDS["training.trainingjob"] = replace(trainingjob, runner=f"{trainingjob.runner},rl.runner")
