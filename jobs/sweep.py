@@ -67,7 +67,8 @@ def sweep_stale(model, timeout: float, *, marker: str | None = None, requeue: bo
         swept.append(row.pk)
         log.warning("swept %s %s: %s", model.__name__, row.pk, message)
         host = getattr(row, "worker_host", "")
-        if marker and row.worker_pid and host == HOST and is_our_process_group(row.worker_pid, marker):
+        if marker and row.worker_pid and host == HOST and any(  # a kind may have several runners, comma-separated
+                is_our_process_group(row.worker_pid, m) for m in marker.split(",")):
             stop_process_group(row.worker_pid, grace=5)
     return swept
 
