@@ -1,9 +1,9 @@
 """The GRPO dashboard's band charts: a mean line over a shaded ± one-standard-deviation band (pure;
 no Django). Inline SVG from pygal in the look of ``studio.charts``.
 
-pygal has no band series, so the band is drawn as two filled areas down to the axis floor: the
-upper edge filled in a light tint, then the lower edge filled in the background colour, which
-leaves the tint only between the two; the mean is drawn last, on top.
+pygal has no band series, so the band is one filled series that runs along the upper edge and back
+along the lower one: pygal closes a filled series down to the axis floor at its last point, which
+is the first step again, so the area it fills is the band itself (``zero`` set to that point). The mean is drawn on top.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ def band_chart(title: str, mean: list[tuple[float, float]], upper: list[tuple[fl
     values = [v for pts in (mean, upper, lower) for _, v in pts]
     steps = [x for x, _ in mean]
     y_ticks, y_step = nice_ticks(min(values), max(values)) if values else ([], 1.0)
-    floor = y_ticks[0] if y_ticks else 0.0
-    style = Style(**{**CHART_STYLE.to_dict(), "colors": (BAND_TINT, CHART_STYLE.background, MEAN_COLOUR),
+    # The fill closes down to ``zero`` at the band's last point (its first step's lower edge): put
+    # ``zero`` there, so the closing edge has no length.
+    floor = lower[0][1] if lower else y_ticks[0] if y_ticks else 0.0
+    style = Style(**{**CHART_STYLE.to_dict(), "colors": (BAND_TINT, MEAN_COLOUR),
                      "opacity": "1", "opacity_hover": "1"})
     chart = pygal.XY(title=title, width=width, height=height, style=style, js=[], disable_xml_declaration=True,
                      show_dots=len(mean) < 30, dots_size=2.5, stroke_style={"width": 2}, show_legend=True,
@@ -35,7 +37,7 @@ def band_chart(title: str, mean: list[tuple[float, float]], upper: list[tuple[fl
                      x_value_formatter=lambda v: f"step {v:g}", x_labels=_step_ticks(steps), x_label_rotation=0,
                      show_minor_x_labels=True)
     if mean:
-        chart.add("± std", upper, fill=True, show_dots=False, stroke_style={"width": 0})
-        chart.add(None, lower, fill=True, show_dots=False, stroke_style={"width": 0})
+        chart.add("± std", list(upper) + list(reversed(lower)), fill=True, show_dots=False,
+                  stroke_style={"width": 0})
         chart.add("mean", mean)
     return chart.render(is_unicode=True)
