@@ -230,3 +230,14 @@ def test_the_api_pair_needs_a_lead_and_a_refusal_changes_nothing(client, annotat
     wrong = client.post(url, {"rollouts": [stored["good"].pk, stored["other"].pk]}, content_type="application/json")
     assert wrong.status_code == 400 and "different prompts" in wrong.json()["rollouts"][0]
     assert Pair.objects.count() == 1
+
+
+def test_a_resumed_run_shows_and_pairs_the_rollouts_of_the_run_it_continues(client, lead, grpo_job, stored):
+    resumed = TrainingJob.objects.create(project=grpo_job.project, snapshot=grpo_job.snapshot, kind="grpo",
+                                         name="GRPO weather (resumed from step 10)", base_model="/models/tiny",
+                                         output_dir=grpo_job.output_dir + "-resumed", resumed_from=grpo_job)
+    body = _login(client, lead).get(f"/api/training-jobs/{resumed.pk}/rollouts/").json()
+    assert {r["id"] for r in body["results"]} == {t.pk for t in stored.values()}
+    made = client.post(f"/api/training-jobs/{resumed.pk}/rollouts/pair/",
+                       {"rollouts": [stored["good"].pk, stored["bad"].pk]}, content_type="application/json")
+    assert made.status_code == 201

@@ -65,7 +65,7 @@ class RolloutListAPI(APIView):
         rows = rollout_rows(job).order_by("id")
         step = id_or_none(request.query_params.get("step", ""))
         if step is not None:
-            rows = rows.filter(external_id__startswith=f"rollout-{job.pk}-{step}-")
+            rows = rows.filter(extra__step=step)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(rows, request, view=self)
         return paginator.get_paginated_response(RolloutSerializer(page, many=True).data)

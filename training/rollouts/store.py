@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.db import transaction
+from django.db.models import Q
 
 from annotate.ingest.writer import merge_tool_catalog, write_trajectories
 from annotate.models import Trajectory
@@ -66,10 +67,22 @@ def store_episodes(job: TrainingJob, episodes: list[Episode]) -> int:
     return len(new)
 
 
+def run_chain(job: TrainingJob, most: int = 50) -> list[int]:
+    """``job`` and the runs it was resumed from, newest first (a resumed run's page shows the
+    rollouts of the steps before its checkpoint too, as its charts do)."""
+    ids, pk = [job.pk], job.resumed_from_id
+    while pk is not None and pk not in ids and len(ids) < most:
+        ids.append(pk)
+        pk = TrainingJob.objects.filter(pk=pk).values_list("resumed_from_id", flat=True).first()
+    return ids
+
+
 def rollout_rows(job: TrainingJob):
-    """The job's stored rollouts (a queryset), in step and line order."""
-    return (Trajectory.objects.filter(project_id=job.project_id, source=SOURCE,
-                                      external_id__startswith=f"rollout-{job.pk}-")
+    """The stored rollouts of the job and of the runs it was resumed from (a queryset)."""
+    named = Q()
+    for pk in run_chain(job):
+        named |= Q(external_id__startswith=f"rollout-{pk}-")
+    return (Trajectory.objects.filter(named, project_id=job.project_id, source=SOURCE)
             .only("id", "title", "status", "external_id", "extra", "assignee_id", "version"))
 
 
