@@ -158,12 +158,16 @@ def schema_reward(prompts=None, completions=None, completion_ids=None, **kwargs)
 
 def tool_name_reward(prompts=None, completions=None, completion_ids=None, **kwargs) -> list[float]:
     """ToolRL's name term: multiset Jaccard of the called and the gold tool names (1.0 when
-    neither calls anything)."""
+    neither calls anything).
+
+    Ranks a right call above an unneeded one: making the needed call with the right arguments
+    scores higher than also, or instead, calling a tool that was not needed (tests/rl/test_reward_claims.py)."""
     return [_toolrl_terms(parsed, ref)["name"] for parsed, ref in _pairs(completions, kwargs)]
 
 
 def argument_key_reward(prompts=None, completions=None, completion_ids=None, **kwargs) -> list[float]:
-    """ToolRL's argument-name term, divided by the number of gold calls: in [0, 1]."""
+    """ToolRL's argument-name term, divided by the number of gold calls: in [0, 1]. An extra call
+    of a tool that was not needed does not lower it (the name and count terms price that)."""
     out = []
     for parsed, ref in _pairs(completions, kwargs):
         t = _toolrl_terms(parsed, ref)
@@ -172,7 +176,8 @@ def argument_key_reward(prompts=None, completions=None, completion_ids=None, **k
 
 
 def argument_value_reward(prompts=None, completions=None, completion_ids=None, **kwargs) -> list[float]:
-    """ToolRL's argument-value term, divided by the number of gold arguments: in [0, 1]."""
+    """ToolRL's argument-value term, divided by the number of gold arguments: in [0, 1]. An extra
+    call of a tool that was not needed does not lower it (the name and count terms price that)."""
     out = []
     for parsed, ref in _pairs(completions, kwargs):
         t = _toolrl_terms(parsed, ref)
@@ -184,7 +189,10 @@ def argument_value_reward(prompts=None, completions=None, completion_ids=None, *
 
 
 def toolrl_correctness_reward(prompts=None, completions=None, completion_ids=None, **kwargs) -> list[float]:
-    """ToolRL's correctness reward in [-3, 3]; where no call is wanted, 3 without a call and -3 with one."""
+    """ToolRL's correctness reward in [-3, 3]; where no call is wanted, 3 without a call and -3 with one.
+
+    Ranks a right call above an unneeded one: making the needed call with the right arguments
+    scores higher than also, or instead, calling a tool that was not needed (tests/rl/test_reward_claims.py)."""
     out = []
     for parsed, ref in _pairs(completions, kwargs):
         t = _toolrl_terms(parsed, ref)
@@ -198,7 +206,10 @@ def toolrl_correctness_reward(prompts=None, completions=None, completion_ids=Non
 
 def tool_call_count_reward(prompts=None, completions=None, completion_ids=None, **kwargs) -> list[float]:
     """OTC's tool-use term for ``m`` calls made against ``n`` gold calls, given when the goal is
-    reached (every gold call made correctly, or the right no-call decision), else 0.0."""
+    reached (every gold call made correctly, or the right no-call decision), else 0.0.
+
+    Ranks a right call above an unneeded one: making the needed call with the right arguments
+    scores higher than also, or instead, calling a tool that was not needed (tests/rl/test_reward_claims.py)."""
     out = []
     for parsed, ref in _pairs(completions, kwargs):
         if not _goal_reached(parsed, ref):

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "annotate",
     "training",
     "evaluation",
+    "rl",
 ]
 
 MIDDLEWARE = [

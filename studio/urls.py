@@ -35,6 +35,7 @@ handler404 = not_found
 from annotate import api_urls as annotate_api  # noqa: E402
 from training import api_urls as training_api  # noqa: E402
 from training.snapshots import api_urls as snapshot_api_urls  # noqa: E402
+from rl import api_urls as rl_api  # noqa: E402
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
@@ -43,10 +44,12 @@ urlpatterns = [
     path("api/", include(api(list(annotate_api.urlpatterns)))),
     path("api/", include(api(list(training_api.urlpatterns)))),
     path("api/", include(api(list(snapshot_api_urls.urlpatterns)))),
+    path("api/", include(api(list(rl_api.urlpatterns)))),
     # Token clients read the schema too: DRF checks the login (SERVE_PERMISSIONS), not the redirect.
     path("api/schema/", login_not_required(SpectacularAPIView.as_view()), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("training/", include("training.urls")),
+    path("rl/", include("rl.urls")),  # GRPO launch (the runs themselves live on training's pages)
     path("", include("evaluation.urls")),  # evaluation/… pages and api/… endpoints
     path("", include("annotate.urls")),
 ]

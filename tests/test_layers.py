@@ -24,7 +24,7 @@ from importlinter import api
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / ".importlinter"
-PACKAGES = ("core", "jobs", "studio", "annotate", "training", "evaluation")
+PACKAGES = ("core", "jobs", "studio", "annotate", "training", "evaluation", "rl")
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 

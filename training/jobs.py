@@ -26,7 +26,7 @@ from jobs.processes import HOST, ExitWatch, FileTail, describe_exit, last_lines,
 from jobs.rows import claim, fail_before_start
 from jobs.runner_io import WORKER_PID_ENV, events_file_of
 from jobs.supervisor import Monitor, run_supervised
-from training import distributed, runner
+from training import distributed, job_kinds, runner
 from training.models import JobStatus, MetricPoint, Snapshot, TrainingDefaults, TrainingJob, trust_remote_code_for
 from training.roots import PathError, confined_model, model_error
 from training.rollouts.store import store_rollouts
@@ -415,6 +415,14 @@ def run_training_job(job_id: int, *, echo: Callable[[str], None] | None = None, 
         if problem := model_error(job.base_model):
             raise PathError(problem, "base_model")
         Path(job.output_dir).mkdir(parents=True, exist_ok=True)
+        if extra := job_kinds.EXTRA_KINDS.get(job.kind):  # a kind a later app runs (rl: grpo)
+            cfg = extra.run_config(job)
+            command = extra.command(cfg, cfg.write(job_file(job)))
+    except Exception as exc:  # a broken row or an unwritable data dir: say so on the row
+        return fail_before_start(TrainingJob, job_id, exc, "Failed before training started")
+    if extra:
+        return run_supervised(RunMonitor(job, echo), command, poll=poll)
+    try:
         cfg = run_config_for(job)
         cfg.write(job_file(job))
         plan = launch_plan(cfg)

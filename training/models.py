@@ -75,7 +75,7 @@ class SnapshotItem(models.Model):
 
 
 class TrainingJob(JobFields):
-    KIND_CHOICES = [("sft", "SFT"), ("dpo", "DPO")]
+    KIND_CHOICES = [("sft", "SFT"), ("dpo", "DPO"), ("grpo", "GRPO")]  # grpo: run by the rl app (training.job_kinds)
 
     project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="training_jobs")
     snapshot = models.ForeignKey(Snapshot, on_delete=models.PROTECT, related_name="training_jobs")

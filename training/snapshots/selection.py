@@ -55,7 +55,7 @@ class Selection:
     def from_dict(cls, d: dict | None) -> "Selection":
         d = dict(d or {})
         status = d.get("status") or "approved"
-        if status not in STATUS_FILTERS:
+        if not isinstance(status, str) or status not in STATUS_FILTERS:  # a list here was a 500 (the API fuzz)
             raise SnapshotError(f"must be one of {', '.join(STATUS_FILTERS)}", "status")
         splits = _strings(d.get("splits"), "splits")
         bad = [s for s in splits if s not in SPLITS]

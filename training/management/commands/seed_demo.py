@@ -16,6 +16,8 @@ from django.core.management.base import BaseCommand, CommandError
 from annotate.demo import TOOLS, demo_trajectories
 from annotate.ingest.writer import write_trajectories
 from annotate.models import Membership, Project, Tool
+from training.models import JobStatus
+from training.snapshots import claim, create_snapshot, run_snapshot_export
 from training.tiny_model import build_tiny_model
 
 NEEDS_WORK = {"demo-needs-fixing", "demo-unnecessary-call"}
@@ -68,7 +70,20 @@ class Command(BaseCommand):
                 Membership.objects.get_or_create(project=project, user=user, defaults={"role": role})
         if not no_model:
             build_tiny_model(settings.DEMO_MODEL_DIR)
+            self._prompt_snapshot(project)
         self.stdout.write(self.style.SUCCESS(
             f"Demo project '{project.slug}' with {project.trajectories.count()} trajectories; "
             f"tiny model at {settings.DEMO_MODEL_DIR}"))
         self.stdout.write("Log in as: " + ", ".join(f"{u} / {p}" for u, p, _, _ in DEMO_USERS))
+
+    def _prompt_snapshot(self, project) -> None:
+        """The demo's prompts, exported for GRPO (against rl.demo_environment.TravelTools, the demo's
+        tools) and evaluation: rendered here, as ``create_snapshot`` does, once."""
+        if project.snapshots.filter(kind="prompt", status=JobStatus.SUCCEEDED).exists():
+            return
+        snap = create_snapshot(project, "prompt", {"status": "approved"},
+                               {"template": "qwen3", "tokenizer": str(settings.DEMO_MODEL_DIR)}, None,
+                               name="Demo prompts (GRPO, evaluation)", enqueue=False, reuse=False)
+        claim(snap.pk)
+        snap = run_snapshot_export(snap)
+        self.stdout.write(f"Prompt snapshot {snap.pk} ({snap.item_count} trajectories): {snap.get_status_display()}")
