@@ -233,11 +233,16 @@ def test_the_api_pair_needs_a_lead_and_a_refusal_changes_nothing(client, annotat
 
 
 def test_a_resumed_run_shows_and_pairs_the_rollouts_of_the_run_it_continues(client, lead, grpo_job, stored):
+    run = Path(grpo_job.output_dir)  # the cancelled run went on past its checkpoint to step 12
+    rel = write_rollouts(run, 12, [line("p1", 12, GOOD, 1.0)])
+    append_events(run, {"event": "rollouts", "step": 12, "path": rel, "count": 1})
+    ingest(grpo_job)
     resumed = TrainingJob.objects.create(project=grpo_job.project, snapshot=grpo_job.snapshot, kind="grpo",
                                          name="GRPO weather (resumed from step 10)", base_model="/models/tiny",
-                                         output_dir=grpo_job.output_dir + "-resumed", resumed_from=grpo_job)
+                                         output_dir=grpo_job.output_dir + "-resumed", resumed_from=grpo_job,
+                                         resume_checkpoint=f"{run}/checkpoints/checkpoint-10")
     body = _login(client, lead).get(f"/api/training-jobs/{resumed.pk}/rollouts/").json()
-    assert {r["id"] for r in body["results"]} == {t.pk for t in stored.values()}
+    assert {r["id"] for r in body["results"]} == {t.pk for t in stored.values()}  # not step 12: played again
     made = client.post(f"/api/training-jobs/{resumed.pk}/rollouts/pair/",
                        {"rollouts": [stored["good"].pk, stored["bad"].pk]}, content_type="application/json")
     assert made.status_code == 201

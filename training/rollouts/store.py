@@ -21,6 +21,7 @@ from annotate.pairs.core import PairError
 from annotate.pairs.models import Pair
 from annotate.pairs.services import save_pair
 from training.models import TrainingJob
+from training.runner import checkpoint_step
 from training.rollouts.episodes import SOURCE, Episode, RolloutError, external_id, pair_from_rollouts, read_episodes
 from training.rollouts.episodes import rollouts_file
 
@@ -67,21 +68,28 @@ def store_episodes(job: TrainingJob, episodes: list[Episode]) -> int:
     return len(new)
 
 
-def run_chain(job: TrainingJob, most: int = 50) -> list[int]:
-    """``job`` and the runs it was resumed from, newest first (a resumed run's page shows the
-    rollouts of the steps before its checkpoint too, as its charts do)."""
-    ids, pk = [job.pk], job.resumed_from_id
-    while pk is not None and pk not in ids and len(ids) < most:
-        ids.append(pk)
-        pk = TrainingJob.objects.filter(pk=pk).values_list("resumed_from_id", flat=True).first()
-    return ids
+def run_chain(job: TrainingJob, most: int = 50) -> list[tuple[int, int | None]]:
+    """``job`` and the runs it was resumed from, newest first, each with the last step of it that
+    counts (None: all): a resumed run's page shows the rollouts of the steps before its checkpoint
+    too, as its charts do, but not the steps the cancelled run took after it (the resumed run
+    played those again)."""
+    chain, row = [(job.pk, None)], job
+    while row.resumed_from_id is not None and len(chain) < most:
+        upto = checkpoint_step(row.resume_checkpoint)
+        row = TrainingJob.objects.filter(pk=row.resumed_from_id).only("id", "resumed_from_id", "resume_checkpoint").first()
+        if row is None or any(pk == row.pk for pk, _ in chain):
+            break
+        limit = chain[-1][1]
+        chain.append((row.pk, upto if limit is None else min(upto, limit)))
+    return chain
 
 
 def rollout_rows(job: TrainingJob):
     """The stored rollouts of the job and of the runs it was resumed from (a queryset)."""
     named = Q()
-    for pk in run_chain(job):
-        named |= Q(external_id__startswith=f"rollout-{pk}-")
+    for pk, upto in run_chain(job):
+        mine = Q(external_id__startswith=f"rollout-{pk}-")
+        named |= mine if upto is None else mine & Q(extra__step__lte=upto)
     return (Trajectory.objects.filter(named, project_id=job.project_id, source=SOURCE)
             .only("id", "title", "status", "external_id", "extra", "assignee_id", "version"))
 
