@@ -1,8 +1,8 @@
 """End to end in Chromium against the app as `make run` starts it (a web server and a Celery worker
 as subprocesses, sharing a SQLite file and a filesystem broker): a lead launches a GRPO run of the
 tiny model against the demo environment from the form, watches rewards and KL appear on the charts
-while it runs, cancels it after its step-10 checkpoint and resumes it to the end; its rollouts are
-in the annotators' queue.
+while it runs, cancels it after its step-10 checkpoint and resumes it to the end, compares the two
+runs' rewards; its rollouts are in the annotators' queue.
 
 Screenshots: var/screenshots/grpo-e2e-*.png.
 """
@@ -113,6 +113,15 @@ def test_a_lead_runs_grpo_from_the_form_cancels_resumes_and_its_rollouts_reach_t
     assert points >= MAX_STEPS - 1  # the old run's curve up to its checkpoint, then the resumed steps
     expect(page.locator("#rollouts li[data-rollout]").first).to_be_visible()
     screenshot(page, "grpo-e2e-3-resumed")
+
+    # The two runs' reward curves side by side on the runs page.
+    page.click("nav >> text=Runs")
+    boxes = page.locator("#runs input[name=compare]")
+    for i in range(boxes.count()):
+        boxes.nth(i).check()
+    page.click("#compare-runs")
+    expect(page.locator("#reward-overlay")).to_contain_text("Total reward of 2 GRPO runs")
+    screenshot(page, "grpo-e2e-5-compare")
 
     # An annotator finds the rollouts in the queue and opens one in the editor.
     other = context.browser.new_context(base_url=app["url"], viewport={"width": 768, "height": 900})
