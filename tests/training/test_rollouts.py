@@ -7,6 +7,7 @@ written here as the GRPO runner writes them."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -246,3 +247,17 @@ def test_a_resumed_run_shows_and_pairs_the_rollouts_of_the_run_it_continues(clie
     made = client.post(f"/api/training-jobs/{resumed.pk}/rollouts/pair/",
                        {"rollouts": [stored["good"].pk, stored["bad"].pk]}, content_type="application/json")
     assert made.status_code == 201
+
+
+def test_the_run_page_shows_the_newest_steps_rollouts_only(client, annotator, grpo_job, stored):
+    from training.templatetags.grpo import ROLLOUT_STEPS_SHOWN
+
+    run = Path(grpo_job.output_dir)
+    for step in range(12, 12 + 2 * ROLLOUT_STEPS_SHOWN, 2):
+        rel = write_rollouts(run, step, [line("p1", step, GOOD, 1.0)])
+        append_events(run, {"event": "rollouts", "step": step, "path": rel, "count": 1})
+    ingest(grpo_job)
+    html = _login(client, annotator).get(reverse("training:job-detail", args=[grpo_job.pk])).content.decode()
+    shown = [int(s) for s in re.findall(r'data-step="(\d+)"', html)]
+    assert shown == list(range(10 + 2 * ROLLOUT_STEPS_SHOWN, 10, -2))  # newest first; step 10 left to the queue
+    assert f"{3 + ROLLOUT_STEPS_SHOWN} rollouts of this run" in html

@@ -126,8 +126,13 @@ def reward_of(row: Trajectory) -> float:
 
 def rollouts_by_step(job: TrainingJob, *, last_steps: int | None = None) -> list[tuple[int, list[PromptGroup]]]:
     """``[(step, [PromptGroup])]``, newest step first (only the newest ``last_steps`` steps if given)."""
+    rows = rollout_rows(job)
+    if last_steps:  # (polled every 2 s: read the newest steps' rows only, not a long run's thousands)
+        newest = sorted({s for s in rows.values_list("extra__step", flat=True) if isinstance(s, int)},
+                        reverse=True)[:last_steps]
+        rows = rows.filter(extra__step__in=newest)
     grouped: dict[int, dict[str, list[Trajectory]]] = defaultdict(lambda: defaultdict(list))
-    for row in sorted(rollout_rows(job), key=_step_line):
+    for row in sorted(rows, key=_step_line):
         extra = row.extra or {}
         grouped[int(extra.get("step", _step_line(row)[0]))][str(extra.get("prompt_id", ""))].append(row)
     steps = sorted(grouped, reverse=True)[:last_steps] if last_steps else sorted(grouped, reverse=True)
