@@ -19,6 +19,7 @@ from jobs.runner_io import command_for
 from rl import runner
 from training.jobs import LaunchError, app_commit, enqueue_training, runs_root, snapshot_info
 from training.models import JobStatus, Snapshot, TrainingJob, trust_remote_code_for
+from training.runner import dataset_columns
 from training.roots import confined_model, model_error
 
 
@@ -53,6 +54,11 @@ def grpo_errors(project, snapshot: Snapshot | None, base_model: str, s: runner.G
     if problem := model_error(base_model):
         errors["base_model"] = problem
     errors.update(runner.settings_errors(s, allowed_classes()))
+    if (s.environment or {}).get("kind") == "replay" and snapshot is not None and "snapshot" not in errors \
+            and "recorded" not in dataset_columns(Path(snapshot.out_dir) / "hf"):
+        # A prompt row holds the context and the gold calls, not the results those calls returned.
+        errors.setdefault("environment", f"{snapshot} has no recorded tool results (a 'recorded' column) to "
+                                         "replay; choose a Python or BFCL environment.")
     return errors
 
 

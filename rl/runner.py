@@ -26,7 +26,9 @@ import inspect
 import json
 import os
 import re
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -39,6 +41,7 @@ from annotate.trajectory import Trajectory
 from evaluation import rewards as reward_module
 from evaluation.environments.base import EnvironmentRefused, ToolResult
 from evaluation.environments.replay import _tool_method
+from evaluation.environments.sandbox import ROOT as SANDBOX_ROOT
 from evaluation.environments.sandbox import Episode, EpisodeFailed, Limits
 from evaluation.environments.spec import KINDS as ENVIRONMENT_KINDS
 from jobs.runner_io import EventLog, JobFile, resolve_device, run_main
@@ -231,7 +234,9 @@ def grpo_call_text(cfg: GRPORunConfig, device: str) -> str:
 
 
 def environment_label(spec: dict) -> str:
-    """>>> environment_label({"kind": "bfcl", "classes": ["MathAPI"]})
+    """How the card and the preview name an environment.
+
+    >>> environment_label({"kind": "bfcl", "classes": ["MathAPI"]})
     'bfcl: MathAPI'
     """
     kind = spec.get("kind", "?")
@@ -264,11 +269,68 @@ _OPEN: set = set()  # every live environment, closed at exit
 _OPEN_LOCK = threading.Lock()
 
 
+class WarmEpisode(Episode):
+    """An ``Episode`` whose child process outlives its episode: ``spawn`` starts it (the same
+    process, pipes and limits as ``Episode.start``), ``begin`` builds a fresh environment in it and
+    resets it from the row, and ``recycle`` readies a healthy one for the next episode (its
+    printed output counted afresh), so an episode costs a request, not a Python start (~0.15 CPU s,
+    as much as a whole step of the tiny model). An episode that fails (timeout, memory, crash,
+    flood) kills its process; the next one starts a new process."""
+
+    def spawn(self) -> WarmEpisode:
+        self._workdir = tempfile.mkdtemp(prefix="studio-env-")
+        request_r, request_w = os.pipe()
+        reply_r, reply_w = os.pipe()
+        self._capture = Path(self._workdir) / "output.txt"
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(SANDBOX_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+        env["STUDIO_ENV_LIMITS"] = json.dumps(self.limits.to_dict())
+        try:
+            with open(self._capture, "ab") as capture:  # append: ``recycle`` truncates it between episodes
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "evaluation.environments.sandbox", str(request_r), str(reply_w)],
+                    stdin=subprocess.DEVNULL, stdout=capture, stderr=capture, cwd=self._workdir, env=env,
+                    pass_fds=(request_r, reply_w), start_new_session=True)
+        except OSError as exc:
+            for fd in (request_r, request_w, reply_r, reply_w):
+                os.close(fd)
+            raise EpisodeFailed("setup", f"the environment process could not start: {exc}") from None
+        os.close(request_r)
+        os.close(reply_w)
+        self._out = os.fdopen(request_w, "wb", buffering=0)
+        self._in = reply_r
+        self._deadline = float("inf")
+        return self
+
+    def begin(self, spec: dict, row: dict) -> None:
+        self.spec, self.row = spec, row
+        if self.proc is None:
+            self.spawn()  # none was spawned ahead (it could not start then): try now, failing labelled
+        reply = self._request({"op": "start", "spec": spec, "row": row, "allowed": self.allowed, "schemas": False},
+                              what="setting up the environment", seconds=self.limits.setup_seconds)
+        self.tools, self.observation = reply.get("tools"), reply.get("observation")
+        self._deadline = time.monotonic() + self.limits.episode_seconds
+
+    def start(self) -> None:
+        self.spawn().begin(self.spec, self.row)
+
+    def recycle(self) -> bool:
+        """Ready this process for another episode; False when it is gone (start a new one)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return False
+        os.truncate(self._capture, 0)  # the output limit is per episode
+        self._buffer = b""
+        return True
+
+
+
+
 class SandboxedEnvironment:
     """Base of the ``environment_factory`` class: the tool methods are added per run from the
-    environment's schemas (``sandboxed_class``). ``reset`` starts a fresh child process for the
-    episode (in the background: children start while the model generates); a tool call waits for
-    it and forwards the call."""
+    environment's schemas (``sandboxed_class``). Each instance (TRL keeps one per episode of a
+    batch) has its own child process (``WarmEpisode``); ``reset`` builds a fresh environment there
+    for the episode (in the background, while the model generates); a tool call waits for it and
+    forwards the call."""
 
     _spec: dict = {}
     _limits: Limits = Limits()
@@ -284,12 +346,28 @@ class SandboxedEnvironment:
             _OPEN.add(self)
 
     def reset(self, **row) -> None:
-        self._close()
+        episode = self._episode if self._settled() and not self.failure else None
+        if episode is None or not episode.recycle():
+            self._close()
+            episode = WarmEpisode({}, limits=self._limits, allowed=self._allowed)
+            try:
+                episode.spawn()
+            except EpisodeFailed:
+                pass  # begin() tries again and fails labelled, as this episode's failure
         self.tool_calls, self.tool_errors, self.failure = 0, 0, ""
         row = json.loads(json.dumps(row, default=str))
-        episode = Episode(self._spec, row, limits=self._limits, allowed=self._allowed)
         self._episode = episode
-        self._future = _STARTER.submit(episode.start)
+        self._future = _STARTER.submit(episode.begin, self._spec, row)  # set up while the model generates
+
+    def _settled(self) -> bool:
+        """The last episode's setup finished without failing (so its process may serve the next)."""
+        if self._future is None or self._episode is None:
+            return False
+        try:
+            self._future.result()
+        except Exception:  # noqa: BLE001  (a failed setup: that process is not reused)
+            return False
+        return True
 
     def _ready(self) -> Episode:
         if self.failure:

@@ -32,8 +32,9 @@ BENCHMARKS = {
     "bench_scoring.py": ([], r"ratio to json\.loads: [\d,.]+x"),
     "bench_generation.py": (["--model", str(TINY_MODEL_CACHE)], r"RATIO batched vs one by one: [\d.]+x"),
     "bench_training.py": ([], r"ratio app/plain\s*: best\s+[\d.]+"),
+    "bench_grpo.py": ([], r"ratio app/plain: [\d.]+ \(target >= 0.95\)"),
 }
-SLOW = {"bench_generation.py", "bench_training.py"}
+SLOW = {"bench_generation.py", "bench_training.py", "bench_grpo.py"}
 
 
 @pytest.mark.postgres

@@ -117,3 +117,13 @@ def test_the_api_launches_and_previews_a_grpo_job_and_names_bad_fields(client, l
     assert made.status_code == 201 and made.json()["kind"] == "grpo"
     listed = client.get(reverse("api-training-jobs", args=[project.slug]) + "?kind=grpo").json()
     assert [j["id"] for j in listed["results"]] == [made.json()["id"]]
+
+
+def test_a_replay_environment_needs_recorded_results_in_the_snapshot(project, tiny_model_dir):
+    from rl.launch import grpo_errors
+    from tests.evaluation.runs_harness import make_prompt_snapshot, prompt_snapshot_dir
+
+    snapshot = make_prompt_snapshot(project, prompt_snapshot_dir(tiny_model_dir))
+    errors = grpo_errors(project, snapshot, str(tiny_model_dir), runner.GRPOSettings(environment={"kind": "replay"}))
+    assert "no recorded tool results" in errors["environment"]
+    assert grpo_errors(project, snapshot, str(tiny_model_dir), runner.GRPOSettings()) == {}
