@@ -208,6 +208,11 @@ def test_the_compare_page_overlays_the_total_reward_of_grpo_runs(client, lead, g
 
 # The API ----------------------------------------------------------------------------------------
 
+def test_an_outsider_sees_no_rollouts_of_a_run(client, outsider, grpo_job, stored):
+    assert _login(client, outsider).get(f"/api/training-jobs/{grpo_job.pk}/rollouts/").status_code == 404
+    assert client.get(reverse("training:job-detail", args=[grpo_job.pk])).status_code == 404
+
+
 def test_the_api_lists_a_runs_rollouts_to_any_member(client, annotator, grpo_job, stored):
     body = _login(client, annotator).get(f"/api/training-jobs/{grpo_job.pk}/rollouts/?step=10").json()
     rows = {r["id"]: r for r in body["results"]}
