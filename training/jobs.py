@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import transaction
 
 from annotate.permissions import author_of
+from core.errors import InputError
 from jobs import queue
 from jobs.processes import HOST, ExitWatch, FileTail, describe_exit, last_lines, start_process, stop_process
 from jobs.rows import claim, fail_before_start
@@ -28,6 +29,7 @@ from jobs.supervisor import Monitor, run_supervised
 from training import distributed, job_kinds, runner
 from training.models import JobStatus, MetricPoint, Snapshot, TrainingDefaults, TrainingJob, trust_remote_code_for
 from training.roots import PathError, confined_model, model_error
+from training.rollouts.store import store_rollouts
 
 
 class LaunchError(ValueError):
@@ -320,9 +322,25 @@ class RunMonitor(Monitor):
                 self.ended, self.progress.results = True, ev.get("results", {})
             elif kind == "error":
                 self.error = ev.get("message", "")
+            elif kind == "rollouts":  # a GRPO run's sample of episodes: into the project's queue
+                self._store_rollouts(ev)
         if points:
             MetricPoint.objects.bulk_create(points)
         return count
+
+    def _store_rollouts(self, ev: dict) -> None:
+        """Store the episodes; a file that cannot be stored is said on the row (summary), not dropped."""
+        try:
+            stored = store_rollouts(self.job, self.run_dir, ev)
+        except InputError as exc:
+            problems = self.summary.setdefault("rollout_problems", [])
+            problems[:] = [*problems, f"step {ev.get('step')}: {exc.message}"][-20:]
+            if self.echo:
+                self.echo(f"Rollouts not stored: {exc.message}")
+            return
+        self.summary["rollouts_stored"] = self.summary.get("rollouts_stored", 0) + stored
+        if self.echo and stored:
+            self.echo(f"Stored {stored} rollout(s) of step {ev.get('step')} in the queue")
 
     def _echo_log(self, ev: dict) -> None:
         if not self.echo:

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from training import views
+from training.rollouts import views as rollout_views
 from training.snapshots import views as snapshot_views
 
 app_name = "training"
@@ -21,4 +22,5 @@ urlpatterns = [
     path("snapshots/<int:pk>/retry/", snapshot_views.retry_snapshot, name="retry-snapshot"),
     path("snapshots/<int:pk>/files/<str:name>", snapshot_views.download_snapshot_file, name="snapshot-file"),
     path("t/<int:pk>/preview/", snapshot_views.preview_trajectory, name="preview"),
+    path("runs/<int:pk>/rollouts/pair/", rollout_views.make_pair, name="rollout-pair"),
 ]

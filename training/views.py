@@ -67,7 +67,7 @@ def job_charts(job: TrainingJob, points: list[tuple[int, dict]]) -> list[dict]:
 def live_version(job: TrainingJob, n_points: int) -> str:
     """Changes whenever the live region would: a poll that has nothing new gets 204 (htmx keeps the page)."""
     parts = (job.status, job.current_step, job.total_steps, n_points, job.message, len(job.log_tail),
-             job.cancel_requested, len(job.error))
+             job.cancel_requested, len(job.error), job.summary.get("rollouts_stored"))
     return hashlib.sha1(repr(parts).encode()).hexdigest()[:12]
 
 

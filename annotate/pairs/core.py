@@ -52,7 +52,7 @@ CATEGORIES: dict[str, Category] = {c.key: c for c in [
     Category("other", "Other", "", ""),
 ]}
 
-SOURCES = ("manual", "correction", "imported", "evaluation")
+SOURCES = ("manual", "correction", "imported", "evaluation", "rollout")
 STATUSES = ("draft", "approved", "rejected")
 
 # The category of a pair whose rejected side is malformed or fails the schema (any rejected side may;

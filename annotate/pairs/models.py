@@ -57,7 +57,7 @@ class Pair(models.Model):
     DRAFT, APPROVED, REJECTED = "draft", "approved", "rejected"
     STATUS_CHOICES = [(DRAFT, "Draft"), (APPROVED, "Approved"), (REJECTED, "Rejected")]
     SOURCE_CHOICES = [("manual", "Manual"), ("correction", "Correction"), ("imported", "Imported"),
-                      ("evaluation", "Evaluation")]
+                      ("evaluation", "Evaluation"), ("rollout", "GRPO rollout")]
 
     project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="pairs")
     # Where the pair was forked from, if anywhere (imported pairs have no trajectory).
