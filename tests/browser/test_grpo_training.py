@@ -74,7 +74,8 @@ def _wait(page, app, selector: str, shot: str) -> None:
 def test_a_lead_runs_grpo_from_the_form_cancels_resumes_and_its_rollouts_reach_the_queue(context, app):
     page = context.new_page()
     login(page, "lena", "lena-pw-1")
-    page.goto(f"/rl/p/{app['project'].slug}/grpo/new/")
+    page.goto(f"/training/p/{app['project'].slug}/runs/")
+    page.click("#new-grpo")  # the runs page offers GRPO beside SFT and DPO
     page.select_option("select[name=snapshot]", str(app["prompts"].pk))
     for name, value in FORM.items():
         page.fill(f"input[name={name}]", value)
@@ -100,6 +101,7 @@ def test_a_lead_runs_grpo_from_the_form_cancels_resumes_and_its_rollouts_reach_t
 
     # Ten steps and their checkpoint, then cancel; the rest comes from the checkpoint.
     _wait(page, app, 'a[data-artifact="checkpoint-10"]', "checkpoint")
+    page.once("dialog", lambda dialog: dialog.accept())  # "Cancel run #N? ... can be resumed"
     page.click("#cancel-run")
     _wait(page, app, '#live[data-status="cancelled"]', "cancelled")
     stopped_at = int(re.search(r"Step (\d+)", page.inner_text("#job-progress")).group(1))
