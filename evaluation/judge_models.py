@@ -12,6 +12,8 @@ from jobs.rows import JobFields
 
 
 class JudgeRun(JobFields):
+    FOLDER, TRAINING_JOB, ENDPOINT = EvalRun.FOLDER, EvalRun.TRAINING_JOB, EvalRun.ENDPOINT
+
     project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="judge_runs")
     name = models.CharField(max_length=200, blank=True)
     model_source = models.CharField(max_length=20, choices=EvalRun.MODEL_SOURCES, default=EvalRun.FOLDER)
