@@ -2,6 +2,7 @@ from django.urls import include, path
 
 from annotate import views
 from annotate.workbench import views as editor
+from annotate.suggestions import views as suggestion_views
 
 app_name = "annotate"
 
@@ -24,4 +25,6 @@ urlpatterns = [
     path("t/<int:pk>/history/", editor.history, name="history"),
     path("t/<int:pk>/revert/", editor.revert_revision, name="revert"),
     path("", include("annotate.pairs.urls")),  # preference pairs
+    path("t/<int:pk>/suggestions/", suggestion_views.suggestion_box, name="suggestion-box"),
+    path("t/<int:pk>/suggestions/<int:sid>/<str:verb>/", suggestion_views.decide_suggestion, name="decide-suggestion"),
 ]

@@ -159,3 +159,16 @@ def test_deciding_needs_the_right_to_edit_and_changes_nothing_otherwise(judged, 
     s.refresh_from_db()
     trajectory.refresh_from_db()
     assert s.status == "pending" and trajectory.version == 1
+
+
+def test_the_editor_box_lists_pending_suggestions_and_accepting_reloads_the_editor(judged, trajectory, client, annotator):
+    client.force_login(annotator)
+    editor = client.get(f"/t/{trajectory.pk}/").content.decode()
+    assert f'hx-get="/t/{trajectory.pk}/suggestions/"' in editor
+    box = client.get(f"/t/{trajectory.pk}/suggestions/").content.decode()
+    assert 'data-label="wrong_tool"' in box and 'data-label="ungrounded_answer"' in box
+    s = StepSuggestion.objects.get(trajectory=trajectory, label="wrong_tool")
+    r = client.post(f"/t/{trajectory.pk}/suggestions/{s.pk}/accept/", HTTP_HX_REQUEST="true")
+    assert r.status_code == 204 and r["HX-Refresh"] == "true"
+    assert StepLabel.objects.filter(trajectory=trajectory, label="wrong_tool").count() == 1
+    assert client.post(f"/t/{trajectory.pk}/suggestions/{s.pk}/frobnicate/").status_code == 404
