@@ -172,3 +172,32 @@ def test_the_editor_box_lists_pending_suggestions_and_accepting_reloads_the_edit
     assert r.status_code == 204 and r["HX-Refresh"] == "true"
     assert StepLabel.objects.filter(trajectory=trajectory, label="wrong_tool").count() == 1
     assert client.post(f"/t/{trajectory.pk}/suggestions/{s.pk}/frobnicate/").status_code == 404
+
+
+def test_the_cli_runs_the_tiny_model_as_a_judge(project, trajectory, tiny_model_dir):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("judge", project="weather", model=str(tiny_model_dir), trajectories=str(trajectory.pk),
+                 max_new_tokens=16, stdout=out)
+    run = JudgeRun.objects.get()
+    assert run.status == "succeeded" and run.done_items == 1, run.error
+    # A random tiny model writes no usable JSON: that is said per trajectory, not dropped.
+    assert run.suggestion_count == StepSuggestion.objects.filter(judge_run_id=run.pk).count()
+    assert run.suggestion_count or all(p["trajectory"] == trajectory.pk for p in run.problems) and run.problems
+    assert f"Judge run #{run.pk}" in out.getvalue()
+    trajectory.refresh_from_db()
+    assert trajectory.version == 1
+
+
+def test_the_cli_prints_agreement_per_label(judged, trajectory):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("judge", agreement=judged.pk, stdout=out)
+    lines = {line.split()[0]: line.split() for line in out.getvalue().splitlines()[1:]}
+    assert lines["wrong_tool"][1:4] == ["1", "0", "0"]  # judge 1, humans 0 (nothing accepted yet), both 0
