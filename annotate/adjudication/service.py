@@ -1,0 +1,86 @@
+"""Adjudicating a trajectory: the versions a lead compares, and saving the decision.
+
+Where versions come from is pluggable (``register_version_source``): overlap (each annotator's
+blind version) registers its source; until then, and for a trajectory outside overlap, the
+versions are each author's latest revision of it. Callers check the lead role first.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from django.db import transaction
+
+from annotate.adjudication.compare import AdjudicationError, StepRow, adjudicate, compare
+from annotate.adjudication.models import Adjudication
+from annotate.models import Trajectory
+from annotate.trajectory import Trajectory as CanonicalTrajectory
+from annotate.workbench.documents import lock_version, replace_document
+
+# f(trajectory) -> {name: (ref, document)} or None (not its business); the first answer wins.
+VersionSource = Callable[[Trajectory], "dict[str, tuple[str, CanonicalTrajectory]] | None"]
+_SOURCES: list[VersionSource] = []
+
+
+def register_version_source(source: VersionSource) -> None:
+    """Let overlap (or any other app) say which versions of a trajectory a lead adjudicates."""
+    if source not in _SOURCES:
+        _SOURCES.insert(0, source)
+
+
+def authors_latest(trajectory: Trajectory) -> dict[str, tuple[str, CanonicalTrajectory]]:
+    """Each author's latest revision of ``trajectory`` (a revision with no author is skipped)."""
+    out: dict[str, tuple[str, CanonicalTrajectory]] = {}
+    for rev in trajectory.revisions.select_related("author").exclude(author=None).order_by("-version"):
+        name = rev.author.get_username()
+        if name not in out:
+            out[name] = (f"revision {rev.version}", CanonicalTrajectory.from_dict(rev.document))
+    return dict(sorted(out.items()))
+
+
+def versions_of(trajectory: Trajectory) -> dict[str, tuple[str, CanonicalTrajectory]]:
+    for source in _SOURCES:
+        found = source(trajectory)
+        if found is not None:
+            return found
+    return authors_latest(trajectory)
+
+
+def comparison(trajectory: Trajectory) -> tuple[dict[str, tuple[str, CanonicalTrajectory]], list[StepRow]]:
+    versions = versions_of(trajectory)
+    return versions, compare({name: doc for name, (_, doc) in versions.items()})
+
+
+def needs_adjudication(trajectory: Trajectory) -> bool:
+    """Two or more versions that differ somewhere, and no adjudication at the current version."""
+    versions, rows = comparison(trajectory)
+    if len(versions) < 2 or not any(r.differs for r in rows):
+        return False
+    return not Adjudication.objects.filter(trajectory=trajectory, version=trajectory.version).exists()
+
+
+def decide(trajectory: Trajectory, choices: list[dict], *, user, base_version: int) -> Adjudication:
+    """Build the adjudicated document from ``choices`` ([{turn, step (0-based), pick | drop,
+    merge_labels}]) and save it as the trajectory's document, with its provenance."""
+    versions = versions_of(trajectory)
+    keyed = {}
+    for c in choices:
+        keyed[(c["turn"], c["step"])] = {k: c[k] for k in ("pick", "drop", "merge_labels") if k in c}
+    doc, provenance = adjudicate({name: d for name, (_, d) in versions.items()}, keyed)
+    with transaction.atomic():
+        version = lock_version(trajectory.pk)
+        if version != base_version:
+            raise AdjudicationError(f"the trajectory changed since (version {version}, you compared "
+                                    f"{base_version}): compare again", "base_version")
+        names = ", ".join(versions)
+        replace_document(trajectory, doc, user=user, base_version=version,
+                         summary=f"adjudicated from {names}"[:300])
+        return Adjudication.objects.create(
+            trajectory=trajectory, version=trajectory.version, decided_by=user,
+            sources=[{"name": n, "ref": ref} for n, (ref, _) in versions.items()],
+            choices=[dict(c) for c in choices], provenance=provenance)
+
+
+def latest(trajectory: Trajectory) -> Adjudication | None:
+    return trajectory.adjudications.order_by("-created_at").first()
+

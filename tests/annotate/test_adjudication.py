@@ -1,0 +1,123 @@
+"""Adjudication through the API and the page: two people's versions of a trajectory, compared step
+by step; the lead's choices become the adjudicated version with provenance; refusals change nothing."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from annotate.adjudication.models import Adjudication
+from annotate.ingest.writer import write_trajectories
+from annotate.models import Revision, StepLabel
+from annotate.trajectory import Step, Trajectory, Turn
+
+pytestmark = pytest.mark.django_db
+
+
+def api_for(user) -> APIClient:
+    c = APIClient()
+    c.force_authenticate(user)
+    return c
+
+
+def doc() -> Trajectory:
+    return Trajectory(turns=[Turn(user="Rain in Paris?", steps=[
+        Step(kind="tool_call", name="forecast", arguments={"city": "Paris"}, call_id="c1"),
+        Step(kind="tool_result", text="rain", call_id="c1"),
+        Step(kind="answer", text="It rains.")])])
+
+
+@pytest.fixture
+def two_versions(project, lead, annotator, make_user):
+    """ann labels step 1 wrong_tool; bea labels step 3 ungrounded_answer (each a revision)."""
+    bea = make_user("bea", "annotator", project)
+    t = write_trajectories(project, [doc()])[0]
+    version = 1
+    for who, step, label in ((annotator, 0, "wrong_tool"), (bea, 2, "ungrounded_answer")):
+        t.assignee = who
+        t.save(update_fields=["assignee"])
+        # Each labels only their step, starting from the original: blind versions of the same trajectory.
+        r = api_for(who).post(f"/api/trajectories/{t.pk}/edits/", {
+            "op": "update_step", "turn": 0, "step": step, "fields": {"labels": [label]}, "base_version": version},
+            format="json")
+        assert r.status_code == 200, r.content
+        version += 1
+        if who is annotator:  # bea's version starts from the original, not from ann's
+            r = api_for(lead).post(f"/api/trajectories/{t.pk}/edits/", {
+                "op": "update_step", "turn": 0, "step": 0, "fields": {"labels": []}, "base_version": version},
+                format="json")
+            version += 1
+    t.refresh_from_db()
+    return t
+
+
+def test_the_comparison_shows_where_the_versions_differ(two_versions, lead):
+    r = api_for(lead).get(f"/api/trajectories/{two_versions.pk}/adjudication/").json()
+    assert [v["name"] for v in r["versions"]] == ["ann", "bea", "lena"]
+    assert [s["differs"] for s in r["steps"]] == [["labels"], [], ["labels"]]
+    assert r["needs_adjudication"] is True
+
+
+def test_the_lead_decides_step_by_step_and_the_provenance_is_kept(two_versions, lead):
+    t = two_versions
+    r = api_for(lead).post(f"/api/trajectories/{t.pk}/adjudication/", {"base_version": t.version, "choices": [
+        {"turn": 0, "step": 0, "pick": "ann"}, {"turn": 0, "step": 2, "pick": "bea"}]}, format="json")
+    assert r.status_code == 201, r.content
+    body = r.json()
+    assert [(p["step"], p["from"]) for p in body["provenance"]] == [(0, "ann"), (1, "agreed"), (2, "bea")]
+    t.refresh_from_db()
+    assert body["version"] == t.version
+    labels = sorted(StepLabel.objects.filter(trajectory=t).values_list("step__position", "label"))
+    assert [lb for _, lb in labels] == ["wrong_tool", "ungrounded_answer"]  # step 1, step 3
+    rev = Revision.objects.get(trajectory=t, version=t.version)
+    assert rev.author == lead and rev.summary.startswith("adjudicated from ann, bea")
+    again = api_for(lead).get(f"/api/trajectories/{t.pk}/adjudication/").json()
+    assert again["needs_adjudication"] is False and again["latest"]["id"] == body["id"]
+
+
+def test_a_difference_left_undecided_is_refused_and_nothing_changes(two_versions, lead):
+    t = two_versions
+    r = api_for(lead).post(f"/api/trajectories/{t.pk}/adjudication/", {"base_version": t.version, "choices": [
+        {"turn": 0, "step": 0, "pick": "ann"}]}, format="json")
+    assert r.status_code == 400 and r.json()["field"] == "turn 1 step 3"
+    before = t.version
+    t.refresh_from_db()
+    assert t.version == before and not Adjudication.objects.exists()
+
+
+def test_a_stale_comparison_is_refused(two_versions, lead):
+    t = two_versions
+    r = api_for(lead).post(f"/api/trajectories/{t.pk}/adjudication/", {"base_version": t.version - 1, "choices": [
+        {"turn": 0, "step": 0, "pick": "ann"}, {"turn": 0, "step": 2, "pick": "bea"}]}, format="json")
+    assert r.status_code == 400 and r.json()["field"] == "base_version"
+    assert not Adjudication.objects.exists()
+
+
+def test_only_a_lead_adjudicates_and_a_refusal_changes_nothing(two_versions, annotator, outsider):
+    t = two_versions
+    body = {"base_version": t.version, "choices": [{"turn": 0, "step": 0, "pick": "ann"},
+                                                   {"turn": 0, "step": 2, "pick": "bea"}]}
+    assert api_for(annotator).post(f"/api/trajectories/{t.pk}/adjudication/", body, format="json").status_code == 403
+    assert api_for(outsider).post(f"/api/trajectories/{t.pk}/adjudication/", body, format="json").status_code == 404
+    assert api_for(annotator).get(f"/api/trajectories/{t.pk}/adjudication/").status_code == 403
+    before = t.version
+    t.refresh_from_db()
+    assert t.version == before and not Adjudication.objects.exists()
+
+
+def test_the_page_highlights_differences_and_saves_the_lead_s_picks(two_versions, client, lead, annotator):
+    t = two_versions
+    client.force_login(lead)
+    queue = client.get("/p/weather/adjudication/").content.decode()
+    assert f'href="/t/{t.pk}/adjudicate/"' in queue
+    page = client.get(f"/t/{t.pk}/adjudicate/").content.decode()
+    assert 'id="step-0-0" class="differs" data-differs="labels"' in page
+    assert 'id="step-0-1" class="agreed"' in page
+    r = client.post(f"/t/{t.pk}/adjudicate/", {"base_version": t.version, "choice-0-0": "merge:lena",
+                                                "choice-0-2": "pick:bea"})
+    assert r.status_code == 302
+    adj = Adjudication.objects.get()
+    assert adj.provenance[0] == {"turn": 0, "step": 0, "from": "lena", "merged_labels": True}
+    assert "Nothing to adjudicate" in client.get("/p/weather/adjudication/").content.decode()
+    client.force_login(annotator)
+    assert client.get(f"/t/{t.pk}/adjudicate/").status_code == 403
