@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Callable
 
 from django.db import transaction
+from django.db.models import Count
 
 from annotate.adjudication.compare import AdjudicationError, StepRow, adjudicate, compare
 from annotate.adjudication.models import Adjudication
-from annotate.models import Trajectory
+from annotate.models import Revision, Trajectory
 from annotate.trajectory import Trajectory as CanonicalTrajectory
 from annotate.workbench.documents import lock_version, replace_document
 
@@ -84,3 +85,13 @@ def decide(trajectory: Trajectory, choices: list[dict], *, user, base_version: i
 def latest(trajectory: Trajectory) -> Adjudication | None:
     return trajectory.adjudications.order_by("-created_at").first()
 
+
+
+def unadjudicated_ids(trajectories) -> list[int]:
+    """Of ``trajectories`` (a queryset), those whose versions disagree with no adjudication at
+    their current version. Only trajectories two or more people saved can have such versions
+    (overlap's source, once registered, answers for its own)."""
+    candidates = (Revision.objects.filter(trajectory__in=trajectories).exclude(author=None).values("trajectory")
+                  .annotate(people=Count("author", distinct=True)).filter(people__gte=2)
+                  .values_list("trajectory", flat=True))
+    return [t.pk for t in Trajectory.objects.filter(pk__in=list(candidates)) if needs_adjudication(t)]

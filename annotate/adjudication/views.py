@@ -4,25 +4,21 @@ trajectory's versions side by side, step by step, differences highlighted, a cho
 from __future__ import annotations
 
 from django.contrib import messages
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from annotate import permissions
 from annotate.adjudication import service
 from annotate.adjudication.compare import COMPARED, AdjudicationError
-from annotate.models import Revision, Trajectory
+from annotate.models import Trajectory
 
 QUEUE_LIMIT = 200
 
 
 def adjudication_queue(request: HttpRequest, slug: str) -> HttpResponse:
     project, role = permissions.project_for(request.user, slug, permissions.LEAD)
-    # Trajectories two or more people saved: the candidates (overlap's own source narrows it further).
-    ids = (Revision.objects.filter(trajectory__project=project).exclude(author=None).values("trajectory")
-           .annotate(people=Count("author", distinct=True)).filter(people__gte=2)
-           .order_by("trajectory").values_list("trajectory", flat=True)[:QUEUE_LIMIT])
-    items = [t for t in Trajectory.objects.filter(pk__in=list(ids)).order_by("pk") if service.needs_adjudication(t)]
+    ids = service.unadjudicated_ids(project.trajectories.all())[:QUEUE_LIMIT]
+    items = list(Trajectory.objects.filter(pk__in=ids).order_by("pk"))
     return render(request, "annotate/adjudication/queue.html", {"project": project, "role": role, "items": items})
 
 

@@ -121,3 +121,21 @@ def test_the_page_highlights_differences_and_saves_the_lead_s_picks(two_versions
     assert "Nothing to adjudicate" in client.get("/p/weather/adjudication/").content.decode()
     client.force_login(annotator)
     assert client.get(f"/t/{t.pk}/adjudicate/").status_code == 403
+
+
+def test_a_snapshot_that_requires_adjudication_takes_the_adjudicated_version(two_versions, lead, project):
+    from training.snapshots.selection import Selection, pin_revisions, select_trajectories
+
+    def pinned(filters):
+        return pin_revisions(select_trajectories([project], Selection.from_dict(filters)))
+
+    t = two_versions
+    filters = {"status": "any", "require_adjudicated": True}
+    assert pinned(filters) == []  # versions disagree, nobody adjudicated
+    assert [i for i, _ in pinned({"status": "any"})] == [t.pk]  # without the option
+    api_for(lead).post(f"/api/trajectories/{t.pk}/adjudication/", {"base_version": t.version, "choices": [
+        {"turn": 0, "step": 0, "pick": "ann"}, {"turn": 0, "step": 2, "pick": "bea"}]}, format="json")
+    t.refresh_from_db()
+    adjudicated = Revision.objects.get(trajectory=t, version=t.version)
+    assert pinned(filters) == [(t.pk, adjudicated.pk)]
+    assert Selection.from_dict(filters).to_dict()["require_adjudicated"] is True  # part of the content hash
