@@ -3,6 +3,8 @@ trajectory's versions side by side, step by step, differences highlighted, a cho
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -31,6 +33,10 @@ def _choice_of(value: str) -> dict | None:
     return None
 
 
+def _args(step) -> str:
+    return json.dumps(step.arguments, ensure_ascii=False, sort_keys=True) if step is not None else ""
+
+
 def _options(row, names: list[str], chosen: str | None) -> list[dict]:
     """The radio buttons of a step where the versions differ."""
     if not row.differs:
@@ -38,7 +44,7 @@ def _options(row, names: list[str], chosen: str | None) -> list[dict]:
     have = [n for n in names if row.versions[n] is not None]
     opts = [{"value": f"pick:{n}", "text": f"{n}'s"} for n in have]
     if "labels" in row.fields or "missing" in row.fields:
-        opts += [{"value": f"merge:{n}", "text": f"{n}'s + every version's labels"} for n in have]
+        opts += [{"value": f"merge:{n}", "text": f"{n}'s + all labels"} for n in have]
     if "missing" in row.fields:
         opts.append({"value": "drop", "text": "drop the step"})
     for o in opts:
@@ -73,7 +79,8 @@ def adjudicate_trajectory(request: HttpRequest, pk: int) -> HttpResponse:
     versions, rows = service.comparison(trajectory)
     names = list(versions)
     table = [{"row": r, "key": f"choice-{r.turn}-{r.step}", "id": f"step-{r.turn}-{r.step}",
-              "cells": [{"name": n, "step": r.versions[n], "differs": r.fields} for n in names],
+              "cells": [{"name": n, "step": r.versions[n], "differs": r.fields, "args": _args(r.versions[n])}
+                        for n in names],
               "options": _options(r, names, chosen.get(f"choice-{r.turn}-{r.step}"))}
              for r in rows]
     return render(request, "annotate/adjudication/compare.html", {
