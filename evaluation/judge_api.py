@@ -40,7 +40,7 @@ class JudgeRunDetailSerializer(JudgeRunSerializer):
 
 class JudgeLaunchInputSerializer(StrictSerializer):
     trajectories = serializers.ListField(child=IdField(), min_length=1, max_length=judge.MAX_BATCH)
-    model_source = serializers.ChoiceField(choices=[k for k, _ in EvalRun.MODEL_SOURCES])
+    model_source = serializers.ChoiceField(choices=EvalRun.MODEL_SOURCES)
     model_path = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
     training_job = IdField(required=False, allow_null=True, default=None)
     merge_adapter = serializers.BooleanField(required=False, default=False)

@@ -13,7 +13,7 @@ from annotate.suggestions import decide
 from annotate.suggestions.models import StepSuggestion
 
 
-class SuggestionSerializer(serializers.ModelSerializer):
+class StepSuggestionSerializer(serializers.ModelSerializer):
     class Meta:
         model = StepSuggestion
         fields = ["id", "trajectory", "turn_index", "step_index", "step_kind", "version", "label", "note",
@@ -21,33 +21,33 @@ class SuggestionSerializer(serializers.ModelSerializer):
 
 
 class SuggestionListAPI(APIView):
-    @extend_schema(responses=SuggestionSerializer(many=True))
+    @extend_schema(responses=StepSuggestionSerializer(many=True))
     def get(self, request, pk: int):
         trajectory = trajectory_for(request, pk)
         rows = StepSuggestion.objects.filter(trajectory=trajectory)
         if s := request.query_params.get("status"):
             rows = rows.filter(status=s)
-        return Response(SuggestionSerializer(rows, many=True).data)
+        return Response(StepSuggestionSerializer(rows, many=True).data)
 
 
 class _DecideAPI(APIView):
-    action = staticmethod(decide.accept)
+    decision = staticmethod(decide.accept)
 
-    @extend_schema(request=None, responses={200: SuggestionSerializer})
+    @extend_schema(request=None, responses={200: StepSuggestionSerializer})
     def post(self, request, pk: int, sid: int):
         trajectory = trajectory_for(request, pk, edit=True)
         try:
-            row = self.action(sid, trajectory.pk, user=request.user)
+            row = self.decision(sid, trajectory.pk, user=request.user)
         except decide.SuggestionError as exc:
             return Response({"detail": exc.message, "field": exc.field}, status=status.HTTP_400_BAD_REQUEST)
-        return Response(SuggestionSerializer(row).data)
+        return Response(StepSuggestionSerializer(row).data)
 
 
 class AcceptSuggestionAPI(_DecideAPI):
     """Accept: the label goes on the step in a new revision by you, naming the judge run."""
-    action = staticmethod(decide.accept)
+    decision = staticmethod(decide.accept)
 
 
 class DismissSuggestionAPI(_DecideAPI):
     """Dismiss: the suggestion is closed; the trajectory does not change."""
-    action = staticmethod(decide.dismiss)
+    decision = staticmethod(decide.dismiss)
