@@ -92,6 +92,7 @@ def run_judge_job(run_id: int, *, generator=None) -> str:
     except Exception as exc:  # the model does not load, the endpoint is refused: the row says why
         logger.exception("judge run %s could not start", run_id)
         return fail_before_start(JudgeRun, run_id, exc, "The judge could not start")
+    beat(JudgeRun, run_id, message="Judging")  # loading a large model takes a while: the sweep must not think it dead
     labels = run.project.label_names()
     batch = max(1, GenerationSettings.from_dict(run.settings).batch_size)
     ids, done, made, problems = list(run.trajectory_ids), 0, 0, []
@@ -116,7 +117,9 @@ def run_judge_job(run_id: int, *, generator=None) -> str:
                                        step_kind=docs[tid].turns[p.turn].steps[p.step].kind,
                                        version=versions[tid], label=p.label, note=p.note, judge_run_id=run_id,
                                        source=run.model_label[:500]) for p in proposals]
-                made += len(StepSuggestion.objects.bulk_create(rows, ignore_conflicts=True))
+                # A restarted run (the sweep re-queues it) proposes the same rows again: kept once.
+                StepSuggestion.objects.bulk_create(rows, ignore_conflicts=True)
+            made = StepSuggestion.objects.filter(judge_run_id=run_id).count()
             done += len(part)
             beat(JudgeRun, run_id, done_items=done, suggestion_count=made, progress=done / max(1, len(ids)),
                  message=f"Judged {done} of {len(ids)}")

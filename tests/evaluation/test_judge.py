@@ -201,3 +201,12 @@ def test_the_cli_prints_agreement_per_label(judged, trajectory):
     call_command("judge", agreement=judged.pk, stdout=out)
     lines = {line.split()[0]: line.split() for line in out.getvalue().splitlines()[1:]}
     assert lines["wrong_tool"][1:4] == ["1", "0", "0"]  # judge 1, humans 0 (nothing accepted yet), both 0
+
+
+def test_a_duplicate_delivery_does_nothing_and_a_restart_keeps_each_suggestion_once(judged, server):
+    assert run_judge_job(judged.pk) == "not claimed"  # already finished: the claim fails
+    JudgeRun.objects.filter(pk=judged.pk).update(status="queued")  # as the sweep re-queues a dead worker's run
+    assert run_judge_job(judged.pk) == "succeeded"
+    judged.refresh_from_db()
+    assert len(server.requests) == 2 and judged.suggestion_count == 2
+    assert StepSuggestion.objects.filter(judge_run_id=judged.pk).count() == 2
