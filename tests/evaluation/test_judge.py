@@ -210,3 +210,9 @@ def test_a_duplicate_delivery_does_nothing_and_a_restart_keeps_each_suggestion_o
     judged.refresh_from_db()
     assert len(server.requests) == 2 and judged.suggestion_count == 2
     assert StepSuggestion.objects.filter(judge_run_id=judged.pk).count() == 2
+
+
+def test_the_judge_run_page_is_hidden_from_outsiders(judged, client, outsider):
+    client.force_login(outsider)
+    assert client.get(f"/evaluation/judge/{judged.pk}/").status_code == 404
+    assert api_for(outsider).get(f"/api/judge-runs/{judged.pk}/").status_code == 404
