@@ -3,13 +3,17 @@ proposals agree with the humans' labels, per label (so a lead sees where it can 
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 
 from annotate import permissions
 from annotate.suggestions.models import StepSuggestion
-from evaluation.judge import judge_vs_humans
+from evaluation.generate import GenerationSettings
+from evaluation.judge import judge_vs_humans, launch_judge
+from evaluation.judge_forms import JudgeLaunchForm
 from evaluation.judge_models import JudgeRun
+from training.jobs import LaunchError
 
 
 def judge_detail(request: HttpRequest, pk: int) -> HttpResponse:
@@ -21,3 +25,31 @@ def judge_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "evaluation/judge_detail.html", {
         "run": run, "project": run.project, "role": role, "counts": counts,
         "agreement": judge_vs_humans(run) if run.status == "succeeded" else []})
+
+
+def judge_runs(request: HttpRequest, slug: str) -> HttpResponse:
+    """The project's judge runs, and (leads) the form that launches one."""
+    project, role = permissions.project_for(request.user, slug)
+    is_lead = role in (permissions.LEAD, permissions.ADMIN)
+    form = None
+    if is_lead:
+        form = JudgeLaunchForm(request.POST or None, project=project)
+    if request.method == "POST":
+        if not is_lead:
+            permissions.project_for(request.user, slug, permissions.LEAD)  # 403
+        if form.is_valid():
+            d = form.cleaned_data
+            try:
+                run = launch_judge(project=project, trajectory_ids=form.trajectory_ids(), user=request.user,
+                                   model_source=d["model_source"], model_path=d["model_path"] or "",
+                                   training_job=d["training_job"], endpoint_url=d["endpoint_url"] or "",
+                                   endpoint_model=d["endpoint_model"] or "", name=d["name"],
+                                   gen=GenerationSettings(max_new_tokens=d["max_new_tokens"]))
+            except LaunchError as exc:
+                for name, message in exc.errors.items():
+                    form.add_error(name if name in form.fields else None, message)
+            else:
+                messages.success(request, f"Queued {run}. It starts when a worker on the eval queue is free.")
+                return redirect("evaluation:judge-detail", pk=run.pk)
+    return render(request, "evaluation/judge_runs.html", {
+        "project": project, "role": role, "form": form, "runs": project.judge_runs.all()[:100]})

@@ -216,3 +216,25 @@ def test_the_judge_run_page_is_hidden_from_outsiders(judged, client, outsider):
     client.force_login(outsider)
     assert client.get(f"/evaluation/judge/{judged.pk}/").status_code == 404
     assert api_for(outsider).get(f"/api/judge-runs/{judged.pk}/").status_code == 404
+
+
+def test_a_lead_launches_a_judge_run_from_the_page(project, lead, annotator, trajectory, server, client,
+                                                   django_capture_on_commit_callbacks, monkeypatch):
+    from jobs import queue
+
+    sent = []
+    monkeypatch.setattr(queue, "send", lambda model, pk: sent.append((model.__name__, pk)))
+    server.allow(lead)
+    client.force_login(lead)
+    bad = client.post("/evaluation/p/weather/judge/", {"model_source": "endpoint", "endpoint_url": "http://10.9.9.9/v1",
+                                                      "limit": 10, "max_new_tokens": 64})
+    assert bad.status_code == 200 and bad.context["form"].errors["endpoint_url"]
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.post("/evaluation/p/weather/judge/", {"model_source": "endpoint", "endpoint_url": server.url,
+                                                        "endpoint_model": "judge-1", "limit": 10, "max_new_tokens": 64})
+    run = JudgeRun.objects.get()
+    assert r.status_code == 302 and r.url == f"/evaluation/judge/{run.pk}/"
+    assert run.trajectory_ids == [trajectory.pk] and sent == [("JudgeRun", run.pk)]
+    client.force_login(annotator)
+    assert client.post("/evaluation/p/weather/judge/", {"model_source": "endpoint"}).status_code == 403
+    assert JudgeRun.objects.count() == 1
