@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from annotate.agreement import figures
 from annotate.trajectory import Step, Trajectory
 
 INSTRUCTIONS = (
@@ -142,25 +143,13 @@ def read_reply(text: str, doc: Trajectory, labels: list[str]) -> tuple[list[Prop
 
 # --- judge vs humans -----------------------------------------------------------------------------
 
-def cohen_kappa(a: list[bool], b: list[bool]) -> float | None:
-    """Cohen's κ of two raters' yes/no calls on the same items; None where it is undefined
-    (no items, or both raters constant and equal: chance agreement is 1)."""
-    n = len(a)
-    if n == 0:
-        return None
-    observed = sum(x == y for x, y in zip(a, b)) / n
-    pa, pb = sum(a) / n, sum(b) / n
-    expected = pa * pb + (1 - pa) * (1 - pb)
-    if expected == 1:
-        return None
-    return (observed - expected) / (1 - expected)
-
-
 def judge_agreement(steps: list[tuple[set[str], set[str]]], labels: list[str]) -> list[dict]:
     """Per label, how the judge's calls agree with the humans' on the same steps.
 
     ``steps``: one ``(judge's labels, humans' labels)`` pair per judged step. For each label:
-    the steps either side used it on, both, observed agreement and Cohen's κ (None: undefined).
+    the steps either side used it on, both, observed agreement, Cohen's κ and Krippendorff's α
+    (None: undefined), computed by the same machinery as the humans' agreement
+    (``annotate.agreement.figures``).
 
     >>> rows = judge_agreement([({"wrong_tool"}, {"wrong_tool"}), (set(), set()), ({"wrong_tool"}, set())],
     ...                        ["wrong_tool", "format_error"])
@@ -177,6 +166,7 @@ def judge_agreement(steps: list[tuple[set[str], set[str]]], labels: list[str]) -
             "judge": sum(judge), "human": sum(human),
             "both": sum(x and y for x, y in zip(judge, human)),
             "agreement": (sum(x == y for x, y in zip(judge, human)) / n) if n else None,
-            "kappa": cohen_kappa(judge, human),
+            "kappa": figures.cohen_kappa([int(x) for x in judge], [int(y) for y in human]),
+            "alpha": figures.alpha([[int(x) for x in judge], [int(y) for y in human]]),
         })
     return rows

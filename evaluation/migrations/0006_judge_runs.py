@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotate', '0010_step_suggestions'),
+        ('annotate', '0012_adjudications'),
         ('evaluation', '0005_eval_run_checker_versions'),
         ('training', '0007_trusted_models'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),

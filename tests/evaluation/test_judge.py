@@ -127,6 +127,8 @@ def test_judge_vs_human_agreement_per_label(judged, trajectory, annotator):
     ua = rows["ungrounded_answer"]
     assert (ua["judge"], ua["human"], ua["both"], round(ua["agreement"], 3)) == (1, 0, 0, 0.667)
     assert ua["kappa"] == pytest.approx(0.0, abs=1e-12)
+    # Krippendorff's α by hand: 6 ratings (five 0s, one 1), one disagreeing unit: 1 - (6-1)·2 / (2·5·1) = 0.
+    assert ua["alpha"] == pytest.approx(0.0, abs=1e-12) and rows["wrong_tool"]["alpha"] == pytest.approx(1.0)
     assert rows["format_error"]["kappa"] is None  # neither side ever used it: undefined, not "perfect"
 
 

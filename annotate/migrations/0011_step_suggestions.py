@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotate', '0009_queue_sort_by_findings_index'),
+        ('annotate', '0010_overlap_versions_and_agreement'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

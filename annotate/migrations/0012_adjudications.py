@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotate', '0010_step_suggestions'),
+        ('annotate', '0011_step_suggestions'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
