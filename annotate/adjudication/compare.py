@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
+from annotate.agreement.figures import StepRating, Version, item_agreement
 from annotate.trajectory import Step, Trajectory
 from core.errors import InputError
 
@@ -120,3 +121,20 @@ def adjudicate(versions: dict[str, Trajectory], choices: dict[tuple[int, int], d
     for ti, turn in enumerate(base.turns):
         turn.steps = out_steps.get(ti, [])
     return base, provenance
+
+
+def rating_version(doc: Trajectory) -> Version:
+    """A document as the agreement figures read a version (steps by turn, position and call id)."""
+    return Version(steps=[StepRating(ti, si, s.call_id, frozenset(s.labels), s.kind, s.name,
+                                     s.arguments if isinstance(s.arguments, dict) else None)
+                          for ti, turn in enumerate(doc.turns) for si, s in enumerate(turn.steps)],
+                   case_types=tuple(doc.meta.case_types))
+
+
+def below_threshold(versions: dict[str, Trajectory], labels: list[str], threshold: float) -> bool:
+    """True when the versions' observed agreement on their label decisions is under ``threshold``
+    (or undefined with differences left: then a person must look)."""
+    value = item_agreement({n: rating_version(d) for n, d in versions.items()}, labels)
+    if value is None:
+        return any(r.differs for r in compare(versions))
+    return value < threshold

@@ -12,11 +12,12 @@ from typing import Callable
 from django.db import transaction
 from django.db.models import Count
 
-from annotate.adjudication.compare import AdjudicationError, StepRow, adjudicate, compare
+from annotate.adjudication.compare import AdjudicationError, StepRow, adjudicate, below_threshold, compare
 from annotate.adjudication.models import Adjudication
+from annotate.agreement.models import OverlapSettings, OverlapVersion
 from annotate.models import Revision, Trajectory
 from annotate.trajectory import Trajectory as CanonicalTrajectory
-from annotate.workbench.documents import lock_version, replace_document
+from annotate.workbench.documents import current_document, lock_version, replace_document
 
 # f(trajectory) -> {name: (ref, document)} or None (not its business); the first answer wins.
 VersionSource = Callable[[Trajectory], "dict[str, tuple[str, CanonicalTrajectory]] | None"]
@@ -39,7 +40,25 @@ def authors_latest(trajectory: Trajectory) -> dict[str, tuple[str, CanonicalTraj
     return dict(sorted(out.items()))
 
 
+def overlap_versions(trajectory: Trajectory) -> dict[str, tuple[str, CanonicalTrajectory]] | None:
+    """The submitted blind versions of an overlapped trajectory (None: it has no overlap versions)."""
+    links = list(OverlapVersion.objects.filter(original=trajectory).select_related("copy", "annotator")
+                 .order_by("slot"))
+    if not links:
+        return None
+    out = {}
+    for link in links:
+        if link.submitted_at is None:
+            continue  # not submitted yet: not a version to judge (nor is it final)
+        name = link.annotator.get_username() if link.annotator else f"slot {link.slot}"
+        out[name] = (f"version #{link.copy_id} v{link.copy.version}", current_document(link.copy))
+    return out
+
+
 def versions_of(trajectory: Trajectory) -> dict[str, tuple[str, CanonicalTrajectory]]:
+    overlapped = overlap_versions(trajectory)
+    if overlapped is not None:
+        return overlapped
     for source in _SOURCES:
         found = source(trajectory)
         if found is not None:
@@ -52,10 +71,20 @@ def comparison(trajectory: Trajectory) -> tuple[dict[str, tuple[str, CanonicalTr
     return versions, compare({name: doc for name, (_, doc) in versions.items()})
 
 
+def threshold_of(project) -> float | None:
+    overlap = OverlapSettings.objects.filter(project=project).first()
+    return overlap.threshold if overlap is not None else None
+
+
 def needs_adjudication(trajectory: Trajectory) -> bool:
-    """Two or more versions that differ somewhere, and no adjudication at the current version."""
+    """Two or more versions that differ, their agreement under the project's threshold (where
+    overlap sets one), and no adjudication at the current version."""
     versions, rows = comparison(trajectory)
     if len(versions) < 2 or not any(r.differs for r in rows):
+        return False
+    threshold = threshold_of(trajectory.project)
+    docs = {n: d for n, (_, d) in versions.items()}
+    if threshold is not None and not below_threshold(docs, trajectory.project.label_names(), threshold):
         return False
     return not Adjudication.objects.filter(trajectory=trajectory, version=trajectory.version).exists()
 
@@ -91,7 +120,9 @@ def unadjudicated_ids(trajectories) -> list[int]:
     """Of ``trajectories`` (a queryset), those whose versions disagree with no adjudication at
     their current version. Only trajectories two or more people saved can have such versions
     (overlap's source, once registered, answers for its own)."""
-    candidates = (Revision.objects.filter(trajectory__in=trajectories).exclude(author=None).values("trajectory")
-                  .annotate(people=Count("author", distinct=True)).filter(people__gte=2)
-                  .values_list("trajectory", flat=True))
-    return [t.pk for t in Trajectory.objects.filter(pk__in=list(candidates)) if needs_adjudication(t)]
+    candidates = set(Revision.objects.filter(trajectory__in=trajectories).exclude(author=None).values("trajectory")
+                     .annotate(people=Count("author", distinct=True)).filter(people__gte=2)
+                     .values_list("trajectory", flat=True))
+    candidates |= set(OverlapVersion.objects.filter(original__in=trajectories).values_list("original", flat=True))
+    rows = Trajectory.objects.filter(pk__in=sorted(candidates)).select_related("project").order_by("pk")
+    return [t.pk for t in rows if needs_adjudication(t)]

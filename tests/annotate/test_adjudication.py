@@ -139,3 +139,52 @@ def test_a_snapshot_that_requires_adjudication_takes_the_adjudicated_version(two
     adjudicated = Revision.objects.get(trajectory=t, version=t.version)
     assert pinned(filters) == [(t.pk, adjudicated.pk)]
     assert Selection.from_dict(filters).to_dict()["require_adjudicated"] is True  # part of the content hash
+
+
+@pytest.fixture
+def overlapped(project, annotator, make_user):
+    """An original with two submitted blind versions (overlap copies) that label different steps."""
+    from django.utils import timezone
+
+    from annotate.agreement.models import OverlapSettings, OverlapVersion
+
+    bea = make_user("bea", "annotator", project)
+    original = write_trajectories(project, [doc()])[0]
+    a, b = doc(), doc()
+    a.turns[0].steps[0].labels = ["wrong_tool"]
+    b.turns[0].steps[2].labels = ["ungrounded_answer"]
+    copies = write_trajectories(project, [a, b])
+    for slot, (copy, who) in enumerate(zip(copies, (annotator, bea)), 1):
+        OverlapVersion.objects.create(original=original, copy=copy, slot=slot, annotator=who,
+                                      submitted_at=timezone.now())
+    OverlapSettings.objects.create(project=project, annotators=2, threshold=0.99)
+    return original, copies
+
+
+def test_overlap_versions_are_what_the_lead_adjudicates_into_the_original(overlapped, lead):
+    original, copies = overlapped
+    r = api_for(lead).get(f"/api/trajectories/{original.pk}/adjudication/").json()
+    assert [v["name"] for v in r["versions"]] == ["ann", "bea"]
+    assert r["versions"][0]["ref"] == f"version #{copies[0].pk} v1"
+    assert [s["differs"] for s in r["steps"]] == [["labels"], [], ["labels"]] and r["needs_adjudication"]
+    r = api_for(lead).post(f"/api/trajectories/{original.pk}/adjudication/", {"base_version": 1, "choices": [
+        {"turn": 0, "step": 0, "pick": "ann"}, {"turn": 0, "step": 2, "pick": "bea"}]}, format="json")
+    assert r.status_code == 201, r.content
+    original.refresh_from_db()
+    assert original.version == 2
+    assert sorted(StepLabel.objects.filter(trajectory=original).values_list("label", flat=True)) == [
+        "ungrounded_answer", "wrong_tool"]
+    for copy in copies:  # the blind versions stay as their annotators left them
+        copy.refresh_from_db()
+        assert copy.version == 1
+
+
+def test_overlap_items_at_or_above_the_threshold_skip_adjudication(overlapped, lead):
+    from annotate.agreement.models import OverlapSettings
+
+    original, _ = overlapped
+    # 17 labels x 3 steps = 51 decisions, 2 differ: observed agreement 49/51 = 0.96.
+    OverlapSettings.objects.filter(project=original.project).update(threshold=0.96)
+    assert api_for(lead).get(f"/api/trajectories/{original.pk}/adjudication/").json()["needs_adjudication"] is False
+    OverlapSettings.objects.filter(project=original.project).update(threshold=0.97)
+    assert api_for(lead).get(f"/api/trajectories/{original.pk}/adjudication/").json()["needs_adjudication"] is True
