@@ -18,6 +18,7 @@ from django.db.models import F, Q
 
 from annotate import permissions
 from annotate.adjudication.service import unadjudicated_ids
+from annotate.agreement.services import canonical
 from annotate.models import Project, Revision, StepLabel, Trajectory, documents_of
 from annotate.workbench.documents import implied_revision
 from annotate.trajectory import CASE_TYPES, SPLITS
@@ -122,7 +123,7 @@ def selection_projects(project: Project, selection: Selection, user=None) -> lis
 
 def select_trajectories(projects: list[Project], selection: Selection):
     """The trajectories a selection matches, in id order (the export's row order)."""
-    qs = Trajectory.objects.filter(project__in=projects)
+    qs = canonical(Trajectory.objects.filter(project__in=projects))  # (never the overlap version copies)
     statuses = STATUS_FILTERS[selection.status]
     if statuses is not None:
         qs = qs.filter(status__in=statuses)
