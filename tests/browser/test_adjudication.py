@@ -94,3 +94,68 @@ def test_a_lead_adjudicates_two_annotators_step_by_step_and_the_snapshot_takes_i
     assert list(snap.items.values_list("revision_id", flat=True)) == [adjudicated.pk]
     assert adjudicated.document["turns"][0]["steps"][0]["labels"] == ["wrong_tool"]
     assert adjudicated.document["turns"][0]["steps"][2]["labels"] == ["ungrounded_answer"]
+
+
+def test_two_annotators_label_blind_versions_and_the_lead_adjudicates_the_original(
+        new_page, project, lead, annotator, make_user, settings):
+    from annotate.agreement import services
+    from annotate.agreement.models import OverlapVersion
+    from annotate.models import Tool
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # the agreement refresh after each submission, in process
+    make_user("bea", "annotator", project)
+    Tool.objects.create(project=project, name="get_time", description="time", parameters={
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+    doc = weather_doc()
+    doc.tools = [{"name": "get_time", "description": "time", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+    original = write_trajectories(project, [doc])[0]
+    conf = services.settings_for(project)
+    conf.annotators, conf.share, conf.threshold = 2, 1.0, 0.99
+    conf.save()
+    assert services.create_versions(project) == 1
+
+    for username, step_id, label in (("ann", "step-0-0", "wrong_tool"), ("bea", "step-0-2", "ungrounded_answer")):
+        page = new_page()
+        page.on("dialog", lambda d: d.accept())
+        login(page, username, PASSWORD)
+        page.goto("/p/weather/trajectories/")
+        page.locator("form[action='/p/weather/next/'] button").click()  # the queue hands each their own version
+        page.wait_for_url("**/t/*/")
+        mine = OverlapVersion.objects.get(annotator__username=username)
+        assert page.url.endswith(f"/t/{mine.copy_id}/")
+        label_step(page, step_id, check=label, saved="saved · v2")
+        page.get_by_role("button", name="Submit for review").click()
+        expect(page.locator("body")).to_contain_text("Submitted")
+        # Blind: the other version stays closed to this annotator.
+        other = OverlapVersion.objects.exclude(annotator__username=username).get()
+        assert page.goto(f"/t/{other.copy_id}/").status in (403, 404)
+
+    report = services.latest_report(project)
+    assert report.figures["annotators"] == ["ann", "bea"]  # the agreement refreshed after both submissions
+
+    from training.snapshots.selection import Selection, pin_revisions, select_trajectories
+
+    def pinned():
+        return pin_revisions(select_trajectories([project], Selection.from_dict(
+            {"status": "any", "require_adjudicated": True})))
+
+    assert pinned() == []  # the versions disagree (below the threshold) and nobody adjudicated yet
+
+    lead_page = new_page()
+    login(lead_page, "lena", PASSWORD)
+    lead_page.goto("/p/weather/adjudication/")
+    lead_page.get_by_role("link", name=f"#{original.pk}").click()
+    expect(lead_page.locator("body")).to_contain_text(f"version #")
+    table = lead_page.locator("#adjudication")
+    expect(table.locator("tr.differs")).to_have_count(2)
+    table.locator("#step-0-0").get_by_label("ann's", exact=True).check()
+    table.locator("#step-0-2").get_by_label("bea's", exact=True).check()
+    lead_page.locator("#save-adjudication").click()
+    expect(lead_page.locator("#adjudicated")).to_contain_text("(the current version)")
+    original.refresh_from_db()
+    assert sorted(original.step_labels.values_list("label", flat=True)) == ["ungrounded_answer", "wrong_tool"]
+    adj = Adjudication.objects.get(trajectory=original)
+    assert [(p["step"], p["from"]) for p in adj.provenance] == [(0, "ann"), (1, "agreed"), (2, "bea")]
+    # The snapshot takes the original (never the copies) at its adjudicated version.
+    assert pinned() == [(original.pk, Revision.objects.get(trajectory=original, version=adj.version).pk)]
