@@ -2,6 +2,7 @@ from django.urls import path
 
 from annotate import api
 from annotate.pairs import api_urls as pair_api_urls
+from annotate.agreement import api_urls as agreement_api_urls
 
 urlpatterns = [
     path("projects/", api.ProjectListAPI.as_view(), name="api-projects"),
@@ -22,4 +23,5 @@ urlpatterns = [
     path("trajectories/<int:pk>/revert/", api.RevertAPI.as_view(), name="api-revert"),
     path("trajectories/<int:pk>/check-arguments/", api.CheckArgumentsAPI.as_view(), name="api-check-arguments"),
     *pair_api_urls.urlpatterns,  # preference pairs
+    *agreement_api_urls.urlpatterns,  # overlap and agreement
 ]

@@ -24,4 +24,5 @@ urlpatterns = [
     path("t/<int:pk>/history/", editor.history, name="history"),
     path("t/<int:pk>/revert/", editor.revert_revision, name="revert"),
     path("", include("annotate.pairs.urls")),  # preference pairs
+    path("", include("annotate.agreement.urls")),  # overlap and agreement
 ]
