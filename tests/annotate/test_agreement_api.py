@@ -28,6 +28,9 @@ def test_a_lead_sets_overlap_and_makes_versions_over_the_api(client, lead, proje
     r = client.post("/api/projects/weather/overlap/versions/")
     assert r.json() == {"items": len(demo_trajectories)}
     assert OverlapVersion.objects.count() == 2 * len(demo_trajectories)
+    for v in OverlapVersion.objects.select_related("original", "copy"):  # each copy of its own original
+        assert (v.copy.external_id, v.copy.title, v.copy.step_count) == (
+            v.original.external_id, v.original.title, v.original.step_count)
 
 
 def test_bad_settings_name_the_field_and_change_nothing(client, lead, project):
