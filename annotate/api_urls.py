@@ -4,6 +4,7 @@ from annotate import api
 from annotate.pairs import api_urls as pair_api_urls
 from annotate.suggestions import api as suggestion_api
 from annotate.adjudication import api as adjudication_api
+from annotate.agreement import api_urls as agreement_api_urls
 
 urlpatterns = [
     path("projects/", api.ProjectListAPI.as_view(), name="api-projects"),
@@ -31,4 +32,5 @@ urlpatterns = [
          name="api-suggestion-accept"),
     path("trajectories/<int:pk>/suggestions/<int:sid>/dismiss/", suggestion_api.DismissSuggestionAPI.as_view(),
          name="api-suggestion-dismiss"),
+    *agreement_api_urls.urlpatterns,  # overlap and agreement
 ]

@@ -30,4 +30,5 @@ urlpatterns = [
     path("t/<int:pk>/adjudicate/", adjudication_views.adjudicate_trajectory, name="adjudicate"),
     path("t/<int:pk>/suggestions/", suggestion_views.suggestion_box, name="suggestion-box"),
     path("t/<int:pk>/suggestions/<int:sid>/<str:verb>/", suggestion_views.decide_suggestion, name="decide-suggestion"),
+    path("", include("annotate.agreement.urls")),  # overlap and agreement
 ]

@@ -35,7 +35,6 @@ from itertools import combinations
 
 import krippendorff
 import numpy as np
-from sklearn.metrics import cohen_kappa_score
 
 StepKey = tuple[int, int, str]
 
@@ -145,6 +144,10 @@ def cohen_kappa(x: list, y: list) -> float | None:
     pairs = [(a, b) for a, b in zip(x, y) if a is not None and b is not None]
     if not pairs or len({v for p in pairs for v in p}) < 2:
         return None
+    # (imported here: scikit-learn's metrics take 2-3 s to import, and the web process imports this
+    # module through the agreement pages; only the worker's refresh computes kappas)
+    from sklearn.metrics import cohen_kappa_score
+
     value = cohen_kappa_score([a for a, _ in pairs], [b for _, b in pairs])
     return None if math.isnan(value) else float(value)
 

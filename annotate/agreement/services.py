@@ -15,7 +15,9 @@ from django.utils import timezone
 from annotate import permissions
 from annotate.agreement.figures import StepRating, Version, agreement
 from annotate.agreement.models import AgreementReport, OverlapSettings, OverlapVersion
-from annotate.models import Project, Step, StepLabel, Trajectory, Turn
+from annotate.ingest.writer import write_trajectories
+from annotate.models import Project, Step, StepLabel, Trajectory
+from annotate.workbench.documents import current_document
 
 SUBMITTED_STATUSES = (Trajectory.SUBMITTED, Trajectory.APPROVED)
 
@@ -37,42 +39,30 @@ def is_sampled(trajectory_id: int, share: float, seed: int) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 
-def create_versions(project: Project, *, limit: int | None = None) -> int:
-    """Make the N versions of every sampled, not yet overlapped trajectory (idempotent); returns how many items."""
+def create_versions(project: Project, *, limit: int | None = None, batch: int = 500) -> int:
+    """Make the N versions of every sampled, not yet overlapped trajectory (idempotent); returns how many items.
+
+    Each version is written by the import's writer from the original's current document (turns,
+    steps, labels, the search index), as a draft at version 1, unassigned.
+    """
     conf = settings_for(project)
     if not conf.enabled:
         return 0
-    originals = canonical(project.trajectories.all()).exclude(
-        Exists(OverlapVersion.objects.filter(original_id=OuterRef("pk")))).order_by("id")
-    made = 0
-    for original in originals.iterator(chunk_size=500):
-        if not is_sampled(original.pk, conf.share, conf.seed):
-            continue
+    originals = (canonical(project.trajectories.all())
+                 .exclude(Exists(OverlapVersion.objects.filter(original_id=OuterRef("pk")))).order_by("id"))
+    chosen = [pk for pk in originals.values_list("id", flat=True) if is_sampled(pk, conf.share, conf.seed)]
+    if limit is not None:
+        chosen = chosen[:limit]
+    for start in range(0, len(chosen), batch):
+        rows = list(Trajectory.objects.filter(pk__in=chosen[start:start + batch]).order_by("id"))
+        docs = [current_document(t) for t in rows]
         with transaction.atomic():
+            links = []
             for slot in range(1, conf.annotators + 1):
-                OverlapVersion.objects.create(original=original, copy=copy_trajectory(original), slot=slot)
-        made += 1
-        if limit is not None and made >= limit:
-            break
-    return made
-
-
-def copy_trajectory(original: Trajectory) -> Trajectory:
-    """A fresh draft copy of ``original`` (turns, steps, labels), unassigned, at version 1."""
-    copy = Trajectory.objects.get(pk=original.pk)
-    copy.pk = None
-    copy.status, copy.assignee, copy.version, copy.reviewer_comment = Trajectory.DRAFT, None, 1, ""
-    copy.created_at = copy.updated_at = timezone.now()
-    copy.save()
-    Turn.objects.bulk_create([Turn(trajectory=copy, index=t.index, user=t.user) for t in original.turns.all()])
-    steps = list(original.steps.all().prefetch_related("labels"))
-    new_steps = Step.objects.bulk_create([
-        Step(trajectory=copy, turn_index=s.turn_index, position=s.position, kind=s.kind, text=s.text, name=s.name,
-             arguments=s.arguments, call_id=s.call_id, ok=s.ok, note=s.note, train=s.train, extra=s.extra)
-        for s in steps])
-    StepLabel.objects.bulk_create([StepLabel(step=new, trajectory=copy, label=lab.label)
-                                   for old, new in zip(steps, new_steps) for lab in old.labels.all()])
-    return copy
+                copies = write_trajectories(project, docs, ids_only=True)
+                links += [OverlapVersion(original_id=t.pk, copy_id=c, slot=slot) for t, c in zip(rows, copies)]
+            OverlapVersion.objects.bulk_create(links)
+    return len(chosen)
 
 
 def claim_version(user, project: Project) -> Trajectory | None:
