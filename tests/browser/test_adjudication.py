@@ -114,8 +114,11 @@ def test_two_annotators_label_blind_versions_and_the_lead_adjudicates_the_origin
     conf.annotators, conf.share, conf.threshold = 2, 1.0, 0.99
     conf.save()
     assert services.create_versions(project) == 1
+    lead_page = new_page()
+    login(lead_page, "lena", PASSWORD)
 
-    for username, step_id, label in (("ann", "step-0-0", "wrong_tool"), ("bea", "step-0-2", "ungrounded_answer")):
+    for username, step_id, label, seen in (("ann", "step-0-0", "wrong_tool", "annotators: ann ·"),
+                                           ("bea", "step-0-2", "ungrounded_answer", "annotators: ann, bea ·")):
         page = new_page()
         page.on("dialog", lambda d: d.accept())
         login(page, username, PASSWORD)
@@ -130,6 +133,9 @@ def test_two_annotators_label_blind_versions_and_the_lead_adjudicates_the_origin
         # Blind: the other version stays closed to this annotator.
         other = OverlapVersion.objects.exclude(annotator__username=username).get()
         assert page.goto(f"/t/{other.copy_id}/").status in (403, 404)
+        # The agreement page follows the submissions.
+        lead_page.goto("/p/weather/agreement/")
+        expect(lead_page.locator("body")).to_contain_text(seen)
 
     report = services.latest_report(project)
     assert report.figures["annotators"] == ["ann", "bea"]  # the agreement refreshed after both submissions
@@ -141,9 +147,8 @@ def test_two_annotators_label_blind_versions_and_the_lead_adjudicates_the_origin
             {"status": "any", "require_adjudicated": True})))
 
     assert pinned() == []  # the versions disagree (below the threshold) and nobody adjudicated yet
+    screenshot(lead_page, "agreement-after-two-versions-1366")
 
-    lead_page = new_page()
-    login(lead_page, "lena", PASSWORD)
     lead_page.goto("/p/weather/adjudication/")
     lead_page.get_by_role("link", name=f"#{original.pk}").click()
     expect(lead_page.locator("body")).to_contain_text(f"version #")
