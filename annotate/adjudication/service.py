@@ -12,7 +12,9 @@ from typing import Callable
 from django.db import transaction
 from django.db.models import Count
 
-from annotate.adjudication.compare import AdjudicationError, StepRow, adjudicate, below_threshold, compare
+from annotate.adjudication.compare import (AdjudicationError, StepRow, adjudicate, below_threshold, compare,
+                                          rating_version)
+from annotate.agreement.figures import item_agreement
 from annotate.adjudication.models import Adjudication
 from annotate.agreement.models import OverlapSettings, OverlapVersion
 from annotate.models import Revision, Trajectory
@@ -126,3 +128,25 @@ def unadjudicated_ids(trajectories) -> list[int]:
     candidates |= set(OverlapVersion.objects.filter(original__in=trajectories).values_list("original", flat=True))
     rows = Trajectory.objects.filter(pk__in=sorted(candidates)).select_related("project").order_by("pk")
     return [t.pk for t in rows if needs_adjudication(t)]
+
+
+def included_agreement(pinned: list[tuple[int, int]], project) -> dict:
+    """What a snapshot's audit says of the overlapped items it includes: how many, how many at an
+    adjudicated version, their mean item agreement and how many fall below the project's threshold.
+    ``pinned``: (trajectory id, version) of each included item."""
+    versions_pinned = dict(pinned)
+    originals = set(OverlapVersion.objects.filter(original_id__in=list(versions_pinned))
+                    .values_list("original_id", flat=True))
+    adjudicated = {tid for tid, version in Adjudication.objects.filter(trajectory_id__in=originals)
+                   .values_list("trajectory_id", "version") if versions_pinned.get(tid) == version}
+    threshold, labels = threshold_of(project), project.label_names()
+    values = []
+    for t in Trajectory.objects.filter(pk__in=sorted(originals)):
+        docs = {n: d for n, (_, d) in (overlap_versions(t) or {}).items()}
+        if len(docs) >= 2:
+            value = item_agreement({n: rating_version(d) for n, d in docs.items()}, labels)
+            if value is not None:
+                values.append(value)
+    return {"overlapped": len(originals), "adjudicated": len(adjudicated), "threshold": threshold,
+            "mean_item_agreement": sum(values) / len(values) if values else None,
+            "below_threshold": sum(v < threshold for v in values) if threshold is not None else None}

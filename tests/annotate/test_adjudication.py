@@ -188,3 +188,37 @@ def test_overlap_items_at_or_above_the_threshold_skip_adjudication(overlapped, l
     assert api_for(lead).get(f"/api/trajectories/{original.pk}/adjudication/").json()["needs_adjudication"] is False
     OverlapSettings.objects.filter(project=original.project).update(threshold=0.97)
     assert api_for(lead).get(f"/api/trajectories/{original.pk}/adjudication/").json()["needs_adjudication"] is True
+
+
+def test_the_snapshot_audit_reports_the_agreement_of_the_overlapped_items_it_includes(overlapped, lead, project):
+    from annotate.adjudication.service import included_agreement
+
+    original, _ = overlapped
+    before = included_agreement([(original.pk, 1)], project)
+    assert before == {"overlapped": 1, "adjudicated": 0, "threshold": 0.99,
+                      "mean_item_agreement": pytest.approx(49 / 51), "below_threshold": 1}
+    api_for(lead).post(f"/api/trajectories/{original.pk}/adjudication/", {"base_version": 1, "choices": [
+        {"turn": 0, "step": 0, "pick": "ann"}, {"turn": 0, "step": 2, "pick": "bea"}]}, format="json")
+    assert included_agreement([(original.pk, 2)], project)["adjudicated"] == 1
+    assert included_agreement([(original.pk, 1)], project)["adjudicated"] == 0  # an older version: not adjudicated
+
+
+def test_an_exported_snapshot_s_audit_carries_the_agreement_of_its_overlapped_items(overlapped, lead, project,
+                                                                                     tiny_model_dir, tmp_path):
+    import json
+
+    from tests.training.snapshot_helpers import render_settings
+    from training.snapshots import create_snapshot
+    from training.snapshots.tasks import export_snapshot
+
+    original, _ = overlapped
+    api_for(lead).post(f"/api/trajectories/{original.pk}/adjudication/", {"base_version": 1, "choices": [
+        {"turn": 0, "step": 0, "pick": "ann"}, {"turn": 0, "step": 2, "pick": "bea"}]}, format="json")
+    snap = create_snapshot(project, "sft", {"status": "any", "require_adjudicated": True},
+                           render_settings(tiny_model_dir), lead, enqueue=False, out_dir=tmp_path / "snap")
+    assert export_snapshot(snap.pk) == "succeeded"
+    snap.refresh_from_db()
+    assert snap.item_count == 1  # the original only, never the version copies
+    assert snap.audit["agreement"]["overlapped"] == 1 and snap.audit["agreement"]["adjudicated"] == 1
+    assert snap.audit["agreement"]["mean_item_agreement"] == pytest.approx(49 / 51)
+    assert json.loads((tmp_path / "snap" / "audit.json").read_text())["agreement"] == snap.audit["agreement"]
