@@ -78,7 +78,7 @@ def queue(project: Project, filters: dict, user):
     ``filters``: status, case_type, label, assignee ("me", "none" or a user id), source, split,
     q (words in any step), sort (one of QUEUE_SORTS). Empty values do not filter.
     """
-    qs = Trajectory.objects.filter(project=project).exclude(pk__in=overlap.hidden_from(user, project))
+    qs = overlap.visible_to(Trajectory.objects.filter(project=project), user, project)  # (blind overlap)
     if filters.get("status"):
         qs = qs.filter(status=filters["status"])
     if filters.get("case_type"):
