@@ -17,8 +17,11 @@ def members_of(project: Project) -> list:
 
 
 def assign(project: Project, ids: list[int], assignee) -> int:
-    """Assign (or, with ``assignee`` None, unassign) the project's trajectories ``ids``."""
-    return Trajectory.objects.filter(project=project, pk__in=ids).update(assignee=assignee)
+    """Assign (or, with ``assignee`` None, unassign) the project's trajectories ``ids``.
+
+    Overlap versions are left out: the queue hands them out blind, one per annotator.
+    """
+    return overlap.canonical(Trajectory.objects.filter(project=project, pk__in=ids)).update(assignee=assignee)
 
 
 OPEN_STATUSES = (Trajectory.DRAFT, Trajectory.REJECTED)
