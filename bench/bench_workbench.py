@@ -313,11 +313,10 @@ def measure(args: argparse.Namespace, data, url: str) -> None:
     annotator = annotators[0]
     c = Client()
     c.force_login(annotator)
-    from annotate.agreement.services import hidden_from
+    from annotate.agreement.services import visible_to
 
     # (the trajectories this annotator may open: not the other annotators' versions)
-    ids = list(Trajectory.objects.filter(project=project).exclude(pk__in=hidden_from(annotator, project))
-               .values_list("id", flat=True))
+    ids = list(visible_to(Trajectory.objects.filter(project=project), annotator, project).values_list("id", flat=True))
     for _ in range(20):  # warm up: templates compiled, caches filled, pages in the OS cache
         c.get(f"/t/{rng.choice(ids)}/")
         c.get(f"/p/{project.slug}/trajectories/?status=draft")

@@ -103,11 +103,16 @@ def require_open(user, trajectory: Trajectory) -> None:
         raise PermissionDenied("This is another annotator's version of an overlapped item (blind until adjudication).")
 
 
-def hidden_from(user, project: Project):
-    """The version copies ``user`` may not see in the queue (everyone's but their own; none for leads)."""
+def visible_to(qs, user, project: Project):
+    """``qs`` without the version copies ``user`` may not see (everyone's but their own; leads see all).
+
+    A correlated NOT EXISTS on the copy's unique index: a queue page walks its rows in order and
+    probes each one, where ``NOT IN (every hidden copy)`` would first read all of them.
+    """
     if permissions.role_in(user, project) in (permissions.LEAD, permissions.ADMIN):
-        return OverlapVersion.objects.none().values("copy_id")
-    return OverlapVersion.objects.filter(original__project=project).exclude(annotator=user).values("copy_id")
+        return qs
+    others = OverlapVersion.objects.filter(copy_id=OuterRef("pk")).exclude(annotator_id=user.pk)
+    return qs.exclude(Exists(others))
 
 
 def collect_items(project: Project) -> dict:

@@ -17,8 +17,11 @@ def members_of(project: Project) -> list:
 
 
 def assign(project: Project, ids: list[int], assignee) -> int:
-    """Assign (or, with ``assignee`` None, unassign) the project's trajectories ``ids``."""
-    return Trajectory.objects.filter(project=project, pk__in=ids).update(assignee=assignee)
+    """Assign (or, with ``assignee`` None, unassign) the project's trajectories ``ids``.
+
+    Overlap versions are left out: the queue hands them out blind, one per annotator.
+    """
+    return overlap.canonical(Trajectory.objects.filter(project=project, pk__in=ids)).update(assignee=assignee)
 
 
 OPEN_STATUSES = (Trajectory.DRAFT, Trajectory.REJECTED)
@@ -78,7 +81,7 @@ def queue(project: Project, filters: dict, user):
     ``filters``: status, case_type, label, assignee ("me", "none" or a user id), source, split,
     q (words in any step), sort (one of QUEUE_SORTS). Empty values do not filter.
     """
-    qs = Trajectory.objects.filter(project=project).exclude(pk__in=overlap.hidden_from(user, project))
+    qs = overlap.visible_to(Trajectory.objects.filter(project=project), user, project)  # (blind overlap)
     if filters.get("status"):
         qs = qs.filter(status=filters["status"])
     if filters.get("case_type"):

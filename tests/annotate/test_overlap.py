@@ -144,3 +144,13 @@ def test_submissions_refresh_the_agreement_with_the_submitted_versions(client, p
     steps = Step.objects.filter(trajectory=overlapped).count()
     assert report.figures["labels"]["ungrounded_answer"]["observed"] == pytest.approx((steps - 1) / steps)
     assert report.figures["pairs"][0]["items"] == 1
+
+
+def test_bulk_assignment_leaves_the_versions_to_the_blind_queue(client, project, overlapped, lead, annotator):
+    copies = list(OverlapVersion.objects.filter(original=overlapped).values_list("copy_id", flat=True))
+    client.force_login(lead)
+    r = client.post("/api/projects/weather/assign/", data=json.dumps({"ids": copies + [overlapped.pk],
+                                                                      "assignee": annotator.pk}),
+                    content_type="application/json")
+    assert r.status_code == 200 and r.json() == {"assigned": 1}
+    assert not Trajectory.objects.filter(pk__in=copies, assignee__isnull=False).exists()
