@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotate import permissions
+from annotate.agreement import services as overlap
 from annotate.findings import argument_errors, validate
 from annotate.forms import IMPORT_FORMATS
 from annotate.ingest import preview as import_preview
@@ -206,6 +207,7 @@ def trajectory_for(request, pk: int, *, edit: bool = False) -> Trajectory:
     one that is not yours or is in review."""
     trajectory = get_object_or_404(Trajectory.objects.select_related("project", "assignee"), pk=pk)
     permissions.require_role(request.user, trajectory.project)
+    overlap.require_open(request.user, trajectory)
     if edit and not permissions.can_edit_trajectory(request.user, trajectory):
         raise PermissionDenied("You may not edit this trajectory now (it is not yours, or it is in review).")
     return trajectory

@@ -2,6 +2,9 @@ from django.urls import path
 
 from annotate import api
 from annotate.pairs import api_urls as pair_api_urls
+from annotate.suggestions import api as suggestion_api
+from annotate.adjudication import api as adjudication_api
+from annotate.agreement import api_urls as agreement_api_urls
 
 urlpatterns = [
     path("projects/", api.ProjectListAPI.as_view(), name="api-projects"),
@@ -23,4 +26,12 @@ urlpatterns = [
     path("trajectories/<int:pk>/revert/", api.RevertAPI.as_view(), name="api-revert"),
     path("trajectories/<int:pk>/check-arguments/", api.CheckArgumentsAPI.as_view(), name="api-check-arguments"),
     *pair_api_urls.urlpatterns,  # preference pairs
+    path("trajectories/<int:pk>/adjudication/", adjudication_api.AdjudicationAPI.as_view(), name="api-adjudication"),
+    # A judge model's suggestions.
+    path("trajectories/<int:pk>/suggestions/", suggestion_api.SuggestionListAPI.as_view(), name="api-suggestions"),
+    path("trajectories/<int:pk>/suggestions/<int:sid>/accept/", suggestion_api.AcceptSuggestionAPI.as_view(),
+         name="api-suggestion-accept"),
+    path("trajectories/<int:pk>/suggestions/<int:sid>/dismiss/", suggestion_api.DismissSuggestionAPI.as_view(),
+         name="api-suggestion-dismiss"),
+    *agreement_api_urls.urlpatterns,  # overlap and agreement
 ]

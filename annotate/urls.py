@@ -2,6 +2,8 @@ from django.urls import include, path
 
 from annotate import views
 from annotate.workbench import views as editor
+from annotate.suggestions import views as suggestion_views
+from annotate.adjudication import views as adjudication_views
 
 app_name = "annotate"
 
@@ -26,4 +28,9 @@ urlpatterns = [
     path("t/<int:pk>/history/", editor.history, name="history"),
     path("t/<int:pk>/revert/", editor.revert_revision, name="revert"),
     path("", include("annotate.pairs.urls")),  # preference pairs
+    path("p/<slug:slug>/adjudication/", adjudication_views.adjudication_queue, name="adjudication-queue"),
+    path("t/<int:pk>/adjudicate/", adjudication_views.adjudicate_trajectory, name="adjudicate"),
+    path("t/<int:pk>/suggestions/", suggestion_views.suggestion_box, name="suggestion-box"),
+    path("t/<int:pk>/suggestions/<int:sid>/<str:verb>/", suggestion_views.decide_suggestion, name="decide-suggestion"),
+    path("", include("annotate.agreement.urls")),  # overlap and agreement
 ]

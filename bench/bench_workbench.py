@@ -16,6 +16,11 @@ steps (what the index saves).
     python bench/bench_workbench.py [N]        # N trajectories, default 100000
     python bench/bench_workbench.py --smoke    # 300 trajectories, 20 requests a figure: seconds
     python bench/bench_workbench.py [N] --database postgres [--workers 4]   # default N 1,000,000
+    python bench/bench_workbench.py --overlap 2 [--overlap-share 0.1]   # overlap 2 on 10% of them
+
+``--overlap N`` turns overlap on (annotate.agreement): N blind versions of a ``--overlap-share`` of
+the trajectories are written (as extra trajectory rows), each annotator claims one, and the same
+figures are measured with the queue hiding other annotators' versions and the editor checking them.
 
 ``--database postgres`` starts a PostgreSQL of its own (Debian's, initdb into the data dir; see
 ``bench/_postgres.py``), migrates it, writes the same trajectories with COPY from ``--workers``
@@ -163,6 +168,24 @@ def populate_postgres(project, annotator_ids: list[int], url: str, workers: int)
     print(f"  {len(indexes)} indexes built, VACUUM ANALYZE: {time.perf_counter() - t0:.0f} s", flush=True)
 
 
+def overlap(project, annotators, n: int, share: float) -> None:
+    """Overlap ``n`` on ``share`` of the trajectories (versions written once), one version claimed
+    by each annotator (their queue and editor then go through the blind checks)."""
+    from annotate.agreement import services
+    from annotate.agreement.models import OverlapVersion
+
+    conf = services.settings_for(project)
+    conf.annotators, conf.share = n, share
+    conf.save()
+    t0 = time.perf_counter()
+    made = services.create_versions(project)
+    copies = OverlapVersion.objects.filter(original__project=project).count()
+    print(f"overlap {n} on {share:.0%}: versions of {made:,} trajectories written in {time.perf_counter() - t0:.0f} s "
+          f"({copies:,} version rows in all)")
+    for a in annotators:
+        services.claim_version(a, project)
+
+
 CPU: dict[int, list[float]] = {}  # id(wall-clock list) -> CPU times of the same requests
 
 
@@ -221,6 +244,8 @@ def parse_args() -> argparse.Namespace:
                     help="postgres: a PostgreSQL started by the bench, loaded with COPY (default N: 1,000,000)")
     ap.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                     help="processes generating and loading the rows (postgres)")
+    ap.add_argument("--overlap", type=int, default=0, help="annotators per overlapped trajectory (0: off)")
+    ap.add_argument("--overlap-share", type=float, default=0.1, help="share of trajectories overlapped (default 0.1)")
     args = ap.parse_args()
     if args.n is None:
         args.n = 1_000_000 if args.database == "postgres" else 100_000
@@ -267,6 +292,8 @@ def measure(args: argparse.Namespace, data, url: str) -> None:
     else:
         project, lead, annotators, took = populate(rng, args.database, url, args.workers)
         print(f"written in {took:.0f} s ({N / took:,.0f} trajectories/s)")
+    if args.overlap >= 2:
+        overlap(project, annotators, args.overlap, args.overlap_share)
     steps = Step.objects.count()
     if connection.vendor == "postgresql":
         with connection.cursor() as c:
@@ -286,7 +313,10 @@ def measure(args: argparse.Namespace, data, url: str) -> None:
     annotator = annotators[0]
     c = Client()
     c.force_login(annotator)
-    ids = list(Trajectory.objects.filter(project=project).values_list("id", flat=True))
+    from annotate.agreement.services import visible_to
+
+    # (the trajectories this annotator may open: not the other annotators' versions)
+    ids = list(visible_to(Trajectory.objects.filter(project=project), annotator, project).values_list("id", flat=True))
     for _ in range(20):  # warm up: templates compiled, caches filled, pages in the OS cache
         c.get(f"/t/{rng.choice(ids)}/")
         c.get(f"/p/{project.slug}/trajectories/?status=draft")

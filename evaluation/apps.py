@@ -16,6 +16,7 @@ class EvaluationConfig(AppConfig):
 
         checks.register(check_endpoint_allowlist)
         kinds.register("evaluation.evalrun", "evaluation.tasks.eval_run", runner="evaluation.runner")
+        kinds.register("evaluation.judgerun", "evaluation.tasks.judge_run", restart=True)  # suggestions are kept once
         # Prompt snapshots (training.export) carry evaluation's gold references; training comes
         # first in the flow and imports nothing of evaluation, so evaluation hands its builder over.
         register_reference_builder(references_from_trajectory)

@@ -198,3 +198,4 @@ class AllowedEndpoint(models.Model):
     def rule(self) -> AllowRule:
         """The entry as ``evaluation.outbound`` checks it (ValueError for a row written past ``clean``)."""
         return parse_rule(self.pattern, private=self.allow_private)
+from evaluation.judge_models import JudgeRun  # noqa: E402,F401  (a model as one more annotator)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 from evaluation.jobs import run_eval_job
+from evaluation.judge import run_judge_job
 
 # An evaluation of a large set on a slow endpoint may take a day; the limit only stops a worker
 # hung past any sane run. The heartbeat and the sweep handle a dead worker long before this.
@@ -21,3 +22,9 @@ def eval_run(run_id: int) -> str:
     """Run evaluation ``run_id`` in a supervised subprocess; a duplicate delivery does nothing
     (the claim finds the row no longer queued)."""
     return run_eval_job(run_id)
+
+
+@shared_task(name="evaluation.tasks.judge_run", acks_late=True, time_limit=EVAL_TIME_LIMIT)
+def judge_run(run_id: int) -> str:
+    """Run judge run ``run_id`` in this worker; a duplicate delivery does nothing (the claim)."""
+    return run_judge_job(run_id)

@@ -7,7 +7,7 @@ does for the other apps' API.
 from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 
-from evaluation import api, views
+from evaluation import api, judge_api, judge_views, views
 
 app_name = "evaluation"
 
@@ -36,4 +36,9 @@ urlpatterns = [
     _api("api/eval-runs/<int:pk>/items/<int:position>/send-to-annotation/", api.SendToAnnotationAPI,
          "api-eval-send-to-annotation"),
     _api("api/eval-runs/<int:pk>/items/<int:position>/make-pair/", api.MakePairAPI, "api-eval-make-pair"),
+    # Judge runs: a model as one more annotator.
+    path("evaluation/p/<slug:slug>/judge/", judge_views.judge_runs, name="judge-runs"),
+    path("evaluation/judge/<int:pk>/", judge_views.judge_detail, name="judge-detail"),
+    _api("api/projects/<slug:slug>/judge-runs/", judge_api.JudgeRunListAPI, "api-judge-runs"),
+    _api("api/judge-runs/<int:pk>/", judge_api.JudgeRunDetailAPI, "api-judge-run"),
 ]

@@ -212,6 +212,7 @@ SPECTACULAR_SETTINGS = {
         "SnapshotKindEnum": "training.models.Snapshot.KIND_CHOICES",
         "ModelSourceEnum": "evaluation.models.EvalRun.MODEL_SOURCES",
         "WorkflowActionEnum": "annotate.workbench.workflow.ACTION_NAMES",
+        "SuggestionStatusEnum": "annotate.suggestions.models.StepSuggestion.STATUS_CHOICES",
     },
     # The schema is for API clients: a token or a session, as for the API itself.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],

@@ -7,6 +7,7 @@ from django.core.paginator import Paginator
 from django.utils.functional import cached_property
 
 from annotate import permissions
+from annotate.agreement import services as overlap
 from annotate.models import Project, Trajectory
 
 
@@ -16,8 +17,11 @@ def members_of(project: Project) -> list:
 
 
 def assign(project: Project, ids: list[int], assignee) -> int:
-    """Assign (or, with ``assignee`` None, unassign) the project's trajectories ``ids``."""
-    return Trajectory.objects.filter(project=project, pk__in=ids).update(assignee=assignee)
+    """Assign (or, with ``assignee`` None, unassign) the project's trajectories ``ids``.
+
+    Overlap versions are left out: the queue hands them out blind, one per annotator.
+    """
+    return overlap.canonical(Trajectory.objects.filter(project=project, pk__in=ids)).update(assignee=assignee)
 
 
 OPEN_STATUSES = (Trajectory.DRAFT, Trajectory.REJECTED)
@@ -39,8 +43,11 @@ def next_in_queue(user, project: Project, *, after: int | None = None) -> Trajec
         found = _first_after(qs, after)
         if found is not None:
             return found
+    version = overlap.claim_version(user, project)  # overlap: a blind version before a plain draft
+    if version is not None:
+        return version
     for _ in range(5):  # a claim can lose a race; try the next one
-        candidate = _first_after(project.trajectories.filter(assignee__isnull=True, status=Trajectory.DRAFT), after)
+        candidate = _first_after(overlap.plain_drafts(project).filter(assignee__isnull=True, status=Trajectory.DRAFT), after)
         if candidate is None:
             return None
         if Trajectory.objects.filter(pk=candidate.pk, assignee__isnull=True).update(assignee=user) == 1:
@@ -74,7 +81,7 @@ def queue(project: Project, filters: dict, user):
     ``filters``: status, case_type, label, assignee ("me", "none" or a user id), source, split,
     q (words in any step), sort (one of QUEUE_SORTS). Empty values do not filter.
     """
-    qs = Trajectory.objects.filter(project=project)
+    qs = overlap.visible_to(Trajectory.objects.filter(project=project), user, project)  # (blind overlap)
     if filters.get("status"):
         qs = qs.filter(status=filters["status"])
     if filters.get("case_type"):

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotate import permissions
+from annotate.agreement.tasks import after_submission
 from annotate.findings import validate
 from annotate.models import Revision, Trajectory
 from annotate.permissions import author_of
@@ -68,6 +69,8 @@ def transition(trajectory: Trajectory, action: str, *, user, comment: str = "",
         Revision.objects.create(trajectory_id=trajectory.pk, version=version + 1, author=author_of(user),
                                 created_at=now, summary=summary[:300], status=act.target, document=doc.to_dict())
     trajectory.refresh_from_db()
+    if action == "submit":
+        after_submission(trajectory)  # an overlap version: agreement refreshed (annotate.agreement)
     return trajectory
 
 

@@ -22,6 +22,7 @@ from django.utils.functional import cached_property
 from django_htmx.http import reswap, retarget
 
 from annotate import permissions
+from annotate.agreement import services as overlap
 from annotate.findings import Finding, validate
 from annotate.forms import TransitionForm
 from annotate.models import Trajectory
@@ -55,6 +56,7 @@ class Editor:
     def load(cls, request: HttpRequest, pk: int, *, edit: bool = False) -> "Editor":
         trajectory = get_object_or_404(Trajectory.objects.select_related("project", "assignee"), pk=pk)
         role = permissions.require_role(request.user, trajectory.project)
+        overlap.require_open(request.user, trajectory)
         can_edit = permissions.can_edit_trajectory(request.user, trajectory)
         if edit and not can_edit:
             raise PermissionDenied("You may not edit this trajectory now (it is not yours, or it is in review).")
@@ -462,6 +464,7 @@ def _pending_values(edit: Edit) -> dict:
 def change_status(request: HttpRequest, pk: int) -> HttpResponse:
     """Submit, approve, reject (with a comment) or reopen."""
     trajectory = get_object_or_404(Trajectory.objects.select_related("project"), pk=pk)
+    overlap.require_open(request.user, trajectory)
     permissions.require_role(request.user, trajectory.project)
     if request.method != "POST":
         return redirect(trajectory)
@@ -497,6 +500,7 @@ def change_status(request: HttpRequest, pk: int) -> HttpResponse:
 def history(request: HttpRequest, pk: int) -> HttpResponse:
     """Every revision (who, when, what) with its per-step diff against the one before."""
     trajectory = get_object_or_404(Trajectory.objects.select_related("project", "assignee"), pk=pk)
+    overlap.require_open(request.user, trajectory)
     role = permissions.require_role(request.user, trajectory.project)
     page = Paginator(history_of(trajectory), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     revisions = list(page)
@@ -526,6 +530,7 @@ def history(request: HttpRequest, pk: int) -> HttpResponse:
 
 def revert_revision(request: HttpRequest, pk: int) -> HttpResponse:
     trajectory = get_object_or_404(Trajectory.objects.select_related("project"), pk=pk)
+    overlap.require_open(request.user, trajectory)
     permissions.require_role(request.user, trajectory.project)
     if not permissions.can_edit_trajectory(request.user, trajectory):
         raise PermissionDenied("You may not edit this trajectory now.")

@@ -5,6 +5,7 @@ progress on the row, stop when a lead cancels, and swap the finished files into 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -15,6 +16,7 @@ from typing import Callable
 
 from django.db import DatabaseError, connection
 
+from annotate.adjudication.service import included_agreement
 from annotate.models import Revision
 from jobs import rows as job_rows
 from training.export import ExportItem, ExportSettings, SettingsError, run_export
@@ -169,6 +171,12 @@ def run_snapshot_export(snapshot: Snapshot, echo: Callable[[float, str], None] |
             result = run_export(items, settings, partial, load_documents=load,
                                 cache_for=DbRenderCache, snapshot_meta={"content_hash": snapshot.content_hash},
                                 on_progress=ProgressWriter(snapshot, echo))
+        agreement = included_agreement(list(snapshot.items.values_list("revision__trajectory_id",
+                                                                       "revision__version")), snapshot.project)
+        if agreement["overlapped"]:  # the audit reports the agreement of the overlapped items it includes
+            result.audit["agreement"] = agreement
+            (partial / "audit.json").write_text(
+                json.dumps(result.audit, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         if Snapshot.objects.filter(pk=snapshot.pk, status=JobStatus.RUNNING, started_at=claimed_at).exists():
             move_into(partial, out_dir)
     except ExportCancelled:

@@ -17,6 +17,8 @@ from typing import Callable, Iterable
 from django.db.models import F, Q
 
 from annotate import permissions
+from annotate.adjudication.service import unadjudicated_ids
+from annotate.agreement.services import canonical
 from annotate.models import Project, Revision, StepLabel, Trajectory, documents_of
 from annotate.workbench.documents import implied_revision
 from annotate.trajectory import CASE_TYPES, SPLITS
@@ -50,6 +52,9 @@ class Selection:
     labels: tuple[str, ...] = ()
     projects: tuple[str, ...] = ()
     ids: tuple[int, ...] = ()
+    # Leave out trajectories whose versions disagree and that no lead adjudicated at their current
+    # version (annotate.adjudication); the adjudicated ones are pinned at that version.
+    require_adjudicated: bool = False
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Selection":
@@ -71,14 +76,24 @@ class Selection:
         return cls(status=status, splits=tuple(sorted(set(splits))), case_types=tuple(sorted(set(case_types))),
                    labels=tuple(sorted(set(_strings(d.get("labels"), "labels")))),
                    projects=tuple(sorted(set(_strings(d.get("projects"), "projects")))),
-                   ids=tuple(sorted(set(ids))))
+                   ids=tuple(sorted(set(ids))), require_adjudicated=_flag(d.get("require_adjudicated")))
 
     def to_dict(self) -> dict:
         d: dict = {"status": self.status}
         for name in ("splits", "case_types", "labels", "projects", "ids"):
             if getattr(self, name):
                 d[name] = list(getattr(self, name))
+        if self.require_adjudicated:
+            d["require_adjudicated"] = True
         return d
+
+
+def _flag(value) -> bool:
+    if value in (None, "", False, "false", "0", "off"):
+        return False
+    if value in (True, "true", "1", "on"):
+        return True
+    raise SnapshotError("must be true or false", "require_adjudicated")
 
 
 def _strings(value, name: str) -> list[str]:
@@ -108,7 +123,7 @@ def selection_projects(project: Project, selection: Selection, user=None) -> lis
 
 def select_trajectories(projects: list[Project], selection: Selection):
     """The trajectories a selection matches, in id order (the export's row order)."""
-    qs = Trajectory.objects.filter(project__in=projects)
+    qs = canonical(Trajectory.objects.filter(project__in=projects))  # (never the overlap version copies)
     statuses = STATUS_FILTERS[selection.status]
     if statuses is not None:
         qs = qs.filter(status__in=statuses)
@@ -123,6 +138,8 @@ def select_trajectories(projects: list[Project], selection: Selection):
         qs = qs.filter(pk__in=StepLabel.objects.filter(label__in=selection.labels).values("trajectory_id"))
     if selection.ids:
         qs = qs.filter(pk__in=selection.ids)
+    if selection.require_adjudicated:
+        qs = qs.exclude(pk__in=unadjudicated_ids(qs))
     return qs.order_by("id")
 
 

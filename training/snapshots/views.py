@@ -113,6 +113,9 @@ class SnapshotForm(forms.Form):
                                            widget=forms.CheckboxSelectMultiple, help_text="none ticked: all")
     labels = forms.MultipleChoiceField(choices=[], required=False, widget=forms.SelectMultiple(attrs={"size": 5}),
                                        help_text="only trajectories carrying one of these error labels")
+    require_adjudicated = forms.BooleanField(required=False, label="Require adjudicated versions",
+                                             help_text="leave out trajectories whose versions disagree and "
+                                                       "no lead has adjudicated")
     template = forms.CharField(max_length=1000, widget=forms.TextInput(attrs={"list": "template-names"}), help_text="a TRL template name (qwen3, llama3_1_training …), a "
                                                           "model folder, or a .jinja file under the model roots")
     template_file = forms.FileField(required=False, label="or upload a chat template (.jinja)")
@@ -152,7 +155,8 @@ class SnapshotForm(forms.Form):
 
     def filters(self) -> dict:
         d = self.cleaned_data
-        return {"status": d["status"], "splits": d["splits"], "case_types": d["case_types"], "labels": d["labels"]}
+        return {"status": d["status"], "splits": d["splits"], "case_types": d["case_types"], "labels": d["labels"],
+                "require_adjudicated": d["require_adjudicated"]}
 
     def render_settings(self) -> dict:
         d = self.cleaned_data

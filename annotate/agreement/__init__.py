@@ -1,0 +1,1 @@
+"""Overlap (several annotators label the same trajectory blind) and their agreement (issue 17)."""
