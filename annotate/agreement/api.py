@@ -55,10 +55,19 @@ class OverlapVersionsAPI(APIView):
         return Response({"items": services.create_versions(project)})
 
 
+class AgreementOutputSerializer(serializers.Serializer):
+    computed_at = serializers.DateTimeField(allow_null=True)
+    figures = serializers.JSONField(allow_null=True, help_text="annotate.agreement.figures.agreement's result")
+
+
+class QueuedSerializer(serializers.Serializer):
+    queued = serializers.BooleanField()
+
+
 class AgreementAPI(APIView):
     """The newest agreement figures (leads); POST queues a refresh on the worker."""
 
-    @extend_schema(responses=serializers.JSONField())
+    @extend_schema(responses=AgreementOutputSerializer)
     def get(self, request, slug: str):
         project, _ = permissions.project_for(request.user, slug, permissions.LEAD)
         report = services.latest_report(project)
@@ -66,7 +75,7 @@ class AgreementAPI(APIView):
             return Response({"computed_at": None, "figures": None})
         return Response({"computed_at": report.finished_at, "figures": report.figures})
 
-    @extend_schema(request=None, responses=serializers.JSONField())
+    @extend_schema(request=None, responses={202: QueuedSerializer})
     def post(self, request, slug: str):
         project, _ = permissions.project_for(request.user, slug, permissions.LEAD)
         refresh_agreement.delay_on_commit(project.pk)

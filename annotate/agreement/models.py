@@ -3,8 +3,8 @@
 The data model, in one paragraph. A trajectory's own row stays the canonical one: the row that
 snapshots, pairs and exports read and that adjudication writes its result to. When a project turns
 overlap on (``OverlapSettings``: N annotators, on every trajectory or a sampled share), each chosen
-trajectory gets N **versions**: each version is an ordinary ``Trajectory`` row (a deep copy of the
-original: turns, steps, labels) linked by an ``OverlapVersion`` row to its original, its slot
+trajectory gets N **versions**: each version is an ordinary ``Trajectory`` row (the original's current
+document written by the import's writer: turns, steps, labels, search index) linked by an ``OverlapVersion`` row to its original, its slot
 (1..N) and its annotator. Because a version *is* a trajectory, it reuses the existing machinery
 unchanged: its own revisions and version counter, its own edit conflicts, its own workflow
 (draft -> submitted -> approved / rejected), its own editor page and step save. The link lives in
@@ -12,11 +12,12 @@ its own table rather than as a column on ``Trajectory`` so that the shared model
 
 Rules the rest of the code keeps (annotate.agreement.services):
 - *Not extra items.* A version row belongs to the same project but is never a dataset item:
-  ``Trajectory.objects.exclude(overlap_version__isnull=False)`` (``canonical(qs)``) is what
-  snapshots, the general queue and counts select. The original of an overlapped item is not handed to
+  ``services.canonical(qs)`` (NOT EXISTS a link with ``copy`` = the row) is what snapshots and bulk
+  assignment select. The original of an overlapped item is not handed to
   annotators (its versions are); adjudication writes into it.
-- *Blind.* The queue gives an annotator at most one version of an original, and an annotator may open
-  only their own version of it until they have submitted it; leads see all.
+- *Blind.* The queue gives an annotator at most one version of an original, hides the others'
+  versions from their queue list, and the editor, its history and the API refuse them (403); leads
+  see all. (Annotators stay blind after submitting too: only adjudication shows versions side by side.)
 - ``submitted_at`` records the first submission (the agreement uses submitted versions only).
 """
 
