@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotate', '0009_queue_sort_by_findings_index'),
+        ('annotate', '0012_adjudications'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotate', '0009_queue_sort_by_findings_index'),
+        ('annotate', '0013_plural_names_trajectories_import_batches_pair_categories'),
     ]
 
     operations = [
