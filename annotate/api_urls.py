@@ -2,8 +2,10 @@ from django.urls import path
 
 from annotate import api
 from annotate.pairs import api_urls as pair_api_urls
+from annotate.projects import api_urls as project_api_urls
 
 urlpatterns = [
+    *project_api_urls.urlpatterns,  # new project, settings, members (before projects/<slug>/)
     path("projects/", api.ProjectListAPI.as_view(), name="api-projects"),
     path("projects/<slug:slug>/", api.ProjectDetailAPI.as_view(), name="api-project"),
     path("projects/<slug:slug>/trajectories/", api.TrajectoryListAPI.as_view(), name="api-trajectories"),

@@ -424,3 +424,4 @@ class ImportBatch(models.Model):
 
 
 from annotate.pairs.models import Pair, PairCategory, PairSuggestion, SuggestionScan  # noqa: E402,F401  (preference pairs)
+from annotate.notifications.models import Notification  # noqa: E402,F401  (in-app notifications)

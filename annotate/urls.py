@@ -24,4 +24,6 @@ urlpatterns = [
     path("t/<int:pk>/history/", editor.history, name="history"),
     path("t/<int:pk>/revert/", editor.revert_revision, name="revert"),
     path("", include("annotate.pairs.urls")),  # preference pairs
+    path("", include("annotate.projects.urls")),  # new project, project settings, export
+    path("", include("annotate.notifications.urls")),  # in-app notifications
 ]

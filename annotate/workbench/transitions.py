@@ -10,6 +10,7 @@ from django.utils import timezone
 from annotate import permissions
 from annotate.findings import validate
 from annotate.models import Revision, Trajectory
+from annotate.notifications.services import notify_rejected
 from annotate.permissions import author_of
 from annotate.workbench import workflow
 from annotate.workbench.documents import StaleVersion, current_document, keep_original
@@ -66,6 +67,8 @@ def transition(trajectory: Trajectory, action: str, *, user, comment: str = "",
         Revision.objects.create(trajectory_id=trajectory.pk, version=version + 1, author=author_of(user),
                                 created_at=now, summary=summary[:300], status=act.target, document=doc.to_dict())
     trajectory.refresh_from_db()
+    if action == "reject":
+        notify_rejected(trajectory, by=user, comment=comment)
     return trajectory
 
 
