@@ -86,6 +86,7 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
     members = project.memberships.select_related("user").order_by("user__username")
     return render(request, "annotate/projects/settings.html", {
         "project": project, "role": role, "members": members, "roles": Membership.ROLE_CHOICES,
+        "only_lead": members.filter(role=Membership.LEAD).count() == 1,
         "error": error, "section": section,
         "labels_text": posted.get("error_labels") if section == "labels" else rules.labels_text(project.error_labels),
         "tools_text": posted.get("tools") if section == "tools" else rules.tools_text(project.tool_specs()),

@@ -32,6 +32,7 @@ def test_assigning_work_notifies_the_assignee_once_and_not_the_lead(client, lead
     assert badge(client.get("/").content.decode()) == "1"
     page = client.get(reverse("annotate:notifications")).content.decode()
     assert "lena assigned you 3 trajectories" in page
+    assert "{#" not in page and "Include with page=" not in page  # the pagination partial's comment stays hidden
     r = client.get(n.get_absolute_url())
     assert r.status_code == 302 and r["Location"] == f"/p/weather/trajectories/?assignee={annotator.pk}"
     assert badge(client.get("/").content.decode()) is None

@@ -109,6 +109,8 @@ def test_the_last_lead_cannot_be_demoted_or_removed(client, project, lead, annot
         assert r.status_code == 400
         assert "lena is the project&#x27;s last lead" in r.content.decode()
     assert project.memberships.get(user=lead).role == "lead"
+    page = client.get(settings_url(project)).content.decode()
+    assert "the only lead" in page and 'aria-label="Remove lena"' not in page and 'aria-label="Remove ann"' in page
 
 
 def test_an_unknown_user_is_named_under_the_field(client, project, lead):
