@@ -77,3 +77,49 @@ def test_an_annotator_is_told_of_assigned_and_rejected_work_in_the_nav(new_page,
     page.get_by_role("button", name=re.compile("Mark all 1 read")).click()
     expect(page.locator(".notifications li.unread")).to_have_count(0)
     expect(page.locator("#notif-badge")).to_have_count(0)
+
+
+def test_staff_create_a_project_see_getting_started_and_manage_members_without_the_admin(page, make_user, annotator):
+    from annotate.models import Project
+
+    staff = make_user("sam")
+    staff.is_staff = True
+    staff.save()
+    login(page, "sam", PASSWORD)
+    page.get_by_role("link", name="New project").click()
+    both_widths(page, "projects-new")
+    page.get_by_label("Name").fill("Flight helper")
+    page.get_by_role("button", name="Create the project").click()
+    page.wait_for_url("**/p/flight-helper/")
+    steps = page.locator("#getting-started .gs-step")
+    expect(steps).to_have_count(5)
+    assert [steps.nth(i).get_attribute("data-step") for i in range(5)] == [
+        "import", "annotate", "snapshot", "train", "evaluate"]
+    hrefs = [steps.nth(i).locator("a").get_attribute("href") for i in range(5)]
+    assert hrefs == ["/p/flight-helper/import/", "/p/flight-helper/trajectories/",
+                     "/training/p/flight-helper/snapshots/new/", "/training/p/flight-helper/runs/new/",
+                     "/evaluation/p/flight-helper/new/"]
+    expect(page.locator("#getting-started .gs-next")).to_have_attribute("data-step", "import")
+    both_widths(page, "projects-getting-started")
+
+    page.locator("#getting-started").get_by_role("link", name="Settings").click()
+    page.get_by_label("Add a member (username or e-mail)").fill("nobody@example.org")
+    page.get_by_role("button", name="Add", exact=True).click()
+    expect(page.locator("#field-user-error, .add-member .field-errors")).to_contain_text("no user with the username")
+    expect(page.get_by_label("Add a member (username or e-mail)")).to_have_value("nobody@example.org")
+    page.get_by_label("Add a member (username or e-mail)").fill(annotator.username)
+    page.get_by_role("button", name="Add", exact=True).click()
+    expect(page.locator("tr[data-member=ann]")).to_contain_text("Annotator")
+    expect(page.locator("tr[data-member=sam]")).to_contain_text("the only lead")
+    page.get_by_label("Role of ann").select_option("lead")
+    page.locator("tr[data-member=ann]").get_by_role("button", name="Change role").click()
+    expect(page.locator(".messages")).to_contain_text("ann is now lead")
+    page.get_by_role("button", name="Remove ann").click()
+    expect(page.locator("tr[data-member=ann]")).to_have_count(0)
+    page.get_by_label("Guidelines").fill("Ask for the date before searching flights.")
+    page.get_by_role("button", name="Save general settings").click()
+    expect(page.locator(".messages")).to_contain_text("Saved guidelines.")
+    both_widths(page, "projects-settings")
+    project = Project.objects.get(slug="flight-helper")
+    assert project.guidelines == "Ask for the date before searching flights."
+    assert list(project.memberships.values_list("user__username", "role")) == [("sam", "lead")]
