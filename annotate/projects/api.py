@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 
 from django.core.exceptions import PermissionDenied
-from drf_spectacular.utils import extend_schema
+from django.http import Http404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,11 +19,16 @@ from annotate import permissions
 from annotate.api import ProjectSerializer
 from annotate.projects import rules, services
 from core.errors import InputError
-from studio.rest import StrictSerializer
+from studio.rest import FIELD_ERRORS_SCHEMA, StrictSerializer
 
 
 def _refused(e: InputError) -> Response:
+    if isinstance(e, services.NotMember):
+        raise Http404(e.message)
     return Response({"errors": [e.to_dict()]}, status=status.HTTP_400_BAD_REQUEST)
+
+
+REFUSED = OpenApiResponse(FIELD_ERRORS_SCHEMA, description="Refused: the field and why (e.g. the last lead)")
 
 
 class ProjectCreateSerializer(StrictSerializer):
@@ -146,7 +152,7 @@ class MemberDetailAPI(APIView):
             return _refused(e)
         return Response(MemberSerializer(m).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: None, 400: REFUSED})
     def delete(self, request, slug: str, username: str):
         project, _ = permissions.project_for(request.user, slug, permissions.LEAD)
         try:

@@ -65,10 +65,14 @@ def add_member(project: Project, who: str, role: str) -> Membership:
     return Membership.objects.create(project=project, user=user, role=role)
 
 
+class NotMember(InputError):
+    """The named user is not a member of the project (the API answers 404)."""
+
+
 def _membership(project: Project, username: str) -> Membership:
     m = project.memberships.select_related("user").filter(user__username=username).first()
     if m is None:
-        raise InputError(f"{username!r} is not a member of {project.name}", "member")
+        raise NotMember(f"{username!r} is not a member of {project.name}", "member")
     return m
 
 

@@ -162,6 +162,7 @@ def test_the_api_creates_manages_and_refuses_like_the_pages(project, lead, annot
     assert r.status_code == 201 and r.data == {"username": "bob", "email": "", "role": "annotator"}
     assert c.patch("/api/projects/weather/members/bob/", {"role": "lead"}, format="json").data["role"] == "lead"
     assert c.delete("/api/projects/weather/members/bob/").status_code == 204
+    assert c.patch("/api/projects/weather/members/bob/", {"role": "lead"}, format="json").status_code == 404
     r = c.delete("/api/projects/weather/members/lena/")
     assert r.status_code == 400 and r.data["errors"][0]["field"] == "member"
     before = snapshot_of(project)
