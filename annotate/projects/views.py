@@ -69,6 +69,13 @@ def _apply(project, section: str, post) -> str:
     raise InputError(f"unknown section {section!r}", "section")
 
 
+def _fresh(user):
+    """The user without the per-request role cache (a membership just changed)."""
+    if hasattr(user, "_studio_roles"):
+        del user._studio_roles
+    return user
+
+
 def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
     project, role = permissions.project_for(request.user, slug, permissions.LEAD)
     error, section, posted = None, "", {}
@@ -81,6 +88,9 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
             project.refresh_from_db()
         else:
             messages.success(request, note)
+            if section == "member-remove" and request.POST.get("member") == request.user.get_username() \
+                    and permissions.role_in(_fresh(request.user), project) is None:
+                return redirect("annotate:project-list")  # they left the project: its pages are closed to them
             anchor = section.split("-")[0] if section.startswith("member") else section
             return redirect(reverse("annotate:project-settings", args=[project.slug]) + f"#{anchor}")
     members = project.memberships.select_related("user").order_by("user__username")

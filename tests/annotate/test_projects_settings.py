@@ -185,3 +185,12 @@ def test_staff_create_a_project_over_the_api(make_user):
     r = api_for(staff).post("/api/projects/new/", {"name": "Flight helper"}, format="json")
     assert r.status_code == 201 and r.data["slug"] == "flight-helper"
     assert Membership.objects.get(project__slug="flight-helper").role == "lead"
+
+
+def test_a_lead_who_leaves_lands_on_the_project_list(client, project, lead, make_user):
+    other = make_user("olga", "lead", project)
+    client.force_login(lead)
+    r = client.post(settings_url(project), {"section": "member-remove", "member": "lena"})
+    assert r.status_code == 302 and r["Location"] == "/"
+    assert list(project.memberships.values_list("user__username", flat=True)) == [other.username]
+    assert client.get(settings_url(project)).status_code == 404

@@ -71,6 +71,9 @@ class Walk:
         shutil.rmtree(SHOTS, ignore_errors=True)  # only this walk's photos
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.on("dialog", lambda d: d.accept())  # "are you sure?" confirmations: the user says yes
+        self.failed: list[str] = []  # pages and htmx requests answered 4xx / 5xx
+        page.on("response", lambda r: self.failed.append(f"{r.status} {r.request.method} {r.url}")
+                if r.status >= 400 and r.request.resource_type in ("document", "xhr", "fetch") else None)
 
     def shoot(self, name: str) -> None:
         self.n += 1
@@ -85,9 +88,9 @@ class Walk:
         self.page.wait_for_load_state("networkidle")
         errors = self.page.locator("[role=alert].error, .msg-error, #form-errors, .field-errors li, .errorlist li")
         title = self.page.title()
-        if errors.count() or re.search(r"Server Error|Forbidden|Not Found|Bad Request", title):
+        if errors.count() or self.failed or re.search(r"server error|forbidden|not found|bad request", title, re.I):
             self.shoot("unexpected-error")
-            raise AssertionError(f"an error on {self.page.url} ({title!r}): {errors.all_inner_texts()}")
+            raise AssertionError(f"an error on {self.page.url} ({title!r}): {errors.all_inner_texts()} {self.failed}")
 
     def wait_job(self, selector: str, status: str, what: str) -> None:
         try:
