@@ -81,8 +81,9 @@ class ProjectSettingsAPI(APIView):
         data = inp.validated_data
         # Check everything before changing anything: a refused field leaves the project as it was.
         try:
-            labels = rules.parse_labels("\n".join(f"{x['name']}: {x['description']}" for x in data["error_labels"]))\
-                if "error_labels" in data else None
+            labels = None
+            if "error_labels" in data:
+                labels = rules.parse_labels("\n".join(f"{x['name']}: {x['description']}" for x in data["error_labels"]))
             tools_text = json.dumps(data["tools"]) if "tools" in data else None
             if tools_text is not None:
                 rules.parse_tools(tools_text)

@@ -171,7 +171,8 @@ def test_the_api_creates_manages_and_refuses_like_the_pages(project, lead, annot
     assert r.status_code == 400 and r.data["errors"][0]["field"] == "required_case_types"
     assert snapshot_of(project) == before  # the guidelines were not half-saved
     r = c.patch("/api/projects/weather/settings/", {"guidelines": "G", "error_labels": [{"name": "x"}]}, format="json")
-    assert r.status_code == 200 and (r.data["guidelines"], r.data["error_labels"]) == ("G", [{"name": "x", "description": ""}])
+    assert r.status_code == 200
+    assert (r.data["guidelines"], r.data["error_labels"]) == ("G", [{"name": "x", "description": ""}])
     a = api_for(annotator)
     assert a.patch("/api/projects/weather/settings/", {"guidelines": "no"}, format="json").status_code == 403
     assert a.post("/api/projects/weather/members/", {"user": "bob"}, format="json").status_code == 403
