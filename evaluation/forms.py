@@ -69,15 +69,23 @@ class LaunchForm(forms.Form):
         self.gen: GenerationSettings | None = None
 
     @classmethod
-    def initial_for(cls, project, model_path: str = "") -> dict:
+    def initial_for(cls, project, model_path: str = "", *, last: EvalRun | None = None) -> dict:
+        """The defaults, then (given ``last``, the project's latest evaluation) its choices."""
         values = GenerationSettings().to_dict()
         values.update(model_source=EvalRun.FOLDER, model_path=model_path)
-        last = project.eval_runs.order_by("-created_at").first()
         if last is not None:  # the next launch starts from the last one's choices
             values.update({k: v for k, v in (last.settings or {}).items() if k in SETTINGS_FIELDS})
             values.update(model_source=last.model_source, model_path=last.model_path or model_path,
                           endpoint_url=last.endpoint_url, endpoint_model=last.endpoint_model,
                           eval_set=last.eval_set_id)
+            if last.model_source == EvalRun.TRAINING_JOB:
+                # Never "a training run's output" with no run chosen (the first submit would fail):
+                # the last run's model if it is still there to evaluate, else a model folder.
+                job = last.training_job
+                if job is not None and job.status == JobStatus.SUCCEEDED:
+                    values["training_job"] = job.pk
+                else:
+                    values["model_source"] = EvalRun.FOLDER
         return values
 
     def clean(self):
@@ -127,6 +135,8 @@ class EvalSetForm(forms.Form):
     def __init__(self, *args, project, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["snapshot"].queryset = project.snapshots.filter(kind="prompt", status=JobStatus.SUCCEEDED)
+        if not self.is_bound and (newest := self.fields["snapshot"].queryset.first()):
+            self.initial.setdefault("snapshot", newest.pk)  # the likeliest choice: the newest prompt snapshot
 
     def filters(self) -> dict:
         d = self.cleaned_data

@@ -10,13 +10,14 @@ untrusted: it reaches the page only through Django's autoescaping, never ``|safe
 from __future__ import annotations
 
 import hashlib
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 import pygal
 
@@ -159,10 +160,14 @@ def run_list(request: HttpRequest, slug: str) -> HttpResponse:
 
 def launch_run(request: HttpRequest, slug: str) -> HttpResponse:
     project, role = permissions.project_for(request.user, slug, permissions.LEAD)
+    # The form starts from the project's latest evaluation, and says so (with a way back to the defaults).
+    from_defaults = request.GET.get("defaults") == "1"
+    last = None if from_defaults else project.eval_runs.select_related("training_job", "created_by").order_by(
+        "-created_at").first()
     if request.method == "POST":
         form = LaunchForm(request.POST, project=project)
     else:
-        initial = LaunchForm.initial_for(project, model_path=str(settings.DEMO_MODEL_DIR))
+        initial = LaunchForm.initial_for(project, model_path=str(settings.DEMO_MODEL_DIR), last=last)
         for key in ("eval_set", "training_job"):
             if request.GET.get(key, "").isdigit():
                 initial[key] = int(request.GET[key])
@@ -184,7 +189,25 @@ def launch_run(request: HttpRequest, slug: str) -> HttpResponse:
             messages.success(request, f"Queued {run}. It starts when a worker on the eval queue is free.")
             return redirect("evaluation:run-detail", pk=run.pk)
     return render(request, "evaluation/run_form.html", {
-        "project": project, "role": role, "form": form, "has_sets": project.eval_sets.exists()})
+        "project": project, "role": role, "form": form, "has_sets": project.eval_sets.exists(), "last": last,
+        "from_defaults": from_defaults, "defaults_query": with_query(request.get_full_path(), defaults=1),
+        "last_query": with_query(request.get_full_path(), defaults=0)})
+
+
+def safe_next(request: HttpRequest) -> str:
+    """The ``next`` page to go back to, only a path on this site (else "")."""
+    nxt = (request.POST.get("next") or request.GET.get("next") or "").strip()
+    if not nxt.startswith("/") or nxt.startswith("//") or "\\" in nxt:
+        return ""
+    return nxt if url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}) else ""
+
+
+def with_query(url: str, **params) -> str:
+    """``url`` with ``params`` set in its query string (replacing any already there)."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query.update({k: str(v) for k, v in params.items()})
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def eval_sets(request: HttpRequest, slug: str) -> HttpResponse:
@@ -207,10 +230,13 @@ def eval_sets(request: HttpRequest, slug: str) -> HttpResponse:
                 form.add_error(field if field in form.fields else None, exc.message)
             else:
                 messages.success(request, f"Made eval set #{es.pk} ({es.item_count} items): {es.name}")
+                if nxt := safe_next(request):  # back to the evaluation being set up, with the new set chosen
+                    return redirect(with_query(nxt, eval_set=es.pk))
                 return redirect(f"{request.path}#set-{es.pk}")
     sets = project.eval_sets.select_related("snapshot", "created_by")
     return render(request, "evaluation/eval_sets.html", {
-        "project": project, "role": role, "form": form, "sets": sets, "case_type_names": CASE_TYPE_NAMES})
+        "project": project, "role": role, "form": form, "sets": sets, "case_type_names": CASE_TYPE_NAMES,
+        "next": safe_next(request)})
 
 
 def live_version(run: EvalRun) -> str:
@@ -226,7 +252,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx and request.GET.get("v") == version:
         return HttpResponse(status=204)  # nothing new since the last poll
     context = dashboard_context(run, request)
-    context.update(role=role, version=version)
+    context.update(role=role, version=version,  # flash messages about the status loaded go once it changes
+                   shown_status=request.GET.get("shown", run.status) if request.htmx else run.status)
     template = "evaluation/run_detail.html#live" if request.htmx else "evaluation/run_detail.html"
     return render(request, template, context)
 

@@ -48,13 +48,21 @@ def tick_formatter(step: float, top: float):
     return lambda v: f"{v:,.{decimals}f}"
 
 
-def _step_ticks(steps: list[float], most: int = 10) -> list[int]:
-    """Whole-number step ticks, at most ``most`` of them."""
+def _step_ticks(steps: list[float], most: int = 8) -> list[int]:
+    """Round whole-number step ticks covering ``steps``, at most about ``most`` of them.
+
+    >>> _step_ticks([100, 12000])
+    [0, 2000, 4000, 6000, 8000, 10000, 12000]
+    """
     if not steps:
         return []
-    lo, hi = int(min(steps)), int(math.ceil(max(steps)))
-    every = max(1, math.ceil((hi - lo + 1) / most))
-    return list(range(lo, hi + 1, every))
+    lo, hi = min(steps), max(steps)
+    if hi - lo < 1:
+        return [int(lo)]
+    ticks, spacing = nice_ticks(lo, hi, most)
+    if spacing < 1:
+        return list(range(int(lo), int(math.ceil(hi)) + 1))
+    return [int(t) for t in ticks]
 
 
 def line_chart(title: str, series: list[tuple[str, list[tuple[float, float]]]], *, width: int = 520,
@@ -65,14 +73,22 @@ def line_chart(title: str, series: list[tuple[str, list[tuple[float, float]]]], 
     steps = [x for _, points in series for x, _ in points]
     y_ticks, y_step = nice_ticks(min(values), max(values)) if values else ([], 1.0)
     y_format = tick_formatter(y_step, max(map(abs, values), default=1.0))
+    show_legend = len(series) > 1 if legend is None else legend
+    # pygal puts a bottom legend a few pixels above the bottom edge, wherever the axis title sits:
+    # a taller chart and a bottom margin give it a row of its own instead of half of one.
+    extra = {"margin_bottom": 36} if show_legend else {}
+    if show_legend:
+        height += 30
     chart = pygal.XY(title=title, width=width, height=height, style=CHART_STYLE, js=[], disable_xml_declaration=True,
                      show_dots=max((len(p) for _, p in series), default=0) < 30, dots_size=2.5,
-                     stroke_style={"width": 2}, show_legend=len(series) > 1 if legend is None else legend,
+                     stroke_style={"width": 2}, show_legend=show_legend, **extra,
                      legend_at_bottom=True,
-                     legend_at_bottom_columns=4, truncate_legend=60, no_data_text="Waiting for the first logged step…",
+                     legend_at_bottom_columns=4, truncate_legend=60, no_data_text="No data yet",
                      y_labels=y_ticks or None, value_formatter=y_format,
-                     x_value_formatter=lambda v: f"step {v:g}",
-                     x_labels=_step_ticks(steps), x_label_rotation=0, show_minor_x_labels=True)
+                     # Bare numbers under an axis title: "step 1200" on each tick did not fit and
+                     # pygal cut every label to "step…". -1: never truncate a tick label.
+                     x_title="step", x_value_formatter=lambda v: f"{v:,g}" if abs(v) < 1e6 else f"{v:.3g}",
+                     truncate_label=-1, x_labels=_step_ticks(steps), x_label_rotation=0, show_minor_x_labels=True)
     for label, points in series:
         chart.add(label, points)
     return chart.render(is_unicode=True)

@@ -46,6 +46,118 @@ SEVERITY = {
     "straddling_tokens": "info",
 }
 
+# Each finding in plain words, for the snapshot page: (title, what it means for training, what to do).
+# The code stays on the page, small, for those who know it.
+EXPLAIN = {
+    "masks_need_tokenized": (
+        "Some steps should stay out of the loss, but plain conversation rows cannot say so",
+        "TRL would train on steps you excluded (reasoning, error-labelled or untrained steps).",
+        "Snapshot again with \u201cAdd input_ids, labels and assistant_masks\u201d ticked."),
+    "completion_holds_tool_results": (
+        "Tool results would be trained as if the model wrote them",
+        "The model would learn to invent tool results instead of waiting for them.",
+        "Snapshot again with \u201cAdd input_ids, labels and assistant_masks\u201d ticked."),
+    "leak": (
+        "Text the model does not write is in the loss",
+        "The model would learn to write system, user or tool text.",
+        "Use a *_training template (e.g. qwen3_training), or check the template's generation markers."),
+    "mask_disagreement": (
+        "The two ways of finding the assistant's tokens disagree",
+        "Some tokens may be trained or left out by mistake.",
+        "Try the matching *_training template, or the \u201cturn\u201d strategy; preview a trajectory to see where."),
+    "markers_unattributed": (
+        "The template marks text as generated that matches no assistant message",
+        "The loss mask cannot be trusted for these samples.",
+        "Use a *_training template, or preview a trajectory to see the stray markers."),
+    "not_prefix_stable": (
+        "The template rewrites earlier turns as the conversation grows",
+        "The history the model sees in training differs from what it sees when it answers.",
+        "Use the \u201cturn\u201d strategy (one sample per user turn), or a *_training template."),
+    "turn_prompt_mismatch": (
+        "A turn renders differently in training than at inference",
+        "The model would be trained on a prompt it will never be given.",
+        "Use the \u201cturn\u201d strategy, or a *_training template."),
+    "no_supervised_tokens": (
+        "A sample has nothing to learn from",
+        "TRL would skip it or train on nothing.",
+        "Check that the trajectory has assistant steps marked for training."),
+    "all_supervised_truncated": (
+        "Everything to learn lies beyond the max length",
+        "TRL would silently drop the sample.",
+        "Raise \u201cMax length\u201d, or use the \u201cturn\u201d strategy to make shorter samples."),
+    "invalid_tool_call": (
+        "A trained tool call does not match its tool's schema",
+        "The model would learn to make calls that fail.",
+        "Fix the call in the editor, or mark the step out of training."),
+    "render_failed": (
+        "An item could not be rendered",
+        "It is left out of the snapshot.",
+        "Read the message below; preview the trajectory to see the error."),
+    "json_float_rounding": (
+        "A number would be changed when the dataset is stored",
+        "TRL would train on the rounded text.",
+        "Write the number with fewer digits in the trajectory."),
+    "prompt_too_long": (
+        "A prompt is longer than the max length",
+        "There is no room left for the answer.",
+        "Raise \u201cMax length\u201d, or shorten the context."),
+    "identical_sides": (
+        "Chosen and rejected read the same",
+        "DPO learns nothing from this pair.",
+        "Edit one side of the pair so they differ."),
+    "truncated": (
+        "Some samples are cut by the max length",
+        "The cut part is not trained.",
+        "Raise \u201cMax length\u201d if the cut part matters."),
+    "call_without_result": (
+        "A tool call has no result",
+        "The model sees a call that was never answered.",
+        "Add the result in the editor, if the tool was called."),
+    "result_without_call": (
+        "A tool result has no call",
+        "The model sees a result out of nowhere.",
+        "Add the call, or remove the stray result."),
+    "step_not_rendered": (
+        "The chat template leaves a step out",
+        "That step is not trained and not seen as context.",
+        "Use a template that renders every step (the *_training ones keep reasoning)."),
+    "mask_single_method": (
+        "The assistant's tokens could be checked only one way",
+        "The mask is probably right but was not cross-checked.",
+        "Nothing needed; a *_training template allows the cross-check."),
+    "case_type_missing": (
+        "A kind of case has no example",
+        "The model will not learn that kind of case.",
+        "Annotate and approve a trajectory of that case type, if it matters."),
+    "trajectory_dropped": (
+        "A trajectory was left out",
+        "It is not in the training data.",
+        "See the message below (usually an error label with the \u201cdrop\u201d policy)."),
+    "masked_invalid_tool_call": (
+        "An invalid tool call is kept as context only",
+        "It is not trained, so the model does not learn it.",
+        "Nothing needed."),
+    "generation_prompt_in_markers": (
+        "The template's answer cue is inside its generation markers",
+        "A few template tokens are trained; harmless.",
+        "Nothing needed."),
+    "straddling_tokens": (
+        "A few tokens straddle a boundary between steps",
+        "They are attributed to one side; harmless.",
+        "Nothing needed."),
+}
+
+
+def explain(code: str) -> dict:
+    """A finding in plain words: ``{"title", "means", "todo"}`` (the code itself where unknown).
+
+    >>> explain("masks_need_tokenized")["todo"].startswith("Snapshot again")
+    True
+    """
+    title, means, todo = EXPLAIN.get(code, (code.replace("_", " ").capitalize(), "", ""))
+    return {"title": title, "means": means, "todo": todo}
+
+
 _INVALID_CALL_CODES = {code for code, sev in FINDING_CODES.items() if sev == "error"}
 MAX_EXAMPLES = 50  # findings kept verbatim in an aggregate report (all are counted)
 

@@ -116,11 +116,13 @@ class LaunchForm(forms.Form):
         self.train_settings: runner.TrainSettings | None = None
 
     @classmethod
-    def initial_for(cls, project, kind: str) -> dict:
-        """The kind's defaults, the demo model, then what this project launched last."""
+    def initial_for(cls, project, kind: str, *, remembered: bool = True) -> dict:
+        """The kind's defaults, the demo model, then (unless ``remembered`` is off) what this
+        project launched last."""
         values = runner.TrainSettings.defaults_for(kind).to_dict()
         values["base_model"] = str(settings.DEMO_MODEL_DIR)
-        values.update(remembered_launch(project, kind))
+        if remembered:
+            values.update(remembered_launch(project, kind))
         for name in BLANK_IS_ZERO:
             if not values.get(name):
                 values[name] = None

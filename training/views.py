@@ -29,7 +29,7 @@ from training import distributed, runner
 from training.forms import LaunchForm
 from training.jobs import (LaunchError, ResumeError, launch_plan, launch_training, preview_run_config,
                            remember_launch, resume_point, resume_training)
-from training.models import JobStatus, TrainingJob
+from training.models import JobStatus, TrainingDefaults, TrainingJob
 from training.paths import is_inside
 
 QUEUE_HINT_AFTER = 30  # seconds queued before the job page asks whether a worker is running
@@ -58,8 +58,9 @@ def job_charts(job: TrainingJob, points: list[tuple[int, dict]]) -> list[dict]:
     out = []
     for title, keys in CHARTS + (DPO_CHARTS if job.kind == "dpo" else []):
         series = [(label, thin([(step, v[key]) for step, v in points if key in v])) for key, label in keys]
-        out.append({"title": title, "keys": [k for k, _ in keys], "points": sum(len(p) for _, p in series),
-                    "svg": line_chart(title, series)})
+        n = sum(len(p) for _, p in series)
+        out.append({"title": title, "keys": [k for k, _ in keys], "points": n,
+                    "svg": line_chart(title, series) if n else ""})
     return out
 
 
@@ -115,10 +116,16 @@ def launch_job(request: HttpRequest, slug: str) -> HttpResponse:
     kind = request.GET.get("kind") or request.POST.get("kind") or "sft"
     if kind not in runner.KINDS:
         raise Http404("No such kind of run")
+    # The form starts from the project's last launch of this kind, and says so (with a way back to
+    # the defaults): values brought back silently surprise whoever launches next.
+    from_defaults = request.GET.get("defaults") == "1"
+    last = None if from_defaults else (TrainingDefaults.objects.select_related("updated_by")
+                                      .filter(project=project, kind=kind).first())
     if request.method == "POST":
         form = LaunchForm(request.POST, project=project, kind=kind)
     else:
-        form = LaunchForm(initial=LaunchForm.initial_for(project, kind), project=project, kind=kind)
+        form = LaunchForm(initial=LaunchForm.initial_for(project, kind, remembered=not from_defaults),
+                          project=project, kind=kind)
     preview = None
     if request.method == "POST" and form.is_valid():
         if request.POST.get("action") == "preview":
@@ -137,7 +144,7 @@ def launch_job(request: HttpRequest, slug: str) -> HttpResponse:
                 return redirect("training:job-detail", pk=job.pk)
     return render(request, "training/job_form.html", {
         "project": project, "role": role, "form": form, "kind": kind, "preview": preview,
-        "has_snapshots": form.fields["snapshot"].queryset.exists(),
+        "has_snapshots": form.fields["snapshot"].queryset.exists(), "last": last, "from_defaults": from_defaults,
     })
 
 
@@ -174,7 +181,11 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     for _, values in points:
         latest.update(values)
     waiting = (timezone.now() - job.created_at).total_seconds()
-    context = {"job": job, "project": job.project, "role": role, "charts": job_charts(job, points),
+    charts = job_charts(job, points)
+    context = {"job": job, "project": job.project, "role": role, "charts": charts, "has_points": bool(points),
+               "chart_titles": [c["title"] for c in charts],
+               # The status the page was loaded with: flash messages about it go once it changes.
+               "shown_status": request.GET.get("shown", job.status) if request.htmx else job.status,
                "latest": latest, "artifacts": artifacts(job), "version": version,
                "waiting_long": job.status == JobStatus.QUEUED and waiting > QUEUE_HINT_AFTER,
                "can_resume": role != permissions.ANNOTATOR and job.status in (JobStatus.FAILED, JobStatus.CANCELLED)
@@ -222,8 +233,12 @@ def artifacts(job: TrainingJob) -> list[dict]:
     labels = {"model": "Final LoRA adapter (zip)" if job.config.get("method") == "lora" else "Final model (zip)",
               "card": "Model card (README.md)", "metrics": "Metrics (JSON Lines)", "log": "Training log",
               "config": "Job file (job.json)"}
+    # While it runs, the files keep pace with the step counter the page shows: no checkpoint past it.
+    active = job.is_active
     out = [{"name": n, "label": labels[n]} for n, (rel, _) in FILES.items() if (run_dir / rel).exists()]
     for ckpt in sorted((run_dir / runner.CHECKPOINTS_DIR).glob("checkpoint-*"), key=runner.checkpoint_step):
+        if active and runner.checkpoint_step(ckpt) > job.current_step:
+            continue
         out.append({"name": ckpt.name, "label": f"Checkpoint at step {runner.checkpoint_step(ckpt)} (zip)"})
     return out
 

@@ -24,7 +24,7 @@ from annotate import permissions
 from annotate.models import Project, Trajectory
 from annotate.trajectory import CASE_TYPE_NAMES, SPLITS
 from jobs.rows import cancel_message
-from training.audit import SEVERITY
+from training.audit import SEVERITY, explain
 from training.export import resolve_template
 from training.masks import SegmentTokenizer
 from training.models import JobStatus, Snapshot
@@ -125,8 +125,11 @@ class SnapshotForm(forms.Form):
                                      help_text="mask: keep as context, out of the loss; truncate: cut the trajectory "
                                                "before the step; drop: leave the trajectory out")
     max_length = forms.IntegerField(min_value=16, initial=8192, help_text="tokens (what training will use)")
-    tokenized = forms.BooleanField(required=False, label="Add input_ids, labels and assistant_masks",
-                                   help_text="needed for masks a messages row cannot carry (train flags, labels)")
+    # On by default: without it, TRL trains whole assistant messages (tool results in completions,
+    # reasoning and error-labelled steps included), and the audit blocks the snapshot.
+    tokenized = forms.BooleanField(required=False, initial=True, label="Add input_ids, labels and assistant_masks",
+                                   help_text="keeps our loss masks (untrained steps, error labels, reasoning, tool "
+                                             "results) in the rows; untick only for a plain messages dataset")
 
     def __init__(self, *args, project: Project, **kwargs):
         super().__init__(*args, **kwargs)
@@ -194,7 +197,9 @@ def new_snapshot(request: HttpRequest, slug: str) -> HttpResponse:
 def snapshot_detail(request: HttpRequest, pk: int) -> HttpResponse:
     snap, role = _snapshot(request, pk)
     context = {"snapshot": snap, "project": snap.project, "role": role, "audit": audit_view(snap.audit),
-               "files": snapshot_files(snap)}
+               "files": snapshot_files(snap),
+               # The status the page was loaded with: flash messages about it go once it changes.
+               "shown_status": request.GET.get("shown", snap.status) if request.htmx else snap.status}
     template = "training/snapshot_detail.html#live" if request.htmx else "training/snapshot_detail.html"
     return render(request, template, context)
 
@@ -203,7 +208,7 @@ def audit_view(audit: dict | None) -> dict | None:
     """The audit as the page shows it: counts first, findings by severity, examples with their item."""
     if not audit:
         return None
-    findings = [{"code": c, "n": n, "severity": SEVERITY.get(c) or _severity_of(audit, c)}
+    findings = [{"code": c, "n": n, "severity": SEVERITY.get(c) or _severity_of(audit, c), **explain(c)}
                 for c, n in (audit.get("findings") or {}).items()]
     order = {"error": 0, "warning": 1, "info": 2}
     findings.sort(key=lambda f: (order.get(f["severity"], 3), f["code"]))
@@ -214,7 +219,7 @@ def audit_view(audit: dict | None) -> dict | None:
         "strategy_tokens": audit.get("strategy_tokens") or {},
         "coverage": [(CASE_TYPE_NAMES.get(c, c), n) for c, n in (audit.get("case_type_coverage") or {}).items()],
         "findings": findings, "errors": audit.get("errors", 0),
-        "examples": [{**e, "where": _where(e)} for e in audit.get("examples") or []],
+        "examples": [{**e, "where": _where(e), "title": explain(e.get("code", ""))["title"]} for e in audit.get("examples") or []],
         "warnings": audit.get("warnings", 0), "pair_categories": audit.get("pair_categories") or {},
         "truncated": totals.get("truncated_samples", 0),
     }
