@@ -524,7 +524,7 @@ class AssignAPI(APIView):
             if member is None:
                 return Response({"detail": "not a member of this project", "field": "assignee"}, status=400)
             who = member.user
-        return Response({"assigned": assign(project, inp.validated_data["ids"], who)})
+        return Response({"assigned": assign(project, inp.validated_data["ids"], who, by=request.user)})
 
 
 class BulkTransitionInputSerializer(StrictSerializer):

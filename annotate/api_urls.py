@@ -5,8 +5,10 @@ from annotate.pairs import api_urls as pair_api_urls
 from annotate.suggestions import api as suggestion_api
 from annotate.adjudication import api as adjudication_api
 from annotate.agreement import api_urls as agreement_api_urls
+from annotate.projects import api_urls as project_api_urls
 
 urlpatterns = [
+    *project_api_urls.urlpatterns,  # new project, settings, members (before projects/<slug>/)
     path("projects/", api.ProjectListAPI.as_view(), name="api-projects"),
     path("projects/<slug:slug>/", api.ProjectDetailAPI.as_view(), name="api-project"),
     path("projects/<slug:slug>/trajectories/", api.TrajectoryListAPI.as_view(), name="api-trajectories"),

@@ -429,3 +429,4 @@ from annotate.pairs.models import Pair, PairCategory, PairSuggestion, Suggestion
 from annotate.suggestions.models import StepSuggestion  # noqa: E402,F401  (a judge model's proposed labels)
 from annotate.adjudication.models import Adjudication  # noqa: E402,F401  (a lead's step-by-step decision over versions)
 from annotate.agreement.models import AgreementReport, OverlapSettings, OverlapVersion  # noqa: E402,F401  (overlap, agreement)
+from annotate.notifications.models import Notification  # noqa: E402,F401  (in-app notifications)

@@ -33,4 +33,6 @@ urlpatterns = [
     path("t/<int:pk>/suggestions/", suggestion_views.suggestion_box, name="suggestion-box"),
     path("t/<int:pk>/suggestions/<int:sid>/<str:verb>/", suggestion_views.decide_suggestion, name="decide-suggestion"),
     path("", include("annotate.agreement.urls")),  # overlap and agreement
+    path("", include("annotate.projects.urls")),  # new project, project settings, export
+    path("", include("annotate.notifications.urls")),  # in-app notifications
 ]

@@ -151,7 +151,7 @@ def assign_trajectories(request: HttpRequest, slug: str) -> HttpResponse:
         messages.error(request, "Tick the trajectories to assign and choose someone.")
         return redirect(back)
     who = next((u for u in members if str(u.pk) == form.cleaned_data["assignee"]), None)
-    n = assign(project, ids, who)
+    n = assign(project, ids, who, by=request.user)
     messages.success(request, f"Assigned {n} trajector{'y' if n == 1 else 'ies'} to "
                               f"{who.get_username() if who else 'nobody'}.")
     return redirect(back)

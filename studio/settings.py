@@ -36,6 +36,8 @@ PRODUCTION = envbool("STUDIO_PRODUCTION", "False")
 DEBUG = envbool("DEBUG", "False")
 # seed_demo (users with known passwords) runs in the production shape only when asked for.
 STUDIO_DEMO = envbool("STUDIO_DEMO", "False")
+# Who may create projects from the app: staff and superusers, or every signed-in user when on.
+ANYONE_CREATES_PROJECTS = envbool("STUDIO_ANYONE_CREATES_PROJECTS", "False")
 
 # A development key is generated once per data dir (0600) so a fresh checkout runs with no set-up.
 # With DEBUG off a placeholder ("change-me") is refused, and so is a missing or weak key in the

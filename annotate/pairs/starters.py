@@ -117,12 +117,25 @@ def _blank_argument(chosen: list[Step], context: Trajectory) -> list[Step]:
     return out
 
 
+IGNORING_ANSWER = "I couldn't find anything useful, so I can't say for sure."
+
+
+def _result_in_context(context: Trajectory) -> bool:
+    """Whether the turn being continued already holds a tool result before the cut (a fork at the answer)."""
+    return bool(context.turns) and any(s.kind == "tool_result" for s in context.turns[-1].steps)
+
+
 def _ignore_result(chosen: list[Step], context: Trajectory) -> list[Step]:
     results = [i for i, s in enumerate(chosen) if s.kind == "tool_result"]
-    if not results:
-        raise StarterError("this starter needs a tool result on the chosen side to ignore", "chosen")
-    out = copy.deepcopy(chosen[: results[-1] + 1])
-    out.append(Step(kind="answer", text="I couldn't find anything useful, so I can't say for sure."))
+    if results:
+        out = copy.deepcopy(chosen[: results[-1] + 1])
+    elif _result_in_context(context):
+        # Forked at the answer: the result sits in the shared context; the bad answer ignores it.
+        out = _leading_thinks(chosen)
+    else:
+        raise StarterError("this starter needs a tool result to ignore, on the chosen side or earlier in "
+                           "the turn; fork at the answer that follows a result", "chosen")
+    out.append(Step(kind="answer", text=IGNORING_ANSWER))
     return out
 
 

@@ -272,13 +272,22 @@ def pair_detail(request: HttpRequest, pk: int) -> HttpResponse:
     })
 
 
+def review_note(author_note: str, review: str, reviewer: str) -> str | None:
+    """The pair's note after a review: the author's note kept, the reviewer's added under it (None: unchanged)."""
+    review = review.strip()
+    if not review:
+        return None
+    return f"{author_note.rstrip()}\n\nReview by {reviewer}: {review}".lstrip()
+
+
 @require_POST
 def review_pair(request: HttpRequest, pk: int) -> HttpResponse:
     row = get_object_or_404(Pair.objects.select_related("project"), pk=pk)
     permissions.require_role(request.user, row.project, permissions.LEAD)
     status = request.POST.get("status", "")
     try:
-        services.review_pair(row, status, user=request.user, note=request.POST.get("note"))
+        services.review_pair(row, status, user=request.user, note=review_note(row.note, request.POST.get("note", ""),
+                                                                               request.user.get_username()))
     except core.PairError as e:
         messages.error(request, f"Pair {row.pk} cannot be {status}: {e}")
     else:

@@ -101,3 +101,27 @@ def annotator_progress(project: Project, trajectories) -> list[dict]:
     if counts.get(None):
         rows.append(row(None, "", counts[None]))
     return rows
+
+
+# The "Getting started" panel on a new project -----------------------------------------------------------
+
+# The first hour's steps in order: (key, title, what to do). Each is done once its first result exists.
+GETTING_STARTED = (
+    ("import", "Import trajectories", "Upload a JSONL file of conversations (OpenAI messages, ShareGPT, BFCL …)."),
+    ("annotate", "Annotate", "Open the queue, fix a trajectory's steps, label errors and submit it."),
+    ("snapshot", "Snapshot a dataset", "Freeze a selection with render settings; the audit says if it can train."),
+    ("train", "Train", "Launch an SFT run on the snapshot."),
+    ("evaluate", "Evaluate", "Measure the trained model on held-out items."),
+)
+
+
+def getting_started(project: Project) -> list[dict]:
+    """The steps with whether each is done (a few EXISTS queries; reverse relations, so no upward import)."""
+    done = {
+        "import": project.trajectories.exists(),
+        "annotate": project.trajectories.exclude(status=Trajectory.DRAFT, version=1).exists(),
+        "snapshot": project.snapshots.filter(status="succeeded").exists(),
+        "train": project.training_jobs.filter(status="succeeded").exists(),
+        "evaluate": project.eval_runs.filter(status="succeeded").exists(),
+    }
+    return [{"key": k, "title": t, "hint": h, "done": done[k]} for k, t, h in GETTING_STARTED]

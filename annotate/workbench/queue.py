@@ -9,6 +9,7 @@ from django.utils.functional import cached_property
 from annotate import permissions
 from annotate.agreement import services as overlap
 from annotate.models import Project, Trajectory
+from annotate.notifications.services import notify_assigned
 
 
 def members_of(project: Project) -> list:
@@ -16,12 +17,16 @@ def members_of(project: Project) -> list:
     return [m.user for m in project.memberships.select_related("user").order_by("user__username")]
 
 
-def assign(project: Project, ids: list[int], assignee) -> int:
-    """Assign (or, with ``assignee`` None, unassign) the project's trajectories ``ids``.
+def assign(project: Project, ids: list[int], assignee, *, by=None) -> int:
+    """Assign (or, with ``assignee`` None, unassign) the project's trajectories ``ids``; the assignee hears of it.
 
     Overlap versions are left out: the queue hands them out blind, one per annotator.
     """
-    return overlap.canonical(Trajectory.objects.filter(project=project, pk__in=ids)).update(assignee=assignee)
+    rows = overlap.canonical(Trajectory.objects.filter(project=project, pk__in=ids))
+    found = sorted(rows.values_list("id", flat=True)) if assignee is not None else []
+    n = rows.update(assignee=assignee)
+    notify_assigned(project, found, assignee, by=by, count=n)
+    return n
 
 
 OPEN_STATUSES = (Trajectory.DRAFT, Trajectory.REJECTED)

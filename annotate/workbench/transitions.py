@@ -13,6 +13,7 @@ from annotate import permissions
 from annotate.agreement.tasks import after_submission
 from annotate.findings import validate
 from annotate.models import Revision, Trajectory
+from annotate.notifications.services import notify_rejected
 from annotate.permissions import author_of
 from annotate.workbench import workflow
 from annotate.workbench.documents import StaleVersion, current_document, keep_original
@@ -71,6 +72,8 @@ def transition(trajectory: Trajectory, action: str, *, user, comment: str = "",
     trajectory.refresh_from_db()
     if action == "submit":
         after_submission(trajectory)  # an overlap version: agreement refreshed (annotate.agreement)
+    if action == "reject":
+        notify_rejected(trajectory, by=user, comment=comment)
     return trajectory
 
 

@@ -23,7 +23,7 @@ def test_every_project_page_offers_the_same_links_to_a_lead(client, lead, projec
     page = client.get(reverse(name, args=[project.slug]))
     assert page.status_code == 200
     assert top_bar(page.content.decode()) == ["Projects", "Dashboard", "Queue", "Pairs", "Snapshots", "Runs",
-                                              "Evaluations", "API"]
+                                              "Evaluations", "Settings", "API", "Notifications"]
 
 
 @pytest.mark.parametrize("name", ["annotate:project-detail", "annotate:trajectory-list", "training:run-list",
@@ -31,4 +31,4 @@ def test_every_project_page_offers_the_same_links_to_a_lead(client, lead, projec
 def test_an_annotator_sees_the_same_bar_without_snapshots(client, annotator, project, name):
     client.force_login(annotator)
     html = client.get(reverse(name, args=[project.slug])).content.decode()
-    assert top_bar(html) == ["Projects", "Dashboard", "Queue", "Pairs", "Runs", "Evaluations", "API"]
+    assert top_bar(html) == ["Projects", "Dashboard", "Queue", "Pairs", "Runs", "Evaluations", "API", "Notifications"]

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotate.formats import export_records
 from annotate.models import Project
+from annotate.projects.export import export_lines
 
 
 class Command(BaseCommand):
@@ -25,15 +24,10 @@ class Command(BaseCommand):
             proj = Project.objects.get(slug=project)
         except Project.DoesNotExist:
             raise CommandError(f"no project '{project}'")
-        qs = proj.trajectories.order_by("id")
-        if status != "any":
-            qs = qs.filter(status=status)
         out.parent.mkdir(parents=True, exist_ok=True)
         n = 0
         with out.open("w", encoding="utf-8") as f:
-            for start in range(0, qs.count(), 500):
-                docs = [t.to_canonical() for t in qs[start:start + 500]]
-                for rec in export_records(docs, format):
-                    f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                    n += 1
+            for line in export_lines(proj, format, status):
+                f.write(line)
+                n += 1
         self.stdout.write(self.style.SUCCESS(f"Wrote {n} trajectories to {out}"))

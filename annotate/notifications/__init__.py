@@ -1,0 +1,1 @@
+"""In-app notifications: work assigned to you, your work rejected (models, services, pages)."""
