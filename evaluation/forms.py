@@ -135,8 +135,11 @@ class EvalSetForm(forms.Form):
     def __init__(self, *args, project, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["snapshot"].queryset = project.snapshots.filter(kind="prompt", status=JobStatus.SUCCEEDED)
-        if not self.is_bound and (newest := self.fields["snapshot"].queryset.first()):
-            self.initial.setdefault("snapshot", newest.pk)  # the likeliest choice: the newest prompt snapshot
+        if not self.is_bound:
+            if newest := self.fields["snapshot"].queryset.first():
+                self.initial.setdefault("snapshot", newest.pk)  # the likeliest choice: the newest prompt snapshot
+            else:  # no prompt snapshot to choose: the defaults must still make a set (the project's trajectories)
+                self.initial["source"] = EvalSet.TRAJECTORIES
 
     def filters(self) -> dict:
         d = self.cleaned_data
