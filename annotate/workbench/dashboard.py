@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count
 
+from annotate.agreement import services as overlap
 from annotate.models import Project, StepLabel, Trajectory
 from annotate.trajectory import CASE_TYPE_NAMES
 
@@ -65,15 +66,18 @@ def dashboard(project: Project) -> Dashboard:
     Every count is one GROUP BY over an index (no scan of the wide trajectory rows).
     """
     trajectories = Trajectory.objects.filter(project=project).order_by()
-    by_status = dict(trajectories.values_list("status").annotate(n=Count("id")))
+    # The project's items are counted once: an overlapped item's blind version copies are each
+    # annotator's work (counted under progress), not more items, nor more labels.
+    items = overlap.canonical(trajectories)
+    by_status = dict(items.values_list("status").annotate(n=Count("id")))
     total = sum(by_status.values())
     counts: Counter = Counter()
-    for index, n in trajectories.values_list("case_types_index").annotate(n=Count("id")):
+    for index, n in items.values_list("case_types_index").annotate(n=Count("id")):
         for ct in filter(None, index.strip("|").split("|")):
             counts[ct] += n
     required = list(project.required_case_types or [])
     coverage = coverage_rows(counts, total, required)
-    labels = (StepLabel.objects.filter(trajectory__project=project).values("label")
+    labels = (StepLabel.objects.filter(trajectory__in=items).values("label")
               .annotate(steps=Count("id"), trajectories=Count("trajectory", distinct=True)).order_by("-steps", "label"))
     return Dashboard(
         total=total,

@@ -154,3 +154,18 @@ def test_bulk_assignment_leaves_the_versions_to_the_blind_queue(client, project,
                     content_type="application/json")
     assert r.status_code == 200 and r.json() == {"assigned": 1}
     assert not Trajectory.objects.filter(pk__in=copies, assignee__isnull=False).exists()
+
+
+def test_the_dashboard_counts_an_overlapped_item_once_and_its_versions_as_the_annotators_work(
+        project, overlapped, annotator, bea):
+    from annotate.workbench.dashboard import dashboard
+
+    originals = Trajectory.objects.filter(project=project).filter(overlap_version__isnull=True).count()
+    before = dashboard(project)
+    mine = next_in_queue(annotator, project)
+    label(mine, 0, "wrong_tool")
+    after = dashboard(project)
+    assert before.total == after.total == originals
+    assert not any(row["label"] == "wrong_tool" for row in after.labels)  # a version's label is not the item's
+    progress = {row["user"].username: row["assigned"] for row in after.progress if row["user"]}
+    assert progress["ann"] == 1  # the claimed version is ann's assigned work
