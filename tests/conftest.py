@@ -14,6 +14,17 @@ TOKENIZERS = SHARED / "tokenizers"
 
 # Built once per machine and reused across runs and xdist workers (the builder is deterministic
 # and skips work when the folder is complete).
+# tqdm (transformers' loading bars) starts a monitor thread that outlives the test that loaded a model
+# in-process (the judge CLI, the local generator). A test process running other threads may not
+# fork (annotate.ingest.sqlite._can_fork), so the parallel-import tests that run after it in the
+# same xdist worker would skip. No monitor: nothing to outlive.
+try:
+    import tqdm
+
+    tqdm.tqdm.monitor_interval = 0
+except ImportError:  # pragma: no cover - tqdm comes with transformers
+    pass
+
 TINY_MODEL_CACHE = Path(os.environ.get("STUDIO_TEST_CACHE", ROOT / "var" / "test-cache")) / "tiny-qwen3"
 
 

@@ -23,7 +23,7 @@ def test_every_project_page_offers_the_same_links_to_a_lead(client, lead, projec
     page = client.get(reverse(name, args=[project.slug]))
     assert page.status_code == 200
     assert top_bar(page.content.decode()) == ["Projects", "Dashboard", "Queue", "Pairs", "Snapshots", "Runs",
-                                              "Evaluations", "Settings", "API", "Notifications"]
+                                              "Evaluations", "Adjudication", "Settings", "API", "Notifications"]
 
 
 @pytest.mark.parametrize("name", ["annotate:project-detail", "annotate:trajectory-list", "training:run-list",

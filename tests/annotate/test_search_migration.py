@@ -37,6 +37,15 @@ qs.filter(pk=qs.order_by("id").values_list("id", flat=True)[0]).delete()
 print(qs.search("HAT1").count())
 """
 
+# The same after migrating back to 0004: the models of later migrations (suggestions, overlap, ...) have
+# no tables there, so Django's delete collector cannot run; the row goes with plain SQL (foreign keys
+# off), which is what the search index's trigger is about.
+CHECK_DOWN = CHECK.replace(
+    'qs.filter(pk=qs.order_by("id").values_list("id", flat=True)[0]).delete()',
+    "from django.db import connection\n"
+    "c = connection.cursor(); c.execute('PRAGMA foreign_keys = OFF')\n"
+    'c.execute("DELETE FROM annotate_trajectory WHERE id = %s", [qs.order_by("id").values_list("id", flat=True)[0]])')
+
 
 def manage(env, *args, stdin=None):
     r = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -65,4 +74,4 @@ def test_the_index_is_rebuilt_without_positions_and_back(tmp_path):
     manage(env, "migrate", "annotate", "0004", "--noinput")
     sql, triggers = table_sql()
     assert "detail = full" in sql and triggers == 1
-    assert manage(env, "shell", "-v", "0", stdin=CHECK).split() == ["4", "4", "0", "3"]
+    assert manage(env, "shell", "-v", "0", stdin=CHECK_DOWN).split() == ["4", "4", "0", "3"]
