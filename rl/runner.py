@@ -47,7 +47,7 @@ from evaluation.environments.spec import KINDS as ENVIRONMENT_KINDS
 from jobs.runner_io import EventLog, JobFile, resolve_device, run_main
 from training.runner import (
     CARD_FILE, CHECKPOINTS_DIR, DEVICES, FINAL_DIR, METRICS_FILE, checkpoint_step, latest_checkpoint,  # noqa: F401
-    library_versions,
+    library_versions, typed_value,
 )
 
 KIND = "grpo"
@@ -99,19 +99,7 @@ class GRPOSettings:
             raise ValueError(f"unknown setting(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}")
         base = dataclasses.asdict(cls())
         for key, value in data.items():
-            typ = type(base[key])
-            if typ is dict:
-                if not isinstance(value, dict):
-                    raise ValueError(f"{key}: expected an object, got {value!r}")
-                base[key] = dict(value)
-                continue
-            bad = isinstance(value, bool) or (typ is int and isinstance(value, float) and not value.is_integer())
-            try:
-                if bad:
-                    raise ValueError
-                base[key] = typ(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"{key}: expected {'an' if typ is int else 'a'} {typ.__name__}, got {value!r}") from None
+            base[key] = typed_value(key, value, type(base[key]))
         return cls(**base)
 
     def to_dict(self) -> dict[str, Any]:

@@ -59,6 +59,33 @@ CARD_FILE = "README.md"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
+def typed_value(key: str, value: Any, typ: type) -> Any:
+    """A JSON setting as its field's type: no bool for a number, no 2.5 for an int, true / false only
+    for a bool (``bool("false")`` is True), an object for a dict. Shared by every job file's settings.
+
+    >>> typed_value("max_steps", 4.0, int), typed_value("lr", "2e-5", float)
+    (4, 2e-05)
+    >>> typed_value("packing", "false", bool)
+    Traceback (most recent call last):
+    ValueError: packing: expected true or false, got 'false'
+    """
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if typ is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{key}: expected an object, got {value!r}")
+        return dict(value)
+    bad = isinstance(value, bool) or (typ is int and isinstance(value, float) and not value.is_integer())
+    try:
+        if bad:
+            raise ValueError
+        return typ(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key}: expected {'an' if typ is int else 'a'} {typ.__name__}, got {value!r}") from None
+
+
 @dataclass
 class TrainSettings:
     """What a lead chooses on the launch form (also ``manage.py train --config FILE``)."""
@@ -120,19 +147,7 @@ class TrainSettings:
             raise ValueError(f"unknown setting(s): {', '.join(unknown)}; known: {', '.join(names)}")
         base = dataclasses.asdict(cls.defaults_for(kind))
         for key, value in data.items():
-            typ = type(base[key])
-            if typ is bool:  # JSON true / false only: bool("false") is True
-                if not isinstance(value, bool):
-                    raise ValueError(f"{key}: expected true or false, got {value!r}")
-                base[key] = value
-                continue
-            bad = isinstance(value, bool) or (typ is int and isinstance(value, float) and not value.is_integer())
-            try:
-                if bad:
-                    raise ValueError
-                base[key] = typ(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"{key}: expected {'an' if typ is int else 'a'} {typ.__name__}, got {value!r}") from None
+            base[key] = typed_value(key, value, type(base[key]))
         return cls(**base)
 
     def to_dict(self) -> dict[str, Any]:
