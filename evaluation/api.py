@@ -21,6 +21,17 @@ from jobs.rows import request_cancel
 from studio.rest import MAX_ID, IdField, StrictSerializer, StudioPagination, keyed_dict
 
 
+
+def launch_inputs(project, v: dict) -> tuple[GenerationSettings, object]:
+    """The generation settings and the training run (or None) a launch body names: shared by the
+    evaluation and judge launch endpoints; a bad settings object is a 400 naming ``settings``."""
+    try:
+        gen = GenerationSettings.from_dict(v["settings"])
+    except ValueError as exc:
+        raise ValidationError({"settings": [str(exc)]}) from None
+    training_job = project.training_jobs.filter(pk=v["training_job"]).first() if v["training_job"] else None
+    return gen, training_job
+
 class EvalSetSerializer(serializers.ModelSerializer):
     class Meta:
         model = EvalSet
@@ -137,12 +148,8 @@ class EvalRunListAPI(APIView):
         inp = EvalLaunchInputSerializer(data=request.data)
         inp.is_valid(raise_exception=True)
         v = inp.validated_data
-        try:
-            gen = GenerationSettings.from_dict(v["settings"])
-        except ValueError as exc:
-            raise ValidationError({"settings": [str(exc)]}) from None
+        gen, training_job = launch_inputs(project, v)
         eval_set = project.eval_sets.filter(pk=v["eval_set"]).first()
-        training_job = project.training_jobs.filter(pk=v["training_job"]).first() if v["training_job"] else None
         try:
             run = jobs.launch_eval(project=project, eval_set=eval_set, model_source=v["model_source"], gen=gen,
                                    model_path=v["model_path"], training_job=training_job,

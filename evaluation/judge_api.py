@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from annotate import permissions
 from evaluation import judge
-from evaluation.generate import GenerationSettings
+from evaluation.api import launch_inputs
 from evaluation.judge_models import JudgeRun
 from evaluation.models import EvalRun
 from studio.rest import IdField, StrictSerializer
@@ -63,11 +63,7 @@ class JudgeRunListAPI(APIView):
         inp = JudgeLaunchInputSerializer(data=request.data)
         inp.is_valid(raise_exception=True)
         v = inp.validated_data
-        try:
-            gen = GenerationSettings.from_dict(v["settings"])
-        except ValueError as exc:
-            raise ValidationError({"settings": [str(exc)]}) from None
-        training_job = project.training_jobs.filter(pk=v["training_job"]).first() if v["training_job"] else None
+        gen, training_job = launch_inputs(project, v)
         try:
             run = judge.launch_judge(project=project, trajectory_ids=v["trajectories"], model_source=v["model_source"],
                                      gen=gen, model_path=v["model_path"], training_job=training_job,

@@ -17,7 +17,7 @@ from django.db import transaction
 from annotate.permissions import author_of
 from jobs.runner_io import command_for
 from rl import runner
-from training.jobs import LaunchError, app_commit, enqueue_training, runs_root, snapshot_info
+from training.jobs import LaunchError, app_commit, enqueue_training, runs_root, snapshot_error, snapshot_info
 from training.models import JobStatus, Snapshot, TrainingJob, trust_remote_code_for
 from training.runner import dataset_columns
 from training.roots import PathError, confined_model, confined_path, model_error
@@ -29,17 +29,8 @@ def allowed_classes() -> list[str]:
 
 
 def prompt_snapshot_error(snapshot: Snapshot) -> str | None:
-    """Why a GRPO run cannot train on ``snapshot``, or None."""
-    if snapshot.kind != "prompt":
-        return f"{snapshot} is a {snapshot.get_kind_display()} snapshot; GRPO needs a prompt snapshot."
-    if snapshot.status != JobStatus.SUCCEEDED:
-        return f"{snapshot} is {snapshot.get_status_display().lower()}; train on a finished snapshot."
-    if snapshot.blocked:
-        return (f"{snapshot} has {snapshot.audit_errors} audit error(s); a lead must review and override them "
-                f"before it can be trained on.")
-    if not (Path(snapshot.out_dir) / "hf").is_dir():
-        return f"The files of {snapshot} are missing ({snapshot.out_dir}/hf)."
-    return None
+    """Why a GRPO run cannot train on ``snapshot``, or None (the SFT / DPO checks, for a prompt snapshot)."""
+    return snapshot_error(snapshot, "grpo")
 
 
 def grpo_errors(project, snapshot: Snapshot | None, base_model: str, s: runner.GRPOSettings) -> dict[str, str]:

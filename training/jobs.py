@@ -46,8 +46,10 @@ def runs_root() -> Path:
 
 def snapshot_error(snapshot: Snapshot, kind: str) -> str | None:
     """Why a run of ``kind`` cannot train on ``snapshot``, or None."""
-    if snapshot.kind != kind:
-        wanted = {"sft": "an SFT snapshot (conversations)", "dpo": "a DPO snapshot (chosen / rejected pairs)"}[kind]
+    wanted_kind = "prompt" if kind == "grpo" else kind
+    if snapshot.kind != wanted_kind:
+        wanted = {"sft": "an SFT snapshot (conversations)", "dpo": "a DPO snapshot (chosen / rejected pairs)",
+                  "grpo": "a prompt snapshot"}[kind]
         return f"{snapshot} is a {snapshot.get_kind_display()} snapshot; {kind.upper()} needs {wanted}."
     if snapshot.status != JobStatus.SUCCEEDED:
         return f"{snapshot} is {snapshot.get_status_display().lower()}; train on a finished snapshot."

@@ -16,14 +16,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from annotate.agreement import services
-from annotate.models import Project
+from annotate.management.cli import project_by_slug
 
 
-def _project(slug: str) -> Project:
-    try:
-        return Project.objects.get(slug=slug)
-    except Project.DoesNotExist:
-        raise CommandError(f"no project '{slug}'") from None
+_project = project_by_slug
 
 
 def _fmt(value) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from annotate.management.cli import project_by_slug
 from annotate.models import Project, Trajectory
 from annotate.pairs import core, services
 from annotate.pairs.models import Pair, PairSuggestion, categories_for
@@ -28,11 +29,7 @@ from annotate.ingest.writer import get_or_create_project
 from annotate.trajectory import SchemaError
 
 
-def _project(slug: str) -> Project:
-    try:
-        return Project.objects.get(slug=slug)
-    except Project.DoesNotExist:
-        raise CommandError(f"no project '{slug}'") from None
+_project = project_by_slug
 
 
 def _read_steps(path: Path | None, where: str):
