@@ -12,13 +12,11 @@ import sys
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
 
-from annotate.permissions import author_of
 from jobs.runner_io import command_for
 from rl import runner
-from training.jobs import LaunchError, app_commit, enqueue_training, runs_root, snapshot_error, snapshot_info
-from training.models import JobStatus, Snapshot, TrainingJob, trust_remote_code_for
+from training.jobs import LaunchError, app_commit, create_job, runs_root, snapshot_error, snapshot_info
+from training.models import Snapshot, TrainingJob, trust_remote_code_for
 from training.runner import dataset_columns
 from training.roots import PathError, confined_model, confined_path, model_error
 
@@ -88,17 +86,8 @@ def launch_grpo(*, project, snapshot: Snapshot | None, base_model: str, grpo_set
     if errors:
         raise LaunchError(errors)
     base_model = confined_model(base_model)
-    with transaction.atomic():
-        job = TrainingJob.objects.create(
-            project=project, snapshot=snapshot, kind="grpo", base_model=base_model,
-            name=name.strip() or default_name(snapshot, base_model), config=grpo_settings.to_dict(),
-            total_steps=grpo_settings.max_steps, created_by=author_of(user),
-            message="Waiting for a worker on the train queue")
-        job.output_dir = str(runs_root() / f"{job.pk}-{job.created_at:%Y%m%d-%H%M%S}")
-        job.save(update_fields=["output_dir"])
-        if enqueue:
-            enqueue_training(job)
-    return job
+    return create_job(project, snapshot, "grpo", base_model, name.strip() or default_name(snapshot, base_model),
+                      grpo_settings.to_dict(), grpo_settings.max_steps, user=user, enqueue=enqueue)
 
 
 def launch_from_dict(*, project, snapshot, base_model: str, settings_data: dict, user=None, name: str = "",

@@ -104,12 +104,18 @@ def launch_training(*, project, snapshot: Snapshot | None, kind: str, base_model
         raise LaunchError(errors)
     train_settings = effective_settings(snapshot, train_settings)
     base_model = confined_model(base_model)  # a folder as its real path: workers run elsewhere (cwd)
+    return create_job(project, snapshot, kind, base_model, name.strip() or default_run_name(kind, snapshot, base_model),
+                      train_settings.to_dict(), train_settings.max_steps, user=user, enqueue=enqueue)
+
+
+def create_job(project, snapshot: Snapshot, kind: str, base_model: str, name: str, config: dict, total_steps: int,
+               *, user, enqueue: bool = True) -> TrainingJob:
+    """The job row of a checked launch (any kind: SFT, DPO, GRPO), its run folder, and its message
+    on the train queue once the row is committed."""
     with transaction.atomic():
         job = TrainingJob.objects.create(
-            project=project, snapshot=snapshot, kind=kind, base_model=base_model,
-            name=name.strip() or default_run_name(kind, snapshot, base_model), config=train_settings.to_dict(),
-            total_steps=train_settings.max_steps, created_by=author_of(user),
-            message="Waiting for a worker on the train queue")
+            project=project, snapshot=snapshot, kind=kind, base_model=base_model, name=name, config=config,
+            total_steps=total_steps, created_by=author_of(user), message="Waiting for a worker on the train queue")
         job.output_dir = str(runs_root() / f"{job.pk}-{job.created_at:%Y%m%d-%H%M%S}")
         job.save(update_fields=["output_dir"])
         if enqueue:
