@@ -15,6 +15,9 @@ Read top to bottom:
 5. ``main``: load the prompt snapshot and the model, train (resuming when asked), save, model card.
 
 Nothing heavy at import time: the web process imports this module for validation and the preview.
+
+About 730 lines on purpose, like ``training.runner``: it is the one GRPO script, read top to bottom;
+the environments, sandbox and rewards it drives live in ``evaluation``.
 """
 
 from __future__ import annotations
