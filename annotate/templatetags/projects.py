@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import template
 
 from annotate.projects.services import can_create_projects as _can_create
+from annotate.workbench.dashboard import getting_started as steps_of
 
 register = template.Library()
 
@@ -17,8 +18,6 @@ def can_create_projects(user) -> bool:
 @register.inclusion_tag("annotate/projects/_getting_started.html")
 def getting_started(project, role):
     """The "Getting started" panel: for leads, until every first-hour step is done."""
-    from annotate.workbench.dashboard import getting_started as steps_of
-
     if role not in ("lead", "admin"):
         return {"show": False}
     steps = steps_of(project)
