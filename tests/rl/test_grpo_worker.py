@@ -12,13 +12,13 @@ import json
 from pathlib import Path
 
 import pytest
-from django.test import override_settings
 
 from jobs import rows
 from jobs.processes import descendants
 from rl import launch, runner
 from tests.evaluation.runs_harness import make_prompt_snapshot, prompt_snapshot_dir
-from tests.training.jobs_harness import Worker, process_alive, publish, shared_file_db, wait_for
+from tests.training.jobs_harness import data_dir, shared_db  # noqa: F401  (module fixtures)
+from tests.training.jobs_harness import Worker, process_alive, publish, wait_for
 from training import jobs
 from training.models import JobStatus, TrainingJob
 from training.runner import latest_checkpoint
@@ -32,18 +32,6 @@ EPISODE_KEYS = ("episodes/tool_calls_mean", "episodes/iteration_limit_share", "e
 TRL_KEYS = ("reward", "reward_std", "rewards/format_reward/mean", "rewards/format_reward/std",
             "rewards/environment/mean", "kl", "completions/mean_length", "completions/clipped_ratio",
             "tools/call_frequency", "tools/failure_frequency", "loss", "learning_rate")
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("studio-data")
-
-
-@pytest.fixture(scope="module")
-def shared_db(data_dir, django_db_blocker):
-    with shared_file_db(data_dir / "studio.sqlite3", django_db_blocker) as path, \
-            override_settings(TRAINING_RUNS_DIR=data_dir / "runs"):
-        yield path
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from django.test import override_settings
 
 from tests.conftest import MODEL_ROOTS_ENV
 
@@ -254,3 +255,17 @@ def publish(task, *args, data_dir: Path | None = None, broker_url: str | None = 
         conn = app.connection_for_write(url="filesystem://", transport_options={**folders, "store_processed": False})
     with conn:
         task.apply_async(args=list(args), connection=conn)
+
+
+# Module-scoped fixtures of the worker tests (import them by name into a test module): one data
+# folder and one file database the worker processes share, with the runs under it.
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("studio-data")
+
+
+@pytest.fixture(scope="module")
+def shared_db(data_dir, django_db_blocker):
+    with shared_file_db(data_dir / "studio.sqlite3", django_db_blocker) as path, \
+            override_settings(TRAINING_RUNS_DIR=data_dir / "runs"):
+        yield path

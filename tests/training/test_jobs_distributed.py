@@ -13,11 +13,11 @@ import signal
 from pathlib import Path
 
 import pytest
-from django.test import override_settings
 
 from jobs import processes, rows
+from tests.training.jobs_harness import data_dir, shared_db  # noqa: F401  (module fixtures)
 from tests.training.jobs_harness import (QUICK, Worker, export_snapshot_files, free_port, make_snapshot, process_alive,
-                                         publish, shared_file_db, wait_for)
+                                         publish, wait_for)
 from training import jobs, runner
 from training.models import JobStatus, TrainingJob
 
@@ -25,18 +25,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("worker")]
 
 RUN_TIMEOUT = 300
 TWO_RANKS = {"processes_per_node": 2, "nodes": 1, "strategy": "ddp", "device": "cpu"}
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("studio-data")
-
-
-@pytest.fixture(scope="module")
-def shared_db(data_dir, django_db_blocker):
-    with shared_file_db(data_dir / "studio.sqlite3", django_db_blocker) as path, \
-            override_settings(TRAINING_RUNS_DIR=data_dir / "runs"):
-        yield path
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from django.test import override_settings
 
+from tests.training.jobs_harness import data_dir, shared_db  # noqa: F401  (module fixtures)
 from tests.training.jobs_harness import (QUICK, Worker, export_snapshot_files, free_port, make_snapshot,
-                                         process_alive, publish, shared_file_db, wait_for)
+                                         process_alive, publish, wait_for)
 from jobs import rows
 from training import jobs, runner
 from training.models import JobStatus, TrainingJob
@@ -28,18 +28,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("worker")]
 
 RUN_TIMEOUT = 300  # a cold start on a busy 2-core machine is slow; a healthy run takes well under a minute
 STEP_DELAY = "0.4"  # seconds after each step, so "kill it mid-run" does not race a run that already ended
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("studio-data")
-
-
-@pytest.fixture(scope="module")
-def shared_db(data_dir, django_db_blocker):
-    with shared_file_db(data_dir / "studio.sqlite3", django_db_blocker) as path, \
-            override_settings(TRAINING_RUNS_DIR=data_dir / "runs"):
-        yield path
 
 
 @pytest.fixture(scope="module")
