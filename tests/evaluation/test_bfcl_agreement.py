@@ -19,6 +19,7 @@ import pytest
 from evaluation import bfcl_package
 from evaluation.parse import ParsedOutput, ToolCall
 from evaluation.scoring import reference_from_bfcl, score_output
+from tests.conftest import shared_path
 from tests.evaluation.bfcl_reference import BFCL_FIXTURES, bfcl_verdict, load_checker
 
 SHARED = ("simple_python", "multiple", "irrelevance")
@@ -269,6 +270,7 @@ def test_a_gold_that_asks_for_the_same_call_twice_is_not_redundant_but_a_third_t
 
 
 def test_an_enum_value_in_other_case_is_correct_for_bfcl_and_fails_only_the_schema_metric():
+    shared_path("fixtures", "bfcl")  # skipped, with the path, where the shared data is absent
     q, a = next((q, a) for q, a in load_category("simple_python", BFCL_FIXTURES) if q["id"] == "simple_python_34")
     ref = reference_from_bfcl(q, a)
     args = {**ref.calls[0]["arguments"], "exploration_type": "NATURE"}  # the enum says "nature"
@@ -282,6 +284,7 @@ def test_an_enum_value_in_other_case_is_correct_for_bfcl_and_fails_only_the_sche
 
 
 def test_a_clarifying_question_on_an_irrelevance_item_is_correct_as_bfcl_counts_it():
+    shared_path("fixtures", "bfcl")  # skipped, with the path, where the shared data is absent
     q, a = load_category("irrelevance", BFCL_FIXTURES)[0]
     s = score_output(ParsedOutput(raw=QUESTION, answer=QUESTION), reference_from_bfcl(q, a))
     assert s.correct and s.decision == "ask" and s.metrics["decline_ok"] is False  # our stricter metric, labelled
