@@ -120,7 +120,13 @@ def checkpoint_later(conn=None):
     readers and writers. Durability is SQLite's WAL + ``synchronous=NORMAL`` as before; if the
     process ends first, the next commit on the database checkpoints instead. Files in another
     journal mode (and in-memory databases) are left alone.
+
+    A checkpoint still running from an earlier block is waited for first: while one runs, the
+    writer appends to the log instead of starting it over, so back-to-back big imports would
+    grow one WAL without bound (1 GB after ten 10,000-trajectory files), and every page lookup
+    in it gets slower (measured: 103 us a trajectory on the first file, 175 us on the tenth).
     """
+    wait_for_checkpoints()
     if conn is None:
         if connection.vendor != "sqlite":
             yield
