@@ -29,7 +29,7 @@ from typing import Any
 
 from annotate.case_types import looks_like_failure
 from annotate.formats.common import (
-    TrajectoryBuilder, meta_field, require_dict, set_meta, string_field, tools_field, type_name,
+    loads, STRICT_JSON, TrajectoryBuilder, meta_field, require_dict, set_meta, string_field, tools_field, type_name,
 )
 from annotate.formats import Format, register
 from annotate.trajectory import MAX_NESTING, SchemaError, Trajectory
@@ -40,7 +40,7 @@ CALL = "<functioncall>"
 _MARKER = re.compile(r"^(USER|ASSISTANT|FUNCTION RESPONSE):", re.MULTILINE)
 _SINGLE_QUOTED = re.compile(
     r'\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")\s*,\s*"arguments"\s*:\s*\'(.*)\'\s*\}', re.DOTALL)
-_DECODER = json.JSONDecoder()
+_DECODER = STRICT_JSON  # (NaN, Infinity and 1e999 refused: the database's JSON columns refuse them)
 # The row layout's fixed headings, which the reader turns into turns and steps (see
 # annotate.formats.Format.markup): not values, so the conservation check does not look for them.
 MARKUP = ("SYSTEM:", "USER:", "ASSISTANT:", "FUNCTION RESPONSE:", CALL, END)
@@ -60,9 +60,7 @@ def detect(record: dict) -> bool:
 
 
 def _strict_json(text: str) -> Any:
-    def refuse(constant: str):
-        raise ValueError(f"{constant} is not JSON")
-    return json.loads(text, parse_constant=refuse)
+    return loads(text)  # (NaN, Infinity and 1e999 refused, as in the file itself)
 
 
 def split_system(system: str, where: str = "system") -> tuple[str, list[dict]]:
@@ -114,7 +112,7 @@ def parse_call(text: str, where: str) -> tuple[str, Any, str]:
         if not m:
             raise SchemaError(f"cannot read the {CALL} {text[:80]!r}: expected {{\"name\": ..., "
                               "\"arguments\": ...}", where) from None
-        name = json.loads(m.group(1))
+        name = loads(m.group(1))
         raw = m.group(2)
         try:
             arguments = _strict_json(raw) if raw.strip() else {}

@@ -34,7 +34,7 @@ from typing import Any
 
 from annotate.case_types import looks_like_failure
 from annotate.formats.common import (
-    TrajectoryBuilder, meta_field, require_dict, require_list, set_meta, string_field, tools_field, type_name,
+    loads, STRICT_JSON, TrajectoryBuilder, meta_field, require_dict, require_list, set_meta, string_field, tools_field, type_name,
 )
 from annotate.findings import bfcl_types_to_json_schema
 from annotate.formats import Format, register
@@ -42,7 +42,7 @@ from annotate.trajectory import MAX_NESTING, SchemaError, Trajectory, check_nest
 
 KNOWN_KEYS = ("system", "conversations", "meta")
 MARKER = "Here is a list of functions in JSON format that you can invoke:"
-_DECODER = json.JSONDecoder()
+_DECODER = STRICT_JSON  # (NaN, Infinity and 1e999 refused: the database's JSON columns refuse them)
 _JSON_NAMES = {"true": True, "false": False, "null": None, "True": True, "False": False, "None": None}
 
 
@@ -223,7 +223,7 @@ def _results(b: TrajectoryBuilder, value: str, w: str, extra: dict | None) -> No
         raise SchemaError("orphan tool result: no earlier unanswered tool call", w)
     if len(open_calls) > 1:
         try:
-            entries = json.loads(value)
+            entries = loads(value)
         except (json.JSONDecodeError, RecursionError):
             entries = None
         if (type(entries) is list and len(entries) == len(open_calls)

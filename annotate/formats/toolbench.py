@@ -33,7 +33,7 @@ import json
 from typing import Any
 
 from annotate.formats.common import (
-    TrajectoryBuilder, meta_field, require_dict, require_list, set_meta, text_of, tools_field, type_name,
+    loads, TrajectoryBuilder, meta_field, require_dict, require_list, set_meta, text_of, tools_field, type_name,
 )
 from annotate.formats import Format, register
 from annotate.trajectory import Meta, SchemaError, Step, Trajectory, Turn
@@ -54,7 +54,7 @@ def _failed(observation: str) -> bool:
     if not observation.startswith("{"):
         return False
     try:
-        value = json.loads(observation)
+        value = loads(observation)
     except json.JSONDecodeError:
         return False
     return isinstance(value, dict) and bool(value.get("error"))
@@ -64,7 +64,7 @@ def _finish_args(arguments: Any) -> dict | None:
     """The parsed ``Finish`` arguments when they give an answer, else None."""
     if isinstance(arguments, str):
         try:
-            arguments = json.loads(arguments)
+            arguments = loads(arguments)
         except json.JSONDecodeError:
             return None
     if isinstance(arguments, dict) and arguments.get("return_type") == GIVE_ANSWER \
@@ -206,7 +206,7 @@ def _path_steps(path: list[tuple[dict, str]]) -> tuple[list[Step], list[int], li
                 made.append(Step("answer", finished["final_answer"]))
             else:
                 try:
-                    args = json.loads(desc) if desc.strip() else {}
+                    args = loads(desc) if desc.strip() else {}
                 except json.JSONDecodeError:
                     args = desc  # kept as the model wrote it (a rejected side may be malformed)
                 cid = f"call_{k}"

@@ -40,7 +40,7 @@ import re
 from typing import Any
 
 from annotate.formats.common import (
-    TrajectoryBuilder, make_meta, meta_field, require_dict, require_list, set_meta, text_of, tools_field, type_name,
+    loads, TrajectoryBuilder, make_meta, meta_field, require_dict, require_list, set_meta, text_of, tools_field, type_name,
 )
 from annotate.formats import Format, register
 from annotate.trajectory import SchemaError, Step, Trajectory
@@ -88,7 +88,7 @@ def read_tools(value: Any, where: str) -> list[dict]:
         for i, t in enumerate(value):
             if isinstance(t, str):
                 try:
-                    t = json.loads(t)
+                    t = loads(t)
                 except json.JSONDecodeError as e:
                     raise SchemaError(f"a tool written as text must be JSON ({e.msg} at character {e.pos})",
                                       f"{where}[{i}]") from None
@@ -111,7 +111,7 @@ def _calls(value: Any, where: str) -> list[tuple[str, Any, dict]]:
     """``[(name, arguments, extra)]`` from a call list / call object / their JSON text."""
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = loads(value)
         except json.JSONDecodeError as e:
             raise SchemaError(f"the tool call is not valid JSON ({e.msg} at character {e.pos})", where) from None
     if isinstance(value, dict):
@@ -133,7 +133,7 @@ def _calls(value: Any, where: str) -> list[tuple[str, Any, dict]]:
         args = c.get("arguments", {})
         if isinstance(args, str):
             try:
-                args = json.loads(args) if args.strip() else {}
+                args = loads(args) if args.strip() else {}
             except json.JSONDecodeError as e:
                 raise SchemaError(f"arguments are not valid JSON ({e.msg} at character {e.pos})",
                                   f"{at}.arguments") from None
@@ -338,7 +338,7 @@ def mcq_pairs(record: dict, categories: dict | None = None, override: str = "") 
 def _is_call_list(value: Any) -> bool:
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = loads(value)
         except json.JSONDecodeError:
             return False
     return isinstance(value, list)

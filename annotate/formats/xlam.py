@@ -25,7 +25,7 @@ import re
 from typing import Any
 
 from annotate.formats.common import (
-    TrajectoryBuilder, meta_field, require_dict, set_meta, string_field, tools_field, type_name,
+    loads, TrajectoryBuilder, meta_field, require_dict, set_meta, string_field, tools_field, type_name,
 )
 from annotate.findings import bfcl_types_to_json_schema
 from annotate.formats import Format, register
@@ -156,7 +156,7 @@ def flat_parameters_schema(params: Any, where: str) -> dict:
 def _json_value(value: Any, where: str) -> Any:
     if isinstance(value, str):
         try:
-            return json.loads(value)
+            return loads(value)
         except json.JSONDecodeError as e:
             raise SchemaError(f"not valid JSON ({e.msg} at character {e.pos})", where) from None
         except RecursionError:
