@@ -193,7 +193,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    # drf-spectacular's, plus the 400/401/403/404 bodies every view can answer (studio/rest.py).
+    # NaN, Infinity and 1e999 are a 400 where the body is read (studio/parsers.py), not a 500 at the database.
+    "DEFAULT_PARSER_CLASSES": ["studio.parsers.StrictJSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
+    # drf-spectacular's, plus the 400/401/403/404 bodies every view can answer (studio/parsers.py).
     "DEFAULT_SCHEMA_CLASS": "studio.rest.StudioAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,

@@ -28,6 +28,7 @@ import json
 from typing import Any
 
 from annotate.case_types import infer_case_types
+from core import strict_json
 from annotate.trajectory import (
     MAX_NESTING, Meta, SchemaError, Step, Trajectory, Turn, check_nesting, normalize_tool,
 )
@@ -39,21 +40,9 @@ MAX_EXTERNAL_ID = 300
 MAX_SOURCE = 300
 
 
-def _not_a_number(literal: str):
-    raise json.JSONDecodeError(f"{literal} is not a number JSON allows (write null or a string)", literal, 0)
-
-
-def _finite(literal: str) -> float:
-    value = float(literal)
-    if value in (float("inf"), float("-inf")):  # 1e999
-        _not_a_number(literal)
-    return value
-
-
 # JSON inside a record's strings (arguments, tool lists, calls) read as the file itself is: NaN,
 # Infinity and numbers too large for a float are refused (the database's JSON columns refuse them).
-STRICT_JSON = json.JSONDecoder(parse_constant=_not_a_number, parse_float=_finite)
-loads = STRICT_JSON.decode
+STRICT_JSON, loads = strict_json.STRICT_JSON, strict_json.loads
 # The raw format's role tags, which tell its ``messages`` shape from OpenAI's.
 RAW_ROLES = ("assistant_think", "assistant_tool", "assistant_answer", "tool_result", "observation")
 

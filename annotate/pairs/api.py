@@ -11,7 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -21,6 +21,7 @@ from annotate.pairs import core, services
 from annotate.pairs.models import Pair, PairSuggestion, categories_for
 from annotate.pairs.starters import starter_steps
 from annotate.trajectory import SchemaError, Trajectory as CanonicalTrajectory
+from studio.parsers import StrictJSONParser
 from studio.rest import IdField, StrictSerializer, StudioPagination, id_list
 
 
@@ -186,7 +187,7 @@ def _steps(value, where: str):
 
 
 class PairListAPI(PairAPIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
     pagination_class = StudioPagination
 
     @extend_schema(responses=PairSummarySerializer(many=True), parameters=[
@@ -247,7 +248,7 @@ def _new_pair(project, d: dict):
 
 
 class PairDetailAPI(PairAPIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     def _row(self, request, pk: int, minimum=permissions.ANNOTATOR) -> Pair:
         row = get_object_or_404(Pair.objects.select_related("project", "author", "reviewer"), pk=pk)
@@ -284,7 +285,7 @@ class PairDetailAPI(PairAPIView):
 
 
 class PairReviewAPI(PairAPIView):
-    parser_classes = [JSONParser, FormParser]
+    parser_classes = [StrictJSONParser, FormParser]
 
     @extend_schema(request=PairReviewSerializer, responses={200: PairSerializer, 400: PairErrorsSerializer})
     def post(self, request, pk: int):
@@ -312,7 +313,7 @@ class SuggestionListAPI(APIView):
 
 
 class SuggestionDecideAPI(PairAPIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     @extend_schema(request=SuggestionDecisionSerializer,
                    responses={200: SuggestionDecisionOutputSerializer, 400: PairErrorsSerializer})
@@ -346,7 +347,7 @@ class PairImportAPI(PairAPIView):
 
 
 class PairExportAPI(PairAPIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     @extend_schema(request=PairExportInputSerializer,
                    responses={201: PairExportOutputSerializer, 200: PairExportOutputSerializer, 400: PairErrorsSerializer},

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from annotate.findings import bfcl_types_to_json_schema
+from core import strict_json
 
 EXTRA = "__other__"  # the field holding arguments the schema does not define
 _INT = re.compile(r"^[+-]?\d+$")
@@ -158,7 +159,7 @@ def read_value(widget: str, raw: str) -> Any:
             raise ValueError("Enter a finite number.")
         return v
     try:
-        return json.loads(s)
+        return strict_json.loads(s)
     except json.JSONDecodeError as e:
         raise ValueError(f"Not valid JSON: {e.msg} (line {e.lineno}, column {e.colno}).") from None
 
@@ -174,7 +175,7 @@ def parse_raw_arguments(text: str) -> tuple[Any, str]:
     if not text.strip():
         return {}, ""
     try:
-        return json.loads(text), ""
+        return strict_json.loads(text), ""
     except json.JSONDecodeError as e:
         return None, f"Not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})."
 

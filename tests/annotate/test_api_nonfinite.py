@@ -1,0 +1,55 @@
+"""Hostile input through the API: a body that writes a number JSON has no value for (NaN,
+Infinity, or 1e999, which Python reads as infinity) is a 400 naming where it is, and nothing
+changes; it used to reach the database, whose JSON columns refuse it (a 500)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from annotate.models import Trajectory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def weather(demo_trajectories):
+    return next(t for t in demo_trajectories if t.external_id == "demo-weather")
+
+
+@pytest.mark.parametrize("number", ["1e999", "-1e999", "NaN", "Infinity"])
+@pytest.mark.parametrize("how", ["patch_step", "edit", "put_document"])
+def test_a_non_finite_number_in_a_body_is_400_and_changes_nothing(client, lead, weather, number, how):
+    client.force_login(lead)
+    before = weather.steps.get(turn_index=0, position=1).arguments
+    url = f"/api/trajectories/{weather.pk}/"
+    if how == "patch_step":
+        r = client.patch(url + "turns/0/steps/1/", data='{"base_version": 1, "arguments": {"city": %s}}' % number,
+                         content_type="application/json")
+    elif how == "edit":
+        r = client.post(url + "edits/", content_type="application/json",
+                        data='{"base_version": 1, "op": "update_step", "turn": 0, "step": 1, '
+                             '"fields": {"arguments": {"city": "Paris", "days": %s}}}' % number)
+    else:
+        document = json.loads(client.get(url).content)["document"]
+        document["turns"][0]["steps"][1]["arguments"] = {"city": "__N__"}
+        body = json.dumps({"base_version": 1, "document": document}).replace('"__N__"', number)
+        r = client.put(url, data=body, content_type="application/json")
+    assert r.status_code == 400, (r.status_code, r.content[:300])
+    weather.refresh_from_db()
+    assert weather.version == 1
+    assert Trajectory.objects.get(pk=weather.pk).steps.get(turn_index=0, position=1).arguments == before
+
+
+def test_the_editors_raw_arguments_refuse_a_non_finite_number():
+    from annotate.workbench.argument_form import parse_raw_arguments
+
+    for number in ("1e999", "NaN", "-Infinity"):
+        value, error = parse_raw_arguments('{"days": %s}' % number)
+        assert value is None and f"{number} is not a number JSON allows" in error
