@@ -6,12 +6,12 @@ Every function takes the acting user and leaves the permission check to its call
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from django.db import transaction
 from django.db.models import F
 
+from core import strict_json
 from core.errors import InputError
 from annotate.formats import when2call
 from annotate.models import Revision, documents_of
@@ -56,7 +56,7 @@ def items_from_snapshot(snapshot: Snapshot, split: str) -> list[EvalItem]:
     if not path.is_file():
         raise EvalSetError(f"{snapshot} has no {split} split", "split")
     with open(path, encoding="utf-8") as fh:
-        return items_from_prompt_rows(json.loads(line) for line in fh if line.strip())
+        return items_from_prompt_rows(strict_json.loads(line) for line in fh if line.strip())
 
 
 TRAJECTORY_FILTERS = ("split", "source", "tag", "case_type", "status")
@@ -123,7 +123,7 @@ def read_records(data: bytes, filename: str) -> list:
         raise EvalSetError("the file is empty", "file")
     if stripped.startswith("["):
         try:
-            value = json.loads(stripped)
+            value = strict_json.loads(stripped)
         except ValueError as e:
             raise EvalSetError(f"not valid JSON: {e}", "file") from None
         return value
@@ -131,7 +131,7 @@ def read_records(data: bytes, filename: str) -> list:
     for n, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
-                records.append(json.loads(line))
+                records.append(strict_json.loads(line))
             except ValueError as e:
                 raise EvalSetError(f"{filename} line {n}: not valid JSON ({e.msg})", "file") from None
     return records

@@ -41,6 +41,7 @@ from annotate.formats.common import (
     TrajectoryBuilder, leftovers, meta_field, require_dict, set_meta, string_field, tools_field,
 )
 from annotate.trajectory import MAX_NESTING, Meta, SchemaError, Trajectory, check_nesting, normalize_tool
+from core import strict_json
 
 _DECODER = STRICT_JSON
 _OPEN = re.compile(r"<(think|tool_call|tool_response|response|obs|user)>")
@@ -145,7 +146,7 @@ def add_results(b: TrajectoryBuilder, text: str, calls: int, where: str) -> None
     items = None
     if calls > 1 and text.lstrip()[:1] == "[":
         try:
-            items = json.loads(text)
+            items = strict_json.loads(text)
         except (json.JSONDecodeError, RecursionError):
             items = None
     if isinstance(items, list) and len(items) == calls:
@@ -355,7 +356,7 @@ def add_tool_responses(b: TrajectoryBuilder, body: str, calls: int, where: str) 
         inner = inner.strip()
         name = None
         try:
-            value = json.loads(inner)
+            value = strict_json.loads(inner)
         except (json.JSONDecodeError, RecursionError):
             value = None
         if isinstance(value, dict) and isinstance(value.get("name"), str):

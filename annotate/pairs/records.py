@@ -14,6 +14,7 @@ from typing import Any
 from annotate import formats
 from annotate.pairs.candidates import pairs_from_candidates
 from annotate.pairs.core import Pair, PairError
+from core import strict_json
 
 @dataclass
 class CandidatesResult:
@@ -73,14 +74,14 @@ def parse_candidates(data: bytes, filename: str, categories: dict | None = None,
     whole = None
     if stripped.startswith("{") and "\n" in stripped.rstrip():
         try:  # one pretty-printed object (a ToolBench answer file); JSON Lines fails here at once
-            whole = json.loads(text)
+            whole = strict_json.loads(text)
         except (json.JSONDecodeError, RecursionError):
             whole = None
     if isinstance(whole, dict):
         records = [(1 + text[:len(text) - len(stripped)].count("\n"), whole)]
     elif stripped.startswith("["):
         try:
-            items = json.loads(text)
+            items = strict_json.loads(text)
         except (json.JSONDecodeError, RecursionError) as e:
             problem(getattr(e, "lineno", None), "", f"not valid JSON: {getattr(e, 'msg', 'nested too deeply')}")
             return out
@@ -91,7 +92,7 @@ def parse_candidates(data: bytes, filename: str, categories: dict | None = None,
             if not line.strip():
                 continue
             try:
-                records.append((i + 1, json.loads(line)))
+                records.append((i + 1, strict_json.loads(line)))
             except (json.JSONDecodeError, RecursionError) as e:
                 problem(i + 1, "", f"not valid JSON: {getattr(e, 'msg', 'nested too deeply')}")
     out.records = len(records) + len(out.errors)

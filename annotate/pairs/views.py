@@ -25,6 +25,7 @@ from annotate.pairs import core, services
 from annotate.pairs.models import Pair, PairCategory, PairSuggestion, categories_for
 from annotate.pairs.starters import STARTERS, StarterError, new_call_id, placeholder_arguments, starter_steps
 from annotate.trajectory import STEP_KINDS, Step
+from core import strict_json
 
 MAX_STEPS_PER_SIDE = 200
 
@@ -38,7 +39,7 @@ def _arguments(raw: str):
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        return strict_json.loads(raw)
     except (json.JSONDecodeError, RecursionError):
         return raw
 

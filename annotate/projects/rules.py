@@ -16,6 +16,7 @@ import json
 import re
 
 from annotate.trajectory import CASE_TYPES, SchemaError, normalize_tool
+from core import strict_json
 from core.errors import InputError
 
 ROLES = ("lead", "annotator")
@@ -52,7 +53,7 @@ def parse_tools(text: str, field: str = "tools") -> list[dict]:
     if not text.strip():
         return []
     try:
-        data = json.loads(text)
+        data = strict_json.loads(text)
     except json.JSONDecodeError as e:
         raise InputError(f"line {e.lineno}, column {e.colno}: not valid JSON ({e.msg})", field) from None
     if not isinstance(data, list):

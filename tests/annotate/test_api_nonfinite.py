@@ -53,3 +53,20 @@ def test_the_editors_raw_arguments_refuse_a_non_finite_number():
     for number in ("1e999", "NaN", "-Infinity"):
         value, error = parse_raw_arguments('{"days": %s}' % number)
         assert value is None and f"{number} is not a number JSON allows" in error
+
+
+@pytest.mark.parametrize("number", ["1e999", "NaN"])
+def test_files_and_settings_text_refuse_a_non_finite_number(number):
+    """The project settings' tool list, a pairs / candidates file and an eval-set upload read JSON
+    strictly: the number is named where it is read, never stored."""
+    from annotate.pairs.records import parse_candidates
+    from annotate.projects.rules import parse_tools
+    from core.errors import InputError
+    from evaluation.eval_sets import EvalSetError, read_records
+
+    with pytest.raises(InputError, match="not a number JSON allows"):
+        parse_tools('[{"name": "f", "parameters": {"type": "object", "maximum": %s}}]' % number)
+    with pytest.raises(EvalSetError, match="not valid JSON"):
+        read_records(b'{"prompt": "hi", "score": %s}\n' % number.encode(), "set.jsonl")
+    found = parse_candidates(b'{"question": "q", "score": %s}\n' % number.encode(), "pairs.jsonl")
+    assert [e["line"] for e in found.errors] == [1] and "not valid JSON" in found.errors[0]["message"]
