@@ -327,7 +327,8 @@ def documents_of(ids: list[int], chunk: int = 500) -> dict[int, CanonicalTraject
 
 
 class Turn(models.Model):
-    trajectory = models.ForeignKey(Trajectory, on_delete=models.CASCADE, related_name="turns")
+    # (looked up through unique_turn_index, which starts with it)
+    trajectory = models.ForeignKey(Trajectory, on_delete=models.CASCADE, related_name="turns", db_index=False)
     index = models.PositiveIntegerField()
     user = models.TextField(blank=True)
     # The source's values for this turn with no canonical place (read-only; see Turn.extra).
@@ -343,7 +344,8 @@ class Step(models.Model):
     KIND_CHOICES = [("think", "Think"), ("tool_call", "Tool call"), ("tool_result", "Tool result"),
                     ("answer", "Answer")]
 
-    trajectory = models.ForeignKey(Trajectory, on_delete=models.CASCADE, related_name="steps")
+    # (looked up through step_order, which starts with it)
+    trajectory = models.ForeignKey(Trajectory, on_delete=models.CASCADE, related_name="steps", db_index=False)
     turn_index = models.PositiveIntegerField()
     position = models.PositiveIntegerField()
     kind = models.CharField(max_length=20, choices=KIND_CHOICES)
@@ -373,7 +375,8 @@ class Step(models.Model):
 
 
 class StepLabel(models.Model):
-    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="labels")
+    # (looked up through unique_step_label, which starts with it)
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="labels", db_index=False)
     # Denormalised so the queue can filter "trajectories with label L" without joining steps.
     trajectory = models.ForeignKey(Trajectory, on_delete=models.CASCADE, related_name="step_labels")
     label = models.CharField(max_length=100)
@@ -390,7 +393,8 @@ class StepLabel(models.Model):
 class Revision(models.Model):
     """A full snapshot of the canonical trajectory after each save."""
 
-    trajectory = models.ForeignKey(Trajectory, on_delete=models.CASCADE, related_name="revisions")
+    # (looked up through unique_revision_version, which starts with it)
+    trajectory = models.ForeignKey(Trajectory, on_delete=models.CASCADE, related_name="revisions", db_index=False)
     version = models.PositiveIntegerField()
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)

@@ -91,7 +91,7 @@ class SchemaError(InputError):
     """A record does not have the canonical shape. ``field`` is a dotted path into it."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Step:
     kind: str
     text: str = ""
@@ -182,7 +182,7 @@ class Step:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class Turn:
     user: str
     steps: list[Step] = field(default_factory=list)
@@ -211,7 +211,7 @@ class Turn:
                    extra=extra_field(d.get("extra"), f"{where}.extra"))
 
 
-@dataclass
+@dataclass(slots=True)
 class Meta:
     source: str = ""
     external_id: str = ""
@@ -260,7 +260,7 @@ class Meta:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class Trajectory:
     system: str = ""
     tools: list[dict] = field(default_factory=list)
