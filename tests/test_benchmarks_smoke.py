@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MODEL_ROOTS_ENV, TINY_MODEL_CACHE
+from tests.conftest import MODEL_ROOTS_ENV, TINY_MODEL_CACHE, shared_path
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -35,6 +35,8 @@ BENCHMARKS = {
     "bench_grpo.py": ([], r"ratio app/plain: [\d.]+ \(target >= 0.95\)"),
 }
 SLOW = {"bench_generation.py", "bench_training.py", "bench_grpo.py"}
+# bench file -> the shared third-party data it reads (the test skips, naming it, where it is absent).
+NEEDS_SHARED = {"bench_render.py": ("fixtures", "tau_bench")}
 
 
 @pytest.mark.postgres
@@ -62,6 +64,8 @@ def test_every_benchmark_is_run_in_smoke_mode():
                                   for n in sorted(BENCHMARKS)])
 def test_benchmark_runs_to_its_ratio_line_in_smoke_mode(name, tmp_path, tiny_model_dir):
     extra, ratio_line = BENCHMARKS[name]
+    if name in NEEDS_SHARED:
+        shared_path(*NEEDS_SHARED[name])
     env = {**os.environ, "BENCH_DATA_DIR": str(tmp_path / "data"), "STUDIO_TEST_CACHE": str(TINY_MODEL_CACHE.parent),
            "STUDIO_MODEL_ROOTS": MODEL_ROOTS_ENV,
            "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
