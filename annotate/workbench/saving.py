@@ -132,5 +132,8 @@ def revert(trajectory: Trajectory, version: int, *, user, base_version: int) -> 
     doc = document_at(trajectory, version)
     if doc is None:
         raise EditError(f"there is no version {version}", "version")
+    if doc.to_dict() == trajectory.to_canonical().to_dict():
+        raise EditError(f"version {version} has the same document as the current version; there is nothing to revert",
+                        "version")
     replace_document(trajectory, doc, user=user, base_version=base_version, summary=f"reverted to version {version}")
     return doc

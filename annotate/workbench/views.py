@@ -504,9 +504,10 @@ def history(request: HttpRequest, pk: int) -> HttpResponse:
     role = permissions.require_role(request.user, trajectory.project)
     page = Paginator(history_of(trajectory), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     revisions = list(page)
-    versions = {r.version for r in revisions} | {r.version - 1 for r in revisions}
+    versions = {r.version for r in revisions} | {r.version - 1 for r in revisions} | {trajectory.version}
     stored = {v: (doc, st) for v, doc, st in
               trajectory.revisions.filter(version__in=versions).values_list("version", "document", "status")}
+    current = stored.get(trajectory.version, (None, ""))[0]
     rows = []
     for r in revisions:
         before, before_status = stored.get(r.version - 1, (None, ""))
@@ -517,7 +518,9 @@ def history(request: HttpRequest, pk: int) -> HttpResponse:
                      "status_change": workflow.status_change(before_status, r.status, who) if moved else "",
                      "from_status": before_status if moved else "",
                      # transitions write "rejected: <comment>" as the summary
-                     "comment": r.summary.partition(": ")[2] if moved else ""})
+                     "comment": r.summary.partition(": ")[2] if moved else "",
+                     # (a status change keeps the document: reverting to it would change nothing)
+                     "same_as_current": current is not None and r.document == current})
     can_edit = permissions.can_edit_trajectory(request.user, trajectory)
     return render(request, "annotate/history.html", {
         "trajectory": trajectory, "project": trajectory.project, "role": role, "page": page, "rows": rows,

@@ -15,7 +15,7 @@ import pytest
 from django.test import Client
 
 from annotate.models import Revision, Trajectory
-from annotate.workbench.documents import current_document
+from annotate.workbench.documents import current_document, replace_document
 
 pytestmark = pytest.mark.django_db
 ROLES = ("anonymous", "outsider", "other_annotator", "annotator", "lead", "admin")
@@ -76,6 +76,16 @@ def step0(t) -> dict:
     return {"base_version": version(t), "text": "Look up Paris.", "train": "on"}
 
 
+def revert_to_1(t) -> dict:
+    """A revert to version 1 with something to revert: a note is added first (a revert to a version
+    whose document is the current one is refused as changing nothing)."""
+    t.refresh_from_db()
+    doc = current_document(t)
+    doc.turns[0].steps[0].note = f"changed at version {t.version}"
+    replace_document(t, doc, user=None, base_version=t.version, summary="a change to revert")
+    return {"version": 1, "base_version": version(t)}
+
+
 def approval(t) -> dict:
     Trajectory.objects.filter(pk=t.pk).update(status="submitted")
     return {"action": "approve"}
@@ -105,7 +115,7 @@ PAGES = [
     ("structure", "post", lambda w: f"/t/{w['t'].pk}/structure/?op=duplicate_step&turn=0&step=0",
      lambda t: {"base_version": version(t)}, expect(edit=200)),
     ("revert", "post", lambda w: f"/t/{w['t'].pk}/revert/",
-     lambda t: {"version": 1, "base_version": version(t)}, expect(edit=302)),
+     revert_to_1, expect(edit=302)),
     ("submit", "post", lambda w: f"/t/{w['t'].pk}/status/", lambda t: {"action": "submit"}, expect(edit=302)),
     ("approve", "post", lambda w: f"/t/{w['t'].pk}/status/", approval, expect(lead_only=302)),
 ]
@@ -164,7 +174,7 @@ API = [
     ("revisions", "get", lambda w: f"/api/trajectories/{w['t'].pk}/revisions/", None, expect(anonymous=API_ANON)),
     ("revision", "get", lambda w: f"/api/trajectories/{w['t'].pk}/revisions/1/", None, expect(anonymous=API_ANON)),
     ("revert", "post", lambda w: f"/api/trajectories/{w['t'].pk}/revert/",
-     lambda t: {"version": 1, "base_version": version(t)}, expect(edit=200, anonymous=API_ANON)),
+     revert_to_1, expect(edit=200, anonymous=API_ANON)),
     ("check arguments", "post", lambda w: f"/api/trajectories/{w['t'].pk}/check-arguments/",
      lambda t: {"tool": "get_weather", "arguments": {"city": "Paris"}}, expect(anonymous=API_ANON)),
 ]

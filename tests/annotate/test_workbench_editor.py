@@ -392,3 +392,17 @@ def test_untrusted_text_is_escaped_in_the_editor_history_queue_and_conflict_view
         html = text(r)
         assert "<script>alert" not in html and "<img src=x" not in html, r.request["PATH_INFO"]
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text(pages[0])
+
+
+def test_reverting_to_a_version_with_the_current_document_is_refused_and_changes_nothing(as_lead, by_id):
+    t = by_id["demo-weather"]
+    as_lead.post(f"/t/{t.pk}/steps/0/3/", step_form(t, 0, 3, text="It is 18 °C and cloudy."), **HTMX)
+    as_lead.post(f"/t/{t.pk}/status/", {"action": "submit"})  # v3: a status change, the same document as v2
+    t.refresh_from_db()
+    assert t.version == 3
+    page = text(as_lead.get(f"/t/{t.pk}/history/"))
+    assert "Revert to version 1" in page and "Revert to version 2" not in page and "nothing to revert" in page
+    r = as_lead.post(f"/t/{t.pk}/revert/", {"version": 2, "base_version": 3}, follow=True)
+    assert "same document as the current version" in text(r)
+    t.refresh_from_db()
+    assert t.version == 3

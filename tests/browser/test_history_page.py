@@ -63,6 +63,12 @@ def test_a_lead_sees_approved_by_and_is_asked_before_reverting(new_page, lead, a
     expect(page.locator("#v4 .rev-head")).to_contain_text("Approved by lena")
     expect(page.locator("#v4 .status-line")).to_contain_text("submitted → approved")
     screenshot(page, "history-2-approved-768")
+    # v2 (the lead's edit) and v3 (submitted) hold the current document: reverting to them would change
+    # nothing, so they offer no revert and say so; v1 (the import) does.
+    for same in ("#v2", "#v3"):
+        expect(page.locator(same).get_by_role("button")).to_have_count(0)
+        expect(page.locator(same + " .same-as-current")).to_contain_text("nothing to revert")
+    expect(page.get_by_role("button", name="Revert to version 1")).to_have_count(1)
 
     asked = []
     page.remove_listener("dialog", accept)
