@@ -15,7 +15,6 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 
 from annotate import formats as import_formats, permissions
 from annotate.forms import IMPORT_FORMATS, AssignForm, ImportForm, QueueFilterForm
@@ -28,6 +27,7 @@ from annotate.workbench.dashboard import THIN_SHARE, dashboard
 from annotate.workbench.queue import QueuePaginator, assign, members_of, next_in_queue, queue
 from annotate.workbench.transitions import bulk_transition
 from annotate.workbench.workflow import WorkflowError
+from studio.forms import id_or_none, ids_of, next_path
 
 PAGE_SIZE = 50
 # A placeholder id in a reversed URL, replaced per row.
@@ -132,7 +132,7 @@ def next_trajectory(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method != "POST":
         return redirect("annotate:trajectory-list", slug=project.slug)
     after = request.POST.get("after")
-    found = next_in_queue(request.user, project, after=int(after) if after and after.isdigit() else None)
+    found = next_in_queue(request.user, project, after=id_or_none(after))
     if found is None:
         messages.info(request, "Your queue is empty: nothing is assigned to you and no draft is unassigned.")
         return redirect("annotate:trajectory-list", slug=project.slug)
@@ -145,7 +145,7 @@ def assign_trajectories(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect("annotate:trajectory-list", slug=project.slug)
     members = members_of(project)
     form = AssignForm(request.POST, members=members)
-    ids = [int(x) for x in request.POST.getlist("ids") if x.isdigit()]
+    ids = ids_of(request.POST.getlist("ids"))
     back = _safe_next(request, reverse("annotate:trajectory-list", args=[project.slug]))
     if not form.is_valid() or not ids:
         messages.error(request, "Tick the trajectories to assign and choose someone.")
@@ -170,7 +170,7 @@ def bulk_action(request: HttpRequest, slug: str) -> HttpResponse:
     action = request.POST.get("action", "")
     if action == "assign":
         return assign_trajectories(request, slug)
-    ids = [int(x) for x in request.POST.getlist("ids") if x.isdigit()]
+    ids = ids_of(request.POST.getlist("ids"))
     if not ids:
         messages.error(request, "Tick the trajectories first.")
         return redirect(back)
@@ -188,11 +188,7 @@ def bulk_action(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _safe_next(request: HttpRequest, default: str) -> str:
-    nxt = request.POST.get("next") or request.GET.get("next") or ""
-    if nxt and url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()},
-                                               require_https=request.is_secure()):
-        return nxt
-    return default
+    return next_path(request) or default
 
 
 # --- import (foundation) ----------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 import pygal
 
@@ -31,6 +30,7 @@ from evaluation.models import EvalRun, EvalSet
 from evaluation.scoring import DECISIONS, METRICS, Reference, reference_output
 from jobs.rows import JobStatus, cancel_message, request_cancel
 from studio.charts import CHART_STYLE
+from studio.forms import id_or_none, ids_of, next_path
 
 METRIC_NAMES = {
     "format_ok": "Format valid",
@@ -148,8 +148,8 @@ def run_list(request: HttpRequest, slug: str) -> HttpResponse:
     f = {k: request.GET.get(k, "").strip() for k in ("status", "eval_set")}
     if f["status"]:
         runs = runs.filter(status=f["status"])
-    if f["eval_set"].isdigit():
-        runs = runs.filter(eval_set_id=int(f["eval_set"]))
+    if id_or_none(f["eval_set"]) is not None:
+        runs = runs.filter(eval_set_id=id_or_none(f["eval_set"]))
     page = Paginator(runs, 50).get_page(request.GET.get("page"))
     for run in page.object_list:
         run.correct_rate = (run.summary.get("overall", {}).get("metrics", {}).get("correct") or {})
@@ -169,8 +169,8 @@ def launch_run(request: HttpRequest, slug: str) -> HttpResponse:
     else:
         initial = LaunchForm.initial_for(project, model_path=str(settings.DEMO_MODEL_DIR), last=last)
         for key in ("eval_set", "training_job"):
-            if request.GET.get(key, "").isdigit():
-                initial[key] = int(request.GET[key])
+            if id_or_none(request.GET.get(key)) is not None:
+                initial[key] = id_or_none(request.GET[key])
                 if key == "training_job":
                     initial["model_source"] = EvalRun.TRAINING_JOB
         form = LaunchForm(initial=initial, project=project)
@@ -196,10 +196,7 @@ def launch_run(request: HttpRequest, slug: str) -> HttpResponse:
 
 def safe_next(request: HttpRequest) -> str:
     """The ``next`` page to go back to, only a path on this site (else "")."""
-    nxt = (request.POST.get("next") or request.GET.get("next") or "").strip()
-    if not nxt.startswith("/") or nxt.startswith("//") or "\\" in nxt:
-        return ""
-    return nxt if url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}) else ""
+    return next_path(request)
 
 
 def with_query(url: str, **params) -> str:
@@ -322,7 +319,7 @@ def make_pair(request: HttpRequest, pk: int, position: int) -> HttpResponse:
 
 def compare_runs(request: HttpRequest, slug: str) -> HttpResponse:
     project, role = permissions.project_for(request.user, slug)
-    ids = [int(i) for i in request.GET.getlist("runs") if i.isdigit()][:MAX_COMPARED]
+    ids = ids_of(request.GET.getlist("runs"))[:MAX_COMPARED]
     runs = list(project.eval_runs.filter(pk__in=ids).select_related("eval_set").order_by("pk"))  # oldest first
     table = jobs.compare(runs) if runs else None
     same_set = len({r.eval_set_id for r in runs}) <= 1

@@ -19,8 +19,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
 
-# SQLite's and PostgreSQL's bigint: the largest id a row can have.
-MAX_ID = 2**63 - 1
+from studio.forms import MAX_ID, id_or_none  # noqa: F401  (the API's names for them)
 
 
 def unknown_keys_error(unknown, known) -> str:
@@ -72,15 +71,6 @@ class IdField(serializers.IntegerField):
 
 def id_list(**kwargs) -> serializers.ListField:
     return serializers.ListField(child=IdField(), **kwargs)
-
-
-def id_or_none(value) -> int | None:
-    """A query-string id (``?after=``): the int, or None when it is not a digit string or is out of range."""
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        number = int(value)
-        if number <= MAX_ID:
-            return number
-    return None
 
 
 class StudioPagination(PageNumberPagination):

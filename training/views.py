@@ -31,6 +31,7 @@ from training.jobs import (LaunchError, ResumeError, launch_plan, launch_trainin
                            remember_launch, resume_point, resume_training)
 from training.models import JobStatus, TrainingDefaults, TrainingJob
 from training.paths import is_inside
+from studio.forms import id_or_none, ids_of
 
 QUEUE_HINT_AFTER = 30  # seconds queued before the job page asks whether a worker is running
 
@@ -89,12 +90,12 @@ def run_list(request: HttpRequest, slug: str) -> HttpResponse:
         jobs = jobs.filter(status=f["status"])
     if f["kind"]:
         jobs = jobs.filter(kind=f["kind"])
-    if f["snapshot"].isdigit():
-        jobs = jobs.filter(snapshot_id=int(f["snapshot"]))
+    if id_or_none(f["snapshot"]) is not None:
+        jobs = jobs.filter(snapshot_id=id_or_none(f["snapshot"]))
     if f["q"]:
         jobs = jobs.filter(name__icontains=f["q"]) | jobs.filter(base_model__icontains=f["q"])
     page = Paginator(jobs, 50).get_page(request.GET.get("page"))
-    compare_ids = [int(i) for i in request.GET.getlist("compare") if i.isdigit()]
+    compare_ids = ids_of(request.GET.getlist("compare"))
     compared = list(project.training_jobs.filter(pk__in=compare_ids).order_by("pk"))
     overlay = None
     if compared:

@@ -13,6 +13,7 @@ from annotate import permissions
 from annotate.adjudication import service
 from annotate.adjudication.compare import COMPARED, AdjudicationError
 from annotate.models import Trajectory
+from studio.forms import id_or_none
 
 QUEUE_LIMIT = 200
 
@@ -62,7 +63,7 @@ def adjudicate_trajectory(request: HttpRequest, pk: int) -> HttpResponse:
         for key, value in request.POST.items():
             if key.startswith("choice-") and (c := _choice_of(value)):
                 turn, _, step = key[len("choice-"):].partition("-")
-                if turn.isdigit() and step.isdigit():
+                if id_or_none(turn) is not None and id_or_none(step) is not None:
                     choices.append({"turn": int(turn), "step": int(step), **c})
                     chosen[key] = value
         try:

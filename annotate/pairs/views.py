@@ -26,6 +26,7 @@ from annotate.pairs.models import Pair, PairCategory, PairSuggestion, categories
 from annotate.pairs.starters import STARTERS, StarterError, new_call_id, placeholder_arguments, starter_steps
 from annotate.trajectory import STEP_KINDS, Step
 from core import strict_json
+from studio.forms import ids_of
 
 MAX_STEPS_PER_SIDE = 200
 
@@ -302,7 +303,7 @@ def review_pair(request: HttpRequest, pk: int) -> HttpResponse:
 def pair_suggestions(request: HttpRequest, slug: str) -> HttpResponse:
     project, _ = permissions.project_for(request.user, slug, permissions.LEAD)
     if request.method == "POST":
-        ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+        ids = ids_of(request.POST.getlist("ids"))
         action = request.POST.get("action", "")
         if not ids:
             messages.error(request, "Tick at least one suggestion first.")

@@ -12,6 +12,7 @@ from annotate import permissions
 from annotate.pairs.core import PairError
 from training.models import TrainingJob
 from training.rollouts.store import make_rollout_pair
+from studio.forms import id_or_none
 
 
 @require_POST
@@ -21,7 +22,7 @@ def make_pair(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(TrainingJob.objects.select_related("project"), pk=pk)
     permissions.require_role(request.user, job.project, permissions.LEAD)
     first, second = request.POST.get("chosen", ""), request.POST.get("rejected", "")
-    if not (first.isdigit() and second.isdigit()):
+    if id_or_none(first) is None or id_or_none(second) is None:
         messages.error(request, "rollouts: choose two rollouts of the same prompt.")
         return redirect("training:job-detail", pk=job.pk)
     try:

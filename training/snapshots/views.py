@@ -36,6 +36,7 @@ from training.roots import allowed_roots, confined_tokenizer
 from training.snapshots.lifecycle import create_snapshot, override_audit, request_cancel, retry_export
 from training.snapshots.selection import STATUS_FILTERS, SnapshotError
 from training.views import zip_stream
+from studio.forms import id_or_none
 
 # Templates offered by name in the form and the preview: TRL's tool-calling families first.
 SUGGESTED_TEMPLATES = ["qwen3", "qwen3_training", "qwen2_5", "qwen2_5_training", "llama3_1", "llama3_1_training",
@@ -86,8 +87,8 @@ def is_template_text(spec: str) -> bool:
 
 def preview_template_spec(project: Project, value: str) -> str:
     """A preview choice as a template spec: ``snapshot:N`` is the template text that snapshot stored."""
-    if value.startswith("snapshot:") and value[len("snapshot:"):].isdigit():
-        snap = project.snapshots.filter(pk=int(value[len("snapshot:"):])).first()
+    if value.startswith("snapshot:") and id_or_none(value[len("snapshot:"):]) is not None:
+        snap = project.snapshots.filter(pk=id_or_none(value[len("snapshot:"):])).first()
         return (snap.render_settings or {}).get("template", "") if snap else ""
     return value
 
