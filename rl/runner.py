@@ -260,6 +260,7 @@ class ToolFailed(Exception):
 
 _STARTER = ThreadPoolExecutor(max_workers=16, thread_name_prefix="episode-start")
 _OPEN: set = set()  # every live environment, closed at exit
+_SPARES: list = []  # processes started ahead (``prestart``), not yet serving an environment
 _OPEN_LOCK = threading.Lock()
 
 
@@ -343,11 +344,12 @@ class SandboxedEnvironment:
         episode = self._episode if self._settled() and not self.failure else None
         if episode is None or not episode.recycle():
             self._close()
-            episode = WarmEpisode({}, limits=self._limits, allowed=self._allowed)
-            try:
-                episode.spawn()
-            except EpisodeFailed:
-                pass  # begin() tries again and fails labelled, as this episode's failure
+            episode = _take_spare() or WarmEpisode({}, limits=self._limits, allowed=self._allowed)
+            if episode.proc is None:
+                try:
+                    episode.spawn()
+                except EpisodeFailed:
+                    pass  # begin() tries again and fails labelled, as this episode's failure
         self.tool_calls, self.tool_errors, self.failure = 0, 0, ""
         row = json.loads(json.dumps(row, default=str))
         self._episode = episode
@@ -410,12 +412,44 @@ class SandboxedEnvironment:
         self._episode, self._future = None, None
 
 
+def prestart(env_class: type, count: int) -> int:
+    """Start ``count`` environment processes for ``env_class`` now, while the model loads, so the
+    first step's episodes find them started (a Python start is ~0.1 CPU s; a batch of them in the
+    first step slowed it by as much as a whole step). Each is an ordinary ``WarmEpisode`` (same
+    process, pipes and limits); ``reset`` takes one before starting its own. Returns how many started."""
+    started = []
+    for _ in range(count):
+        episode = WarmEpisode({}, limits=env_class._limits, allowed=env_class._allowed)
+        try:
+            started.append(episode.spawn())
+        except EpisodeFailed:
+            break  # no process to be had now: each episode tries again itself, failing labelled
+    with _OPEN_LOCK:
+        _SPARES.extend(started)
+    return len(started)
+
+
+def _take_spare() -> WarmEpisode | None:
+    """A started process that is still alive (a dead one is closed, not handed out as a crash)."""
+    while True:
+        with _OPEN_LOCK:
+            if not _SPARES:
+                return None
+            episode = _SPARES.pop()
+        if episode.proc is not None and episode.proc.poll() is None:
+            return episode
+        episode.close()
+
+
 @atexit.register
 def close_all() -> None:
     with _OPEN_LOCK:
         envs = list(_OPEN)
+        spares, _SPARES[:] = list(_SPARES), []
     for env in envs:
         env._close()
+    for episode in spares:
+        episode.close()
 
 
 def environment_tools(spec: dict, row: dict, allowed: list[str], limits: Limits) -> list[dict]:
@@ -608,6 +642,9 @@ def build_trainer(cfg: GRPORunConfig, device: str, events: EventLog, *, callback
     events.write("status", message=f"Reading the tools of {environment_label(s.environment)}")
     tools = environment_tools(s.environment, train[0], allowed, limits)
     env_class = sandboxed_class(s.environment, tools, allowed, limits)
+    # One process per episode of a step (TRL keeps one environment per episode and reuses them),
+    # started while the tokenizer and the model load.
+    prestart(env_class, s.prompts_per_step * s.num_generations)
     recorder = EpisodeRecorder({k: float(v) for k, v in s.rewards.items()}, s.max_tool_calling_iterations)
     reward_funcs = [recorder.wrap(name, REWARD_FUNCTIONS.get(name)) for name in s.rewards]
     tokenizer = AutoTokenizer.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)

@@ -1,0 +1,76 @@
+"""The GRPO runner's environment processes (``rl.runner.SandboxedEnvironment``) without a trainer:
+started ahead of the first step, each episode in a child process of its own, none left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from evaluation.environments.sandbox import Limits
+from rl import runner
+
+SPEC = {"kind": "python", "class": runner.BUILTIN_ENVIRONMENTS[0]}
+
+
+@pytest.fixture
+def env_class():
+    limits = Limits(setup_seconds=60)
+    tools = runner.environment_tools(SPEC, {}, list(runner.BUILTIN_ENVIRONMENTS), limits)
+    yield runner.sandboxed_class(SPEC, tools, list(runner.BUILTIN_ENVIRONMENTS), limits)
+    runner.close_all()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie has exited; /proc says so
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().split(")")[-1].split()[0] != "Z"
+
+
+def test_the_first_episodes_run_in_the_processes_started_ahead_and_none_outlives_the_run(env_class):
+    assert runner.prestart(env_class, 2) == 2
+    ahead = {e.proc.pid for e in runner._SPARES}
+    envs = [env_class(), env_class()]
+    for env in envs:
+        env.reset(prompt=[{"role": "user", "content": "Weather in Oslo?"}])
+    assert {env._episode.proc.pid for env in envs} == ahead and not runner._SPARES
+    assert envs[0].get_weather(city="Oslo") == '{"temperature": -3, "condition": "snow", "unit": "celsius"}'
+    with pytest.raises(runner.ToolFailed, match="unknown city"):
+        envs[1].get_weather(city="Atlantis")
+    assert [env._reward() for env in envs] == [1.0, 0.0]  # each episode's own state, in its own process
+
+    runner.close_all()
+    assert not any(_alive(pid) for pid in ahead)
+
+
+def test_a_process_started_ahead_that_died_is_replaced_not_blamed_on_the_episode(env_class):
+    assert runner.prestart(env_class, 1) == 1
+    dead = runner._SPARES[0].proc
+    os.killpg(dead.pid, signal.SIGKILL)
+    dead.wait()
+    env = env_class()
+    env.reset()
+    assert env.get_weather(city="Rome") == '{"temperature": 24, "condition": "sunny", "unit": "celsius"}'
+    assert env._episode.proc.pid != dead.pid and env.failure == "" and env.tool_errors == 0
+
+
+def test_spares_left_unused_are_closed_with_the_run(env_class):
+    runner.prestart(env_class, 3)
+    pids = [e.proc.pid for e in runner._SPARES]
+    runner.close_all()
+    assert not runner._SPARES and not any(_alive(pid) for pid in pids)
+
+
+def test_an_environment_process_does_not_load_the_bfcl_loader_unless_it_plays_bfcl():
+    # Every episode's process imports the sandbox; BFCL's loader (jsonschema) doubled its start.
+    code = "import sys, evaluation.environments.sandbox; print(sorted({'jsonschema', 'annotate.findings'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(runner.SANDBOX_ROOT)})
+    assert done.stdout.strip() == "[]"
