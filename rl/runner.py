@@ -757,6 +757,30 @@ def train(cfg: GRPORunConfig, events: EventLog) -> dict[str, Any]:
 
 
 def _cpu_seconds() -> float:
+    """CPU seconds of this process (all threads) and of its environment processes: those that
+    ended in full, live ones by what they used so far (so the difference of two readings is what
+    was spent in between, wherever: environment processes started during setup, like the model's
+    loading, are counted when they end, and their start is not training)."""
+    return _own_cpu_seconds() + _live_environments_cpu()
+
+
+def _live_environments_cpu() -> float:
+    """CPU seconds the environment processes still running have used so far (Linux's /proc; 0
+    where it cannot be read, which counts their setup as training: never less than the truth)."""
+    with _OPEN_LOCK:
+        procs = [e.proc for e in _SPARES] + [env._episode.proc for env in _OPEN if env._episode is not None]
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for proc in procs:
+        try:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        except (AttributeError, OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def _own_cpu_seconds() -> float:
     """CPU seconds of this process (all threads) and of its children that have ended."""
     import resource
 

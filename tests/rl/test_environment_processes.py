@@ -74,3 +74,25 @@ def test_an_environment_process_does_not_load_the_bfcl_loader_unless_it_plays_bf
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           env={**os.environ, "PYTHONPATH": str(runner.SANDBOX_ROOT)})
     assert done.stdout.strip() == "[]"
+
+
+def test_the_runs_cpu_seconds_count_the_environments_from_the_mark_on_not_before_it():
+    # The processes start (and here, work) before training, like the model's loading, which the
+    # plain script's figure leaves out too; they are counted when they end, after training, so
+    # the reading at the start takes their share so far off.
+    busy = "tests.rl.busy_environment.BusyTools"
+    spec, limits = {"kind": "python", "class": busy}, Limits(setup_seconds=60)
+    env_class = runner.sandboxed_class(spec, runner.environment_tools(spec, {}, [busy], limits), [busy], limits)
+    try:
+        runner.prestart(env_class, 2)
+        envs = [env_class(), env_class()]
+        for env in envs:
+            env.reset()
+            assert env.spin(seconds=0.3) == "done"
+        before = runner._cpu_seconds()
+        for env in envs:
+            assert env.spin(seconds=0.1) == "done"
+        runner.close_all()
+        assert 0.2 <= runner._cpu_seconds() - before < 0.5  # the two 0.1 s calls, not the 0.6 s before
+    finally:
+        runner.close_all()
