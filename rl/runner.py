@@ -393,11 +393,22 @@ class SandboxedEnvironment:
 
     def _reward(self) -> float:
         """The environment's own ``get_reward()`` (0.0 when it has none or the episode failed)."""
+        return environment_rewards([self])[0]
+
+    def _ask_reward(self) -> bool:
+        """Send ``get_reward``'s request; False when the episode's reward is 0.0 without asking."""
         if self.failure:
-            return 0.0
+            return False
         try:
-            value = self._ready().reward()
+            self._ready().ask_reward()
         except (EpisodeFailed, ToolFailed):
+            return False
+        return True
+
+    def _reward_reply(self) -> float:
+        try:
+            value = self._episode.reward_reply()
+        except EpisodeFailed:
             return 0.0
         return float(value) if value is not None else 0.0
 
@@ -410,6 +421,14 @@ class SandboxedEnvironment:
         if self._episode is not None:
             self._episode.close()
         self._episode, self._future = None, None
+
+
+def environment_rewards(envs: list) -> list[float]:
+    """Each episode's ``get_reward()``, asked of all their processes first and then read: a batch
+    waits about one round trip instead of one per episode (each a wake-up of a process, slow
+    when the machine is busy)."""
+    asked = [env._ask_reward() for env in envs]
+    return [env._reward_reply() if ok else 0.0 for env, ok in zip(envs, asked)]
 
 
 def prestart(env_class: type, count: int) -> int:
@@ -522,7 +541,7 @@ class EpisodeRecorder:
     def wrap(self, name: str, fn: Callable | None) -> Callable:
         def reward(prompts=None, completions=None, completion_ids=None, **kwargs):
             if fn is None:
-                values = [env._reward() for env in kwargs.get("environments") or []]
+                values = environment_rewards(kwargs.get("environments") or [])
             else:
                 values = fn(prompts=prompts, completions=completions, completion_ids=completion_ids, **kwargs)
             self._record(name, values, prompts, completions, kwargs)

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -76,13 +77,34 @@ def test_an_environment_process_does_not_load_the_bfcl_loader_unless_it_plays_bf
     assert done.stdout.strip() == "[]"
 
 
-def test_the_runs_cpu_seconds_count_the_environments_from_the_mark_on_not_before_it():
+BUSY = "tests.rl.busy_environment.BusyTools"
+
+
+@pytest.fixture
+def busy_class():
+    spec, limits = {"kind": "python", "class": BUSY}, Limits(setup_seconds=60)
+    yield runner.sandboxed_class(spec, runner.environment_tools(spec, {}, [BUSY], limits), [BUSY], limits)
+    runner.close_all()
+
+
+def test_a_batchs_environment_rewards_are_asked_at_once_and_a_failed_one_scores_zero(busy_class):
+    envs = [busy_class() for _ in range(4)]
+    for env, fails in zip(envs, (False, True, False, False)):
+        env.reset(reward_seconds=0.4, reward_fails=fails)
+    for env in envs:
+        env._ready()
+    started = time.monotonic()
+    assert runner.environment_rewards(envs) == [1.0, 0.0, 1.0, 1.0]  # in order; the failed one 0.0
+    assert time.monotonic() - started < 1.2  # about one 0.4 s get_reward, not four in a row (1.6 s)
+    envs[1].reset()  # its process was ended by the failure: the next episode gets a new one
+    assert envs[1].spin(seconds=0) == "done" and envs[1]._reward() == 1.0
+
+
+def test_the_runs_cpu_seconds_count_the_environments_from_the_mark_on_not_before_it(busy_class):
     # The processes start (and here, work) before training, like the model's loading, which the
     # plain script's figure leaves out too; they are counted when they end, after training, so
     # the reading at the start takes their share so far off.
-    busy = "tests.rl.busy_environment.BusyTools"
-    spec, limits = {"kind": "python", "class": busy}, Limits(setup_seconds=60)
-    env_class = runner.sandboxed_class(spec, runner.environment_tools(spec, {}, [busy], limits), [busy], limits)
+    env_class = busy_class
     try:
         runner.prestart(env_class, 2)
         envs = [env_class(), env_class()]
