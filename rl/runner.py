@@ -4,10 +4,11 @@ Read top to bottom:
 
 1. ``GRPOSettings`` / ``GRPORunConfig``: what the launch form chose, written by the worker as ``job.json``.
 2. ``grpo_kwargs``: the exact ``GRPOConfig`` arguments (pure; the form's preview shows the same).
-3. ``SandboxedEnvironment``: TRL's ``environment_factory``. TRL lists its tools from the class and
-   calls them in the training process; each call goes to the episode's child process
-   (``evaluation.environments.sandbox.Episode``, with its limits), so tool execution and the
-   masking of tool results stay TRL's while the environment's code never runs in the trainer.
+3. ``rl.environments.SandboxedEnvironment`` (``sandboxed_class``): TRL's ``environment_factory``.
+   TRL lists its tools from the class and calls them in the training process; each call goes to
+   the episode's child process (``evaluation.environments.sandbox.Episode``, with its limits), so
+   tool execution and the masking of tool results stay TRL's while the environment's code never
+   runs in the trainer.
 4. ``EpisodeRecorder``: the reward functions (``evaluation.rewards``, plus the environment's own
    ``get_reward``), wrapped to remember each episode's rewards; every ``rollout_every`` steps the
    episodes of that step go to ``rollouts/step-NNNNNN.jsonl`` and a ``rollouts`` event to
@@ -16,25 +17,19 @@ Read top to bottom:
 
 Nothing heavy at import time: the web process imports this module for validation and the preview.
 
-About 730 lines on purpose, like ``training.runner``: it is the one GRPO script, read top to bottom;
-the environments, sandbox and rewards it drives live in ``evaluation``.
+It is the one GRPO script, read top to bottom; its environment processes live in ``rl.environments``,
+the environments, sandbox and rewards it drives in ``evaluation``.
 """
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import hashlib
 import inspect
 import json
 import os
 import re
-import subprocess
 import sys
-import tempfile
-import threading
-import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -42,12 +37,12 @@ from typing import Any, Callable
 from annotate.formats.messages import to_trajectory
 from annotate.trajectory import Trajectory
 from evaluation import rewards as reward_module
-from evaluation.environments.base import EnvironmentRefused, ToolResult
-from evaluation.environments.replay import _tool_method
-from evaluation.environments.sandbox import ROOT as SANDBOX_ROOT
-from evaluation.environments.sandbox import Episode, EpisodeFailed, Limits
+from evaluation.environments.sandbox import Limits
 from evaluation.environments.spec import KINDS as ENVIRONMENT_KINDS
 from jobs.runner_io import EventLog, JobFile, resolve_device, run_main
+from rl.environments import (
+    close_all, cpu_seconds, environment_label, environment_rewards, environment_tools, prestart, sandboxed_class,
+)
 from training.runner import (
     CARD_FILE, CHECKPOINTS_DIR, DEVICES, FINAL_DIR, METRICS_FILE, checkpoint_step, latest_checkpoint,  # noqa: F401
     library_versions, typed_value,
@@ -227,20 +222,6 @@ def grpo_call_text(cfg: GRPORunConfig, device: str) -> str:
     return "\n".join(lines)
 
 
-def environment_label(spec: dict) -> str:
-    """How the card and the preview name an environment.
-
-    >>> environment_label({"kind": "bfcl", "classes": ["MathAPI"]})
-    'bfcl: MathAPI'
-    """
-    kind = spec.get("kind", "?")
-    if kind == "python":
-        return f"python: {spec.get('class', '?')}"
-    if kind == "bfcl":
-        return "bfcl: " + ", ".join(spec.get("classes") or [])
-    return str(kind)
-
-
 def reward_versions(names) -> dict[str, str]:
     """A reward function's version: the first 12 hex digits of its source's sha256 (the card
     lists them, so two runs whose rewards changed in between can be told apart)."""
@@ -250,194 +231,6 @@ def reward_versions(names) -> dict[str, str]:
         source = inspect.getsource(fn) if fn else "get_reward() of the environment"
         out[name] = hashlib.sha256(source.encode()).hexdigest()[:12]
     return out
-
-
-# --- the environment, in child processes -----------------------------------------------------------
-
-class ToolFailed(Exception):
-    """A tool's error, raised so that TRL counts it (``tools/failure_frequency``) and feeds it back."""
-
-
-_STARTER = ThreadPoolExecutor(max_workers=16, thread_name_prefix="episode-start")
-_OPEN: set = set()  # every live environment, closed at exit
-_OPEN_LOCK = threading.Lock()
-
-
-class WarmEpisode(Episode):
-    """An ``Episode`` whose child process outlives its episode: ``spawn`` starts it (the same
-    process, pipes and limits as ``Episode.start``), ``begin`` builds a fresh environment in it and
-    resets it from the row, and ``recycle`` readies a healthy one for the next episode (its
-    printed output counted afresh), so an episode costs a request, not a Python start (~0.15 CPU s,
-    as much as a whole step of the tiny model). An episode that fails (timeout, memory, crash,
-    flood) kills its process; the next one starts a new process."""
-
-    def spawn(self) -> WarmEpisode:
-        self._workdir = tempfile.mkdtemp(prefix="studio-env-")
-        request_r, request_w = os.pipe()
-        reply_r, reply_w = os.pipe()
-        self._capture = Path(self._workdir) / "output.txt"
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(SANDBOX_ROOT), *filter(None, [env.get("PYTHONPATH")])])
-        env["STUDIO_ENV_LIMITS"] = json.dumps(self.limits.to_dict())
-        try:
-            with open(self._capture, "ab") as capture:  # append: ``recycle`` truncates it between episodes
-                self.proc = subprocess.Popen(
-                    [sys.executable, "-m", "evaluation.environments.sandbox", str(request_r), str(reply_w)],
-                    stdin=subprocess.DEVNULL, stdout=capture, stderr=capture, cwd=self._workdir, env=env,
-                    pass_fds=(request_r, reply_w), start_new_session=True)
-        except OSError as exc:
-            for fd in (request_r, request_w, reply_r, reply_w):
-                os.close(fd)
-            raise EpisodeFailed("setup", f"the environment process could not start: {exc}") from None
-        os.close(request_r)
-        os.close(reply_w)
-        self._out = os.fdopen(request_w, "wb", buffering=0)
-        self._in = reply_r
-        self._deadline = float("inf")
-        return self
-
-    def begin(self, spec: dict, row: dict) -> None:
-        self.spec, self.row = spec, row
-        if self.proc is None:
-            self.spawn()  # none was spawned ahead (it could not start then): try now, failing labelled
-        reply = self._request({"op": "start", "spec": spec, "row": row, "allowed": self.allowed, "schemas": False},
-                              what="setting up the environment", seconds=self.limits.setup_seconds)
-        self.tools, self.observation = reply.get("tools"), reply.get("observation")
-        self._deadline = time.monotonic() + self.limits.episode_seconds
-
-    def start(self) -> None:
-        self.spawn().begin(self.spec, self.row)
-
-    def recycle(self) -> bool:
-        """Ready this process for another episode; False when it is gone (start a new one)."""
-        if self.proc is None or self.proc.poll() is not None:
-            return False
-        os.truncate(self._capture, 0)  # the output limit is per episode
-        self._buffer = b""
-        return True
-
-
-
-
-class SandboxedEnvironment:
-    """Base of the ``environment_factory`` class: the tool methods are added per run from the
-    environment's schemas (``sandboxed_class``). Each instance (TRL keeps one per episode of a
-    batch) has its own child process (``WarmEpisode``); ``reset`` builds a fresh environment there
-    for the episode (in the background, while the model generates); a tool call waits for it and
-    forwards the call."""
-
-    _spec: dict = {}
-    _limits: Limits = Limits()
-    _allowed: list = []
-
-    def __init__(self):
-        self._future: Future | None = None
-        self._episode: Episode | None = None
-        self.tool_calls = 0
-        self.tool_errors = 0
-        self.failure = ""
-        with _OPEN_LOCK:
-            _OPEN.add(self)
-
-    def reset(self, **row) -> None:
-        episode = self._episode if self._settled() and not self.failure else None
-        if episode is None or not episode.recycle():
-            self._close()
-            episode = WarmEpisode({}, limits=self._limits, allowed=self._allowed)
-            try:
-                episode.spawn()
-            except EpisodeFailed:
-                pass  # begin() tries again and fails labelled, as this episode's failure
-        self.tool_calls, self.tool_errors, self.failure = 0, 0, ""
-        row = json.loads(json.dumps(row, default=str))
-        self._episode = episode
-        self._future = _STARTER.submit(episode.begin, self._spec, row)  # set up while the model generates
-
-    def _settled(self) -> bool:
-        """The last episode's setup finished without failing (so its process may serve the next)."""
-        if self._future is None or self._episode is None:
-            return False
-        try:
-            self._future.result()
-        except Exception:  # noqa: BLE001  (a failed setup: that process is not reused)
-            return False
-        return True
-
-    def _ready(self) -> Episode:
-        if self.failure:
-            raise ToolFailed(f"the episode's environment failed earlier ({self.failure})")
-        try:
-            self._future.result()
-        except EpisodeFailed as exc:
-            self.failure = exc.kind
-            raise ToolFailed(str(exc)) from None
-        return self._episode
-
-    def _call_tool(self, name: str, arguments: Any) -> ToolResult:
-        self.tool_calls += 1
-        try:
-            result = self._ready().call(name, arguments)
-        except EpisodeFailed as exc:  # timeout, memory, crash, flood: this episode ends
-            self.failure = exc.kind
-            self.tool_errors += 1
-            raise ToolFailed(str(exc)) from None
-        except ToolFailed:
-            self.tool_errors += 1
-            raise
-        if not result.ok:
-            self.tool_errors += 1
-            raise ToolFailed(result.text)
-        return result
-
-    def _reward(self) -> float:
-        """The environment's own ``get_reward()`` (0.0 when it has none or the episode failed)."""
-        if self.failure:
-            return 0.0
-        try:
-            value = self._ready().reward()
-        except (EpisodeFailed, ToolFailed):
-            return 0.0
-        return float(value) if value is not None else 0.0
-
-    def _close(self) -> None:
-        if self._future is not None:
-            try:
-                self._future.result()
-            except Exception:  # noqa: BLE001  (a failed start: nothing more to close than the episode)
-                pass
-        if self._episode is not None:
-            self._episode.close()
-        self._episode, self._future = None, None
-
-
-@atexit.register
-def close_all() -> None:
-    with _OPEN_LOCK:
-        envs = list(_OPEN)
-    for env in envs:
-        env._close()
-
-
-def environment_tools(spec: dict, row: dict, allowed: list[str], limits: Limits) -> list[dict]:
-    """The tools' schemas, read in a child process (the environment's code never runs here);
-    a replay's are the dataset's ``tools``."""
-    if spec.get("kind") == "replay":
-        return list(row.get("tools") or [])
-    with Episode(spec, json.loads(json.dumps(row, default=str)), limits=limits, allowed=allowed, schemas=True) as ep:
-        return list(ep.tools or [])
-
-
-def sandboxed_class(spec: dict, tools: list[dict], allowed: list[str], limits: Limits) -> type:
-    """The ``environment_factory`` class for ``spec``: one method a tool, named and documented after
-    its schema, as TRL lists and renders them."""
-    specs = [dict(t.get("function") or t) for t in tools]
-    namespace = {s["name"]: _tool_method(s) for s in specs
-                 if isinstance(s.get("name"), str) and s["name"].isidentifier() and not s["name"].startswith("_")
-                 and s["name"] not in ("reset", "get_reward")}
-    if not namespace:
-        raise EnvironmentRefused(f"the environment {environment_label(spec)} has no tools", "environment")
-    namespace.update(_spec=spec, _allowed=list(allowed), _limits=limits)
-    return type("Sandboxed" + re.sub(r"\W", "", spec.get("kind", "")).title(), (SandboxedEnvironment,), namespace)
 
 
 # --- what each episode earned ----------------------------------------------------------------------
@@ -488,7 +281,7 @@ class EpisodeRecorder:
     def wrap(self, name: str, fn: Callable | None) -> Callable:
         def reward(prompts=None, completions=None, completion_ids=None, **kwargs):
             if fn is None:
-                values = [env._reward() for env in kwargs.get("environments") or []]
+                values = environment_rewards(kwargs.get("environments") or [])
             else:
                 values = fn(prompts=prompts, completions=completions, completion_ids=completion_ids, **kwargs)
             self._record(name, values, prompts, completions, kwargs)
@@ -608,6 +401,9 @@ def build_trainer(cfg: GRPORunConfig, device: str, events: EventLog, *, callback
     events.write("status", message=f"Reading the tools of {environment_label(s.environment)}")
     tools = environment_tools(s.environment, train[0], allowed, limits)
     env_class = sandboxed_class(s.environment, tools, allowed, limits)
+    # One process per episode of a step (TRL keeps one environment per episode and reuses them),
+    # started while the tokenizer and the model load.
+    prestart(env_class, s.prompts_per_step * s.num_generations)
     recorder = EpisodeRecorder({k: float(v) for k, v in s.rewards.items()}, s.max_tool_calling_iterations)
     reward_funcs = [recorder.wrap(name, REWARD_FUNCTIONS.get(name)) for name in s.rewards]
     tokenizer = AutoTokenizer.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
@@ -694,10 +490,10 @@ def train(cfg: GRPORunConfig, events: EventLog) -> dict[str, Any]:
 
     trainer.remove_callback(PrinterCallback)
     events.write("status", message="Training")
-    cpu_start = _cpu_seconds()
+    cpu_start = cpu_seconds()
     output = trainer.train(resume_from_checkpoint=cfg.resume_from or None)
     close_all()  # the episodes' processes end here, so their CPU time is counted below
-    cpu_seconds = _cpu_seconds() - cpu_start
+    train_cpu = cpu_seconds() - cpu_start
     final_dir = cfg.run_dir / FINAL_DIR
     events.write("status", message="Saving the final model")
     trainer.save_model(str(final_dir))
@@ -708,7 +504,7 @@ def train(cfg: GRPORunConfig, events: EventLog) -> dict[str, Any]:
     if output.metrics.get("train_runtime"):
         steps = trainer.state.global_step - (checkpoint_step(cfg.resume_from) if cfg.resume_from else 0)
         results["steps_per_second"] = round(steps / output.metrics["train_runtime"], 4)
-    results["train_cpu_seconds"] = round(cpu_seconds, 2)  # this process and the environments' (load-independent)
+    results["train_cpu_seconds"] = round(train_cpu, 2)  # this process and the environments' (load-independent)
     rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
     if rewards:
         results["last_reward"] = rewards[-1]
@@ -717,14 +513,6 @@ def train(cfg: GRPORunConfig, events: EventLog) -> dict[str, Any]:
         (final_dir / CARD_FILE).write_text(model_card(cfg, device=device, versions=library_versions(), results=results))
     close_all()
     return results
-
-
-def _cpu_seconds() -> float:
-    """CPU seconds of this process (all threads) and of its children that have ended."""
-    import resource
-
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -147,7 +147,16 @@ class Episode:
         return self._request({"op": "check", "gold": gold}, what="the ground truth")
 
     def reward(self) -> float | None:
-        return self._request({"op": "reward"}, what="get_reward").get("reward")
+        self.ask_reward()
+        return self.reward_reply()
+
+    def ask_reward(self) -> None:
+        """Send ``get_reward``'s request without waiting (``reward_reply`` reads the answer), so a
+        caller can ask many episodes at once and wait about one round trip, not one per episode."""
+        self._send({"op": "reward"}, what="get_reward")
+
+    def reward_reply(self) -> float | None:
+        return self._receive(what="get_reward").get("reward")
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -174,11 +183,17 @@ class Episode:
     # the exchange
 
     def _request(self, message: dict, *, what: str, seconds: float | None = None) -> dict:
+        self._send(message, what=what)
+        return self._receive(what=what, seconds=seconds)
+
+    def _send(self, message: dict, *, what: str) -> None:
         assert self.proc is not None, "the episode is not started"
         try:
             self._out.write(json.dumps(message).encode() + b"\n")
         except OSError:
             raise self._died(what) from None
+
+    def _receive(self, *, what: str, seconds: float | None = None) -> dict:
         seconds = self.limits.seconds if seconds is None else seconds
         reply = self._read_line(min(seconds, self._deadline - time.monotonic()), what, seconds)
         if "fatal" in reply:

@@ -21,7 +21,6 @@ from typing import Any, Iterable
 
 from evaluation.environments.base import EnvironmentRefused, load_class
 from evaluation.environments.replay import ReplayEnvironment
-from evaluation.environments import bfcl
 
 KINDS = ("python", "bfcl", "replay")
 
@@ -31,6 +30,11 @@ def environment_class(spec: dict, allowed: Iterable[str] = ()) -> type:
     if kind == "python":
         return load_class(str(spec.get("class") or ""), allowed)
     if kind == "bfcl":
+        # Imported here, not at the top: every episode's child process imports this module, and
+        # the BFCL loader (jsonschema through annotate.findings) doubled a python / replay child's
+        # start (~50 of ~90 ms CPU), paid again for each of a GRPO step's processes.
+        from evaluation.environments import bfcl
+
         try:
             return bfcl.environment_class(list(spec.get("classes") or []))
         except (ValueError, FileNotFoundError) as exc:
