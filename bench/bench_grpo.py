@@ -131,6 +131,9 @@ def main() -> None:
     ap.add_argument("--generations", type=int, default=4, help="num_generations (the group)")
     ap.add_argument("--prompts-per-step", type=int, default=2)
     ap.add_argument("--max-completion-length", type=int, default=64)
+    ap.add_argument("--env-memory-mb", type=int, default=0,
+                    help="the environment processes' address-space limit (default: the app's, 2048 MB); a Python "
+                         "that loads a CUDA torch into every process needs more")
     ap.add_argument("--smoke", action="store_true", help="the smallest sizes: 2 steps, one run of each")
     args = ap.parse_args()
     if args.smoke:
@@ -145,7 +148,8 @@ def main() -> None:
     settings = runner.GRPOSettings(
         rewards=dict(REWARDS), num_generations=args.generations, prompts_per_step=args.prompts_per_step,
         max_completion_length=args.max_completion_length, max_steps=args.steps, save_steps=10_000,
-        rollout_every=5, device=args.device)
+        rollout_every=5, device=args.device,
+        limits={"memory_mb": args.env_memory_mb} if args.env_memory_mb else {})
     cfg = runner.GRPORunConfig(model=str(model_dir), dataset_dir=str(snapshot / "hf"), output_dir=str(OUT / "app"),
                                settings=settings)
     kwargs = runner.grpo_kwargs(cfg, args.device)

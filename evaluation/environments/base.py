@@ -36,6 +36,7 @@ import ast
 import importlib
 import inspect
 import json
+import sys
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -167,17 +168,28 @@ def load_class(path: str, allowed: Iterable[str], field: str = "environment") ->
 def tool_schemas(cls: type) -> list[dict]:
     """OpenAI function specs of an environment's tools, from type hints and docstrings as TRL reads
     them (``transformers.utils.get_json_schema``). Imported here, not at the top: this runs in the
-    episode's child process or a worker, never in the web process (transformers takes seconds)."""
-    from transformers.utils import get_json_schema
+    episode's child process or a worker, never in the web process (transformers takes seconds).
+
+    Without torch: transformers imports it only to read a ``torch.Tensor`` hint (as audio), and a
+    CUDA build of torch maps several GB, past the episode process's address-space limit (2 GB by
+    default): on a GPU machine every episode failed to start ("libtorch_cpu.so: failed to map
+    segment"). Where the environment imported torch itself, its hints are read as before."""
+    from transformers.utils import chat_template_utils, get_json_schema
     from transformers.utils.chat_template_utils import DocstringParsingException, TypeHintParsingException
 
+    torch_available = chat_template_utils.is_torch_available
+    if "torch" not in sys.modules:
+        chat_template_utils.is_torch_available = lambda: False
     out = []
-    for name in tool_names(cls):
-        try:
-            schema = get_json_schema(getattr(cls, name))
-            out.append(schema if "function" in schema else {"type": "function", "function": schema})
-        except (DocstringParsingException, TypeHintParsingException) as exc:
-            raise EnvironmentRefused(f"{cls.__name__}.{name}: {exc}", "environment") from None
+    try:
+        for name in tool_names(cls):
+            try:
+                schema = get_json_schema(getattr(cls, name))
+                out.append(schema if "function" in schema else {"type": "function", "function": schema})
+            except (DocstringParsingException, TypeHintParsingException) as exc:
+                raise EnvironmentRefused(f"{cls.__name__}.{name}: {exc}", "environment") from None
+    finally:
+        chat_template_utils.is_torch_available = torch_available
     return out
 
 

@@ -119,3 +119,14 @@ def test_the_runs_cpu_seconds_count_the_environments_from_the_mark_on_not_before
         assert 0.2 <= environments.cpu_seconds() - before < 0.5  # the two 0.1 s calls, not the 0.6 s before
     finally:
         environments.close_all()
+
+
+def test_reading_the_tools_schemas_does_not_import_torch():
+    """A CUDA torch maps several GB, past an episode process's 2 GB address-space limit: on a GPU machine
+    every GRPO episode failed to start while transformers imported torch to read the tools' type hints."""
+    code = ("import sys; from evaluation.environments.base import tool_schemas; "
+            "from rl.demo_environment import TravelTools; "
+            "print(len(tool_schemas(TravelTools)), 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(environments.SANDBOX_ROOT)})
+    assert done.stdout.split() == ["3", "False"]
