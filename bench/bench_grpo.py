@@ -132,8 +132,7 @@ def main() -> None:
     ap.add_argument("--prompts-per-step", type=int, default=2)
     ap.add_argument("--max-completion-length", type=int, default=64)
     ap.add_argument("--env-memory-mb", type=int, default=0,
-                    help="the environment processes' address-space limit (default: the app's, 2048 MB); a Python "
-                         "that loads a CUDA torch into every process needs more")
+                    help="the environment processes' address-space limit (default: the app's, 2048 MB)")
     ap.add_argument("--smoke", action="store_true", help="the smallest sizes: 2 steps, one run of each")
     args = ap.parse_args()
     if args.smoke:
