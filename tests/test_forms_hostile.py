@@ -1,7 +1,7 @@
-"""Users who probe what a form accepts: every POST form a lead can reach, sent with hostile values
+"""Users who probe what a form accepts: every POST form a lead, an annotator or an admin can reach, sent with hostile values
 in every field it has, answers with the page and its errors (or a redirect), never a server error.
 
-The test crawls the site as a lead of the demo project (every link inside the site, from the
+The test crawls the site as each of them (a lead and an annotator of the demo project) (every link inside the site, from the
 dashboard on; not the admin, the API or file downloads), collects each form, and submits it once
 per kind of hostile value: numbers past any integer column, 1e999 and NaN, negative numbers, a
 100,000-character text, a path out of the data folder, markup, and empty values. Each value goes
@@ -104,11 +104,14 @@ def _crawl(client) -> tuple[dict[str, int], list[tuple[str, dict]]]:
     return seen, forms
 
 
-def test_every_form_takes_hostile_values_without_a_server_error(client, lead, project, demo_trajectories):
+@pytest.mark.parametrize("role", ["lead", "annotator", "superuser"])
+def test_every_form_takes_hostile_values_without_a_server_error(client, role, lead, annotator, admin_user_, project,
+                                                               demo_trajectories):
     from tests.conftest import PASSWORD
 
+    user = {"lead": lead, "annotator": annotator, "superuser": admin_user_}[role]
     client.raise_request_exception = False  # a crash is a 500 here, as a browser would see it
-    assert client.login(username=lead.username, password=PASSWORD)
+    assert client.login(username=user.username, password=PASSWORD)
     pages, forms = _crawl(client)
     assert len(pages) >= 20 and len(forms) >= 10, (len(pages), len(forms))  # (the crawl reached the app)
     assert not [u for u, s in pages.items() if s >= 500], pages
@@ -131,5 +134,5 @@ def test_every_form_takes_hostile_values_without_a_server_error(client, lead, pr
             if r.status_code >= 500:
                 failures.append(f"{label} -> POST {action} (form on {page}): {r.status_code}")
             if r.status_code in (302, 200) and not client.session.get("_auth_user_id"):
-                assert client.login(username=lead.username, password=PASSWORD)  # (a form logged us out)
+                assert client.login(username=user.username, password=PASSWORD)  # (a form logged us out)
     assert not failures, "\n".join(failures)
