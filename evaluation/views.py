@@ -148,8 +148,8 @@ def run_list(request: HttpRequest, slug: str) -> HttpResponse:
     f = {k: request.GET.get(k, "").strip() for k in ("status", "eval_set")}
     if f["status"]:
         runs = runs.filter(status=f["status"])
-    if id_or_none(f["eval_set"]) is not None:
-        runs = runs.filter(eval_set_id=id_or_none(f["eval_set"]))
+    if (eval_set_id := id_or_none(f["eval_set"])) is not None:
+        runs = runs.filter(eval_set_id=eval_set_id)
     page = Paginator(runs, 50).get_page(request.GET.get("page"))
     for run in page.object_list:
         run.correct_rate = (run.summary.get("overall", {}).get("metrics", {}).get("correct") or {})
@@ -169,8 +169,8 @@ def launch_run(request: HttpRequest, slug: str) -> HttpResponse:
     else:
         initial = LaunchForm.initial_for(project, model_path=str(settings.DEMO_MODEL_DIR), last=last)
         for key in ("eval_set", "training_job"):
-            if id_or_none(request.GET.get(key)) is not None:
-                initial[key] = id_or_none(request.GET[key])
+            if (chosen := id_or_none(request.GET.get(key))) is not None:
+                initial[key] = chosen
                 if key == "training_job":
                     initial["model_source"] = EvalRun.TRAINING_JOB
         form = LaunchForm(initial=initial, project=project)
@@ -192,11 +192,6 @@ def launch_run(request: HttpRequest, slug: str) -> HttpResponse:
         "project": project, "role": role, "form": form, "has_sets": project.eval_sets.exists(), "last": last,
         "from_defaults": from_defaults, "defaults_query": with_query(request.get_full_path(), defaults=1),
         "last_query": with_query(request.get_full_path(), defaults=0)})
-
-
-def safe_next(request: HttpRequest) -> str:
-    """The ``next`` page to go back to, only a path on this site (else "")."""
-    return next_path(request)
 
 
 def with_query(url: str, **params) -> str:
@@ -227,13 +222,13 @@ def eval_sets(request: HttpRequest, slug: str) -> HttpResponse:
                 form.add_error(field if field in form.fields else None, exc.message)
             else:
                 messages.success(request, f"Made eval set #{es.pk} ({es.item_count} items): {es.name}")
-                if nxt := safe_next(request):  # back to the evaluation being set up, with the new set chosen
+                if nxt := next_path(request):  # back to the evaluation being set up, with the new set chosen
                     return redirect(with_query(nxt, eval_set=es.pk))
                 return redirect(f"{request.path}#set-{es.pk}")
     sets = project.eval_sets.select_related("snapshot", "created_by")
     return render(request, "evaluation/eval_sets.html", {
         "project": project, "role": role, "form": form, "sets": sets, "case_type_names": CASE_TYPE_NAMES,
-        "next": safe_next(request)})
+        "next": next_path(request)})
 
 
 def live_version(run: EvalRun) -> str:

@@ -90,8 +90,8 @@ def run_list(request: HttpRequest, slug: str) -> HttpResponse:
         jobs = jobs.filter(status=f["status"])
     if f["kind"]:
         jobs = jobs.filter(kind=f["kind"])
-    if id_or_none(f["snapshot"]) is not None:
-        jobs = jobs.filter(snapshot_id=id_or_none(f["snapshot"]))
+    if (snapshot_id := id_or_none(f["snapshot"])) is not None:
+        jobs = jobs.filter(snapshot_id=snapshot_id)
     if f["q"]:
         jobs = jobs.filter(name__icontains=f["q"]) | jobs.filter(base_model__icontains=f["q"])
     page = Paginator(jobs, 50).get_page(request.GET.get("page"))

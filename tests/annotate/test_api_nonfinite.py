@@ -13,11 +13,6 @@ from annotate.models import Trajectory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def weather(demo_trajectories):
     return next(t for t in demo_trajectories if t.external_id == "demo-weather")

@@ -87,8 +87,8 @@ def is_template_text(spec: str) -> bool:
 
 def preview_template_spec(project: Project, value: str) -> str:
     """A preview choice as a template spec: ``snapshot:N`` is the template text that snapshot stored."""
-    if value.startswith("snapshot:") and id_or_none(value[len("snapshot:"):]) is not None:
-        snap = project.snapshots.filter(pk=id_or_none(value[len("snapshot:"):])).first()
+    if value.startswith("snapshot:") and (pk := id_or_none(value[len("snapshot:"):])) is not None:
+        snap = project.snapshots.filter(pk=pk).first()
         return (snap.render_settings or {}).get("template", "") if snap else ""
     return value
 
