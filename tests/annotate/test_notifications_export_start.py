@@ -50,11 +50,11 @@ def test_a_rejection_notifies_the_assignee_with_the_comment(client, lead, annota
 
 def test_notifications_are_private_and_mark_all_read_marks_only_mine(client, lead, annotator, outsider, project,
                                                                      demo_trajectories):
-    Notification.objects.create(user=annotator, project=project, kind="assigned", message="m1", url="/")
-    mine = Notification.objects.create(user=lead, project=project, kind="assigned", message="m2", url="/")
+    Notification.objects.create(user=annotator, project=project, kind="assigned", message="annotator-only-note-m1", url="/")
+    mine = Notification.objects.create(user=lead, project=project, kind="assigned", message="lead-only-note-m2", url="/")
     client.force_login(annotator)
     assert client.get(mine.get_absolute_url()).status_code == 404
-    assert "m2" not in client.get(reverse("annotate:notifications")).content.decode()
+    assert "lead-only-note-m2" not in client.get(reverse("annotate:notifications")).content.decode()
     client.post(reverse("annotate:notifications-read"))
     assert not Notification.objects.filter(user=annotator, read_at__isnull=True).exists()
     assert Notification.objects.get(pk=mine.pk).read_at is None
