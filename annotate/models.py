@@ -126,8 +126,8 @@ class TrajectoryQuerySet(models.QuerySet):
         if search_index_enabled(self.db):
             if connections[self.db].vendor == "postgresql":
                 return self._search_postgres(terms, tsquery(query), wanted)
-            return self.filter(pk__in=RawSQL(
-                f"SELECT rowid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH %s", [fts_query(query)]))
+            match = fts_query(query)
+            return self.filter(pk__in=RawSQL(SQLITE_SEARCH, [match, match]))
         qs = self
         for term in terms:
             in_steps = Step.objects.filter(Q(text__icontains=term) | Q(name__icontains=term) | Q(note__icontains=term)
@@ -158,9 +158,19 @@ class TrajectoryQuerySet(models.QuerySet):
 
 
 # The full-text index over every user message and step, written by annotate.ingest.writer: SQLite
-# FTS5 (rowid = trajectory id; migration 0002_workbench_search) or, on PostgreSQL, a table of
-# (trajectory_id, document tsvector) with a GIN index (migration 0004_postgres_search).
+# FTS5 or, on PostgreSQL, a table of (trajectory_id, document tsvector) with a GIN index (migration
+# 0004_postgres_search). The SQLite index keeps tokens only (``content=''``, migration
+# 0017_search_index_without_copies), which SQLite 3.40 cannot delete: an imported trajectory's
+# entry has the trajectory's id as rowid; each save writes a new entry, rowid ``-document``, and
+# SEARCH_DOCUMENTS maps the trajectory to that current entry (a trigger drops the mapping with the
+# trajectory). SQLITE_SEARCH takes each trajectory's current entry only.
 SEARCH_TABLE = "annotate_trajectory_search"
+SEARCH_DOCUMENTS = "annotate_search_document"
+SQLITE_SEARCH = (
+    f"SELECT rowid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH %s AND rowid > 0 AND NOT EXISTS "
+    f"(SELECT 1 FROM {SEARCH_DOCUMENTS} d WHERE d.trajectory_id = {SEARCH_TABLE}.rowid) "
+    f"UNION ALL SELECT d.trajectory_id FROM {SEARCH_TABLE} JOIN {SEARCH_DOCUMENTS} d "
+    f"ON d.document = -{SEARCH_TABLE}.rowid WHERE {SEARCH_TABLE} MATCH %s AND {SEARCH_TABLE}.rowid < 0")
 _search_index: dict[str, bool] = {}
 
 

@@ -24,8 +24,8 @@ from django.utils import timezone
 from annotate.ingest import sqlite
 from annotate.ingest.reader import Reading, gc_paused, read_file
 from annotate.ingest.rows import DOCUMENT_COLUMNS, STEP_COLUMNS, TURN_COLUMNS, as_stored, rows_of
-from annotate.models import (SEARCH_TABLE, ImportBatch, Project, Step, StepLabel, Tool, Trajectory, Turn,
-                             search_index_enabled)
+from annotate.models import (SEARCH_DOCUMENTS, SEARCH_TABLE, ImportBatch, Project, Step, StepLabel, Tool, Trajectory,
+                             Turn, search_index_enabled)
 from annotate.permissions import author_of
 from annotate.search import search_text
 from annotate.trajectory import Trajectory as CanonicalTrajectory
@@ -194,6 +194,13 @@ def index_search_text(rows: list[tuple[int, str]], *, replace: bool = False) -> 
             c.executemany(f"INSERT INTO {SEARCH_TABLE} (trajectory_id, document) VALUES (%s, to_tsvector('simple', %s)) "
                           "ON CONFLICT (trajectory_id) DO UPDATE SET document = EXCLUDED.document", rows)
         return
-    verb = "INSERT OR REPLACE" if replace else "INSERT"  # FTS5 replaces by rowid
     with conn.cursor() as c:
-        c.executemany(f"{verb} INTO {SEARCH_TABLE}(rowid, text) VALUES (%s, %s)", rows)
+        if not replace:  # (new trajectories: their entries' rowids are their ids)
+            c.executemany(f"INSERT INTO {SEARCH_TABLE}(rowid, text) VALUES (%s, %s)", rows)
+            return
+        # The index keeps no texts, so an entry cannot be deleted: a new entry is written under a
+        # new document number, which becomes the trajectory's current one (see models.SEARCH_TABLE).
+        for pk, text in rows:
+            c.execute(f"DELETE FROM {SEARCH_DOCUMENTS} WHERE trajectory_id = %s", [pk])
+            c.execute(f"INSERT INTO {SEARCH_DOCUMENTS} (trajectory_id) VALUES (%s)", [pk])
+            c.execute(f"INSERT INTO {SEARCH_TABLE}(rowid, text) VALUES (%s, %s)", [-c.lastrowid, text])

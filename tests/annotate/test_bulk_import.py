@@ -111,8 +111,7 @@ def _rows(ids):
     out = {}
     with connection.cursor() as c:
         for table, key in (("annotate_trajectory", "id"), ("annotate_turn", "trajectory_id"),
-                           ("annotate_step", "trajectory_id"), ("annotate_steplabel", "trajectory_id"),
-                           ("annotate_trajectory_search", "rowid")):
+                           ("annotate_step", "trajectory_id"), ("annotate_steplabel", "trajectory_id")):
             c.execute(f"SELECT * FROM {table} WHERE {key} BETWEEN %s AND %s ORDER BY {key}, rowid", [lo, hi])
             names = [d[0] for d in c.description]
             rows = []
@@ -122,9 +121,13 @@ def _rows(ids):
                     r.pop(k, None)  # turn, step and label ids are allocated per table
                 rows.append(r)
             out[table] = rows
-        c.execute(f"SELECT rowid - %s, text FROM annotate_trajectory_search WHERE rowid BETWEEN %s AND %s "
-                  "ORDER BY rowid", [lo, lo, hi])
+        # (the index keeps each entry's words, not its text: fts5vocab lists them by entry)
+        c.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.search_words "
+                  "USING fts5vocab(main, 'annotate_trajectory_search', 'instance')")
+        c.execute("SELECT doc - %s, term FROM temp.search_words WHERE doc BETWEEN %s AND %s ORDER BY doc, term",
+                  [lo, lo, hi])
         out["search"] = c.fetchall()
+    assert out["search"], "no search entries for these trajectories"
     return out
 
 
