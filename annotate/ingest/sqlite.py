@@ -5,7 +5,7 @@ rows per trajectory (trajectory, turns, steps, labels) made the ORM path the bot
 import. Here rows are plain tuples (:func:`annotate.ingest.rows.build_rows`) written with
 multi-row INSERTs, their JSON written by orjson (:func:`annotate.ingest.jsontext.dumps`), and on
 big imports built in other processes while this one writes: a file is read there batch by batch
-(:func:`import_stream`), a list of trajectories turned into rows (:func:`insert_trajectories`).
+(:class:`Stream`), a list of trajectories turned into rows (:func:`insert_trajectories`).
 
 Columns come from the models' ``_meta`` so a field added later still gets its default.
 Trajectory ids are allocated up front (above the current maximum, while the import's
@@ -29,6 +29,7 @@ import os
 import pickle
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -38,6 +39,10 @@ from annotate.ingest.reader import ImportResult, Reading
 from annotate.ingest.rows import LABEL_COLUMNS, STEP_COLUMNS, TRAJECTORY_COLUMNS, TURN_COLUMNS, build_rows
 from annotate.models import Step, StepLabel, Trajectory, Turn
 from annotate.trajectory import Trajectory as CanonicalTrajectory
+
+
+# The columns that hold a trajectory's id (see _Table.number_from).
+NUMBERED = frozenset(("id", "trajectory_id"))
 
 
 class _Table:
@@ -63,7 +68,19 @@ class _Table:
         columns = [by_attname[a].column for a in given] + [f.column for f in rest]
         self.per_statement = max(1, min(100, max_params // len(columns)))
         self._head = f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(c) for c in columns)}) VALUES "
-        self._values = f"({', '.join(['%s'] * len(columns))})"
+        self._columns = len(columns)
+        self._numbered = [i for i, a in enumerate(given) if a in NUMBERED]
+        self.number_from(0)
+
+    def number_from(self, first: int) -> None:
+        """Write the trajectory ids of rows (the :data:`NUMBERED` columns) as ``first`` plus their value,
+        from now on: rows built before the import's first id was known (:class:`Stream`) give each
+        trajectory's place in the file; SQLite adds the first id."""
+        marks = ["%s"] * self._columns
+        if first:
+            for i in self._numbered:
+                marks[i] = f"(%s + {int(first)})"
+        self._values = f"({', '.join(marks)})"
 
     def sql_for(self, rows: int) -> str:
         return self._head + ", ".join([self._values] * rows)
@@ -108,7 +125,7 @@ _checkpoints: list[threading.Thread] = []
 
 
 @contextlib.contextmanager
-def checkpoint_later(conn=None):
+def checkpoint_later(conn=None, meanwhile: Callable[[Callable[[], bool]], None] | None = None):
     """Fold a big write's WAL into the database file in a background thread, not at its commit.
 
     In WAL mode a commit that leaves the log over ``wal_autocheckpoint`` pages copies every page
@@ -125,8 +142,9 @@ def checkpoint_later(conn=None):
     writer appends to the log instead of starting it over, so back-to-back big imports would
     grow one WAL without bound (1 GB after ten 10,000-trajectory files), and every page lookup
     in it gets slower (measured: 103 us a trajectory on the first file, 175 us on the tenth).
+    ``meanwhile``: see :func:`wait_for_checkpoints` (the next file's readers read while it waits).
     """
-    wait_for_checkpoints()
+    wait_for_checkpoints(meanwhile)
     if conn is None:
         if connection.vendor != "sqlite":
             yield
@@ -148,10 +166,18 @@ def checkpoint_later(conn=None):
         _checkpoints[:] = [t for t in _checkpoints if t.is_alive()] + [thread]
 
 
-def wait_for_checkpoints() -> None:
-    """Wait for the background checkpoints started so far (a command about to exit; a benchmark)."""
+def wait_for_checkpoints(meanwhile: Callable[[Callable[[], bool]], None] | None = None) -> None:
+    """Wait for the background checkpoints started so far (a command about to exit; a benchmark).
+
+    ``meanwhile(busy)``, when given, is called first with a function that says whether the
+    checkpoint still runs: it may work until then (:meth:`Stream.read_while`).
+    """
     while _checkpoints:
-        _checkpoints.pop(0).join()
+        thread = _checkpoints[0]
+        if meanwhile is not None:
+            meanwhile(thread.is_alive)
+        thread.join()
+        _checkpoints.pop(0)
 
 
 def _wal_file_of(conn) -> str | None:
@@ -176,10 +202,10 @@ def _checkpoint(path: str) -> None:
 
 
 # Lists of at least this many trajectories build their rows in a second process, and files of at
-# least this many bytes are read by other processes (see insert_trajectories and import_stream).
+# least this many bytes are read by other processes (see insert_trajectories and Stream).
 PARALLEL_MIN = 4000
 STREAM_MIN_BYTES = 4 << 20
-# How many processes read a big JSON Lines file at once (import_stream) while this one writes
+# How many processes read a big JSON Lines file at once (Stream) while this one writes
 # (None: settings.IMPORT_READERS, by default 2, or 1 on a single CPU). Reading a trajectory costs
 # about 1.5x writing it, so the writer waits for one reader; with two, the three processes keep
 # both CPUs of a 2-CPU machine busy: measured 15 % faster there than one reader.
@@ -225,74 +251,124 @@ def insert_trajectories(project, trajectories: list[CanonicalTrajectory], *, sta
 
 @dataclass
 class Streamed:
-    """What :func:`import_stream` wrote: trajectory ids, the tools they use, and the reading's result."""
+    """What :meth:`Stream.write` wrote: trajectory ids, the tools they use, and the reading's result."""
 
     ids: list[int]
     tools: dict[str, dict]  # each tool name's first spec in the file, in order of first use
     result: ImportResult  # problems, record count and format (no trajectories)
 
 
-def import_stream(project, reading: Reading, *, status: str, now, index_search=None,
-                  readers: int | None = None) -> Streamed:
-    """Write a file's trajectories while it is read, the reading (parsing, converting, checking,
-    building the rows) spread over ``readers`` forked processes while this one writes.
+class Stream:
+    """A file's trajectories written while the file is read, the reading (parsing, converting,
+    checking, building the rows) spread over forked processes that start when the block opens.
+
+    ::
+
+        with Stream(project, reading, status=..., now=...) as stream:
+            with checkpoint_later(meanwhile=stream.read_while), transaction.atomic():
+                written = stream.write()
+
+    The readers start reading at once, before the write transaction (and before the wait for
+    the previous import's checkpoint, which :meth:`read_while` fills by taking their batches
+    as they come): a trajectory's rows name it by its record's number in the file, and
+    :meth:`write` allocates the first id, which SQLite adds (:meth:`_Table.number_from`).
 
     ``reading`` is :func:`annotate.ingest.reader.read_file`'s; its text is inherited by the readers,
     so only finished rows travel. By default ``READERS`` processes read a JSON Lines file (each
     every READERS-th batch of lines, skipping the others' lines unparsed) and one reads other
-    files; with ``readers=0`` (or where :func:`_can_fork` says no) this process reads. Batches
-    are written as they come; the rows are the same either way (ids follow the records' places
-    in the file, the tools are merged in file order).
+    files; with ``readers=0`` (or where :func:`_can_fork` says no) :meth:`write` reads, in this
+    process. Batches are written as they come; the rows are the same either way (ids follow the
+    records' places in the file, the tools are merged in file order).
 
-    Call inside ``transaction.atomic()`` and roll back when the result has problems that should
-    abort the import: rows stop coming at the first problem unless the reading skips invalid
-    records, but the ones before it are written. A trajectory's id is the first id plus its
-    record's number in the file (so the ids of skipped records are left unused).
+    Call :meth:`write` inside ``transaction.atomic()`` and roll back when the result has
+    problems that should abort the import: rows stop coming at the first problem unless the
+    reading skips invalid records, but the ones before it are written. A trajectory's id is the
+    first id plus its record's number in the file (so the ids of skipped records are left unused).
+    Leaving the block stops readers that are still at work.
     """
-    if reading.text is None:  # (nothing to read: the file's problems are in reading.result)
-        readers = 0
-    elif readers is None:
-        readers = (_readers() if reading.stripes_possible() else 1) if _can_fork() else 0
-    with connection.cursor() as c:
-        tables, first, args = _start(c, project, status, now, index_search)
 
-        def produce(stripe: int, stripes: int):
-            part = ImportResult(reading.result.file)
-            seen: set[str] = set()
-            for k, batch in enumerate(reading.batches(stripe, stripes, into=part)):
-                trajectories = [t for _, _, t in batch]
-                tools = []
-                for t in trajectories:
-                    for spec in t.tools:
-                        if spec["name"] not in seen:
-                            seen.add(spec["name"])
-                            tools.append(spec)
-                built = _built(tables, trajectories, [first + n for _, n, _ in batch], args)
-                yield stripe + k * stripes, built, tools
-            yield stripe, None, part  # (the end: this reader's problems and counts)
+    def __init__(self, project, reading: Reading, *, status: str, now, index_search=None,
+                 readers: int | None = None):
+        if reading.text is None:  # (nothing to read: the file's problems are in reading.result)
+            readers = 0
+        elif readers is None:
+            readers = (_readers() if reading.stripes_possible() else 1) if _can_fork() else 0
+        self.reading, self.readers, self.index_search = reading, readers, index_search
+        self.tables = _tables()
+        self.args = (project.pk, status, connection.ops.adapt_datetimefield_value(now), index_search is not None)
+        self._stack = contextlib.ExitStack()
+        self._waiting: dict = {}  # connection -> reader, until its end is taken
+        self._early: list[tuple[_Forked, bytes | None]] = []  # what read_while took, in order
 
+    def _produce(self, stripe: int, stripes: int):
+        reading, tables, args = self.reading, self.tables, self.args
+        part = ImportResult(reading.result.file)
+        seen: set[str] = set()
+        for k, batch in enumerate(reading.batches(stripe, stripes, into=part)):
+            trajectories = [t for _, _, t in batch]
+            tools = []
+            for t in trajectories:
+                for spec in t.tools:
+                    if spec["name"] not in seen:
+                        seen.add(spec["name"])
+                        tools.append(spec)
+            yield stripe + k * stripes, _built(tables, trajectories, [n for _, n, _ in batch], args), tools
+        yield stripe, None, part  # (the end: this reader's problems and counts)
+
+    def __enter__(self) -> "Stream":
+        with self._stack:
+            for i in range(self.readers):
+                child = self._stack.enter_context(_Forked(functools.partial(self._produce, i, self.readers)))
+                self._waiting[child.conn] = child
+            self._stack = self._stack.pop_all()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def read_while(self, busy: Callable[[], bool]) -> None:
+        """Take the readers' batches as they come while ``busy()`` (they are written by
+        :meth:`write`), so that the readers go on reading meanwhile."""
+        waiting = dict(self._waiting)
+        while waiting and busy():
+            for conn in multiprocessing.connection.wait(list(waiting), timeout=0.005):
+                message = waiting[conn].receive()
+                self._early.append((waiting[conn], message))
+                if message is None or message == _END_MESSAGE:
+                    del waiting[conn]
+
+    def write(self) -> Streamed:
+        """Write every batch (inside the caller's transaction); the ids, tools and reading's result."""
+        tables, index_search = self.tables, self.index_search
         ids, tools_by_batch, parts = [], [], []
+        with connection.cursor() as c:
+            first = tables[0].allocate(c)
+            for table in tables:
+                table.number_from(first)
 
-        def write(item) -> None:
-            k, built, extra = item
-            if built is None:
-                parts.append((k, extra))
-                return
-            _write(c, tables, built, index_search)
-            ids.extend(built[0])
-            tools_by_batch.append((k, extra))
+            def write(item) -> None:
+                k, built, extra = item
+                if built is None:
+                    parts.append((k, extra))
+                    return
+                _write(c, tables, built, index_search, first)
+                ids.extend(first + n for n in built[0])
+                tools_by_batch.append((k, extra))
 
-        if not readers:
-            for item in produce(0, 1):
-                write(item)
-        else:
-            # Batches are written as they come: a trajectory's id is fixed by its place in the
-            # file, turn and step ids are the database's, and tools are merged in file order below.
-            with contextlib.ExitStack() as stack:
-                waiting = {}
-                for i in range(readers):
-                    child = stack.enter_context(_Forked(functools.partial(produce, i, readers)))
-                    waiting[child.conn] = child
+            if not self.readers:
+                for item in self._produce(0, 1):
+                    write(item)
+            else:
+                # Batches are written as they come: a trajectory's id is fixed by its place in the
+                # file, turn and step ids are the database's, and tools are merged in file order below.
+                waiting = self._waiting
+                early, self._early = self._early, []
+                for child, message in early:
+                    item = child.decode(message)
+                    if item is _END:
+                        del waiting[child.conn]
+                    else:
+                        write(item)
                 while waiting:
                     for conn in multiprocessing.connection.wait(list(waiting)):
                         item = waiting[conn].take()
@@ -304,21 +380,28 @@ def import_stream(project, reading: Reading, *, status: str, now, index_search=N
         for _, batch_tools in sorted(tools_by_batch, key=lambda kt: kt[0]):
             for spec in batch_tools:
                 tools.setdefault(spec["name"], spec)
-    return Streamed(sorted(ids), tools, reading.finish(*(part for _, part in sorted(parts, key=lambda kp: kp[0]))))
+        result = self.reading.finish(*(part for _, part in sorted(parts, key=lambda kp: kp[0])))
+        return Streamed(sorted(ids), tools, result)
 
 
-def _start(c, project, status, now, index_search) -> tuple[tuple[_Table, ...], int, tuple]:
-    """The tables, the first free trajectory id and the arguments of build_rows."""
+def _tables() -> tuple[_Table, ...]:
+    """The trajectory, turn, step and label tables' INSERTs."""
+    connection.ensure_connection()
     try:
         max_params = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
     except AttributeError:  # (getlimit: Python 3.11+)
         max_params = connection.features.max_query_params
-    tables = (
+    return (
         _Table(Trajectory, TRAJECTORY_COLUMNS, max_params),
         _Table(Turn, TURN_COLUMNS, max_params),
         _Table(Step, STEP_COLUMNS, max_params),
         _Table(StepLabel, LABEL_COLUMNS, max_params),
     )
+
+
+def _start(c, project, status, now, index_search) -> tuple[tuple[_Table, ...], int, tuple]:
+    """The tables, the first free trajectory id and the arguments of build_rows."""
+    tables = _tables()
     ts = connection.ops.adapt_datetimefield_value(now)
     return tables, tables[0].allocate(c), (project.pk, status, ts, index_search is not None)
 
@@ -330,7 +413,9 @@ def _built(tables, trajectories, ids, args) -> tuple:
     return (list(ids), [table.pack(r) for table, r in zip(tables, rows[:3])], len(rows[2]), rows[3], rows[4])
 
 
-def _write(c, tables, built, index_search) -> None:
+def _write(c, tables, built, index_search, first: int = 0) -> None:
+    """Write one batch of :func:`_built`; ``first``: what the tables add to its trajectory ids
+    (see :meth:`_Table.number_from`), added here to the search rows' ids."""
     _, packed, steps, labels, search_rows = built
     for table, table_rows in zip(tables, packed):
         table.insert(c, table_rows)
@@ -341,7 +426,7 @@ def _write(c, tables, built, index_search) -> None:
             first_step = c.fetchone()[0] - steps + 1
             tables[3].insert(c, tables[3].pack([(first_step + k, tid, label) for k, tid, label in labels]))
     if index_search is not None:
-        index_search(search_rows)
+        index_search([(first + n, text) for n, text in search_rows] if first else search_rows)
 
 
 def _slices(n: int, batch: int):
@@ -386,6 +471,7 @@ def _produced(produce, parallel: bool):
 
 
 _END = object()
+_END_MESSAGE = b"."  # (a child's last message)
 
 
 class _Forked:
@@ -411,11 +497,20 @@ class _Forked:
 
     def take(self):
         """The next item (waiting for it), or ``_END`` after the last one."""
+        return self.decode(self.receive())
+
+    def receive(self) -> bytes | None:
+        """The next message as it came (waiting for it); None when the child stopped without its end."""
         try:
-            message = self.conn.recv_bytes()
+            return self.conn.recv_bytes()
         except EOFError:
+            return None
+
+    def decode(self, message: bytes | None):
+        """The item of a message of :meth:`receive` (an error in the child is raised here)."""
+        if message is None:
             self.proc.join()
-            raise RuntimeError(f"the import's row builder stopped (exit code {self.proc.exitcode})") from None
+            raise RuntimeError(f"the import's row builder stopped (exit code {self.proc.exitcode})")
         kind, payload = message[:1], memoryview(message)[1:]
         if kind == b"m":
             return marshal.loads(payload)
@@ -442,7 +537,7 @@ def _child(send, produce) -> None:
             except ValueError:  # a value marshal does not know (a str subclass, a dataclass): pickle knows more
                 message = b"p" + pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
             send.send_bytes(message)
-        send.send_bytes(b".")
+        send.send_bytes(_END_MESSAGE)
     except Exception as e:  # raised in the parent, as building the rows there would have
         try:
             message = b"e" + pickle.dumps(e)

@@ -64,11 +64,14 @@ def import_file(project: Project, data: bytes, filename: str, *, fmt: str = "aut
     reading = read_file(data, filename, fmt, settings.IMPORT_MAX_BYTES, skip_invalid, answers,
                         answers_filename=answers_filename, tools=tools, tools_filename=tools_filename)
     big = len(data) >= sqlite.STREAM_MIN_BYTES
-    # A big write's WAL checkpoint runs in the background, after the commit (see checkpoint_later).
-    with sqlite.checkpoint_later() if big else contextlib.nullcontext(), transaction.atomic():
+    # The readers start now; a big write's WAL checkpoint runs in the background, after the
+    # commit, and the next big import's readers read while it waits for it (see checkpoint_later).
+    with _stream(project, reading, readers=None if big else 0) as stream, \
+            sqlite.checkpoint_later(meanwhile=stream.read_while) if big else contextlib.nullcontext(), \
+            transaction.atomic():
         try:
             with transaction.atomic(), gc_paused():
-                written = _write_reading(project, reading, readers=None if big else 0)
+                written = stream.write()
                 if written.result.errors and not skip_invalid:
                     raise _Abort
                 _merge_tools(project, written.tools.values())
@@ -91,22 +94,37 @@ class _Abort(Exception):
     pass
 
 
-def _write_reading(project: Project, reading: Reading, *, readers: int | None) -> sqlite.Streamed:
-    """Write the reading's trajectories as its batches come (``readers``: see ``sqlite.import_stream``)."""
+def _stream(project: Project, reading: Reading, *, readers: int | None):
+    """The reading's trajectories, to write as its batches come (``readers``: see ``sqlite.Stream``)."""
     if sqlite.available():
-        return sqlite.import_stream(project, reading, status=Trajectory.DRAFT, now=timezone.now(),
-                                    index_search=index_search_text if search_index_enabled() else None,
-                                    readers=readers)
-    ids: list[int] = []
-    tools: dict[str, dict] = {}
-    now = timezone.now()
-    for batch in reading.batches():
-        trajectories = [t for _, _, t in batch]
-        for t in trajectories:
-            for spec in t.tools:
-                tools.setdefault(spec["name"], spec)
-        ids.extend(row.pk for row in _insert_with_orm(project, trajectories, Trajectory.DRAFT, now))
-    return sqlite.Streamed(ids, tools, reading.finish())
+        return sqlite.Stream(project, reading, status=Trajectory.DRAFT, now=timezone.now(),
+                             index_search=index_search_text if search_index_enabled() else None, readers=readers)
+    return _OrmStream(project, reading)
+
+
+class _OrmStream(contextlib.AbstractContextManager):
+    """:class:`sqlite.Stream`'s counterpart on other databases: the ORM's ``bulk_create``, batch by batch."""
+
+    def __init__(self, project: Project, reading: Reading):
+        self.project, self.reading = project, reading
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def read_while(self, busy) -> None:
+        return None
+
+    def write(self) -> sqlite.Streamed:
+        ids: list[int] = []
+        tools: dict[str, dict] = {}
+        now = timezone.now()
+        for batch in self.reading.batches():
+            trajectories = [t for _, _, t in batch]
+            for t in trajectories:
+                for spec in t.tools:
+                    tools.setdefault(spec["name"], spec)
+            ids.extend(row.pk for row in _insert_with_orm(self.project, trajectories, Trajectory.DRAFT, now))
+        return sqlite.Streamed(ids, tools, self.reading.finish())
 
 
 def _record_import(project: Project, filename: str, fmt: str, author, imported: int, issues) -> ImportOutcome:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 from django.db import transaction
@@ -413,3 +415,57 @@ def test_an_import_through_the_orm_gives_the_trajectories_of_one_through_sqlite(
     bad = _import(other, b'{"turns": [{"user": "q", "steps": []}]}\n{"turns": 3}\n', "b.jsonl")
     assert bad.imported == 0 and [e["line"] for e in bad.errors] == [2]
     assert Trajectory.objects.filter(project=other).count() == len(_varied_docs())  # (all or nothing)
+
+
+def _checkpoint_running(seconds: float):
+    """A stand-in for the previous import's background checkpoint, busy for ``seconds``."""
+    thread = threading.Thread(target=time.sleep, args=(seconds,), name="sqlite-checkpoint", daemon=True)
+    thread.start()
+    bulk._checkpoints.append(thread)
+    return thread
+
+
+@pytest.mark.parametrize("readers", [1, 2])
+def test_the_next_files_readers_read_while_the_previous_checkpoint_runs(project, forks, readers, monkeypatch):
+    from annotate.models import Project
+
+    data = _labelled_jsonl(40)
+    other = Project.objects.create(slug="read-first", name="read first")
+    monkeypatch.setattr(bulk, "STREAM_MIN_BYTES", 10 ** 9)
+    _import(other, data)
+    monkeypatch.setattr(bulk, "STREAM_MIN_BYTES", 1024)
+    monkeypatch.setattr(bulk, "READERS", readers)
+    taken = []
+    read_while = bulk.Stream.read_while
+
+    def spy(self, busy):
+        read_while(self, busy)
+        taken.append((busy(), len(self._early)))
+
+    monkeypatch.setattr(bulk.Stream, "read_while", spy)
+    _checkpoint_running(1.0)
+    started = time.monotonic()
+    outcome = _import(project, data)
+    assert time.monotonic() - started >= 0.9  # it waited for the checkpoint...
+    assert (outcome.imported, outcome.errors) == (40, [])
+    # ... and meanwhile took all the readers sent, the file's one batch (40 records) and each reader's
+    # problems and end, before the checkpoint was done
+    assert taken == [(True, 1 + 2 * readers)]
+    first, second = _project_rows(other), _project_rows(project)
+    assert first and first == second  # the same rows as a file read first, ids included (relative to the first)
+
+
+def test_a_reader_that_fails_while_the_checkpoint_runs_fails_the_import_and_writes_nothing(project, forks, monkeypatch):
+    monkeypatch.setattr(bulk, "READERS", 2)
+    built = bulk._built
+
+    def fail_on_the_third_batch(tables, trajectories, ids, args):
+        if 14 in ids:
+            raise ValueError("the row builder broke")
+        return built(tables, trajectories, ids, args)
+
+    monkeypatch.setattr(bulk, "_built", fail_on_the_third_batch)
+    _checkpoint_running(0.5)
+    with pytest.raises(ValueError, match="the row builder broke"):
+        _import(project, _labelled_jsonl(40))
+    assert not Trajectory.objects.filter(project=project).exists()
