@@ -477,6 +477,11 @@ def _produced(produce, parallel: bool):
 
 _END = object()
 _END_MESSAGE = b"."  # (a child's last message)
+# A message's first byte says what it holds, so that a batch's rows (~4 MB) are sent as marshal
+# wrote them, not copied behind a marker: marshal (version 2) writes a tuple, every item, as "(";
+# pickle (protocol 2+) starts with its PROTO opcode; an error is "e" and a pickle; the end ".".
+_MARSHAL = b"("
+_PICKLE = b"\x80"
 
 
 class _Forked:
@@ -517,14 +522,16 @@ class _Forked:
         if message is None:
             self.proc.join()
             raise RuntimeError(f"the import's row builder stopped (exit code {self.proc.exitcode})")
-        kind, payload = message[:1], memoryview(message)[1:]
-        if kind == b"m":
-            return marshal.loads(payload)
-        if kind == b"p":
-            return pickle.loads(payload)
+        kind = message[:1]
+        if kind == _MARSHAL:
+            return marshal.loads(message)
+        if kind == _PICKLE:
+            return pickle.loads(message)
         if kind == b"e":
-            raise pickle.loads(payload)
-        self.finished = True  # b".": the end
+            raise pickle.loads(memoryview(message)[1:])
+        if message != _END_MESSAGE:
+            raise RuntimeError(f"the import's row builder sent a message of unknown kind {kind!r}")
+        self.finished = True
         return _END
 
     def __exit__(self, *exc) -> None:
@@ -553,9 +560,9 @@ def _child(send, produce) -> None:
     try:
         for item in produce():
             try:
-                message = b"m" + marshal.dumps(item, 2)  # (version 2: no sharing of equal objects, 40 % faster)
+                message = marshal.dumps(item, 2)  # (version 2: no sharing of equal objects, 40 % faster)
             except ValueError:  # a value marshal does not know (a str subclass, a dataclass): pickle knows more
-                message = b"p" + pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+                message = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
             send.send_bytes(message)
         send.send_bytes(_END_MESSAGE)
     except Exception as e:  # raised in the parent, as building the rows there would have
