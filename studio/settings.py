@@ -117,11 +117,17 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # WAL lets the worker write job progress while the web server reads; a busy timeout
-    # instead of "database is locked" errors when both write at once.
+    # instead of "database is locked" errors when both write at once. A new database gets pages
+    # of 16 KB rather than 4 (an existing one keeps its size: the pragma only applies before the
+    # first table): an import writes a quarter as many WAL frames and checkpoints them in half the
+    # time (a 50,000-trajectory import, alternating runs: 8,426-9,930/s against 7,211-8,507/s).
+    # Pages are read through a memory map (mmap_size, 256 MB), else a page read from the OS costs
+    # four times the copy and the queue's p95 rose from ~30 to ~40 ms (bench_workbench, 20,000).
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 20,
         "transaction_mode": "IMMEDIATE",
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "init_command": "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                        "PRAGMA mmap_size=268435456;",
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

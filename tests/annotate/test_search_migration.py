@@ -93,6 +93,8 @@ def test_the_index_is_rebuilt_without_positions_then_without_copies_and_back(tmp
                     c.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()[0])
 
     manage(env, "migrate", "annotate", "0004", "--noinput")
+    with sqlite3.connect(db) as c:  # (a new database: 16 KB pages, see studio.settings)
+        assert c.execute("PRAGMA page_size").fetchone()[0] == 16384
     manage(env, "shell", "-v", "0", stdin=SEED)  # written with positions (detail=full)
     assert "detail" not in table_sql()[0]
     manage(env, "migrate", "--noinput")
