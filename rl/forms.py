@@ -10,13 +10,12 @@ from django.conf import settings
 from rl import runner
 from rl.launch import allowed_classes, grpo_errors, start_of
 from studio.forms import add_problems
-from training.forms import SnapshotChoiceField
+from training.forms import DEVICE_CHOICES, DEVICE_HELP, SnapshotChoiceField
 from training.jobs import remembered_launch
 from training.models import JobStatus, TrainingJob
 
 ENVIRONMENT_KINDS = [("python", "A Python class (its public methods are the tools)"),
                      ("bfcl", "BFCL's multi-turn classes"), ("replay", "Replay of the gold trajectories' results")]
-DEVICE_CHOICES = [("auto", "Auto (CUDA when the worker has it)"), ("cpu", "CPU"), ("cuda", "CUDA")]
 SETTINGS_FIELDS = ("num_generations", "prompts_per_step", "max_tool_calling_iterations", "max_completion_length",
                    "temperature", "beta", "learning_rate", "max_steps", "rollout_every", "save_steps",
                    "logging_steps", "seed", "device")
@@ -59,7 +58,7 @@ class GRPOLaunchForm(forms.Form):
     save_steps = forms.IntegerField(label="Checkpoint every N steps")
     logging_steps = forms.IntegerField(label="Log every N steps")
     seed = forms.IntegerField()
-    device = forms.ChoiceField(choices=DEVICE_CHOICES)
+    device = forms.ChoiceField(choices=DEVICE_CHOICES, help_text=DEVICE_HELP)
 
     def __init__(self, *args, project, **kwargs):
         super().__init__(*args, **kwargs)

@@ -31,9 +31,9 @@ from typing import Any, Mapping
 from jobs.processes import killed_by
 
 STRATEGIES = ("ddp", "fsdp", "deepspeed_zero2", "deepspeed_zero3")
-STRATEGY_LABELS = {"ddp": "DDP (a full copy of the model per process)", "fsdp": "FSDP (shard the model)",
-                   "deepspeed_zero2": "DeepSpeed ZeRO-2 (shard optimizer state and gradients)",
-                   "deepspeed_zero3": "DeepSpeed ZeRO-3 (shard the parameters too)"}
+# (short: the form's select is a fifth of the page wide; its help text says what each does)
+STRATEGY_LABELS = {"ddp": "DDP", "fsdp": "FSDP", "deepspeed_zero2": "DeepSpeed ZeRO-2",
+                   "deepspeed_zero3": "DeepSpeed ZeRO-3"}
 FSDP_SHARDING = ("full_shard", "shard_grad_op", "hybrid_shard", "no_shard")
 OFFLOAD = ("none", "cpu")
 MAX_PROCESSES_PER_NODE = 64

@@ -20,14 +20,14 @@ PRECISION_CHOICES = [("auto", "Auto (bf16 on CUDA, fp32 on CPU)"), ("bf16", "bf1
 CHECKPOINTING_CHOICES = [("auto", "Auto (on with CUDA, off on CPU)"),
                          ("on", "On: less GPU memory, slower steps"),
                          ("off", "Off: faster, when the model fits in GPU memory")]
-DEVICE_CHOICES = [("auto", "Auto (CUDA when the worker has it)"), ("cpu", "CPU"), ("cuda", "CUDA")]
+DEVICE_CHOICES = [("auto", "Auto"), ("cpu", "CPU"), ("cuda", "CUDA")]
+DEVICE_HELP = "Auto: CUDA when the worker has it."
 SCHEDULER_CHOICES = [(s, s.replace("_", " ")) for s in runner.SCHEDULERS]
 LOSS_CHOICES = [(s, s) for s in runner.DPO_LOSS_TYPES]
 STRATEGY_CHOICES = list(distributed.STRATEGY_LABELS.items())
-SHARDING_CHOICES = [("full_shard", "Full shard (parameters, gradients, optimizer)"),
-                    ("shard_grad_op", "Gradients and optimizer only"),
-                    ("hybrid_shard", "Hybrid (shard in a node, replicate across nodes)"), ("no_shard", "No sharding")]
-OFFLOAD_CHOICES = [("none", "None"), ("cpu", "CPU (less GPU memory, slower steps)")]
+SHARDING_CHOICES = [("full_shard", "Full shard"), ("shard_grad_op", "Gradients + optimizer"),
+                    ("hybrid_shard", "Hybrid"), ("no_shard", "No sharding")]
+OFFLOAD_CHOICES = [("none", "None"), ("cpu", "CPU")]
 DISTRIBUTED_FIELDS = ("processes_per_node", "nodes", "strategy", "fsdp_sharding", "offload", "main_address",
                       "main_port")
 
@@ -85,7 +85,7 @@ class LaunchForm(forms.Form):
     save_steps = forms.IntegerField(label="Checkpoint every (steps)", help_text="A stopped run resumes from "
                                                                                   "its last checkpoint.")
     precision = forms.ChoiceField(choices=PRECISION_CHOICES)
-    device = forms.ChoiceField(choices=DEVICE_CHOICES)
+    device = forms.ChoiceField(choices=DEVICE_CHOICES, help_text=DEVICE_HELP)
     gradient_checkpointing = forms.ChoiceField(label="Gradient checkpointing", choices=CHECKPOINTING_CHOICES,
                                                required=False,  # missing (older clients): auto
                                                help_text="Recomputes activations in the backward pass to save "
@@ -97,9 +97,14 @@ class LaunchForm(forms.Form):
                                             help_text="One per GPU; on CPU, DDP over gloo.")
     nodes = forms.IntegerField(required=False, help_text="Machines; each runs the launch command with its rank.")
     strategy = forms.ChoiceField(choices=STRATEGY_CHOICES, required=False,
-                                 help_text="DeepSpeed only where it is installed (an optional extra).")
-    fsdp_sharding = forms.ChoiceField(label="FSDP sharding", choices=SHARDING_CHOICES, required=False)
-    offload = forms.ChoiceField(label="Offload", choices=OFFLOAD_CHOICES, required=False)
+                                 help_text="DDP: a full model per process. FSDP: shards it. ZeRO-2: shards optimizer "
+                                           "state and gradients; ZeRO-3: the parameters too (DeepSpeed only where "
+                                           "it is installed, an optional extra).")
+    fsdp_sharding = forms.ChoiceField(label="FSDP sharding", choices=SHARDING_CHOICES, required=False,
+                                      help_text="Full: parameters, gradients and optimizer state. Hybrid: shard in a "
+                                                "node, replicate across nodes.")
+    offload = forms.ChoiceField(label="Offload", choices=OFFLOAD_CHOICES, required=False,
+                                help_text="CPU: less GPU memory, slower steps.")
     main_address = forms.CharField(label="First node's address", max_length=255, required=False,
                                    help_text="Several nodes only: where they meet.")
     main_port = forms.IntegerField(label="First node's port", required=False)

@@ -341,3 +341,33 @@ def test_the_evaluation_form_says_when_it_brings_back_the_last_evaluations_setti
     page.click("#reset-defaults")
     expect(page.locator("input[name=max_new_tokens]")).to_have_value(str(GenerationSettings().max_new_tokens))
     expect(page.locator("#remembered")).to_contain_text("defaults")
+
+
+# Each option of each select on the page that is wider than the select can show (its text at the
+# select's font against the select's width less its padding and arrow): what a user would see cut.
+CUT_OPTIONS = """() => {
+  const ctx = document.createElement('canvas').getContext('2d');
+  const cut = [];
+  for (const s of document.querySelectorAll('select')) {
+    if (!s.offsetParent) continue;  // (hidden: another kind's fields)
+    const st = getComputedStyle(s);
+    ctx.font = `${st.fontWeight} ${st.fontSize} ${st.fontFamily}`;
+    const room = s.clientWidth - parseFloat(st.paddingLeft) - parseFloat(st.paddingRight) - 16;
+    for (const o of s.options) {
+      const width = ctx.measureText(o.text).width;
+      if (width > room) cut.push(`${s.name}: "${o.text}" (${Math.round(width)} px in ${Math.round(room)})`);
+    }
+  }
+  return cut;
+}"""
+
+
+@pytest.mark.parametrize("form", ["/training/p/{}/runs/new/?kind=sft", "/training/p/{}/runs/new/?kind=dpo",
+                                  "/rl/p/{}/grpo/new/"])
+def test_no_option_of_the_run_forms_selects_is_cut_at_1366_px(page, demo_project, lead, form):
+    login(page, lead.username, PASSWORD)
+    page.set_viewport_size({"width": 1366, "height": 800})
+    page.goto(form.format(demo_project.slug))
+    assert page.locator("select:visible").count() >= 4
+    assert page.evaluate(CUT_OPTIONS) == []
+    both_widths(page, "run-form-" + ("grpo" if "grpo" in form else form.rsplit("=", 1)[1]))
