@@ -37,6 +37,7 @@ import importlib
 import inspect
 import json
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -177,20 +178,26 @@ def tool_schemas(cls: type) -> list[dict]:
     from transformers.utils import chat_template_utils, get_json_schema
     from transformers.utils.chat_template_utils import DocstringParsingException, TypeHintParsingException
 
-    torch_available = chat_template_utils.is_torch_available
-    if "torch" not in sys.modules:
-        chat_template_utils.is_torch_available = lambda: False
     out = []
-    try:
-        for name in tool_names(cls):
-            try:
-                schema = get_json_schema(getattr(cls, name))
-                out.append(schema if "function" in schema else {"type": "function", "function": schema})
-            except (DocstringParsingException, TypeHintParsingException) as exc:
-                raise EnvironmentRefused(f"{cls.__name__}.{name}: {exc}", "environment") from None
-    finally:
-        chat_template_utils.is_torch_available = torch_available
+    # (one thread at a time: a second one would take the first's stand-in for the original and
+    # put it back last, leaving transformers without torch for good)
+    with _SCHEMA_LOCK:
+        torch_available = chat_template_utils.is_torch_available
+        if "torch" not in sys.modules:
+            chat_template_utils.is_torch_available = lambda: False
+        try:
+            for name in tool_names(cls):
+                try:
+                    schema = get_json_schema(getattr(cls, name))
+                    out.append(schema if "function" in schema else {"type": "function", "function": schema})
+                except (DocstringParsingException, TypeHintParsingException) as exc:
+                    raise EnvironmentRefused(f"{cls.__name__}.{name}: {exc}", "environment") from None
+        finally:
+            chat_template_utils.is_torch_available = torch_available
     return out
+
+
+_SCHEMA_LOCK = threading.Lock()
 
 
 def parse_call_string(text: str) -> tuple[str, list, dict]:

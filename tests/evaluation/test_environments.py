@@ -30,6 +30,41 @@ def test_the_tools_are_the_public_methods_with_schemas_read_as_trl_reads_them():
     assert add["description"] == "Add to the counter."
 
 
+def test_two_threads_reading_schemas_at_once_leave_transformers_as_it_was(monkeypatch):
+    """tool_schemas hides torch from transformers for its call; two threads at once must not leave
+    the stand-in behind (each reads schemas while the other is, if the code lets them)."""
+    import threading
+
+    from transformers.utils import chat_template_utils
+
+    original = chat_template_utils.is_torch_available
+    real_schema = chat_template_utils.get_json_schema
+    inside, arrived, both_in = [], [], threading.Event()
+
+    def slow_schema(fn):
+        # The first thread in waits (up to 0.3 s) for the second; the second then finishes last.
+        inside.append(fn)
+        me = threading.get_ident()
+        if me not in arrived:
+            arrived.append(me)
+        if len(arrived) >= 2:
+            both_in.set()
+        both_in.wait(0.3)
+        if arrived.index(me) == 1:
+            time.sleep(0.05)
+        return real_schema(fn)
+
+    monkeypatch.setattr("transformers.utils.get_json_schema", slow_schema)
+    monkeypatch.delitem(__import__("sys").modules, "torch", raising=False)
+    threads = [threading.Thread(target=tool_schemas, args=(Counter,)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(inside) == 4  # (two tools each)
+    assert chat_template_utils.is_torch_available is original
+
+
 def test_an_episode_resets_from_the_row_runs_calls_and_reports_the_reward():
     with episode(COUNTER, {"start": 1, "target": 3}, ) as ep:
         assert ep.observation == "The counter is at 1."
