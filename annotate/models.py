@@ -166,6 +166,9 @@ class TrajectoryQuerySet(models.QuerySet):
 # trajectory). SQLITE_SEARCH takes each trajectory's current entry only.
 SEARCH_TABLE = "annotate_trajectory_search"
 SEARCH_DOCUMENTS = "annotate_search_document"
+# (as migration 0017 made it; annotate.ingest.writer.rebuild_search_index makes it anew)
+SQLITE_SEARCH_TABLE_SQL = (f"CREATE VIRTUAL TABLE {SEARCH_TABLE} USING fts5(text, content = '', "
+                           "tokenize = 'unicode61 remove_diacritics 2', columnsize = 0, detail = none)")
 SQLITE_SEARCH = (
     f"SELECT rowid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH %s AND rowid > 0 AND NOT EXISTS "
     f"(SELECT 1 FROM {SEARCH_DOCUMENTS} d WHERE d.trajectory_id = {SEARCH_TABLE}.rowid) "

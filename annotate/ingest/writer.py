@@ -24,8 +24,8 @@ from django.utils import timezone
 from annotate.ingest import sqlite
 from annotate.ingest.reader import Reading, gc_paused, read_file
 from annotate.ingest.rows import DOCUMENT_COLUMNS, STEP_COLUMNS, TURN_COLUMNS, as_stored, rows_of
-from annotate.models import (SEARCH_DOCUMENTS, SEARCH_TABLE, ImportBatch, Project, Step, StepLabel, Tool, Trajectory,
-                             Turn, search_index_enabled)
+from annotate.models import (SEARCH_DOCUMENTS, SEARCH_TABLE, SQLITE_SEARCH_TABLE_SQL, ImportBatch, Project, Step,
+                             StepLabel, Tool, Trajectory, Turn, documents_of, search_index_enabled)
 from annotate.permissions import author_of
 from annotate.search import search_text
 from annotate.trajectory import Trajectory as CanonicalTrajectory
@@ -222,3 +222,30 @@ def index_search_text(rows: list[tuple[int, str]], *, replace: bool = False) -> 
             c.execute(f"DELETE FROM {SEARCH_DOCUMENTS} WHERE trajectory_id = %s", [pk])
             c.execute(f"INSERT INTO {SEARCH_DOCUMENTS} (trajectory_id) VALUES (%s)", [pk])
             c.execute(f"INSERT INTO {SEARCH_TABLE}(rowid, text) VALUES (%s, %s)", [-c.lastrowid, text])
+
+
+def rebuild_search_index(chunk: int = 2000, progress=None) -> int:
+    """Write the full-text index anew from every trajectory's current document; returns how many.
+
+    On SQLite the index keeps no texts, so a save leaves its trajectory's previous entry behind and
+    a deleted trajectory its entries (each is never matched again: see ``models.SEARCH_TABLE``; about
+    50 bytes each). After many saves or a big delete this drops them. One transaction: a search
+    meanwhile sees the old index. ``progress(done, total)`` is called after each ``chunk``.
+    """
+    if not search_index_enabled():
+        return 0
+    conn = connections["default"]
+    with transaction.atomic(), conn.cursor() as c:
+        if conn.vendor == "sqlite":
+            c.execute(f"DROP TABLE {SEARCH_TABLE}")
+            c.execute(SQLITE_SEARCH_TABLE_SQL)
+            c.execute(f"DELETE FROM {SEARCH_DOCUMENTS}")
+        else:
+            c.execute(f"DELETE FROM {SEARCH_TABLE}")
+        ids = list(Trajectory.objects.order_by("id").values_list("id", flat=True))
+        for start in range(0, len(ids), chunk):
+            docs = documents_of(ids[start:start + chunk])
+            index_search_text([(pk, search_text(doc)) for pk, doc in docs.items()])
+            if progress is not None:
+                progress(min(len(ids), start + chunk), len(ids))
+    return len(ids)

@@ -69,3 +69,37 @@ def test_saves_replace_a_trajectorys_words_and_deletes_remove_them():
     assert _found(project, "epsilon") == ["r5"]
     _save_with_word(third, "epsilon", "zeta")
     assert _found(project, "epsilon") == [] and _found(project, "zeta") == ["r5"]
+
+
+def _entries() -> list[int]:
+    """The index's entries (rowids), as fts5vocab lists them."""
+    from django.db import connection
+
+    with connection.cursor() as c:
+        c.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.search_words "
+                  "USING fts5vocab(main, 'annotate_trajectory_search', 'instance')")
+        c.execute("SELECT DISTINCT doc FROM temp.search_words ORDER BY doc")
+        return [r[0] for r in c.fetchall()]
+
+
+def test_rebuilding_the_index_drops_superseded_entries_and_finds_the_same(capsys):
+    from django.core.management import call_command
+
+    project, _ = get_or_create_project("search-rebuild")
+    earlier = set(_entries())  # (other tests' entries: their rows are gone, their entries are not)
+    first, second, third = _import(project, ["alpha", "beta", "gamma"])
+    _save_with_word(first, "alpha", "delta")
+    _save_with_word(first, "delta", "epsilon")
+    third.delete()
+    assert len(set(_entries()) - earlier) == 5  # three imported, two saved: three superseded or deleted
+    queries = ["alpha", "beta", "gamma", "delta", "epsilon", "request", "lookup"]
+    before = {q: _found(project, q) for q in queries}
+
+    call_command("rebuild_search_index")
+    assert "Indexed 2 trajectories." in capsys.readouterr().out
+    assert _entries() == sorted([first.pk, second.pk])  # one entry per trajectory, under its id
+    assert {q: _found(project, q) for q in queries} == before == {
+        "alpha": [], "beta": ["r1"], "gamma": [], "delta": [], "epsilon": ["r0"], "request": ["r0", "r1"],
+        "lookup": ["r0", "r1"]}
+    _save_with_word(first, "epsilon", "zeta")  # saves go on as before
+    assert _found(project, "epsilon") == [] and _found(project, "zeta") == ["r0"]
