@@ -142,7 +142,8 @@ class TrajectoryBuilder:
         self._used.add(call_id)
         self._open[call_id] = name
         self._calls_in_turn += 1
-        steps.append(_step("tool_call", "", name, arguments, call_id, True, ann, extra))
+        steps.append(_step("tool_call", "", name, arguments, call_id, True, ann, extra) if ann or extra
+                     else Step("tool_call", "", name, arguments, call_id))
         return call_id
 
     def result(self, text: str, call_id: Any, name: Any, ok: bool, where: str, ann: tuple = (),
@@ -174,7 +175,8 @@ class TrajectoryBuilder:
                                   where)
         call_name = self._open.pop(call_id)
         self._answered.add(call_id)
-        steps.append(_step("tool_result", text, name or call_name, None, call_id, ok, ann, extra))
+        steps.append(_step("tool_result", text, name or call_name, None, call_id, ok, ann, extra) if ann or extra
+                     else Step("tool_result", text, name or call_name, None, call_id, ok))
 
     def _oldest_open(self, name: str) -> str | None:
         for cid, n in self._open.items():
