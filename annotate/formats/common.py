@@ -427,10 +427,12 @@ def make_meta(given: dict, where: str, *, source: str = "", external_id: Any = N
         meta.source = source
     if "external_id" not in given and external_id is not None and external_id != "":
         meta.external_id = str(external_id)
-    for name, value, limit in (("external_id", meta.external_id, MAX_EXTERNAL_ID), ("source", meta.source, MAX_SOURCE)):
-        if len(value) > limit:  # refused, not cut: a cut id would no longer name its record
-            fld = f"{where}.{name}" if name in given or name == "source" else "id"
-            raise SchemaError(f"at most {limit} characters, this one has {len(value)}", fld)
+    if len(meta.external_id) > MAX_EXTERNAL_ID or len(meta.source) > MAX_SOURCE:
+        for name, value, limit in (("external_id", meta.external_id, MAX_EXTERNAL_ID),
+                                   ("source", meta.source, MAX_SOURCE)):
+            if len(value) > limit:  # refused, not cut: a cut id would no longer name its record
+                fld = f"{where}.{name}" if name in given or name == "source" else "id"
+                raise SchemaError(f"at most {limit} characters, this one has {len(value)}", fld)
     if "case_types" not in given and case_types is not None:
         meta.case_types = list(case_types)
     if "tags" not in given and tags:
