@@ -250,6 +250,11 @@ class _Kept:
                 return None
         if s in self.blob():
             return None
+        # Inside a JSON text (a result kept as JSON, arguments): control characters, quotes and
+        # backslashes are escaped there, and non-ASCII letters too where it was written ASCII-only.
+        for escaped in {json.dumps(s, ensure_ascii=False)[1:-1], json.dumps(s)[1:-1]}:
+            if escaped != s and escaped in self.blob():
+                return None
         for m in self.markup:
             if m in s:
                 s = s.replace(m, "\n")
