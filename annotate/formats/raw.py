@@ -128,7 +128,8 @@ def _turn(b: TrajectoryBuilder, turn: Any, w: str) -> None:
         for i, r in enumerate(steps):
             if type(r) is not dict:
                 raise SchemaError(f"a step must be an object, got {type_name(r)}", f"{w}.steps[{i}]")
-            keys = _CANONICAL.get(r.get("kind"))  # (a str kind that is not one of ours gets None)
+            kind = r.get("kind")
+            keys = _CANONICAL.get(kind) if type(kind) is str else None  # (not one of ours: None)
             if keys is not None and r.keys() <= keys:
                 # A canonical step as Step.to_dict writes it, the most common, is read here rather
                 # than in a call of its own, and its field path is built only where it is used

@@ -208,3 +208,12 @@ def test_a_turns_record_that_also_has_messages_reads_its_turns_and_keeps_the_mes
     assert [s.text for s in t.turns[0].steps] == ["Hello"]
     assert t.meta.extra == {"messages": messages}
     assert to_trajectory(from_trajectory(t)) == t
+
+
+@pytest.mark.parametrize("kind", [["think"], {"kind": "think"}])
+def test_a_step_kind_that_is_a_list_or_object_is_refused_naming_the_field(kind):
+    from annotate.ingest.reader import parse_file
+
+    r = parse_file(json.dumps({"turns": [{"user": "hi", "steps": [{"kind": kind, "text": "x"}]}]}).encode(), "f.jsonl")
+    assert [(e.line, e.field) for e in r.errors] == [(1, "turns[0].steps[0].kind")]
+    assert "please report" not in r.errors[0].message and "kind must be one of" in r.errors[0].message
