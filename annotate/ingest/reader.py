@@ -205,9 +205,11 @@ class Reading:
             return False
 
     def batches(self, stripe: int = 0, stripes: int = 1, size: int = BATCH,
-                into: ImportResult | None = None) -> Iterator[list[tuple[int, int, Trajectory]]]:
+                into: ImportResult | None = None,
+                each=None) -> Iterator[list[tuple[int, int, Trajectory]]]:
         """The converted records of this reader's batches (see the class); problems go to ``into``
-        (default: ``self.result``)."""
+        (default: ``self.result``). ``each(record number, trajectory)``, when given, is called for
+        each trajectory as it is added to its batch (as soon as it is converted)."""
         if self.text is None:
             return
         result = self.result if into is None else into
@@ -249,6 +251,8 @@ class Reading:
                         failed = True
                     elif self.skip_invalid or not failed:
                         out.append((line, n, traj))
+                        if each is not None:
+                            each(n, traj)
                 if not read:
                     return
             if mine:

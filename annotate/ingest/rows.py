@@ -94,12 +94,38 @@ def build_rows(trajectories: list[Trajectory], ids, project_id: int, status: str
     trajectory's rows are its version 1 until it changes (see
     ``annotate.workbench.documents.keep_original``).
     """
-    traj_rows, turn_rows, step_rows, label_rows, search_rows = [], [], [], [], []
+    rows = RowBuilder(project_id, status, ts, search)
     for tid, t in zip(ids, trajectories):
-        traj_rows.append((tid, project_id, status, 1, ts, ts) + rows_of(t, tid, turn_rows, step_rows, label_rows))
-        if search:
-            search_rows.append((tid, search_text(t)))
-    return traj_rows, turn_rows, step_rows, label_rows, search_rows
+        rows.add(tid, t)
+    return rows.rows()
+
+
+class RowBuilder:
+    """:func:`build_rows` a trajectory at a time: an import adds each one as soon as it is
+    converted, while its objects are still in the CPU's caches."""
+
+    __slots__ = ("head", "search", "traj_rows", "turn_rows", "step_rows", "label_rows", "search_rows")
+
+    def __init__(self, project_id: int, status: str, ts: str, search: bool):
+        self.head = (project_id, status, 1, ts, ts)
+        self.search = search
+        self.traj_rows: list[tuple] = []
+        self.turn_rows: list[tuple] = []
+        self.step_rows: list[tuple] = []
+        self.label_rows: list[tuple] = []
+        self.search_rows: list[tuple] = []
+
+    def add(self, tid, t: Trajectory) -> None:
+        self.traj_rows.append((tid, *self.head) + rows_of(t, tid, self.turn_rows, self.step_rows, self.label_rows))
+        if self.search:
+            self.search_rows.append((tid, search_text(t)))
+
+    def __len__(self) -> int:
+        return len(self.traj_rows)
+
+    def rows(self) -> tuple[list[tuple], ...]:
+        """The trajectory, turn, step, label and search rows (see :func:`build_rows`)."""
+        return self.traj_rows, self.turn_rows, self.step_rows, self.label_rows, self.search_rows
 
 
 # The columns of build_rows's trajectory rows.

@@ -36,7 +36,8 @@ from django.conf import settings
 from django.db import connection, models
 
 from annotate.ingest.reader import ImportResult, Reading
-from annotate.ingest.rows import LABEL_COLUMNS, STEP_COLUMNS, TRAJECTORY_COLUMNS, TURN_COLUMNS, build_rows
+from annotate.ingest.rows import (LABEL_COLUMNS, STEP_COLUMNS, TRAJECTORY_COLUMNS, TURN_COLUMNS, RowBuilder,
+                                  build_rows)
 from annotate.models import Step, StepLabel, Trajectory, Turn
 from annotate.trajectory import Trajectory as CanonicalTrajectory
 
@@ -309,15 +310,21 @@ class Stream:
         reading, tables, args = self.reading, self.tables, self.args
         part = ImportResult(reading.result.file)
         seen: set[str] = set()
-        for k, batch in enumerate(reading.batches(stripe, stripes, into=part)):
-            trajectories = [t for _, _, t in batch]
+        # Each trajectory's rows are built as soon as it is converted (RowBuilder.add), while its
+        # objects are in the CPU's caches, not after its whole batch.
+        rows = [RowBuilder(*args)]
+        for k, batch in enumerate(reading.batches(stripe, stripes, into=part, each=lambda n, t: rows[0].add(n, t))):
+            built, rows[0] = rows[0], RowBuilder(*args)
+            if not batch:  # (a problem in it: nothing of it is written)
+                built = RowBuilder(*args)
+            assert len(built) == len(batch)
             tools = []
-            for t in trajectories:
+            for _, _, t in batch:
                 for spec in t.tools:
                     if spec["name"] not in seen:
                         seen.add(spec["name"])
                         tools.append(spec)
-            yield stripe + k * stripes, _built(tables, trajectories, [n for _, n, _ in batch], args), tools
+            yield stripe + k * stripes, _packed(tables, [n for _, n, _ in batch], built.rows()), tools
         yield stripe, None, part  # (the end: this reader's problems and counts)
 
     def __enter__(self) -> "Stream":
@@ -414,7 +421,11 @@ def _start(c, project, status, now, index_search) -> tuple[tuple[_Table, ...], i
 def _built(tables, trajectories, ids, args) -> tuple:
     """One batch, ready to write: trajectory ids, the packed rows of the trajectory, turn and step
     tables, the step count, the labels and the search rows."""
-    rows = build_rows(trajectories, ids, *args)
+    return _packed(tables, ids, build_rows(trajectories, ids, *args))
+
+
+def _packed(tables, ids, rows) -> tuple:
+    """:func:`_built` of rows already built (:class:`RowBuilder`)."""
     return (list(ids), [table.pack(r) for table, r in zip(tables, rows[:3])], len(rows[2]), rows[3], rows[4])
 
 

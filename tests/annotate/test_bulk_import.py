@@ -457,14 +457,14 @@ def test_the_next_files_readers_read_while_the_previous_checkpoint_runs(project,
 
 def test_a_reader_that_fails_while_the_checkpoint_runs_fails_the_import_and_writes_nothing(project, forks, monkeypatch):
     monkeypatch.setattr(bulk, "READERS", 2)
-    built = bulk._built
+    packed = bulk._packed
 
-    def fail_on_the_third_batch(tables, trajectories, ids, args):
+    def fail_on_record_14(tables, ids, rows):
         if 14 in ids:
             raise ValueError("the row builder broke")
-        return built(tables, trajectories, ids, args)
+        return packed(tables, ids, rows)
 
-    monkeypatch.setattr(bulk, "_built", fail_on_the_third_batch)
+    monkeypatch.setattr(bulk, "_packed", fail_on_record_14)
     _checkpoint_running(0.5)
     with pytest.raises(ValueError, match="the row builder broke"):
         _import(project, _labelled_jsonl(40))
