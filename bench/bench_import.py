@@ -9,7 +9,8 @@ generic labelling tool does with an unstructured task). Target ≥ 10,000 trajec
     python bench/bench_import.py [N] [ROUNDS]
     python bench/bench_import.py --smoke       # 2,000 trajectories, one round: seconds
 
-Each round times the baseline then ours, each into empty tables (this VM's speed drifts by
+Each round times the baseline (into a new file) then ours (a new project in the same database, so
+rounds 2 and 3 write beside the earlier rounds' rows, as a real import would; this VM's speed drifts by
 ±25 % within minutes: the best and the median of the rounds are printed, with each round's
 ratio), and the conservation check's share of the import time.
 """
@@ -83,7 +84,7 @@ def main() -> None:
     total_bytes = sum(len(c) for c in chunks)
     steps = sum(len(t["steps"]) for t in record(0, random.Random(0))["turns"])
     print(f"{N:,} trajectories, {steps} steps each, {total_bytes / N:,.0f} bytes each on average, "
-          f"in files of {CHUNK:,}; {REPEATS} rounds, each timing the baseline then ours on empty tables")
+          f"in files of {CHUNK:,}; {REPEATS} rounds, each timing the baseline (a new file) then ours (a new project, same database)")
 
     def baseline(k: int) -> float:
         """One unparsed JSON blob row per record (plus json.loads to split lines), same SQLite settings."""
