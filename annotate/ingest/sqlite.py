@@ -301,10 +301,10 @@ class Stream:
             readers = (_readers() if reading.stripes_possible() else 1) if _can_fork() else 0
         self.reading, self.readers, self.index_search = reading, readers, index_search
         self.tables = _tables()
-        self.args = (project.pk, status, connection.ops.adapt_datetimefield_value(now), index_search is not None)
+        self.args = _row_args(project, status, now, index_search)
         self._stack = contextlib.ExitStack()
         self._waiting: dict = {}  # connection -> reader, until its end is taken
-        self._early: list[tuple[_Forked, bytes | None]] = []  # what read_while took, in order
+        self._early: list[tuple[_Forked, object]] = []  # what read_while took (items, errors), in order
 
     def _produce(self, stripe: int, stripes: int):
         reading, tables, args = self.reading, self.tables, self.args
@@ -339,14 +339,18 @@ class Stream:
         self._stack.close()
 
     def read_while(self, busy: Callable[[], bool]) -> None:
-        """Take the readers' batches as they come while ``busy()`` (they are written by
-        :meth:`write`), so that the readers go on reading meanwhile."""
+        """Take (and decode) the readers' batches as they come while ``busy()``, so that the readers
+        go on reading meanwhile; :meth:`write` writes them."""
         waiting = dict(self._waiting)
         while waiting and busy():
             for conn in multiprocessing.connection.wait(list(waiting), timeout=0.005):
-                message = waiting[conn].receive()
-                self._early.append((waiting[conn], message))
-                if message is None or message == _END_MESSAGE:
+                child = waiting[conn]
+                try:
+                    item = child.take()
+                except Exception as e:  # (raised by write, inside the transaction, as it would be there)
+                    item = e
+                self._early.append((child, item))
+                if item is _END or isinstance(item, Exception):
                     del waiting[conn]
 
     def write(self) -> Streamed:
@@ -375,8 +379,9 @@ class Stream:
                 # file, turn and step ids are the database's, and tools are merged in file order below.
                 waiting = self._waiting
                 early, self._early = self._early, []
-                for child, message in early:
-                    item = child.decode(message)
+                for child, item in early:
+                    if isinstance(item, Exception):
+                        raise item
                     if item is _END:
                         del waiting[child.conn]
                     else:
@@ -414,8 +419,12 @@ def _tables() -> tuple[_Table, ...]:
 def _start(c, project, status, now, index_search) -> tuple[tuple[_Table, ...], int, tuple]:
     """The tables, the first free trajectory id and the arguments of build_rows."""
     tables = _tables()
-    ts = connection.ops.adapt_datetimefield_value(now)
-    return tables, tables[0].allocate(c), (project.pk, status, ts, index_search is not None)
+    return tables, tables[0].allocate(c), _row_args(project, status, now, index_search)
+
+
+def _row_args(project, status, now, index_search) -> tuple:
+    """The arguments of build_rows (and RowBuilder) after the trajectories and their ids."""
+    return project.pk, status, connection.ops.adapt_datetimefield_value(now), index_search is not None
 
 
 def _built(tables, trajectories, ids, args) -> tuple:
@@ -518,21 +527,13 @@ class _Forked:
         return self
 
     def take(self):
-        """The next item (waiting for it), or ``_END`` after the last one."""
-        return self.decode(self.receive())
-
-    def receive(self) -> bytes | None:
-        """The next message as it came (waiting for it); None when the child stopped without its end."""
+        """The next item (waiting for it), or ``_END`` after the last one (an error in the child is
+        raised here)."""
         try:
-            return self.conn.recv_bytes()
+            message = self.conn.recv_bytes()
         except EOFError:
-            return None
-
-    def decode(self, message: bytes | None):
-        """The item of a message of :meth:`receive` (an error in the child is raised here)."""
-        if message is None:
             self.proc.join()
-            raise RuntimeError(f"the import's row builder stopped (exit code {self.proc.exitcode})")
+            raise RuntimeError(f"the import's row builder stopped (exit code {self.proc.exitcode})") from None
         kind = message[:1]
         if kind == _MARSHAL:
             return marshal.loads(message)
