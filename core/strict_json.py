@@ -2,7 +2,8 @@
 
 Python's JSON reader takes ``NaN`` and ``Infinity`` and reads ``1e999`` as infinity; JSON has no
 such values, and the database's JSON columns refuse them, so a value read leniently fails later,
-at the insert, as a server error. Every JSON text a user gives (a file, a string inside a record,
+at the insert, as a server error. (An integer of over 4,300 digits made it raise a plain
+ValueError, which no caller expected; it is refused here too.) Every JSON text a user gives (a file, a string inside a record,
 an API body, the editor's raw arguments) is read with :func:`loads`, which refuses them where they
 are read, as :class:`json.JSONDecodeError` (so ``except json.JSONDecodeError`` handles it).
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 
 def _not_a_number(literal: str):
@@ -31,5 +33,13 @@ def _finite(literal: str) -> float:
     return value
 
 
-STRICT_JSON = json.JSONDecoder(parse_constant=_not_a_number, parse_float=_finite)
+def _integer(literal: str) -> int:
+    try:
+        return int(literal)
+    except ValueError:  # (over sys.get_int_max_str_digits() digits: Python's ValueError, which no caller expects)
+        raise json.JSONDecodeError(f"a number has over {sys.get_int_max_str_digits():,} digits (write it as a "
+                                   "string)", literal, 0) from None
+
+
+STRICT_JSON = json.JSONDecoder(parse_constant=_not_a_number, parse_float=_finite, parse_int=_integer)
 loads = STRICT_JSON.decode

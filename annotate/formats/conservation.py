@@ -41,14 +41,31 @@ FORMAT_WORDS = frozenset(("name", "arguments", "parameters", "args", "content", 
                           "id", "call_id", "tool_call_id", "user", "assistant", "system", "tool"))
 
 
-def check(record: Any, traj: Trajectory, markup: tuple[str, ...] = ()) -> None:
+class InexactNumber(Exception):
+    """A record read with ``exact_numbers=False`` must be read again exactly (see :func:`check`)."""
+
+
+# orjson reads an integer literal beyond 64 bits as a float of at least this size (either sign);
+# a number this large (a float, or an integer up to 2**64) sends a record back to be read exactly.
+INEXACT_FROM = float(2 ** 63)
+
+
+def check(record: Any, traj: Trajectory, markup: tuple[str, ...] = (), *, exact_numbers: bool = True) -> None:
     """Raise :class:`SchemaError` naming the field of the first value of ``record`` that ``traj`` lost.
 
     ``markup``: the format's fixed scaffolding texts (:attr:`annotate.formats.Format.markup`).
+    ``exact_numbers=False``: the record was read by a JSON reader that reads integers beyond 64
+    bits as floats (orjson). A number that may be one (``abs(x) >= 2**63``) raises
+    :class:`InexactNumber`, and so does a lost value (the walk stops there, before the numbers
+    after it): the caller reads the record again exactly, and checks that. The numbers are
+    looked at on the walk that sees every one of them anyway.
     """
     kept = _Kept(traj, markup)
-    if _all_kept(_without_known_tools(record, traj), kept):
+    big = INEXACT_FROM if not exact_numbers else _NO_LIMIT
+    if _all_kept(_without_known_tools(record, traj, big), kept, big):
         return
+    if not exact_numbers:  # (the walk stopped early: floats after that point were not seen)
+        raise InexactNumber("a value was not found; read the record again to report it")
     lost = _missing(record, kept)
     if lost is not None:
         path, value = lost
@@ -82,32 +99,37 @@ def missing(record: Any, traj: Trajectory, markup: tuple[str, ...] = ()) -> tupl
 # trajectory tools it was found in, is not walked again for a record that repeats both (equal
 # input and equal output: the same answer).
 TOOL_KEYS = ("tools", "function")
-_LAST_TOOLS: list = [None, None]
+# One for records read exactly, one for the others (see check's exact_numbers): Python finds an
+# int and a float of the same value equal, so a tool list read by orjson, with a float that was an
+# integer beyond 64 bits, could equal one read exactly; the others' holds no number of 2**63 or more.
+_LAST_TOOLS: dict[bool, list] = {True: [None, None], False: [None, None]}
 
 
-def _without_known_tools(record: Any, traj: Trajectory) -> Any:
+def _without_known_tools(record: Any, traj: Trajectory, big: float) -> Any:
     if type(record) is not dict:
         return record
     for key in TOOL_KEYS:
         given = record.get(key)
         if given is None or type(given) is str:
             continue
-        last_in, last_out = _LAST_TOOLS
+        last = _LAST_TOOLS[big != big]  # (exact: big is NaN)
+        last_in, last_out = last
         if not (last_in is not None and given == last_in and traj.tools == last_out):
             # Remember this pair once it is found kept (the record's own check below still walks it).
             kept = _Kept(Trajectory(tools=traj.tools))
-            if not _all_kept(given, kept):
+            if not _all_kept(given, kept, big):
                 continue
-            _LAST_TOOLS[:] = [given, traj.tools]
+            last[:] = [given, traj.tools]
         rest = dict(record)  # (the record without that key: a C copy, then one deletion)
         del rest[key]
         return rest
     return record
 
 
-def _all_kept(record: Any, kept: "_Kept") -> bool:
+def _all_kept(record: Any, kept: "_Kept", big: float) -> bool:
     """Whether every value of ``record`` is kept: :func:`_missing` without the field paths (the
-    import's hot path; the paths are only worked out for a record that fails)."""
+    import's hot path; the paths are only worked out for a record that fails). A float of at least
+    ``big`` (either sign) raises :class:`InexactNumber`."""
     values, structural_keys = kept.values, STRUCTURAL_KEYS
     # The containers to walk, each under a _STRUCTURAL mark when it is inside a structural key's
     # value (rather than as a (container, flag) pair: -0.6 us a record, measured).
@@ -129,8 +151,11 @@ def _all_kept(record: Any, kept: "_Kept") -> bool:
                     push(x)
                     if structural or k in structural_keys:
                         push(_STRUCTURAL)
-                elif (t is int or t is float) and x not in values and not kept.holds_number(x):
-                    return False
+                elif t is int or t is float:
+                    if x >= big or x <= -big:
+                        raise InexactNumber(x)
+                    if x not in values and not kept.holds_number(x):
+                        return False
         else:
             for x in v:
                 t = type(x)
@@ -142,12 +167,16 @@ def _all_kept(record: Any, kept: "_Kept") -> bool:
                     push(x)
                     if structural:
                         push(_STRUCTURAL)
-                elif (t is int or t is float) and x not in values and not kept.holds_number(x):
-                    return False
+                elif t is int or t is float:
+                    if x >= big or x <= -big:
+                        raise InexactNumber(x)
+                    if x not in values and not kept.holds_number(x):
+                        return False
     return True
 
 
 _STRUCTURAL = object()
+_NO_LIMIT = float("nan")  # (no float compares >= or <= to it: none is inexact)
 
 
 def _missing(record: Any, kept: "_Kept", base: str = "") -> tuple[str, Any] | None:
