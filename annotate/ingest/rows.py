@@ -22,7 +22,6 @@ from collections.abc import Callable
 
 from annotate.findings import validate
 from annotate.ingest.jsontext import dumps
-from annotate.search import search_text
 from annotate.trajectory import Trajectory, case_type_columns
 
 # The trajectory row's columns that come from the document, in the order rows_of gives them
@@ -52,7 +51,7 @@ def title_of(t: Trajectory) -> str:
 
 
 def rows_of(t: Trajectory, tid, turn_rows: list, step_rows: list, label_rows: list,
-            encode: Callable = dumps, empty=EMPTY) -> tuple:
+            encode: Callable = dumps, empty=EMPTY, search: list | None = None) -> tuple:
     """Append the turn, step and label rows of ``t`` (trajectory id ``tid``) and return the values
     of its :data:`DOCUMENT_COLUMNS`.
 
@@ -60,6 +59,10 @@ def rows_of(t: Trajectory, tid, turn_rows: list, step_rows: list, label_rows: li
     an empty ``extra`` is ``empty`` (``encode({})``, made once). Booleans are 1 / 0, which SQLite
     stores for a bool anyway (a bool parameter costs sqlite3 an adapter lookup, ~1 us each) and
     the ORM's BooleanField reads as True / False.
+
+    ``search``, when given (JSON as text only), gets the parts of the trajectory's search text
+    (``"\\n".join(search)`` is :func:`annotate.search.search_text`), from the same walk over the
+    steps and the same JSON text of each call's arguments.
     """
     meta = t.meta
     case_types, case_types_index = case_type_columns(meta.case_types)
@@ -67,15 +70,23 @@ def rows_of(t: Trajectory, tid, turn_rows: list, step_rows: list, label_rows: li
     add_step = step_rows.append
     for ti, turn in enumerate(t.turns):
         turn_rows.append((tid, ti, turn.user, encode(turn.extra) if turn.extra else empty))
+        if search is not None and turn.user:
+            search.append(turn.user)
         for si, s in enumerate(turn.steps):
             kind = s.kind
             if s.labels:
                 for label in dict.fromkeys(s.labels):
                     label_rows.append((len(step_rows), tid, label))
-            add_step((tid, ti, si, kind, s.text, s.name,
-                      encode(s.arguments) if kind == "tool_call" else None,
-                      s.call_id, 1 if s.ok else 0, s.note, 1 if s.train else 0,
-                      encode(s.extra) if s.extra else empty))
+            arguments = encode(s.arguments) if kind == "tool_call" else None
+            add_step((tid, ti, si, kind, s.text, s.name, arguments, s.call_id, 1 if s.ok else 0, s.note,
+                      1 if s.train else 0, encode(s.extra) if s.extra else empty))
+            if search is not None:  # (as annotate.search.search_text writes it)
+                if arguments is not None:  # (a call)
+                    search.append(f"{s.name} {arguments if s.arguments not in (None, {}) else ''}".strip())
+                elif s.text:
+                    search.append(s.text)
+                if s.note:
+                    search.append(s.note)
     # (JSON text of no tags and no extra, the usual, is a constant: -0.5 us a trajectory, measured.)
     as_text = encode is dumps
     return (title_of(t), meta.external_id, meta.source, t.system, encode(t.tools), encode(case_types),
@@ -116,9 +127,13 @@ class RowBuilder:
         self.search_rows: list[tuple] = []
 
     def add(self, tid, t: Trajectory) -> None:
-        self.traj_rows.append((tid, *self.head) + rows_of(t, tid, self.turn_rows, self.step_rows, self.label_rows))
         if self.search:
-            self.search_rows.append((tid, search_text(t)))
+            parts: list[str] = []
+            self.traj_rows.append((tid, *self.head) + rows_of(t, tid, self.turn_rows, self.step_rows, self.label_rows,
+                                                              search=parts))
+            self.search_rows.append((tid, "\n".join(parts)))
+        else:
+            self.traj_rows.append((tid, *self.head) + rows_of(t, tid, self.turn_rows, self.step_rows, self.label_rows))
 
     def __len__(self) -> int:
         return len(self.traj_rows)

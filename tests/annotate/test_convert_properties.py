@@ -106,3 +106,18 @@ def test_any_record_converts_or_raises_a_schema_error(convert, record):
         assert isinstance(e.field, str) and e.message
     else:
         json.dumps(t.to_dict())  # what came back is plain JSON data
+
+
+@PROPERTY
+@given(trajs=st.lists(trajectories, min_size=1, max_size=3))
+def test_the_import_writes_each_trajectory_the_search_text_the_search_module_gives(trajs):
+    """The import's row builder writes the search text from its own walk over the steps (sharing the
+    arguments' JSON text with the step rows); a save and the index rebuild use search_text: the
+    same trajectory must get the same words either way."""
+    from annotate.ingest.rows import RowBuilder
+    from annotate.search import search_text
+
+    rows = RowBuilder(1, "draft", "2026-01-01", True)
+    for i, t in enumerate(trajs):
+        rows.add(i, t)
+    assert rows.rows()[4] == [(i, search_text(t)) for i, t in enumerate(trajs)]
