@@ -469,3 +469,23 @@ def test_a_reader_that_fails_while_the_checkpoint_runs_fails_the_import_and_writ
     with pytest.raises(ValueError, match="the row builder broke"):
         _import(project, _labelled_jsonl(40))
     assert not Trajectory.objects.filter(project=project).exists()
+
+
+@pytest.mark.parametrize("readers", [1, 2])
+def test_integers_beyond_64_bits_are_stored_with_every_digit_by_the_forked_readers(project, forks, readers,
+                                                                                     monkeypatch):
+    """The readers parse with orjson, which reads 2**64 as a float: what is stored must be the integer."""
+    monkeypatch.setattr(bulk, "READERS", readers)
+    big = [2**64, -2**63 - 1, 10**30]
+    lines = [json.dumps({"turns": [{"user": f"q{i}", "steps": [
+        {"kind": "tool_call", "name": "f", "arguments": {"n": big[i % 3]}, "call_id": "c"},
+        {"kind": "tool_result", "call_id": "c", "text": "ok"}, {"kind": "answer", "text": "done"}]}],
+        "big": big[(i + 1) % 3], "meta": {"external_id": f"r{i}"}}) for i in range(30)]
+    outcome = _import(project, ("\n".join(lines) + "\n").encode())
+    assert (outcome.imported, outcome.errors) == (30, [])
+    assert forks == [True] * readers
+    for t in Trajectory.objects.filter(project=project):
+        i = int(t.external_id[1:])
+        doc = t.to_canonical()
+        assert doc.turns[0].steps[0].arguments == {"n": big[i % 3]}
+        assert type(doc.turns[0].steps[0].arguments["n"]) is int and doc.meta.extra == {"big": big[(i + 1) % 3]}
