@@ -2,10 +2,10 @@
 
 Python's JSON reader takes ``NaN`` and ``Infinity`` and reads ``1e999`` as infinity; JSON has no
 such values, and the database's JSON columns refuse them, so a value read leniently fails later,
-at the insert, as a server error. (An integer of over 4,300 digits made it raise a plain
-ValueError, which no caller expected; it is refused here too.) Every JSON text a user gives (a file, a string inside a record,
+at the insert, as a server error. Every JSON text a user gives (a file, a string inside a record,
 an API body, the editor's raw arguments) is read with :func:`loads`, which refuses them where they
-are read, as :class:`json.JSONDecodeError` (so ``except json.JSONDecodeError`` handles it).
+are read, as :class:`json.JSONDecodeError` (so ``except json.JSONDecodeError`` handles it). So is
+an integer of over 4,300 digits, on which Python's reader raises a plain ValueError no caller expected.
 
 >>> loads('{"days": 3, "t": 1.5}')
 {'days': 3, 't': 1.5}

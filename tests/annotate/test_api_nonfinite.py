@@ -65,3 +65,31 @@ def test_files_and_settings_text_refuse_a_non_finite_number(number):
         read_records(b'{"prompt": "hi", "score": %s}\n' % number.encode(), "set.jsonl")
     found = parse_candidates(b'{"question": "q", "score": %s}\n' % number.encode(), "pairs.jsonl")
     assert [e["line"] for e in found.errors] == [1] and "not valid JSON" in found.errors[0]["message"]
+
+
+HUGE = "9" * 5000  # (Python reads integers of up to 4,300 digits; beyond, its reader raised a plain ValueError)
+
+
+def test_an_integer_of_5000_digits_is_refused_where_it_is_read(client, lead, weather):
+    """The pairs and eval-set readers caught only JSON errors: this crashed them (AttributeError in
+    the eval-set reader, a ValueError out of the candidates reader); the API answers 400."""
+    from annotate.pairs.records import parse_candidates
+    from annotate.projects.rules import parse_tools
+    from annotate.workbench.argument_form import parse_raw_arguments
+    from core.errors import InputError
+    from evaluation.eval_sets import EvalSetError, read_records
+
+    with pytest.raises(InputError, match="over 4,300 digits"):
+        parse_tools('[{"name": "f", "parameters": {"type": "object", "maximum": %s}}]' % HUGE)
+    with pytest.raises(EvalSetError, match="over 4,300 digits"):
+        read_records(b'{"prompt": "hi", "score": %s}\n' % HUGE.encode(), "set.jsonl")
+    found = parse_candidates(b'{"question": "q", "score": %s}\n' % HUGE.encode(), "pairs.jsonl")
+    assert [e["line"] for e in found.errors] == [1] and "over 4,300 digits" in found.errors[0]["message"]
+    value, error = parse_raw_arguments('{"days": %s}' % HUGE)
+    assert value is None and "over 4,300 digits" in error
+    client.force_login(lead)
+    r = client.patch(f"/api/trajectories/{weather.pk}/turns/0/steps/1/", content_type="application/json",
+                     data='{"base_version": 1, "arguments": {"city": %s}}' % HUGE)
+    assert r.status_code == 400 and b"4,300 digits" in r.content
+    weather.refresh_from_db()
+    assert weather.version == 1
