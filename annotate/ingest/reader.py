@@ -92,20 +92,67 @@ class ImportIssue:
         return asdict(self)
 
 
+# Problems listed by an import, at most (the others are counted: see Problems).
+MAX_LISTED = 1000
+
+
+class Problems(list):
+    """A reading's problems: the first :data:`MAX_LISTED` listed, in the order found, the others
+    only counted (``unlisted``). A 3 MB file of a million ``{}`` lines made a million problems of
+    1 KB each: 2.5 GB of memory, and a response as large; a 200 MB one, more than any machine has.
+
+    With several readers (:class:`Reading`), each lists its first ones, and :meth:`Reading.finish`
+    keeps the first :data:`MAX_LISTED` of those by line.
+    """
+
+    __slots__ = ("unlisted",)
+
+    def __init__(self, issues=(), unlisted: int = 0):
+        super().__init__(issues)
+        self.unlisted = unlisted
+
+    def append(self, issue: ImportIssue) -> None:
+        if len(self) < MAX_LISTED:
+            super().append(issue)
+        else:
+            self.unlisted += 1
+
+    def extend(self, issues) -> None:
+        for issue in issues:
+            self.append(issue)
+
+    @property
+    def count(self) -> int:
+        """Every problem found, listed or not."""
+        return len(self) + self.unlisted
+
+    def __reduce__(self):  # (pickled with its count: the readers send their problems back)
+        return Problems, (list(self), self.unlisted)
+
+
 @dataclass
 class ImportResult:
     file: str
     format: str = ""  # the format read ("raw", ...; several comma-separated when auto found a mix)
     trajectories: list[tuple[int, Trajectory]] = field(default_factory=list)
-    errors: list[ImportIssue] = field(default_factory=list)
+    errors: Problems = field(default_factory=Problems)
     records: int = 0  # records seen, good and bad
     # The formats read so far, in order (``format`` once the reading is finished).
     formats_read: dict[str, None] = field(default_factory=dict, repr=False, compare=False)
+    # The line after which reading stopped, without skip_invalid, with MAX_LISTED problems found (0: read to the end).
+    stopped_after: int = 0
 
     @property
     def ok(self) -> bool:
         """Every record imported (with ``skip_invalid`` the good ones still come back when False)."""
         return not self.errors
+
+    @property
+    def problem_count(self) -> int:
+        """How many problems were found: those listed in ``errors`` and those only counted (not the
+        note that reading stopped)."""
+        found = self.errors.count if isinstance(self.errors, Problems) else len(self.errors)
+        return found - 1 if self.stopped_after else found
 
 
 def detect_format(record: Any) -> str:
@@ -272,6 +319,11 @@ class Reading:
                     return
             if mine:
                 yield out if self.skip_invalid or not failed else []
+                if failed and not self.skip_invalid and len(errors) >= MAX_LISTED:
+                    # Nothing will be imported: the rest of the file is not read (a file of a
+                    # million bad lines took minutes to report them).
+                    result.stopped_after = line
+                    return
             batch, start = batch + 1, start + read
 
     def finish(self, *parts: ImportResult) -> ImportResult:
@@ -281,11 +333,18 @@ class Reading:
         if parts:
             found = sorted((e for p in parts for e in p.errors), key=lambda e: e.line or 0)
             result.errors.extend(found)
+            result.errors.unlisted += sum(p.errors.unlisted for p in parts if isinstance(p.errors, Problems))
             result.records = sum(p.records for p in parts)
             formats = {f: None for p in parts for f in p.formats_read}
         else:
             formats = result.formats_read
         result.format = ", ".join(formats) or (self.fmt if self.fmt != "auto" else "")
+        stopped = [p.stopped_after for p in parts or (result,) if p.stopped_after]
+        if stopped:
+            found, result.stopped_after = result.errors.count, min(stopped)  # (before the note below)
+            list.insert(result.errors, 0, ImportIssue(  # (first, where every page shows it; beside the listed ones)
+                result.file, None, "", f"reading stopped after {found:,} problems; the rest of the "
+                "file was not checked (fix these, or import with skip invalid to skip every bad record)"))
         if self.text is not None and not result.errors and not result.records:
             result.errors.append(ImportIssue(result.file, None, "", "the file holds no records"))
         return result

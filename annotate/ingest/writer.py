@@ -22,7 +22,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from annotate.ingest import sqlite
-from annotate.ingest.reader import Reading, gc_paused, read_file
+from annotate.ingest.reader import MAX_LISTED, Reading, gc_paused, read_file
 from annotate.ingest.rows import DOCUMENT_COLUMNS, STEP_COLUMNS, TURN_COLUMNS, as_stored, rows_of
 from annotate.models import (SEARCH_DOCUMENTS, SEARCH_TABLE, SQLITE_SEARCH_TABLE_SQL, ImportBatch, Project, Step,
                              StepLabel, Tool, Trajectory, Turn, documents_of, search_index_enabled)
@@ -78,7 +78,9 @@ def import_file(project: Project, data: bytes, filename: str, *, fmt: str = "aut
                 imported = len(written.ids)
         except _Abort:  # (rolls back the rows written before the first problem)
             imported = 0
-        return _record_import(project, filename, fmt, author_of(user), imported, written.result.errors)
+        return _record_import(project, filename, fmt, author_of(user), imported, written.result.errors,
+                              written.result.problem_count, written.result.errors.unlisted,
+                              bool(written.result.stopped_after))
 
 
 def import_upload(project: Project, upload, *, fmt: str, skip_invalid: bool, answers=None, tools=None,
@@ -127,12 +129,23 @@ class _OrmStream(contextlib.AbstractContextManager):
         return sqlite.Streamed(ids, tools, self.reading.finish())
 
 
-def _record_import(project: Project, filename: str, fmt: str, author, imported: int, issues) -> ImportOutcome:
-    """The ImportBatch of an import (what came in, what was skipped and why) and its outcome."""
+def _record_import(project: Project, filename: str, fmt: str, author, imported: int, issues,
+                   count: int | None = None, unlisted: int = 0, stopped: bool = False) -> ImportOutcome:
+    """The ImportBatch of an import (what came in, what was skipped and why) and its outcome.
+
+    ``count``: how many problems there were, of which ``unlisted`` are not in ``issues``
+    (:class:`annotate.ingest.reader.Problems`): an entry first says so (after the note that
+    reading stopped, when it did: ``stopped``), where every page of problems shows it.
+    """
     errors = [e.to_dict() if hasattr(e, "to_dict") else dict(e) for e in issues]
+    count = len(errors) if count is None else count
+    if unlisted:
+        listed = count - unlisted
+        errors.insert(1 if stopped else 0, {"file": filename, "line": None, "field": "", "message":
+                                            f"{unlisted:,} more problems are not listed (the first {listed:,} are)"})
     batch = ImportBatch.objects.create(project=project, filename=filename[:500], fmt=fmt, created_by=author,
-                                       imported=imported, skipped=len(errors), errors=errors[:1000])
-    return ImportOutcome(batch=batch, imported=imported, skipped=len(errors), errors=errors)
+                                       imported=imported, skipped=count, errors=errors[:MAX_LISTED + 1])
+    return ImportOutcome(batch=batch, imported=imported, skipped=count, errors=errors)
 
 
 def merge_tool_catalog(project: Project, trajectories: list[CanonicalTrajectory]) -> int:

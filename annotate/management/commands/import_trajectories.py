@@ -71,10 +71,10 @@ class Command(BaseCommand):
             where = f"{e.get('file', path.name)}" + (f":{line}" if line else "")
             field = f" [{e['field']}]" if e.get("field") else ""
             self.stderr.write(f"{where}{field}: {e.get('message')}")
-        if len(outcome.errors) > 50:
-            self.stderr.write(f"... and {len(outcome.errors) - 50} more problems")
+        if outcome.skipped > 50:
+            self.stderr.write(f"... and {outcome.skipped - 50:,} more problems")
         if outcome.errors and not outcome.imported:
-            raise CommandError(f"nothing imported from {path.name}: {len(outcome.errors)} problem(s)"
+            raise CommandError(f"nothing imported from {path.name}: {outcome.skipped:,} problem(s)"
                                + ("" if skip_invalid or is_not_text(outcome.errors) else "; use --skip-invalid to import the valid records"))
         self.stdout.write(self.style.SUCCESS(
             f"Imported {outcome.imported} trajectories into '{proj.slug}'"
