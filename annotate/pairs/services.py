@@ -205,7 +205,7 @@ class PairImport:
     created: int = 0
     duplicates: int = 0
     errors: list[dict] = field(default_factory=list)
-    # Records left out under skip_invalid (each is listed in ``errors``).
+    # Records left out under skip_invalid (the first MAX_LISTED are listed in ``errors``).
     skipped: int = 0
     formats: list[str] = field(default_factory=list)
 
@@ -225,9 +225,9 @@ def import_candidates(project, data: bytes, filename: str, *, user, skip_invalid
     if not result.pairs:
         errors = result.errors or [{"file": filename, "line": None, "field": "",
                                     "message": "the file holds no preference records"}]
-        return PairImport(errors=errors, skipped=len({e["line"] for e in result.errors}),
+        return PairImport(errors=errors, skipped=result.skipped,
                           formats=list(result.formats))
-    out = PairImport(errors=result.errors, skipped=len({e["line"] for e in result.errors}),
+    out = PairImport(errors=result.errors, skipped=result.skipped,
                      formats=list(result.formats))
     now = timezone.now()
     with transaction.atomic():

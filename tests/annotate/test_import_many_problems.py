@@ -111,3 +111,25 @@ def test_forked_readers_merge_their_counts(project, monkeypatch, skip_invalid):
         assert outcome.errors[0]["message"].startswith(f"reading stopped after {outcome.skipped:,} problems")
         assert outcome.errors[1]["message"] == f"{outcome.skipped - 7:,} more problems are not listed (the first 7 are)"
         assert 7 <= outcome.skipped < 3_000
+
+
+CANDIDATES = json.dumps({"question": "hi", "candidates": [{"answer": "a"}, {"answer": "b"}], "correct": 0})
+
+
+@pytest.mark.django_db
+def test_a_pairs_file_of_many_bad_records_lists_the_first_thousand(project, lead):
+    """The same for preference records (`pairs import`, its page and API): 450 MB for a million bad lines."""
+    from annotate.pairs.records import parse_candidates
+    from annotate.pairs.services import import_candidates
+
+    t0 = time.perf_counter()
+    r = parse_candidates(b"{}\n" * 1_000_000, "p.jsonl")
+    assert time.perf_counter() - t0 < 5 and r.pairs == []
+    assert len(r.errors) == MAX_LISTED + 1 and r.errors[0]["message"].startswith("reading stopped after 1,000 problems")
+    assert [e["line"] for e in r.errors[1:4]] == [1, 2, 3]
+    lines = [CANDIDATES if i % 4 == 0 else ("{" if i % 4 == 1 else "{}") for i in range(8_000)]
+    out = import_candidates(project, ("\n".join(lines) + "\n").encode(), "p.jsonl", user=lead, skip_invalid=True)
+    assert (out.created + out.duplicates, out.skipped, len(out.errors)) == (2_000, 6_000, MAX_LISTED + 1)
+    assert out.errors[0]["message"] == "5,000 more problems are not listed (the first 1,000 are)"
+    assert [e["line"] for e in out.errors[1:5]] == [2, 3, 4, 6]  # (in line order, whatever the problem)
+    assert {e["message"][:14] for e in out.errors[1:]} == {"not valid JSON", "must be a non-"}
