@@ -222,6 +222,7 @@ def import_trajectories(request: HttpRequest, slug: str) -> HttpResponse:
                 return done
             report = outcome
     return render(request, "annotate/import.html", {"project": project, "form": form, "report": report,
+                                                    "report_more": _more(report),
                                                     "summary": summary, "token": token,
                                                     "formats": IMPORT_FORMATS, "not_text": _not_text(summary, report),
                                                     **_format_help()})
@@ -253,8 +254,18 @@ def _confirm_import(request: HttpRequest, project: Project) -> HttpResponse:
     if done is not None:
         return done
     return render(request, "annotate/import.html", {"project": project, "form": ImportForm(), "report": outcome,
+                                                    "report_more": _more(outcome),
                                                     "formats": IMPORT_FORMATS, "not_text": _not_text(None, outcome),
                                                     **_format_help()})
+
+
+# The import report lists this many problems (the rest are counted under them).
+REPORT_ROWS = 200
+
+
+def _more(outcome) -> int:
+    """How many problems of an import's report are not among its REPORT_ROWS rows."""
+    return outcome.more_than(REPORT_ROWS) if outcome is not None else 0
 
 
 def _format_help() -> dict:

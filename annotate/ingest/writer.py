@@ -37,8 +37,13 @@ BATCH = 2000
 class ImportOutcome:
     batch: ImportBatch | None
     imported: int = 0
-    skipped: int = 0
+    skipped: int = 0  # the problems found (one per record left out), listed in ``errors`` or not
     errors: list[dict] = field(default_factory=list)
+    notes: int = 0  # the first entries of ``errors`` that are notes on the list, not problems
+
+    def more_than(self, shown: int) -> int:
+        """How many problems are not among the first ``shown`` entries of ``errors``."""
+        return self.skipped - max(0, min(shown, len(self.errors)) - self.notes)
 
     @property
     def ok(self) -> bool:
@@ -139,13 +144,14 @@ def _record_import(project: Project, filename: str, fmt: str, author, imported: 
     """
     errors = [e.to_dict() if hasattr(e, "to_dict") else dict(e) for e in issues]
     count = len(errors) if count is None else count
+    notes = int(stopped) + bool(unlisted)
     if unlisted:
         listed = count - unlisted
         errors.insert(1 if stopped else 0, {"file": filename, "line": None, "field": "", "message":
                                             f"{unlisted:,} more problems are not listed (the first {listed:,} are)"})
     batch = ImportBatch.objects.create(project=project, filename=filename[:500], fmt=fmt, created_by=author,
                                        imported=imported, skipped=count, errors=errors[:MAX_LISTED + 1])
-    return ImportOutcome(batch=batch, imported=imported, skipped=count, errors=errors)
+    return ImportOutcome(batch=batch, imported=imported, skipped=count, errors=errors, notes=notes)
 
 
 def merge_tool_catalog(project: Project, trajectories: list[CanonicalTrajectory]) -> int:

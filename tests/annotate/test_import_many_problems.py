@@ -73,7 +73,7 @@ def test_the_upload_page_counts_what_it_does_not_show(client, project, lead):
     skipped = ImportBatch.objects.get(project=project).skipped
     assert "Nothing was imported" in body and MAX_LISTED <= skipped < 5_000  # (reading stopped)
     assert body.count("cannot tell the format") == 198  # (200 rows: the two notes first)
-    assert f"… and {skipped - 200} more." in body
+    assert f"… and {skipped - 198} more." in body  # (198 of the 200 rows are problems)
     assert f"reading stopped after {skipped:,} problems" in body and f"{skipped - MAX_LISTED:,} more problems are not" in body
     assert Trajectory.objects.count() == 0
 
@@ -84,7 +84,7 @@ def test_the_command_counts_every_problem(tmp_path):
     path.write_bytes(bad_file(3_000, good_every=3))
     err = io.StringIO()
     call_command("import_trajectories", str(path), project="many", skip_invalid=True, stdout=io.StringIO(), stderr=err)
-    assert "... and 2,950 more problems" in err.getvalue()
+    assert "... and 2,951 more problems" in err.getvalue()  # (49 of the 50 lines shown are problems: a note first)
     err = io.StringIO()
     with pytest.raises(CommandError, match=r"nothing imported from bad.jsonl: 1,\d{3} problem"):
         call_command("import_trajectories", str(path), project="many2", stdout=io.StringIO(), stderr=err)

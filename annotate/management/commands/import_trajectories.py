@@ -71,8 +71,8 @@ class Command(BaseCommand):
             where = f"{e.get('file', path.name)}" + (f":{line}" if line else "")
             field = f" [{e['field']}]" if e.get("field") else ""
             self.stderr.write(f"{where}{field}: {e.get('message')}")
-        if outcome.skipped > 50:
-            self.stderr.write(f"... and {outcome.skipped - 50:,} more problems")
+        if outcome.more_than(50) > 0:
+            self.stderr.write(f"... and {outcome.more_than(50):,} more problems")
         if outcome.errors and not outcome.imported:
             raise CommandError(f"nothing imported from {path.name}: {outcome.skipped:,} problem(s)"
                                + ("" if skip_invalid or is_not_text(outcome.errors) else "; use --skip-invalid to import the valid records"))
