@@ -141,6 +141,8 @@ class ImportResult:
     formats_read: dict[str, None] = field(default_factory=dict, repr=False, compare=False)
     # The line after which reading stopped, without skip_invalid, with MAX_LISTED problems found (0: read to the end).
     stopped_after: int = 0
+    # The line whose problem lists the formats' rules (the next records in no known format refer to it).
+    rules_at: int = 0
 
     @property
     def ok(self) -> bool:
@@ -176,7 +178,14 @@ def detect_format(record: Any) -> str:
     if isinstance(record.get("content"), list) and any(type(c) is dict and "class_" in c for c in record["content"]):
         raise SchemaError("this is an Agent Data Protocol (ADP) standardized record, which is not supported: "
                           "import the data set's raw version (OpenAI messages / ShareGPT) instead", "content")
-    raise SchemaError(f"cannot tell the format; the formats and what identifies them: {formats.detection_rules()}", "")
+    raise FormatUnknown(f"{FORMAT_UNKNOWN}; the formats and what identifies them: {formats.detection_rules()}", "")
+
+
+FORMAT_UNKNOWN = "cannot tell the format"
+
+
+class FormatUnknown(SchemaError):
+    """No format claims a record (its message lists every format's rule, about 1 KB)."""
 
 
 def parse_file(data: bytes, filename: str, fmt: str = "auto", max_bytes: int = DEFAULT_MAX_BYTES,
@@ -311,6 +320,8 @@ class Reading:
                                         errors, seen_formats, self.check_storable)
                     if traj is None:
                         failed = True
+                        if errors and errors[-1].line == line and errors[-1].message.startswith(FORMAT_UNKNOWN):
+                            _refer_to_rules(result, errors)
                     elif self.skip_invalid or not failed:
                         out.append((line, n, traj))
                         if each is not None:
@@ -451,6 +462,17 @@ def _convert(line: int, rec: Any, filename: str, fmt: str, answer_map: dict | No
         return None
     seen_formats[f] = None
     return traj
+
+
+def _refer_to_rules(result: ImportResult, errors: list[ImportIssue]) -> None:
+    """Shorten the last problem, a record in no known format, to a reference to the first such
+    problem's list of the formats' rules (a file of such records repeated 1 KB a line)."""
+    last = errors[-1]
+    if not result.rules_at:
+        result.rules_at = last.line
+    elif last.line != result.rules_at:
+        errors[-1] = ImportIssue(last.file, last.line, last.field, f"{FORMAT_UNKNOWN} (the formats and what "
+                                 f"identifies them: see line {result.rules_at})")
 
 
 def _finish(result: ImportResult, skip_invalid: bool) -> ImportResult:

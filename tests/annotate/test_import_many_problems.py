@@ -38,7 +38,9 @@ def test_a_million_bad_lines_are_refused_at_once_listing_the_first_thousand():
     r = parse_file(bad_file(1_000_000), "bad.jsonl")
     took = time.perf_counter() - t0
     assert len(r.errors) == MAX_LISTED + 1 and r.trajectories == []
-    assert [e.line for e in r.errors[1:4]] == [1, 2, 3] and "cannot tell the format" in r.errors[1].message
+    assert [e.line for e in r.errors[1:4]] == [1, 2, 3] and "raw: a 'turns' list" in r.errors[1].message
+    # (the formats' rules, 1 KB, are given once; the next records in no known format refer to them)
+    assert r.errors[2].message == "cannot tell the format (the formats and what identifies them: see line 1)"
     assert r.errors[0].message.startswith(f"reading stopped after {r.problem_count:,} problems")
     assert MAX_LISTED <= r.problem_count < 2 * MAX_LISTED
     assert took < 5, took  # (it read the whole file: 15 s here, and 2.5 GB)
@@ -59,6 +61,7 @@ def test_the_api_and_the_batch_say_how_many_more_there_are(client, project, lead
     body = r.json()
     assert (body["imported"], body["skipped"], len(body["errors"])) == (5_000, 20_000, MAX_LISTED + 1)
     assert body["errors"][0]["message"] == f"{20_000 - MAX_LISTED:,} more problems are not listed (the first 1,000 are)"
+    assert len(r.content) < 150_000  # (1,001 entries; each repeated the formats' rules: 1.2 MB)
     batch = ImportBatch.objects.get(project=project)
     assert (batch.skipped, len(batch.errors)) == (20_000, MAX_LISTED + 1)
     assert project.trajectories.count() == 5_000
