@@ -54,7 +54,7 @@ def summarize(result, pairs: int = 0) -> dict:
         "format": result.format,
         "ok": result.ok,
         "counts": {"records": result.records, "trajectories": len(trajs), "turns": turns, "steps": dict(steps),
-                   "calls": steps["tool_call"], "pairs": pairs, "problems": getattr(result, "problem_count", len(result.errors))},
+                   "calls": steps["tool_call"], "pairs": pairs, "problems": result.problem_count},
         "mapped": [{"field": f, "records": n} for f, n in sorted(mapped.items())],
         "extra": [{"path": p, "records": n} for p, n in sorted(extra_paths.items())],
         "errors": [e.to_dict() for e in result.errors[:MAX_ERRORS]],

@@ -153,8 +153,18 @@ class ImportResult:
     def problem_count(self) -> int:
         """How many problems were found: those listed in ``errors`` and those only counted (not the
         note that reading stopped)."""
-        found = self.errors.count if isinstance(self.errors, Problems) else len(self.errors)
-        return found - 1 if self.stopped_after else found
+        return self.errors.count - 1 if self.stopped_after else self.errors.count
+
+
+def stopped_note(found: int) -> str:
+    """The note put first when reading stopped after ``found`` problems (without skip invalid)."""
+    return (f"reading stopped after {found:,} problems; the rest of the file was not checked (fix these, or "
+            "import with skip invalid to skip every bad record)")
+
+
+def unlisted_note(unlisted: int, listed: int) -> str:
+    """The note put first when only the first ``listed`` problems are listed."""
+    return f"{unlisted:,} more problems are not listed (the first {listed:,} are)"
 
 
 def detect_format(record: Any) -> str:
@@ -344,7 +354,7 @@ class Reading:
         if parts:
             found = sorted((e for p in parts for e in p.errors), key=lambda e: e.line or 0)
             result.errors.extend(found)
-            result.errors.unlisted += sum(p.errors.unlisted for p in parts if isinstance(p.errors, Problems))
+            result.errors.unlisted += sum(p.errors.unlisted for p in parts)
             result.records = sum(p.records for p in parts)
             formats = {f: None for p in parts for f in p.formats_read}
         else:
@@ -353,9 +363,8 @@ class Reading:
         stopped = [p.stopped_after for p in parts or (result,) if p.stopped_after]
         if stopped:
             found, result.stopped_after = result.errors.count, min(stopped)  # (before the note below)
-            list.insert(result.errors, 0, ImportIssue(  # (first, where every page shows it; beside the listed ones)
-                result.file, None, "", f"reading stopped after {found:,} problems; the rest of the "
-                "file was not checked (fix these, or import with skip invalid to skip every bad record)"))
+            # (first, where every page shows it; beside the listed ones)
+            list.insert(result.errors, 0, ImportIssue(result.file, None, "", stopped_note(found)))
         if self.text is not None and not result.errors and not result.records:
             result.errors.append(ImportIssue(result.file, None, "", "the file holds no records"))
         return result
@@ -538,7 +547,7 @@ def _records(text: str, filename: str, wanted=None) -> Iterator[tuple[int, Any, 
     first = True
     n = -1
     fast_loads = orjson.loads if FAST_JSON else None
-    for i, line in enumerate(_lines(text)):
+    for i, line in enumerate(split_lines(text)):
         if not line or line.isspace():
             continue
         n += 1
@@ -593,7 +602,7 @@ def _unreadable(e: Exception, filename: str, at: int) -> ImportIssue:
     return ImportIssue(filename, at, "", f"not valid JSON: {e}")
 
 
-def _lines(text: str) -> Iterator[str]:
+def split_lines(text: str) -> Iterator[str]:
     """``text.split("\\n")``, one line at a time (the first record of a big file is read at once,
     not after the whole file is split)."""
     start, find = 0, text.find

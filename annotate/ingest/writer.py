@@ -22,7 +22,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from annotate.ingest import sqlite
-from annotate.ingest.reader import MAX_LISTED, Reading, gc_paused, read_file
+from annotate.ingest.reader import MAX_LISTED, Reading, gc_paused, read_file, unlisted_note
 from annotate.ingest.rows import DOCUMENT_COLUMNS, STEP_COLUMNS, TURN_COLUMNS, as_stored, rows_of
 from annotate.models import (SEARCH_DOCUMENTS, SEARCH_TABLE, SQLITE_SEARCH_TABLE_SQL, ImportBatch, Project, Step,
                              StepLabel, Tool, Trajectory, Turn, documents_of, search_index_enabled)
@@ -147,8 +147,8 @@ def _record_import(project: Project, filename: str, fmt: str, author, imported: 
     notes = int(stopped) + bool(unlisted)
     if unlisted:
         listed = count - unlisted
-        errors.insert(1 if stopped else 0, {"file": filename, "line": None, "field": "", "message":
-                                            f"{unlisted:,} more problems are not listed (the first {listed:,} are)"})
+        errors.insert(1 if stopped else 0, {"file": filename, "line": None, "field": "",
+                                            "message": unlisted_note(unlisted, listed)})
     batch = ImportBatch.objects.create(project=project, filename=filename[:500], fmt=fmt, created_by=author,
                                        imported=imported, skipped=count, errors=errors[:MAX_LISTED + 1])
     return ImportOutcome(batch=batch, imported=imported, skipped=count, errors=errors, notes=notes)

@@ -7,7 +7,6 @@ detected as an import format (:mod:`annotate.formats`) whose ``pairs`` reader gi
 
 from __future__ import annotations
 
-import itertools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 from annotate import formats
 from annotate.pairs.candidates import pairs_from_candidates
 from annotate.pairs.core import Pair, PairError
-from annotate.ingest.reader import MAX_LISTED
+from annotate.ingest.reader import MAX_LISTED, Problems, split_lines, stopped_note, unlisted_note
 from core import strict_json
 
 @dataclass
@@ -24,13 +23,11 @@ class CandidatesResult:
 
     file: str
     pairs: list[tuple[int, Pair]] = field(default_factory=list)
-    errors: list[dict] = field(default_factory=list)
+    errors: Problems = field(default_factory=Problems)  # (the first MAX_LISTED listed, the others counted)
     records: int = 0
     # The formats of the records read, in order ("candidates", "when2call", "toolbench" ...).
     formats: dict[str, None] = field(default_factory=dict)
-    # Problems found beyond the first MAX_LISTED (counted, not listed), and the records with problems.
-    unlisted: int = 0
-    skipped: int = 0
+    skipped: int = 0  # the records with problems
 
 
 def pairs_from_record(record: Any, categories: dict | None = None, override: str = "") -> tuple[str, list[Pair]]:
@@ -59,18 +56,12 @@ class _Unreadable(str):
 def _json_lines(text: str):
     """``(line, record)`` of each line of JSON Lines, read one at a time; a line that is not JSON
     gives an :class:`_Unreadable` (its problem) as its record."""
-    start, find = 0, text.find
-    for i in itertools.count(1):
-        end = find("\n", start)
-        line = text[start:] if end < 0 else text[start:end]
+    for i, line in enumerate(split_lines(text), 1):
         if line.strip():
             try:
                 yield i, strict_json.loads(line)
             except (json.JSONDecodeError, RecursionError) as e:
                 yield i, _Unreadable(f"not valid JSON: {getattr(e, 'msg', 'nested too deeply')}")
-        if end < 0:
-            return
-        start = end + 1
 
 
 def parse_candidates(data: bytes, filename: str, categories: dict | None = None, *,
@@ -80,7 +71,7 @@ def parse_candidates(data: bytes, filename: str, categories: dict | None = None,
 
     All-or-nothing: when any record is bad, no pair comes back and the problems are listed, unless
     ``skip_invalid`` asks for the pairs of the good records (the bad ones are still listed). The
-    first ``MAX_LISTED`` problems are listed, the others counted (``unlisted``; a note first says
+    first ``MAX_LISTED`` problems are listed, the others counted (``errors.unlisted``; a note first says
     so), and without ``skip_invalid`` reading stops once that many are found (a note says so too):
     a 3 MB file of a million ``{}`` lines made a million problems, 450 MB.
 
@@ -94,10 +85,7 @@ def parse_candidates(data: bytes, filename: str, categories: dict | None = None,
 
     def problem(line, field_, message):
         out.skipped += 1  # (a record has one problem at most: the reading of a record stops at its first)
-        if len(out.errors) < MAX_LISTED:
-            out.errors.append({"file": filename, "line": line, "field": field_, "message": message})
-        else:
-            out.unlisted += 1
+        out.errors.append({"file": filename, "line": line, "field": field_, "message": message})
 
     def full() -> bool:
         return not skip_invalid and len(out.errors) >= MAX_LISTED
@@ -146,12 +134,9 @@ def parse_candidates(data: bytes, filename: str, categories: dict | None = None,
             continue
         out.formats[name] = None
         out.pairs.extend((line, p) for p in got)
-    notes = []
-    if stopped:
-        notes.append(f"reading stopped after {out.skipped:,} problems; the rest of the file was not checked (fix "
-                     "these, or import with skip invalid to skip every bad record)")
-    if out.unlisted:
-        notes.append(f"{out.unlisted:,} more problems are not listed (the first {len(out.errors):,} are)")
+    notes = [stopped_note(out.skipped)] if stopped else []
+    if out.errors.unlisted:
+        notes.append(unlisted_note(out.errors.unlisted, len(out.errors)))
     out.errors[:0] = [{"file": filename, "line": None, "field": "", "message": m} for m in notes]
     if out.errors and not skip_invalid:
         out.pairs = []
